@@ -1,0 +1,8 @@
+//! What happens to a delivery: its states, how an attempt's outcome is classified, and
+//! when (if ever) the next attempt runs. All pure: time and jitter come in as arguments.
+
+mod policy;
+mod state;
+
+pub use policy::{Decision, MAX_ATTEMPTS, Outcome, RETRY_AFTER_CAP, decide, parse_retry_after};
+pub use state::{DeliveryStatus, DestinationKind, DestinationState};

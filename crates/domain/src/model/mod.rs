@@ -1,0 +1,39 @@
+//! The things Switchyard keeps, as the store reads them and the API shows them, and the
+//! parsed inputs that create them. Raw strings stop here: a `Name` is trimmed and bounded,
+//! a `DestinationUrl` has passed the SSRF policy.
+
+mod delivery;
+mod destination;
+mod event;
+mod names;
+mod route;
+mod source;
+mod team;
+
+pub use delivery::{Attempt, Delivery, DeliveryFilter};
+pub use destination::{Destination, DestinationUrl};
+pub use event::{Event, EventFilter, NewEvent};
+pub use names::{Name, NameError};
+pub use route::{Route, RouteTarget};
+pub use source::{Source, SourceWithSecrets};
+pub use team::{ApiKey, Team};
+
+/// One page of a list: items newest first, and the cursor for the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a list starts and how long a page is.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// Items strictly older than this id.
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+impl PageRequest {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const MAX_LIMIT: u32 = 250;
+}

@@ -1,0 +1,42 @@
+//! Sources: where webhooks come in, with their provider's rules and secrets.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+
+use crate::ids::{SourceId, TeamId};
+use crate::providers::{ProviderKind, ProviderSettings};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Source {
+    pub id: SourceId,
+    #[serde(skip)]
+    pub team_id: TeamId,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub provider: ProviderKind,
+    /// The ingest URL's secret path segment; shown only inside `ingest_url`.
+    #[serde(skip)]
+    pub token: String,
+    #[schema(value_type = ProviderSettings)]
+    pub settings: Json<ProviderSettings>,
+    /// Largest body accepted, in bytes.
+    pub body_limit: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A source as the data plane needs it: its rules plus the opened secrets.
+#[derive(Debug, Clone)]
+pub struct SourceWithSecrets {
+    pub source: Source,
+    pub retention_days: i32,
+    pub secrets: Vec<Vec<u8>>,
+}
+
+impl TryFrom<String> for ProviderKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}

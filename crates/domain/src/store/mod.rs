@@ -1,0 +1,96 @@
+//! The Postgres store: named queries, one module per aggregate. Every function that reads
+//! or writes a team's data takes that team's id first, so a query without it stands out.
+//! Functions take an executor or a connection so callers choose the transaction; the
+//! handler or job that owns the transaction commits it.
+
+pub mod api_keys;
+pub mod deliveries;
+pub mod destinations;
+pub mod events;
+pub mod queue;
+pub mod routes;
+pub mod sources;
+pub mod teams;
+
+use crate::model::{Page, PageRequest};
+use crate::secrets::SecretError;
+
+pub use sqlx::{PgPool, Postgres, Transaction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state rule refused the write; the message is for the user.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database could not be reached in time: answer 503, never half-write.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("job queue error")]
+    Queue(#[source] apalis_postgres::Error),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
+            sqlx::Error::Database(db) => match db.constraint() {
+                Some("teams_slug_key") => {
+                    StoreError::Conflict("a team with this slug already exists".to_owned())
+                }
+                _ if db.code().as_deref().is_some_and(is_connection_class) => {
+                    StoreError::Unavailable(e)
+                }
+                _ => StoreError::Database(e),
+            },
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+impl From<apalis_postgres::Error> for StoreError {
+    fn from(e: apalis_postgres::Error) -> Self {
+        match e {
+            apalis_postgres::Error::Database(db) => db.into(),
+            other => StoreError::Queue(other),
+        }
+    }
+}
+
+/// SQLSTATE classes that mean "the server is going away or not there": 08 connection
+/// exception, 57P admin shutdown / cannot connect now.
+fn is_connection_class(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P")
+}
+
+/// Cuts one extra fetched row off into the next cursor.
+pub(crate) fn page<T>(mut rows: Vec<T>, req: &PageRequest, id: impl Fn(&T) -> String) -> Page<T> {
+    let limit = req.limit as usize;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(id)
+    } else {
+        None
+    };
+    Page { items: rows, next_cursor }
+}
+
+/// The limit to ask the database for: one more than the page, to know if there is a next.
+pub(crate) fn fetch_limit(req: &PageRequest) -> i64 {
+    i64::from(req.limit) + 1
+}

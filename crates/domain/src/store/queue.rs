@@ -1,0 +1,47 @@
+//! The job queue's rows. Delivery tasks are written into apalis-postgres's table on the
+//! caller's transaction, so an event and the work it causes commit together or not at
+//! all (no dual write). The workers that run them live in the worker crate.
+
+use apalis::prelude::TaskBuilder;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::StoreError;
+use crate::ids::{DeliveryId, TeamId};
+
+/// The queue delivery attempts run on.
+pub const DELIVERIES: &str = "switchyard::deliveries";
+
+/// One attempt of one delivery. Carries ids, never a snapshot: the worker re-reads the
+/// delivery and does nothing when `seq` is no longer the delivery's `task_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryTask {
+    pub team_id: TeamId,
+    pub delivery_id: DeliveryId,
+    pub seq: i32,
+}
+
+/// Pushes one task per entry, each to run at its time.
+#[tracing::instrument(skip_all, fields(count = tasks.len()))]
+pub async fn push_deliveries(
+    tx: &mut PgConnection,
+    tasks: &[(DeliveryTask, DateTime<Utc>)],
+) -> Result<(), StoreError> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let built = tasks
+        .iter()
+        .map(|(task, at)| {
+            let args = serde_json::to_vec(task).map_err(|e| StoreError::Conflict(e.to_string()))?;
+            // Switchyard's retry policy decides about retries; apalis runs each task once.
+            Ok(TaskBuilder::new(args)
+                .max_attempts(1)
+                .run_at_timestamp(u64::try_from(at.timestamp()).unwrap_or(0))
+                .build())
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    apalis_postgres::queries::push_tasks(tx, DELIVERIES, built).await?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Sources, their sealed secrets and their rejection log.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::{StoreError, fetch_limit, page};
+use crate::ids::{DestinationId, RouteId, SecretId, SourceId, TeamId};
+use crate::model::{Page, PageRequest, Source};
+use crate::providers::{ProviderKind, ProviderSettings};
+
+macro_rules! columns {
+    () => {
+        "id, team_id, name, provider, token, settings, body_limit, created_at, updated_at"
+    };
+}
+
+/// How many rejections a source keeps.
+pub const REJECTIONS_KEPT: i64 = 100;
+
+pub struct NewSource<'a> {
+    pub name: &'a str,
+    pub provider: ProviderKind,
+    pub settings: &'a ProviderSettings,
+    pub body_limit: i32,
+    pub sealed_secret: Option<Vec<u8>>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn insert(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    new: NewSource<'_>,
+    token: &str,
+) -> Result<Source, StoreError> {
+    let source = sqlx::query_as::<_, Source>(concat!("INSERT INTO sources (id, team_id, name, provider, token, settings, body_limit)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ", columns!()))
+    .bind(SourceId::generate())
+    .bind(team)
+    .bind(new.name)
+    .bind(new.provider.as_str())
+    .bind(token)
+    .bind(Json(new.settings))
+    .bind(new.body_limit)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(sealed) = new.sealed_secret {
+        sqlx::query(
+            "INSERT INTO source_secrets (id, team_id, source_id, ciphertext) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(SecretId::generate())
+        .bind(team)
+        .bind(&source.id)
+        .bind(sealed)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(source)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    req: &PageRequest,
+) -> Result<Page<Source>, StoreError> {
+    let rows = sqlx::query_as::<_, Source>(concat!("SELECT ", columns!(), " FROM sources
+         WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3"))
+    .bind(team)
+    .bind(&req.cursor)
+    .bind(fetch_limit(req))
+    .fetch_all(db)
+    .await?;
+    Ok(page(rows, req, |s| s.id.to_string()))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn get(db: impl PgExecutor<'_>, team: &TeamId, id: &SourceId) -> Result<Source, StoreError> {
+    Ok(sqlx::query_as::<_, Source>(concat!("SELECT ", columns!(), " FROM sources WHERE team_id = $1 AND id = $2"))
+    .bind(team)
+    .bind(id)
+    .fetch_one(db)
+    .await?)
+}
+
+#[derive(Debug, Default)]
+pub struct SourcePatch {
+    pub name: Option<String>,
+    pub settings: Option<ProviderSettings>,
+    pub body_limit: Option<i32>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &SourceId,
+    patch: SourcePatch,
+) -> Result<Source, StoreError> {
+    Ok(sqlx::query_as::<_, Source>(concat!("UPDATE sources SET
+             name = coalesce($3, name),
+             settings = coalesce($4, settings),
+             body_limit = coalesce($5, body_limit),
+             updated_at = now()
+         WHERE team_id = $1 AND id = $2 RETURNING ", columns!()))
+    .bind(team)
+    .bind(id)
+    .bind(patch.name)
+    .bind(patch.settings.map(Json))
+    .bind(patch.body_limit)
+    .fetch_one(db)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete(db: impl PgExecutor<'_>, team: &TeamId, id: &SourceId) -> Result<(), StoreError> {
+    let done = sqlx::query("DELETE FROM sources WHERE team_id = $1 AND id = $2")
+        .bind(team)
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Everything the data plane needs about the source behind an ingest token. Not scoped by
+/// team: the unguessable token is the credential, and it names exactly one source.
+pub struct IngestConfig {
+    pub source: Source,
+    pub retention_days: i32,
+    pub sealed_secrets: Vec<Vec<u8>>,
+    pub routes: Vec<(RouteId, DestinationId, Vec<String>)>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_for_ingest(
+    db: &mut PgConnection,
+    token: &str,
+) -> Result<Option<IngestConfig>, StoreError> {
+    let Some(source) = sqlx::query_as::<_, Source>(concat!("SELECT ", columns!(), " FROM sources WHERE token = $1"))
+    .bind(token)
+    .fetch_optional(&mut *db)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let retention_days =
+        sqlx::query_scalar::<_, i32>("SELECT retention_days FROM teams WHERE id = $1")
+            .bind(&source.team_id)
+            .fetch_one(&mut *db)
+            .await?;
+    let sealed_secrets = sqlx::query_scalar::<_, Vec<u8>>(
+        "SELECT ciphertext FROM source_secrets WHERE team_id = $1 AND source_id = $2
+         ORDER BY id DESC LIMIT 2",
+    )
+    .bind(&source.team_id)
+    .bind(&source.id)
+    .fetch_all(&mut *db)
+    .await?;
+    let routes = sqlx::query_as::<_, (RouteId, DestinationId, Vec<String>)>(
+        "SELECT id, destination_id, event_types FROM routes
+         WHERE team_id = $1 AND source_id = $2 AND NOT paused ORDER BY id",
+    )
+    .bind(&source.team_id)
+    .bind(&source.id)
+    .fetch_all(&mut *db)
+    .await?;
+    Ok(Some(IngestConfig { source, retention_days, sealed_secrets, routes }))
+}
+
+/// Notes why a request was refused, keeping only the newest `REJECTIONS_KEPT`.
+#[tracing::instrument(skip_all)]
+pub async fn record_rejection(
+    db: &mut PgConnection,
+    team: &TeamId,
+    source: &SourceId,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH added AS (
+             INSERT INTO source_rejections (team_id, source_id, received_at, reason)
+             VALUES ($1, $2, $3, $4)
+         )
+         DELETE FROM source_rejections WHERE team_id = $1 AND source_id = $2 AND id <= (
+             SELECT id FROM source_rejections WHERE source_id = $2
+             ORDER BY id DESC OFFSET $5 - 1 LIMIT 1
+         )",
+    )
+    .bind(team)
+    .bind(source)
+    .bind(at)
+    .bind(reason)
+    .bind(REJECTIONS_KEPT)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Rejection {
+    pub received_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn rejections(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    source: &SourceId,
+) -> Result<Vec<Rejection>, StoreError> {
+    Ok(sqlx::query_as::<_, Rejection>(
+        "SELECT received_at, reason FROM source_rejections
+         WHERE team_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT $3",
+    )
+    .bind(team)
+    .bind(source)
+    .bind(REJECTIONS_KEPT)
+    .fetch_all(db)
+    .await?)
+}

@@ -1,0 +1,117 @@
+//! The source cache: ingest token → source, opened secrets and compiled routes. Filled
+//! on first use; emptied whenever configuration changes (Postgres `NOTIFY
+//! switchyard_config`, sent by triggers on the configuration tables); a 30 s TTL bounds
+//! staleness if a notification is missed while the listener reconnects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use switchyard_domain::StoreError;
+use switchyard_domain::model::RouteTarget;
+use switchyard_domain::routing::EventTypes;
+use switchyard_domain::secrets::SecretKey;
+use switchyard_domain::store::sources::{self, IngestConfig};
+
+/// A source as the hot path uses it. No `Debug`: it holds opened secrets.
+pub struct CachedSource {
+    pub config: IngestConfig,
+    pub secrets: Vec<Vec<u8>>,
+    pub routes: Vec<RouteTarget>,
+}
+
+pub struct SourceCache {
+    pool: PgPool,
+    key: SecretKey,
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, Option<Arc<CachedSource>>)>>,
+}
+
+impl SourceCache {
+    pub fn start(pool: PgPool, key: SecretKey, ttl: Duration) -> Arc<Self> {
+        let cache = Arc::new(SourceCache { pool, key, ttl, entries: RwLock::default() });
+        tokio::spawn(listen(Arc::downgrade(&cache)));
+        cache
+    }
+
+    /// The source behind `token`, `None` for an unknown token (cached too, so a flood of
+    /// bad tokens costs one query each per TTL).
+    pub async fn get(&self, token: &str) -> Result<Option<Arc<CachedSource>>, StoreError> {
+        if let Some((at, hit)) = self.read().get(token) {
+            if at.elapsed() < self.ttl {
+                return Ok(hit.clone());
+            }
+        }
+        let mut conn = self.pool.acquire().await?;
+        let loaded = sources::find_for_ingest(&mut conn, token).await?;
+        let entry = loaded.map(|config| Arc::new(self.compile(config)));
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() > 100_000 {
+            entries.clear();
+        }
+        entries.insert(token.to_owned(), (Instant::now(), entry.clone()));
+        Ok(entry)
+    }
+
+    pub fn clear(&self) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, (Instant, Option<Arc<CachedSource>>)>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn compile(&self, config: IngestConfig) -> CachedSource {
+        let secrets = config
+            .sealed_secrets
+            .iter()
+            .filter_map(|sealed| match self.key.open(sealed) {
+                Ok(secret) => Some(secret),
+                Err(e) => {
+                    tracing::error!(source = %config.source.id, error = %e, "cannot open source secret");
+                    None
+                }
+            })
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|(route_id, destination_id, patterns)| {
+                // Patterns were validated when saved; one that no longer parses matches nothing.
+                let event_types = EventTypes::parse(patterns).ok()?;
+                Some(RouteTarget {
+                    route_id: route_id.clone(),
+                    destination_id: destination_id.clone(),
+                    event_types,
+                })
+            })
+            .collect();
+        CachedSource { config, secrets, routes }
+    }
+}
+
+async fn listen(cache: std::sync::Weak<SourceCache>) {
+    loop {
+        let Some(pool) = cache.upgrade().map(|c| c.pool.clone()) else { return };
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if listener.listen("switchyard_config").await.is_ok() {
+                    // Anything cached before the listener was up may be stale.
+                    if let Some(c) = cache.upgrade() {
+                        c.clear();
+                    }
+                    while listener.recv().await.is_ok() {
+                        match cache.upgrade() {
+                            Some(c) => c.clear(),
+                            None => return,
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "config listener cannot connect"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

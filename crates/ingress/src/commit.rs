@@ -1,0 +1,98 @@
+//! Group commit. Requests hand their event to a small set of committer tasks; each takes
+//! whatever is waiting (up to `MAX_BATCH`) and writes it in one transaction, so one WAL
+//! flush acknowledges many webhooks. No request is answered before the commit that holds
+//! it. If a shared commit fails for a reason other than an unreachable database, its
+//! events are retried one transaction each, so one bad row cannot fail its neighbours.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use switchyard_domain::StoreError;
+use switchyard_domain::model::NewEvent;
+use switchyard_domain::store::events::{self, Ingested};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+const MAX_BATCH: usize = 128;
+
+type Reply = oneshot::Sender<Result<Ingested, StoreError>>;
+
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<(NewEvent, Reply)>,
+}
+
+impl Committer {
+    pub fn start(pool: PgPool, committers: usize) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..committers.max(1) {
+            tokio::spawn(run(pool.clone(), rx.clone()));
+        }
+        Committer { tx }
+    }
+
+    /// Makes the event durable; resolves once its commit has happened (or failed).
+    pub async fn submit(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((event, reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::PoolClosed)
+}
+
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        commit(&pool, &mut batch).await;
+    }
+}
+
+async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
+    metrics::histogram!("switchyard_ingest_batch_size").record(batch.len() as f64);
+    match write(pool, batch.iter().map(|(e, _)| e)).await {
+        Ok(results) => {
+            for ((_, reply), result) in batch.drain(..).zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            let (_, reply) = batch.remove(0);
+            let _ = reply.send(Err(e));
+        }
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "ingest commit failed: database unavailable");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(closed()));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, size = batch.len(), "shared commit failed; retrying one by one");
+            for (event, reply) in batch.drain(..) {
+                let result = write(pool, std::iter::once(&event)).await.map(|mut r| r.remove(0));
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+async fn write<'a>(
+    pool: &PgPool,
+    events: impl Iterator<Item = &'a NewEvent>,
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::new();
+    for event in events {
+        results.push(events::ingest(&mut tx, event).await?);
+    }
+    tx.commit().await?;
+    Ok(results)
+}

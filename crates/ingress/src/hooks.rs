@@ -1,0 +1,130 @@
+//! `POST /hooks/{token}`: the hot path, in DESIGN's order: look the source up, read the
+//! body within its limit, verify, extract type and dedup key, match routes, commit,
+//! answer.
+
+use actix_web::http::header::{CONNECTION, CONTENT_LENGTH};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Duration, Utc};
+use futures::StreamExt;
+use serde_json::json;
+use switchyard_domain::ids::EventId;
+use switchyard_domain::model::NewEvent;
+use switchyard_domain::problem::Problem;
+use switchyard_domain::providers::{DedupKind, Headers, Inbound};
+use switchyard_domain::store::events::Ingested;
+use switchyard_domain::store::sources;
+
+use crate::cache::CachedSource;
+use crate::{IngressState, problem};
+
+/// How long a content-derived dedup key holds.
+const CONTENT_DEDUP_WINDOW: Duration = Duration::hours(1);
+
+pub async fn receive(
+    req: HttpRequest,
+    token: web::Path<String>,
+    mut payload: web::Payload,
+    state: web::Data<IngressState>,
+) -> HttpResponse {
+    let source = match state.cache.get(&token).await {
+        Ok(Some(source)) => source,
+        Ok(None) => return problem(&Problem::not_found("no source has this ingest URL")),
+        Err(e) => return problem(&e.into()),
+    };
+    let limit = usize::try_from(source.config.source.body_limit).unwrap_or(crate::MAX_BODY_LIMIT);
+
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return too_large(limit);
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return problem(&Problem::bad_request("the request body could not be read"));
+        };
+        if body.len() + chunk.len() > limit {
+            return too_large(limit);
+        }
+        body.extend_from_slice(&chunk);
+    }
+
+    let headers = Headers::from_pairs(req.headers().iter().filter_map(|(name, value)| {
+        Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+    }));
+    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let inbound = Inbound { headers: &headers, body: &body, json: json.as_ref() };
+    let now = Utc::now();
+
+    let provider = source.config.source.provider.provider();
+    let settings = &source.config.source.settings.0;
+    let secrets: Vec<&[u8]> = source.secrets.iter().map(Vec::as_slice).collect();
+    if let Err(e) = provider.verify(&inbound, &secrets, settings, now) {
+        reject(&state, &source, e.to_string());
+        metrics::counter!("switchyard_ingest_total", "result" => "rejected").increment(1);
+        return problem(&Problem::unauthorized(format!("signature verification failed: {e}")));
+    }
+
+    let event_type = provider.event_type(&inbound);
+    let dedup_key = provider.dedup_key(&inbound, settings);
+    let dedup_until = match dedup_key.kind {
+        DedupKind::ProviderId => now + Duration::days(i64::from(source.config.retention_days)),
+        DedupKind::ContentHash => now + CONTENT_DEDUP_WINDOW,
+    };
+    let targets = source
+        .routes
+        .iter()
+        .filter(|r| r.event_types.matches(event_type.as_deref()))
+        .map(|r| (r.route_id.clone(), r.destination_id.clone()))
+        .collect();
+    let event = NewEvent {
+        id: EventId::generate(),
+        team_id: source.config.source.team_id.clone(),
+        source_id: source.config.source.id.clone(),
+        event_type,
+        dedup_key,
+        dedup_until,
+        headers: headers.to_json(),
+        body: body.to_vec(),
+        received_at: now,
+        targets,
+    };
+
+    match state.committer.submit(event).await {
+        Ok(Ingested::Accepted(id)) => {
+            metrics::counter!("switchyard_ingest_total", "result" => "accepted").increment(1);
+            HttpResponse::Ok().json(json!({"status": "accepted", "event_id": id}))
+        }
+        Ok(Ingested::Duplicate(id)) => {
+            metrics::counter!("switchyard_ingest_total", "result" => "duplicate").increment(1);
+            HttpResponse::Ok().json(json!({"status": "duplicate", "event_id": id}))
+        }
+        Err(e) => problem(&e.into()),
+    }
+}
+
+fn too_large(limit: usize) -> HttpResponse {
+    let mut res = problem(&Problem::payload_too_large(limit));
+    // The rest of the body is not read; the connection cannot be reused.
+    res.headers_mut().insert(CONNECTION, actix_web::http::header::HeaderValue::from_static("close"));
+    res
+}
+
+/// Notes the rejection off the request path: a wrong secret must not slow the 401.
+fn reject(state: &IngressState, source: &CachedSource, reason: String) {
+    let pool = state.pool.clone();
+    let team = source.config.source.team_id.clone();
+    let id = source.config.source.id.clone();
+    tokio::spawn(async move {
+        let result = async {
+            let mut conn = pool.acquire().await?;
+            sources::record_rejection(&mut conn, &team, &id, &reason, Utc::now()).await
+        };
+        if let Err(e) = result.await {
+            tracing::warn!(source = %id, error = %e, "could not record rejection");
+        }
+    });
+}

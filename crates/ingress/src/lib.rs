@@ -1,0 +1,58 @@
+//! The data plane: `POST /hooks/{token}`. Verify, dedupe, match routes, and make the
+//! event and its deliveries durable in one commit before answering; everything slow
+//! happens later, in the worker. Built as an actix scope from `IngressState`, so the
+//! binary and the tests assemble the same thing.
+
+mod cache;
+mod commit;
+mod hooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use sqlx::PgPool;
+use switchyard_domain::problem::Problem;
+use switchyard_domain::secrets::SecretKey;
+
+pub use cache::SourceCache;
+pub use commit::Committer;
+
+/// The largest body any source may accept.
+pub const MAX_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct IngressState {
+    pub pool: PgPool,
+    pub cache: Arc<SourceCache>,
+    pub committer: Committer,
+}
+
+impl IngressState {
+    /// Starts the source cache's change listener and the group committers on the
+    /// current runtime. `pool` should have a short acquire timeout: a request waits at
+    /// most that long before answering 503.
+    pub fn start(pool: PgPool, key: SecretKey, committers: usize) -> Self {
+        let cache = SourceCache::start(pool.clone(), key, Duration::from_secs(30));
+        let committer = Committer::start(pool.clone(), committers);
+        IngressState { pool, cache, committer }
+    }
+}
+
+/// The routes of the data plane.
+pub fn configure(state: IngressState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .route("/hooks/{token}", web::post().to(hooks::receive));
+    }
+}
+
+pub(crate) fn problem(p: &Problem) -> HttpResponse {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = HttpResponse::build(status);
+    res.content_type("application/problem+json");
+    if p.status == 503 {
+        res.insert_header(("Retry-After", "1"));
+    }
+    res.body(p.to_json())
+}

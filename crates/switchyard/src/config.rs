@@ -1,0 +1,153 @@
+//! The typed configuration, read once from flags, the environment and `.env`. Each field's
+//! doc comment is its `--help` text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use switchyard_domain::netguard::Policy;
+use switchyard_domain::secrets::{DEV_KEY_HEX, SecretKey};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://localhost/switchyard";
+
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about = "An event gateway for AI-agent workflows")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process (the default).
+    Serve,
+    /// Run only the data plane (POST /hooks/{token}).
+    Ingress,
+    /// Run only the control plane (the API).
+    Web,
+    /// Run only the delivery workers (serves /healthz, /readyz, /metrics).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage teams.
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
+    /// Manage API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team; prints its id.
+    Create {
+        /// Lower-case letters, digits and dashes.
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a team; prints exactly the key and a newline.
+    Create {
+        /// The team's slug.
+        #[arg(long)]
+        team: String,
+        /// A name to tell keys apart.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL URL; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Address every role listens on.
+    #[arg(long, env = "SWITCHYARD_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Base of ingest URLs and of links in emails.
+    #[arg(long, env = "SWITCHYARD_PUBLIC_URL", default_value = "http://localhost:8080")]
+    pub public_url: url::Url,
+    /// `production` refuses the development secret key and a non-HTTPS public URL.
+    #[arg(long, env = "SWITCHYARD_ENV", value_enum, default_value = "development")]
+    pub env: Environment,
+    /// 64 hex characters (32 bytes) that seal secrets at rest: `openssl rand -hex 32`.
+    #[arg(long, env = "SWITCHYARD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<SecretString>,
+    /// SMTP server for email, e.g. `smtp://localhost:1025`.
+    #[arg(long, env = "SWITCHYARD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+    /// Sender of emails.
+    #[arg(long, env = "SWITCHYARD_SMTP_FROM", default_value = "Switchyard <noreply@localhost>")]
+    pub smtp_from: String,
+    /// Allow destinations on private addresses and plain http:// (tests, self-hosting).
+    #[arg(long, env = "SWITCHYARD_ALLOW_PRIVATE_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_private_destinations: bool,
+    /// Anthropic API base, for fetching full objects behind thin events.
+    #[arg(long, env = "SWITCHYARD_ANTHROPIC_API_URL", default_value = "https://api.anthropic.com")]
+    pub anthropic_api_url: url::Url,
+    /// Apply migrations when a role starts.
+    #[arg(long, env = "SWITCHYARD_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_migrate: bool,
+    /// `pretty` or `json` logs.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The key that seals secrets, refusing a missing or development key in production.
+    pub fn secret_key(&self) -> Result<SecretKey, String> {
+        let hex = match (&self.secret_key, self.env) {
+            (Some(key), _) => key.expose_secret().to_owned(),
+            (None, Environment::Development) => DEV_KEY_HEX.to_owned(),
+            (None, Environment::Production) => {
+                return Err("SWITCHYARD_SECRET_KEY must be set in production".to_owned());
+            }
+        };
+        if self.env == Environment::Production && hex.eq_ignore_ascii_case(DEV_KEY_HEX) {
+            return Err("SWITCHYARD_SECRET_KEY must not be the development key in production".to_owned());
+        }
+        SecretKey::from_hex(&hex).map_err(|e| format!("SWITCHYARD_SECRET_KEY: {e}"))
+    }
+
+    /// Everything that can be wrong before touching the network.
+    pub fn validate(&self) -> Result<SecretKey, String> {
+        if self.env == Environment::Production && self.public_url.scheme() != "https" {
+            return Err("SWITCHYARD_PUBLIC_URL must be https:// in production".to_owned());
+        }
+        self.bind
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("SWITCHYARD_BIND {:?}: {e}", self.bind))?;
+        self.secret_key()
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy { allow_private: self.allow_private_destinations }
+    }
+
+    /// The public URL without its trailing slash.
+    pub fn public_base(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}

@@ -1,0 +1,180 @@
+//! Getting a database: connect (creating the database if it is missing), migrate, and
+//! size one pool per purpose. With no server answering on localhost, a private cluster
+//! is started under `./.switchyard/postgres` when PostgreSQL's binaries are installed.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Pools per purpose, each with its own `application_name`. Sized so two processes of
+/// each role fit in PostgreSQL's default 100 connections.
+#[derive(Clone)]
+pub struct Pools {
+    /// The data plane: a short acquire timeout, so a request answers 503 within ~1 s.
+    pub ingress: PgPool,
+    /// The control plane: statements time out rather than pile up.
+    pub web: PgPool,
+    pub worker: PgPool,
+}
+
+pub fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let mut options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    // No user in the URL: connect as the OS user, else `postgres`.
+    let named_user = url::Url::parse(url).is_ok_and(|u| !u.username().is_empty());
+    if !named_user && std::env::var_os("PGUSER").is_none() {
+        options = options.username(&current_user());
+    }
+    Ok(options.log_statements(tracing::log::LevelFilter::Trace))
+}
+
+fn current_user() -> String {
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "postgres".to_owned())
+}
+
+/// Connects to the configured database, creating it if the server has no such database.
+pub async fn prepare(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options = options(url)?;
+    match PgConnection::connect_with(&options).await {
+        Ok(conn) => {
+            conn.close().await.ok();
+            Ok(options)
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+            create_database(&options).await?;
+            Ok(options)
+        }
+        Err(e) if is_refused(&e) && url == crate::config::DEFAULT_DATABASE_URL => {
+            let private = start_private_cluster().await?;
+            let options = options.host(&private.to_string_lossy()).port(PRIVATE_PORT).username("postgres");
+            if let Err(sqlx::Error::Database(e)) = PgConnection::connect_with(&options).await {
+                if e.code().as_deref() == Some("3D000") {
+                    create_database(&options).await?;
+                }
+            }
+            Ok(options)
+        }
+        Err(e) => Err(e).context(NO_POSTGRES),
+    }
+}
+
+const NO_POSTGRES: &str = "cannot reach PostgreSQL. Switchyard keeps everything in PostgreSQL: \
+install it (e.g. `apt-get install postgresql`, which lets Switchyard start a private \
+cluster under ./.switchyard/postgres by itself), run `docker compose up -d postgres` from \
+this repository, or point DATABASE_URL at a server you have";
+
+fn is_refused(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+async fn create_database(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let name = options.get_database().unwrap_or("switchyard").to_owned();
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .context("connecting to the postgres database to create the switchyard database")?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await;
+    match result {
+        // Another process created it first.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+        other => other.map(|_| ()).with_context(|| format!("creating database {name}")),
+    }
+}
+
+pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect_with(options).await?;
+    MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    conn.close().await.ok();
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+    apalis_postgres::PostgresStorage::<()>::setup(&pool).await.context("setting up the job queue")?;
+    pool.close().await;
+    Ok(())
+}
+
+pub async fn pools(options: &PgConnectOptions) -> anyhow::Result<Pools> {
+    let named = |name: &str| options.clone().application_name(name);
+    let ingress = PgPoolOptions::new()
+        .max_connections(12)
+        .min_connections(2)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(named("switchyard-ingress").options([("statement_timeout", "5s")]));
+    let web = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(named("switchyard-web").options([("statement_timeout", "15s")]));
+    let worker = PgPoolOptions::new()
+        .max_connections(12)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
+    Ok(Pools { ingress, web, worker })
+}
+
+const PRIVATE_PORT: u16 = 5439;
+
+/// Starts (or reuses) a cluster under `./.switchyard/postgres`, listening only on a Unix
+/// socket in that folder. PostgreSQL refuses to run as root, so as root the cluster
+/// belongs to `nobody`.
+async fn start_private_cluster() -> anyhow::Result<PathBuf> {
+    let Some(bin) = find_pg_bin() else { bail!(NO_POSTGRES) };
+    let root = std::env::current_dir()?.join(".switchyard");
+    let data = root.join("postgres");
+    let socket = root.join("socket");
+    std::fs::create_dir_all(&socket)?;
+    let as_root = run_output("id", &["-u"]).await.is_some_and(|o| o.trim() == "0");
+    if as_root {
+        run("chown", &["-R", "nobody", &root.to_string_lossy()], false).await?;
+    }
+    if !data.join("PG_VERSION").exists() {
+        let initdb = bin.join("initdb");
+        run(&initdb.to_string_lossy(), &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust"], as_root).await?;
+    }
+    let opts = format!("-k {} -c listen_addresses='' -p {PRIVATE_PORT}", socket.display());
+    let pg_ctl = bin.join("pg_ctl");
+    let log = root.join("postgres.log");
+    // Already running is fine: `status` exits 0 then.
+    if run(&pg_ctl.to_string_lossy(), &["-D", &data.to_string_lossy(), "status"], as_root).await.is_err() {
+        run(&pg_ctl.to_string_lossy(), &["-D", &data.to_string_lossy(), "-o", &opts, "-l", &log.to_string_lossy(), "-w", "start"], as_root).await?;
+    }
+    tracing::info!(path = %data.display(), "using a private PostgreSQL cluster");
+    Ok(socket)
+}
+
+fn find_pg_bin() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+    });
+    on_path.or_else(|| {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions.pop()
+    })
+}
+
+async fn run(program: &str, args: &[&str], as_nobody: bool) -> anyhow::Result<()> {
+    let mut command = if as_nobody {
+        let mut c = tokio::process::Command::new("runuser");
+        c.args(["-u", "nobody", "--", program]);
+        c
+    } else {
+        tokio::process::Command::new(program)
+    };
+    let output = command.args(args).current_dir(Path::new("/")).output().await?;
+    if !output.status.success() {
+        bail!("{program} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(())
+}
+
+async fn run_output(program: &str, args: &[&str]) -> Option<String> {
+    let output = tokio::process::Command::new(program).args(args).output().await.ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -1,0 +1,26 @@
+//! The `switchyard` process: configuration, database bootstrap and role wiring. The
+//! binary and the black-box tests both start Switchyard through `start`.
+
+pub mod config;
+pub mod db;
+pub mod server;
+
+pub use config::Config;
+pub use server::{Roles, Running};
+pub use switchyard_worker::WorkerSettings;
+
+/// Prepares the database (create, migrate) and starts the roles on `listener`.
+pub async fn start(
+    config: &Config,
+    roles: Roles,
+    worker_settings: WorkerSettings,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<Running> {
+    let key = config.validate().map_err(anyhow::Error::msg)?;
+    let options = db::prepare(&config.database_url).await?;
+    if config.auto_migrate {
+        db::migrate(&options).await?;
+    }
+    let pools = db::pools(&options).await?;
+    server::start(config, key, pools, roles, worker_settings, listener).await
+}

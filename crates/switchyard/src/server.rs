@@ -1,0 +1,150 @@
+//! Running the roles: one HTTP server on the bind address carrying the routes of the
+//! roles asked for (every role gets `/healthz`, `/readyz` and `/metrics`), plus the
+//! delivery workers. Stopping is graceful: the server stops accepting and finishes its
+//! requests, then the workers finish their attempts.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::OnceLock;
+
+use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use switchyard_domain::secrets::SecretKey;
+use switchyard_ingress::IngressState;
+use switchyard_web::WebState;
+use switchyard_worker::WorkerSettings;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::db::Pools;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub ingress: bool,
+    pub web: bool,
+    pub worker: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { ingress: true, web: true, worker: true };
+}
+
+/// A started process: its address, and the handles to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    server: ServerHandle,
+    server_task: JoinHandle<std::io::Result<()>>,
+    worker: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// Waits until the server stops by itself (SIGTERM or ctrl-c), then stops the workers.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.server_task.await;
+        if let Some((stop, task)) = self.worker {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        result??;
+        Ok(())
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop(true).await;
+        self.wait().await
+    }
+
+    /// Stops the delivery workers at once, as if the process died: nothing is recorded,
+    /// nothing is handed back. Tests use it to play a killed worker.
+    pub fn kill_worker(&mut self) {
+        if let Some((_, task)) = self.worker.take() {
+            task.abort();
+        }
+    }
+}
+
+fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (several apps in one test process).
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub async fn start(
+    config: &Config,
+    key: SecretKey,
+    pools: Pools,
+    roles: Roles,
+    worker_settings: WorkerSettings,
+    listener: TcpListener,
+) -> anyhow::Result<Running> {
+    let ingress = roles.ingress.then(|| IngressState::start(pools.ingress.clone(), key.clone(), 4));
+    let web_state = roles.web.then(|| WebState {
+        pool: pools.web.clone(),
+        key: key.clone(),
+        policy: config.policy(),
+        public_url: config.public_base(),
+    });
+    let ready_pool = pools.web.clone();
+    let handle = metrics().clone();
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        let ready_pool = ready_pool.clone();
+        let handle = handle.clone();
+        let mut app = App::new()
+            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("switchyard::http"))
+            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+            .route(
+                "/readyz",
+                web::get().to(move || {
+                    let pool = ready_pool.clone();
+                    async move {
+                        match sqlx::query("SELECT 1").execute(&pool).await {
+                            Ok(_) => HttpResponse::Ok().body("ready"),
+                            Err(_) => HttpResponse::ServiceUnavailable().body("database unreachable"),
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let body = handle.render();
+                    async move { HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body) }
+                }),
+            );
+        if let Some(state) = &ingress {
+            app = app.configure(switchyard_ingress::configure(state.clone()));
+        }
+        if let Some(state) = &web_state {
+            app = app.configure(switchyard_web::configure(state.clone()));
+        }
+        app
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .run();
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    let worker = roles.worker.then(|| {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (pool, policy) = (pools.worker.clone(), config.policy());
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = switchyard_worker::run(pool, key, policy, worker_settings, shutdown).await {
+                tracing::error!(error = %e, "delivery workers stopped");
+            }
+        });
+        (stop, task)
+    });
+    tracing::info!(%addr, ?roles, "switchyard listening");
+    Ok(Running { addr, server: server_handle, server_task, worker })
+}

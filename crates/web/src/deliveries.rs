@@ -1,0 +1,87 @@
+//! `/api/v1/deliveries`: every attempt to hand an event to a destination, and replay.
+
+use actix_web::{get,post};
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchyard_domain::delivery::DeliveryStatus;
+use switchyard_domain::ids::{DeliveryId, DestinationId, EventId, RouteId};
+use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter};
+use switchyard_domain::store::deliveries;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::list::{List, Paging};
+use crate::{ApiTeam, WebState};
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list).service(get).service(replay);
+}
+
+fn parse_id(id: &str) -> ApiResult<DeliveryId> {
+    id.parse().map_err(|_| not_found("delivery"))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// `pending`, `in_flight`, `succeeded`, `failed`, `held`, `throttled`, `unknown_outcome` or `cancelled`.
+    status: Option<String>,
+    event_id: Option<String>,
+    route_id: Option<String>,
+    destination_id: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(tag = "deliveries", params(DeliveriesQuery),
+    responses((status = 200, body = List<Delivery>), (status = 422)))]
+#[get("/deliveries")]
+async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<DeliveriesQuery>) -> ApiResult<web::Json<List<Delivery>>> {
+    let q = q.into_inner();
+    let mut invalid = Invalid::default();
+    let filter = DeliveryFilter {
+        status: q.status.and_then(|s| invalid.check("status", s.parse::<DeliveryStatus>())),
+        event_id: q.event_id.and_then(|s| invalid.check("event_id", s.parse::<EventId>())),
+        route_id: q.route_id.and_then(|s| invalid.check("route_id", s.parse::<RouteId>())),
+        destination_id: q.destination_id.and_then(|s| invalid.check("destination_id", s.parse::<DestinationId>())),
+        since: q.since,
+        until: q.until,
+    };
+    invalid.finish()?;
+    let page = Paging { cursor: q.cursor, limit: q.limit }.request();
+    let found = deliveries::list(&state.pool, &team.0, &filter, &page).await?;
+    Ok(web::Json(List::from_page(found, |d| d)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: Delivery,
+    attempts: Vec<Attempt>,
+}
+
+#[utoipa::path(tag = "deliveries", responses((status = 200, body = DeliveryDetail), (status = 404)))]
+#[get("/deliveries/{id}")]
+async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<DeliveryDetail>> {
+    let id = parse_id(&id)?;
+    let delivery = deliveries::get(&state.pool, &team.0, &id).await.map_err(missing("delivery"))?;
+    let attempts = deliveries::attempts(&state.pool, &team.0, &id).await?;
+    Ok(web::Json(DeliveryDetail { delivery, attempts }))
+}
+
+/// Sends a settled delivery again: it is `pending` at once, keeps its id, and its new
+/// attempts are marked `replay` (`webhook-id` gains `_r{n}`).
+#[utoipa::path(tag = "deliveries",
+    responses((status = 202, body = Delivery), (status = 404), (status = 409)))]
+#[post("/deliveries/{id}/replay")]
+async fn replay(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = parse_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let delivery = deliveries::replay(&mut tx, &team.0, &id, Utc::now()).await.map_err(missing("delivery"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Accepted().json(delivery))
+}

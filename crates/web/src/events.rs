@@ -1,0 +1,68 @@
+//! `/api/v1/events`: what sources received.
+
+use actix_web::{get};
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchyard_domain::ids::{EventId, SourceId};
+use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest};
+use switchyard_domain::store::{deliveries, events};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::list::{List, Paging};
+use crate::{ApiTeam, WebState};
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list).service(get);
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    source_id: Option<String>,
+    event_type: Option<String>,
+    dedup_key: Option<String>,
+    /// Received at or after (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// Received before (RFC 3339).
+    until: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(tag = "events", params(EventsQuery), responses((status = 200, body = List<Event>), (status = 422)))]
+#[get("/events")]
+async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<EventsQuery>) -> ApiResult<web::Json<List<Event>>> {
+    let q = q.into_inner();
+    let mut invalid = Invalid::default();
+    let source_id = q.source_id.map(|s| invalid.check("source_id", s.parse::<SourceId>()));
+    invalid.finish()?;
+    let filter = EventFilter {
+        source_id: source_id.flatten(),
+        event_type: q.event_type,
+        dedup_key: q.dedup_key,
+        since: q.since,
+        until: q.until,
+    };
+    let page: PageRequest = Paging { cursor: q.cursor, limit: q.limit }.request();
+    let found = events::list(&state.pool, &team.0, &filter, &page).await?;
+    Ok(web::Json(List::from_page(found, |e| e)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    event: Event,
+    deliveries: Vec<Delivery>,
+}
+
+#[utoipa::path(tag = "events", responses((status = 200, body = EventDetail), (status = 404)))]
+#[get("/events/{id}")]
+async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<EventDetail>> {
+    let id: EventId = id.parse().map_err(|_| not_found("event"))?;
+    let event = events::get(&state.pool, &team.0, &id).await.map_err(missing("event"))?;
+    let deliveries = deliveries::for_event(&state.pool, &team.0, &id).await?;
+    Ok(web::Json(EventDetail { event, deliveries }))
+}

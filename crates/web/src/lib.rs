@@ -1,0 +1,84 @@
+//! The control plane: the team-scoped JSON API under `/api/v1` and its OpenAPI document.
+//! Handlers are thin: extract the team from the API key, parse the body into domain types,
+//! call the store in one transaction, answer. The dashboard joins this crate later.
+
+mod auth;
+mod deliveries;
+mod destinations;
+mod error;
+mod events;
+mod list;
+mod routes;
+mod sources;
+
+use actix_web::web;
+use sqlx::PgPool;
+use switchyard_domain::netguard::Policy;
+use switchyard_domain::secrets::SecretKey;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+pub use auth::ApiTeam;
+use auth::BearerScheme;
+
+/// What the control plane needs.
+#[derive(Clone)]
+pub struct WebState {
+    pub pool: PgPool,
+    pub key: SecretKey,
+    pub policy: Policy,
+    /// Base of ingest URLs, without a trailing slash.
+    pub public_url: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchyard API", description = "Team-scoped control plane. Authenticate with `Authorization: Bearer <api key>`."),
+    modifiers(&BearerScheme),
+    security(("api_key" = []))
+)]
+struct ApiDoc;
+
+/// The routes of the control plane, and `/api/openapi.json` describing them.
+pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let (app, api) = actix_web::App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .service(
+                utoipa_actix_web::scope("/api/v1")
+                    .configure(sources::routes)
+                    .configure(destinations::routes)
+                    .configure(routes::routes)
+                    .configure(events::routes)
+                    .configure(deliveries::routes),
+            )
+            .split_for_parts();
+        drop(app);
+        let doc = api.clone();
+        cfg.app_data(web::Data::new(state))
+            .app_data(error::json_config())
+            .app_data(error::query_config())
+            .app_data(error::path_config())
+            .service(
+                web::scope("/api/v1")
+                    .configure(|c| register(c, sources::routes))
+                    .configure(|c| register(c, destinations::routes))
+                    .configure(|c| register(c, routes::routes))
+                    .configure(|c| register(c, events::routes))
+                    .configure(|c| register(c, deliveries::routes)),
+            )
+            .route(
+                "/api/openapi.json",
+                web::get().to(move || {
+                    let doc = doc.clone();
+                    async move { web::Json(doc) }
+                }),
+            );
+    }
+}
+
+fn register(cfg: &mut web::ServiceConfig, f: fn(&mut utoipa_actix_web::service_config::ServiceConfig)) {
+    let mut c = utoipa_actix_web::service_config::ServiceConfig::new(cfg);
+    f(&mut c);
+}

@@ -1,0 +1,189 @@
+//! `/api/v1/sources`: where webhooks come in.
+
+use actix_web::{delete,get,patch,post};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use switchyard_domain::ids::SourceId;
+use switchyard_domain::model::{Name, Source};
+use switchyard_domain::providers::{ProviderKind, ProviderSettings};
+use switchyard_domain::secrets::random_token;
+use switchyard_domain::store::sources::{self, NewSource, Rejection, SourcePatch};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::list::{List, Paging};
+use crate::{ApiTeam, WebState};
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create).service(list).service(get).service(update).service(delete).service(rejections);
+}
+
+const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
+const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    name: String,
+    /// `anthropic`, `standard_webhooks`, `github` or `none`.
+    provider: String,
+    /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
+    secret: Option<String>,
+    /// Largest body accepted, in bytes (1 KiB to 10 MiB; default 1 MiB).
+    body_limit: Option<i32>,
+    /// Header whose value is the dedup key, instead of the provider's.
+    dedup_header: Option<String>,
+    /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
+    allow_sha1: Option<bool>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceView {
+    #[serde(flatten)]
+    source: Source,
+    /// Where the sender posts webhooks. Keep it secret: it is the credential.
+    ingest_url: String,
+}
+
+fn view(state: &WebState, source: Source) -> SourceView {
+    let ingest_url = format!("{}/hooks/{}", state.public_url, source.token);
+    SourceView { source, ingest_url }
+}
+
+fn parse_id(id: &str) -> ApiResult<SourceId> {
+    id.parse().map_err(|_| not_found("source"))
+}
+
+fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
+    match limit {
+        Some(l) if !(1024..=MAX_BODY_LIMIT).contains(&l) => {
+            invalid.add("body_limit", format!("must be between 1024 and {MAX_BODY_LIMIT} bytes"));
+            None
+        }
+        other => other,
+    }
+}
+
+fn check_header_name(invalid: &mut Invalid, header: Option<String>) -> Option<String> {
+    let header = header?.trim().to_ascii_lowercase();
+    let valid = !header.is_empty()
+        && header.len() <= 100
+        && header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Some(header)
+    } else {
+        invalid.add("dedup_header", "must be an HTTP header name");
+        None
+    }
+}
+
+#[utoipa::path(tag = "sources", request_body = CreateSource,
+    responses((status = 201, body = SourceView), (status = 401), (status = 422)))]
+#[post("/sources")]
+async fn create(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    body: web::Json<CreateSource>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let mut invalid = Invalid::default();
+    let name = invalid.check("name", Name::parse(&body.name));
+    let provider = invalid.check("provider", body.provider.parse::<ProviderKind>());
+    let body_limit = check_body_limit(&mut invalid, body.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+    let settings = ProviderSettings {
+        dedup_header: check_header_name(&mut invalid, body.dedup_header),
+        allow_sha1: body.allow_sha1.unwrap_or(false),
+    };
+    let sealed_secret = match (provider, body.secret.as_deref()) {
+        (Some(p), None) if p.needs_secret() => {
+            invalid.add("secret", format!("the {p} provider needs the sender's signing secret"));
+            None
+        }
+        (Some(p), Some(secret)) => {
+            invalid.check("secret", p.parse_secret(secret)).map(|key| state.key.seal(&key))
+        }
+        _ => None,
+    };
+    invalid.finish()?;
+    let (Some(name), Some(provider)) = (name, provider) else {
+        return Err(switchyard_domain::problem::Problem::internal().into());
+    };
+
+    let mut tx = state.pool.begin().await?;
+    let new = NewSource { name: name.as_str(), provider, settings: &settings, body_limit, sealed_secret };
+    let source = sources::insert(&mut tx, &team.0, new, &random_token(32)).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(view(&state, source)))
+}
+
+#[utoipa::path(tag = "sources", params(Paging), responses((status = 200, body = List<SourceView>)))]
+#[get("/sources")]
+async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<Paging>) -> ApiResult<web::Json<List<SourceView>>> {
+    let page = sources::list(&state.pool, &team.0, &q.request()).await?;
+    Ok(web::Json(List::from_page(page, |s| view(&state, s))))
+}
+
+#[utoipa::path(tag = "sources", responses((status = 200, body = SourceView), (status = 404)))]
+#[get("/sources/{id}")]
+async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<SourceView>> {
+    let source = sources::get(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("source"))?;
+    Ok(web::Json(view(&state, source)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSource {
+    name: Option<String>,
+    body_limit: Option<i32>,
+    dedup_header: Option<String>,
+    allow_sha1: Option<bool>,
+}
+
+#[utoipa::path(tag = "sources", request_body = UpdateSource,
+    responses((status = 200, body = SourceView), (status = 404), (status = 422)))]
+#[patch("/sources/{id}")]
+async fn update(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+    body: web::Json<UpdateSource>,
+) -> ApiResult<web::Json<SourceView>> {
+    let id = parse_id(&id)?;
+    let body = body.into_inner();
+    let mut invalid = Invalid::default();
+    let name = body.name.as_deref().and_then(|n| invalid.check("name", Name::parse(n)));
+    let body_limit = check_body_limit(&mut invalid, body.body_limit);
+    let dedup_header = check_header_name(&mut invalid, body.dedup_header);
+    invalid.finish()?;
+
+    let mut tx = state.pool.begin().await?;
+    let current = sources::get(&mut *tx, &team.0, &id).await.map_err(missing("source"))?;
+    let mut settings = current.settings.0.clone();
+    if dedup_header.is_some() {
+        settings.dedup_header = dedup_header;
+    }
+    if let Some(allow) = body.allow_sha1 {
+        settings.allow_sha1 = allow;
+    }
+    let patch = SourcePatch { name: name.map(|n| n.to_string()), settings: Some(settings), body_limit };
+    let source = sources::update(&mut *tx, &team.0, &id, patch).await?;
+    tx.commit().await?;
+    Ok(web::Json(view(&state, source)))
+}
+
+#[utoipa::path(tag = "sources", responses((status = 204), (status = 404)))]
+#[delete("/sources/{id}")]
+async fn delete(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    sources::delete(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("source"))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Why the source's latest requests were refused (newest first, the last 100 kept).
+#[utoipa::path(tag = "sources", responses((status = 200, body = List<Rejection>), (status = 404)))]
+#[get("/sources/{id}/rejections")]
+async fn rejections(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<List<Rejection>>> {
+    let id = parse_id(&id)?;
+    sources::get(&state.pool, &team.0, &id).await.map_err(missing("source"))?;
+    let data = sources::rejections(&state.pool, &team.0, &id).await?;
+    Ok(web::Json(List { data, next_cursor: None }))
+}

@@ -1,0 +1,94 @@
+//! The worker role: apalis-postgres workers that run delivery attempts. One task is one
+//! attempt; what happens next is decided by the domain's retry policy and written, with
+//! the next task, in the same transaction as the outcome.
+
+mod deliver;
+pub mod outbound;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::{Config, PostgresStorage, Pubsub};
+use sqlx::PgPool;
+use switchyard_domain::netguard::Policy;
+use switchyard_domain::secrets::SecretKey;
+use switchyard_domain::store::queue::{DELIVERIES, DeliveryTask};
+
+pub use outbound::Outbound;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How often the worker tells Postgres it is alive.
+    pub heartbeat: Duration,
+    /// Missed heartbeats after which another worker takes a dead worker's tasks.
+    pub missed_heartbeats: usize,
+    /// The fallback poll when no notification arrives (delayed retries become due).
+    pub poll_interval: Duration,
+    /// Attempts one process sends at once.
+    pub concurrency: usize,
+    /// How long shutdown waits for attempts in flight.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            heartbeat: Duration::from_secs(5),
+            missed_heartbeats: 6,
+            poll_interval: Duration::from_secs(1),
+            concurrency: 32,
+            shutdown_timeout: Duration::from_secs(35),
+        }
+    }
+}
+
+/// What every attempt needs.
+pub struct Deliverer {
+    pub pool: PgPool,
+    pub key: SecretKey,
+    pub outbound: Outbound,
+}
+
+/// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
+/// finish (up to the shutdown timeout) and returns.
+pub async fn run(
+    pool: PgPool,
+    key: SecretKey,
+    policy: Policy,
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let deliverer = Arc::new(Deliverer { pool: pool.clone(), key, outbound: Outbound::new(policy)? });
+    // Unique per process: apalis keys heartbeats and orphan recovery on the name.
+    let name = format!("switchyard-worker-{}", switchyard_domain::secrets::random_token(9));
+    let config = Config::default()
+        .queue(DELIVERIES)
+        .heartbeat_interval(settings.heartbeat)
+        .missed_heartbeats(settings.missed_heartbeats)
+        .batch_size(settings.concurrency);
+    let monitor = Monitor::new()
+        .shutdown_timeout(settings.shutdown_timeout)
+        .register(move |_restarts| {
+            let strategy = Strategy::new()
+                .stream(Pubsub::new(pool.clone(), DELIVERIES.to_owned()))
+                .interval(settings.poll_interval);
+            let backend = PostgresStorage::<DeliveryTask>::new(&pool)
+                .with_config(config.clone())
+                .poll_with_strategy(strategy);
+            WorkerBuilder::new(name.as_str())
+                .backend(backend)
+                .concurrency(settings.concurrency)
+                .catch_panic()
+                .data(deliverer.clone())
+                .build(deliver::attempt)
+        });
+    monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}

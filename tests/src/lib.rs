@@ -1,1 +1,14 @@
-//! The black-box suite lives in `tests/`.
+//! The black-box harness. `TestApp::spawn` gives each test its own database (cloned from
+//! a migrated template), Switchyard on port 0 with every role, a team and an API key.
+//! `Receiver` is a destination that records what it gets and answers as scripted;
+//! `DbProxy` sits between the app and PostgreSQL so a test can take the database away.
+
+pub mod app;
+pub mod db;
+pub mod proxy;
+pub mod receiver;
+pub mod sign;
+
+pub use app::TestApp;
+pub use proxy::DbProxy;
+pub use receiver::{Receiver, Reply};

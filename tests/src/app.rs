@@ -1,0 +1,244 @@
+//! `TestApp`: Switchyard with every role on port 0 over a fresh database, plus helpers
+//! that speak its API the way a user's script would.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use clap_free::parse_config;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use switchyard::{Roles, Running, WorkerSettings};
+use switchyard_domain::store::{api_keys, teams};
+
+use crate::{DbProxy, db, sign};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The API key of the test's team.
+    pub key: String,
+    /// A direct pool on the test database, for setting up and checking what the API
+    /// does not show.
+    pub pool: PgPool,
+    pub database: String,
+    pub proxy: Option<DbProxy>,
+    running: Option<Running>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Route the app's database traffic through a proxy the test can cut.
+    pub db_proxy: bool,
+}
+
+/// Workers tuned for tests: quick heartbeats so a dead worker is noticed in seconds.
+pub fn test_worker_settings() -> WorkerSettings {
+    WorkerSettings {
+        heartbeat: Duration::from_secs(1),
+        missed_heartbeats: 3,
+        poll_interval: Duration::from_millis(250),
+        concurrency: 8,
+        shutdown_timeout: Duration::from_secs(5),
+    }
+}
+
+mod clap_free {
+    use clap::Parser;
+    use switchyard::config::Cli;
+
+    pub fn parse_config(database_url: &str, public_url: &str) -> switchyard::Config {
+        Cli::try_parse_from([
+            "switchyard",
+            "--database-url",
+            database_url,
+            "--public-url",
+            public_url,
+            "--bind",
+            "127.0.0.1:0",
+            "--allow-private-destinations",
+            "true",
+            "--env",
+            "development",
+        ])
+        .expect("test config")
+        .config
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestApp {
+        let database = db::create().await;
+        let direct_url = db::url_for(&database);
+        let proxy = if options.db_proxy {
+            Some(DbProxy::start(upstream_addr(&direct_url)).await)
+        } else {
+            None
+        };
+        let app_url = match &proxy {
+            Some(p) => direct_url.replacen(&upstream_addr(&direct_url), &format!("127.0.0.1:{}", p.port), 1),
+            None => direct_url.clone(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind app");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let config = parse_config(&app_url, &base);
+        let running = switchyard::start(&config, Roles::ALL, test_worker_settings(), listener)
+            .await
+            .expect("start switchyard");
+        let pool = PgPool::connect(&direct_url).await.expect("test pool");
+        let team = teams::insert(&pool, "acme", "Acme").await.expect("team");
+        let (_, key) = api_keys::create(&pool, &team.id, "test").await.expect("key");
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            key,
+            pool,
+            database,
+            proxy,
+            running: Some(running),
+        }
+    }
+
+    /// Another team on the same app, with its own key.
+    pub async fn other_team_key(&self, slug: &str) -> String {
+        let team = teams::insert(&self.pool, slug, slug).await.expect("team");
+        api_keys::create(&self.pool, &team.id, "other").await.expect("key").1
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with this team's API key.
+    pub fn api(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(&self.key)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.api(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn created(&self, path: &str, body: Value) -> Value {
+        let (status, body) = self.post(path, body).await;
+        assert_eq!(status, StatusCode::CREATED, "POST {path}: {body}");
+        body
+    }
+
+    pub async fn create_source(&self, provider: &str, secret: Option<&str>) -> Value {
+        self.created("/api/v1/sources", json!({"name": provider, "provider": provider, "secret": secret}))
+            .await
+    }
+
+    pub async fn create_destination(&self, url: &str) -> Value {
+        self.created("/api/v1/destinations", json!({"name": "app", "kind": "http", "url": url})).await
+    }
+
+    pub async fn create_route(&self, source: &Value, destination: &Value, event_types: &[&str]) -> Value {
+        self.created(
+            "/api/v1/routes",
+            json!({"name": "r", "source_id": source["id"], "destination_id": destination["id"], "event_types": event_types}),
+        )
+        .await
+    }
+
+    /// A GitHub source routed to `destination_url`, returning the source.
+    pub async fn github_to(&self, secret: &str, destination_url: &str, event_types: &[&str]) -> Value {
+        let source = self.create_source("github", Some(secret)).await;
+        let destination = self.create_destination(destination_url).await;
+        self.create_route(&source, &destination, event_types).await;
+        source
+    }
+
+    pub async fn send_github(
+        &self,
+        source: &Value,
+        secret: &str,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(source["ingest_url"].as_str().expect("ingest_url"))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", sign::github(secret, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("send webhook");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a delivery until `done` holds for it; panics after `within`.
+    pub async fn wait_delivery(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, delivery) = self.get(&format!("/api/v1/deliveries/{id}")).await;
+            if done(&delivery) {
+                return delivery;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("delivery {id} did not get there within {within:?}: {delivery:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The one delivery of an event.
+    pub async fn delivery_of(&self, event_id: &str) -> Value {
+        let (status, event) = self.get(&format!("/api/v1/events/{event_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{event}");
+        let deliveries = event["deliveries"].as_array().expect("deliveries");
+        assert_eq!(deliveries.len(), 1, "{event:#}");
+        deliveries[0].clone()
+    }
+
+    /// Stops the delivery workers as a crash would: no shutdown, no bookkeeping.
+    pub fn kill_worker(&mut self) {
+        if let Some(running) = &mut self.running {
+            running.kill_worker();
+        }
+    }
+
+    /// Starts another worker process' worth of delivery workers on the same database.
+    pub async fn start_worker(&self) -> Running {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind worker");
+        let config = parse_config(&db::url_for(&self.database), &self.base);
+        let roles = Roles { ingress: false, web: false, worker: true };
+        switchyard::start(&config, roles, test_worker_settings(), listener).await.expect("start worker")
+    }
+}
+
+fn upstream_addr(url: &str) -> String {
+    let parsed = reqwest::Url::parse(url).expect("database url");
+    format!("{}:{}", parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(5432))
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.running.take();
+        db::drop_blocking(std::mem::take(&mut self.database));
+    }
+}

@@ -1,0 +1,80 @@
+//! Test databases: one migrated template per migration set, cloned per test, dropped
+//! when the test ends (pass or panic).
+
+use sqlx::{Connection, Executor, PgConnection};
+
+/// The server tests run against; trust auth on localhost by default.
+pub fn admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{database}")
+}
+
+fn template_name() -> String {
+    // A new migration set gets a new template, so a stale one is never cloned.
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for m in switchyard::db::MIGRATOR.iter() {
+        hash.update(&m.checksum);
+    }
+    hash.update(env!("CARGO_PKG_VERSION"));
+    format!("swtest_template_{}", &hex::encode(hash.finalize())[..12])
+}
+
+async fn admin() -> PgConnection {
+    PgConnection::connect(&admin_url()).await.expect("tests need PostgreSQL; see README")
+}
+
+/// Creates a fresh, migrated database and returns its name.
+pub async fn create() -> String {
+    let template = template_name();
+    let mut conn = admin().await;
+    // One process builds the template; the others wait on the lock.
+    conn.execute("SELECT pg_advisory_lock(727272)").await.expect("lock");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&template)
+        .fetch_one(&mut conn)
+        .await
+        .expect("query");
+    if !exists {
+        let building = format!("{template}_building");
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")))
+            .await
+            .expect("drop");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .await
+            .expect("create template");
+        let options = switchyard::db::options(&url_for(&building)).expect("url");
+        switchyard::db::migrate(&options).await.expect("migrate template");
+        conn.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {building} RENAME TO {template}")))
+            .await
+            .expect("rename template");
+    }
+    let name = format!("swtest_{}", switchyard_domain::secrets::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x"));
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}")))
+        .await
+        .expect("clone template");
+    conn.execute("SELECT pg_advisory_unlock(727272)").await.expect("unlock");
+    name
+}
+
+/// Drops a test database from a thread of its own, so it works from `Drop` while the
+/// test's runtime is going away.
+pub fn drop_blocking(name: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                let _ = conn
+                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .await;
+            }
+        });
+    })
+    .join();
+}

@@ -80,7 +80,11 @@ impl TestApp {
             None
         };
         let app_url = match &proxy {
-            Some(p) => direct_url.replacen(&upstream_addr(&direct_url), &format!("127.0.0.1:{}", p.port), 1),
+            Some(p) => direct_url.replacen(
+                &upstream_addr(&direct_url),
+                &format!("127.0.0.1:{}", p.port),
+                1,
+            ),
             None => direct_url.clone(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind app");
@@ -91,7 +95,9 @@ impl TestApp {
             .expect("start switchyard");
         let pool = PgPool::connect(&direct_url).await.expect("test pool");
         let team = teams::insert(&pool, "acme", "Acme").await.expect("team");
-        let (_, key) = api_keys::create(&pool, &team.id, "test").await.expect("key");
+        let (_, key) = api_keys::create(&pool, &team.id, "test")
+            .await
+            .expect("key");
         TestApp {
             base,
             client: reqwest::Client::new(),
@@ -106,7 +112,10 @@ impl TestApp {
     /// Another team on the same app, with its own key.
     pub async fn other_team_key(&self, slug: &str) -> String {
         let team = teams::insert(&self.pool, slug, slug).await.expect("team");
-        api_keys::create(&self.pool, &team.id, "other").await.expect("key").1
+        api_keys::create(&self.pool, &team.id, "other")
+            .await
+            .expect("key")
+            .1
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,10 +124,17 @@ impl TestApp {
 
     /// A request with this team's API key.
     pub fn api(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(&self.key)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.key)
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.api(method, path);
         if let Some(body) = body {
             req = req.json(&body);
@@ -144,15 +160,27 @@ impl TestApp {
     }
 
     pub async fn create_source(&self, provider: &str, secret: Option<&str>) -> Value {
-        self.created("/api/v1/sources", json!({"name": provider, "provider": provider, "secret": secret}))
-            .await
+        self.created(
+            "/api/v1/sources",
+            json!({"name": provider, "provider": provider, "secret": secret}),
+        )
+        .await
     }
 
     pub async fn create_destination(&self, url: &str) -> Value {
-        self.created("/api/v1/destinations", json!({"name": "app", "kind": "http", "url": url})).await
+        self.created(
+            "/api/v1/destinations",
+            json!({"name": "app", "kind": "http", "url": url}),
+        )
+        .await
     }
 
-    pub async fn create_route(&self, source: &Value, destination: &Value, event_types: &[&str]) -> Value {
+    pub async fn create_route(
+        &self,
+        source: &Value,
+        destination: &Value,
+        event_types: &[&str],
+    ) -> Value {
         self.created(
             "/api/v1/routes",
             json!({"name": "r", "source_id": source["id"], "destination_id": destination["id"], "event_types": event_types}),
@@ -161,7 +189,12 @@ impl TestApp {
     }
 
     /// A GitHub source routed to `destination_url`, returning the source.
-    pub async fn github_to(&self, secret: &str, destination_url: &str, event_types: &[&str]) -> Value {
+    pub async fn github_to(
+        &self,
+        secret: &str,
+        destination_url: &str,
+        event_types: &[&str],
+    ) -> Value {
         let source = self.create_source("github", Some(secret)).await;
         let destination = self.create_destination(destination_url).await;
         self.create_route(&source, &destination, event_types).await;
@@ -192,7 +225,12 @@ impl TestApp {
     }
 
     /// Polls a delivery until `done` holds for it; panics after `within`.
-    pub async fn wait_delivery(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_delivery(
+        &self,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let (_, delivery) = self.get(&format!("/api/v1/deliveries/{id}")).await;
@@ -226,14 +264,24 @@ impl TestApp {
     pub async fn start_worker(&self) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind worker");
         let config = parse_config(&db::url_for(&self.database), &self.base);
-        let roles = Roles { ingress: false, web: false, worker: true };
-        switchyard::start(&config, roles, test_worker_settings(), listener).await.expect("start worker")
+        let roles = Roles {
+            ingress: false,
+            web: false,
+            worker: true,
+        };
+        switchyard::start(&config, roles, test_worker_settings(), listener)
+            .await
+            .expect("start worker")
     }
 }
 
 fn upstream_addr(url: &str) -> String {
     let parsed = reqwest::Url::parse(url).expect("database url");
-    format!("{}:{}", parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(5432))
+    format!(
+        "{}:{}",
+        parsed.host_str().unwrap_or("127.0.0.1"),
+        parsed.port().unwrap_or(5432)
+    )
 }
 
 impl Drop for TestApp {

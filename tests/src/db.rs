@@ -27,7 +27,9 @@ fn template_name() -> String {
 }
 
 async fn admin() -> PgConnection {
-    PgConnection::connect(&admin_url()).await.expect("tests need PostgreSQL; see README")
+    PgConnection::connect(&admin_url())
+        .await
+        .expect("tests need PostgreSQL; see README")
 }
 
 /// Creates a fresh, migrated database and returns its name.
@@ -35,31 +37,49 @@ pub async fn create() -> String {
     let template = template_name();
     let mut conn = admin().await;
     // One process builds the template; the others wait on the lock.
-    conn.execute("SELECT pg_advisory_lock(727272)").await.expect("lock");
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&template)
-        .fetch_one(&mut conn)
+    conn.execute("SELECT pg_advisory_lock(727272)")
         .await
-        .expect("query");
+        .expect("lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query");
     if !exists {
         let building = format!("{template}_building");
-        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")))
-            .await
-            .expect("drop");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {building} WITH (FORCE)"
+        )))
+        .await
+        .expect("drop");
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
             .await
             .expect("create template");
         let options = switchyard::db::options(&url_for(&building)).expect("url");
-        switchyard::db::migrate(&options).await.expect("migrate template");
-        conn.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {building} RENAME TO {template}")))
+        switchyard::db::migrate(&options)
             .await
-            .expect("rename template");
-    }
-    let name = format!("swtest_{}", switchyard_domain::secrets::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x"));
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}")))
+            .expect("migrate template");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
         .await
-        .expect("clone template");
-    conn.execute("SELECT pg_advisory_unlock(727272)").await.expect("unlock");
+        .expect("rename template");
+    }
+    let name = format!(
+        "swtest_{}",
+        switchyard_domain::secrets::random_token(9)
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE {template}"
+    )))
+    .await
+    .expect("clone template");
+    conn.execute("SELECT pg_advisory_unlock(727272)")
+        .await
+        .expect("unlock");
     name
 }
 
@@ -67,11 +87,16 @@ pub async fn create() -> String {
 /// test's runtime is going away.
 pub fn drop_blocking(name: String) {
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async {
             if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
                 let _ = conn
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
                     .await;
             }
         });

@@ -18,7 +18,11 @@ impl DbProxy {
     pub async fn start(upstream: String) -> DbProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
-        let proxy = DbProxy { port, upstream, tasks: Arc::default() };
+        let proxy = DbProxy {
+            port,
+            upstream,
+            tasks: Arc::default(),
+        };
         proxy.serve(listener);
         proxy
     }
@@ -48,7 +52,9 @@ impl DbProxy {
 
     /// Listens again on the same port.
     pub async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("rebind proxy");
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("rebind proxy");
         self.serve(listener);
     }
 }

@@ -20,7 +20,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Reply { status, headers: Vec::new(), body: String::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -59,12 +64,17 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(script: Vec<Reply>) -> Receiver {
-        let inner = Arc::new(Inner { script: Mutex::new(script.into()), ..Default::default() });
+        let inner = Arc::new(Inner {
+            script: Mutex::new(script.into()),
+            ..Default::default()
+        });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let state = inner.clone();
         let server = HttpServer::new(move || {
-            App::new().app_data(web::Data::new(state.clone())).default_service(web::to(record))
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .default_service(web::to(record))
         })
         .workers(1)
         .disable_signals()
@@ -93,7 +103,10 @@ impl Receiver {
                 return got;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("expected {n} requests within {within:?}, got {}", self.received().len());
+                panic!(
+                    "expected {n} requests within {within:?}, got {}",
+                    self.received().len()
+                );
             }
         }
     }
@@ -103,7 +116,12 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Inner>>
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     state.received.lock().expect("lock").push(Received {
         at: Instant::now(),
@@ -114,13 +132,18 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Inner>>
     state.arrived.notify_waiters();
     let reply = {
         let mut script = state.script.lock().expect("lock");
-        if script.len() > 1 { script.pop_front() } else { script.front().cloned() }
+        if script.len() > 1 {
+            script.pop_front()
+        } else {
+            script.front().cloned()
+        }
     }
     .unwrap_or_else(|| Reply::status(200));
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut res = HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).expect("status"));
+    let mut res =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).expect("status"));
     for (name, value) in &reply.headers {
         res.insert_header((name.as_str(), value.as_str()));
     }

@@ -16,12 +16,17 @@ fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// `X-Hub-Signature-256`.
 pub fn github(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac256(secret.as_bytes(), &[body])))
+    format!(
+        "sha256={}",
+        hex::encode(hmac256(secret.as_bytes(), &[body]))
+    )
 }
 
 /// `webhook-signature` for a `whsec_…` secret.
 pub fn standard_webhooks(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("base64 secret");
+    let key = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("base64 secret");
     let ts = timestamp.to_string();
     let sig = hmac256(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
     format!("v1,{}", STANDARD.encode(sig))

@@ -14,14 +14,24 @@ async fn anthropic_source(app: &TestApp) -> (Value, String) {
     (source, secret)
 }
 
-async fn send_anthropic(app: &TestApp, source: &Value, secret: &str, id: &str, ts: i64, body: &str) -> (StatusCode, Value) {
+async fn send_anthropic(
+    app: &TestApp,
+    source: &Value,
+    secret: &str,
+    id: &str,
+    ts: i64,
+    body: &str,
+) -> (StatusCode, Value) {
     let res = app
         .client
         .post(source["ingest_url"].as_str().unwrap())
         .header("content-type", "application/json")
         .header("webhook-id", id)
         .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sign::standard_webhooks(secret, id, ts, body.as_bytes()))
+        .header(
+            "webhook-signature",
+            sign::standard_webhooks(secret, id, ts, body.as_bytes()),
+        )
         .body(body.to_owned())
         .send()
         .await
@@ -65,22 +75,43 @@ async fn a_signed_anthropic_event_is_accepted_stored_and_typed_by_data_type() {
 async fn a_repeated_github_delivery_is_a_duplicate_and_delivered_once() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
-    let source = app.github_to(SECRET, &receiver.url("/hook"), &["issues.*"]).await;
+    let source = app
+        .github_to(SECRET, &receiver.url("/hook"), &["issues.*"])
+        .await;
     let body = br#"{"action":"opened","issue":{"number":7}}"#;
 
-    let (status, first) = app.send_github(&source, SECRET, "issues", "guid-1", body).await;
-    assert_eq!((status, first["status"].as_str()), (StatusCode::OK, Some("accepted")));
-    let (status, second) = app.send_github(&source, SECRET, "issues", "guid-1", body).await;
+    let (status, first) = app
+        .send_github(&source, SECRET, "issues", "guid-1", body)
+        .await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (StatusCode::OK, Some("accepted"))
+    );
+    let (status, second) = app
+        .send_github(&source, SECRET, "issues", "guid-1", body)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["status"], "duplicate");
-    assert_eq!(second["event_id"], first["event_id"], "a duplicate names the original event");
+    assert_eq!(
+        second["event_id"], first["event_id"],
+        "a duplicate names the original event"
+    );
 
     receiver.wait_for(1, Duration::from_secs(10)).await;
     let delivery = app.delivery_of(first["event_id"].as_str().unwrap()).await;
-    app.wait_delivery(delivery["id"].as_str().unwrap(), Duration::from_secs(10), |d| d["status"] == "succeeded").await;
+    app.wait_delivery(
+        delivery["id"].as_str().unwrap(),
+        Duration::from_secs(10),
+        |d| d["status"] == "succeeded",
+    )
+    .await;
     let (_, events) = app.get("/api/v1/events").await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
-    assert_eq!(receiver.received().len(), 1, "the duplicate caused no second delivery");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the duplicate caused no second delivery"
+    );
 }
 
 #[tokio::test]
@@ -90,8 +121,14 @@ async fn concurrent_copies_of_one_delivery_make_one_event() {
     let body = br#"{"action":"opened"}"#;
     let sends = (0..16).map(|_| app.send_github(&source, SECRET, "issues", "same-guid", body));
     let answers = futures::future::join_all(sends).await;
-    let accepted = answers.iter().filter(|(s, a)| *s == StatusCode::OK && a["status"] == "accepted").count();
-    let duplicates = answers.iter().filter(|(s, a)| *s == StatusCode::OK && a["status"] == "duplicate").count();
+    let accepted = answers
+        .iter()
+        .filter(|(s, a)| *s == StatusCode::OK && a["status"] == "accepted")
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|(s, a)| *s == StatusCode::OK && a["status"] == "duplicate")
+        .count();
     assert_eq!((accepted, duplicates), (1, 15), "{answers:?}");
 }
 
@@ -99,12 +136,23 @@ async fn concurrent_copies_of_one_delivery_make_one_event() {
 async fn a_bad_signature_is_refused_and_the_reason_is_logged_for_the_owner() {
     let app = TestApp::spawn().await;
     let source = app.create_source("github", Some(SECRET)).await;
-    let (status, problem) = app.send_github(&source, "not the secret", "issues", "g", b"{}").await;
+    let (status, problem) = app
+        .send_github(&source, "not the secret", "issues", "g", b"{}")
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(problem["status"], 401);
-    assert!(problem["detail"].as_str().unwrap().contains("no signature matched"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no signature matched"),
+        "{problem}"
+    );
 
-    let path = format!("/api/v1/sources/{}/rejections", source["id"].as_str().unwrap());
+    let path = format!(
+        "/api/v1/sources/{}/rejections",
+        source["id"].as_str().unwrap()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let (_, rejections) = app.get(&path).await;
@@ -112,7 +160,10 @@ async fn a_bad_signature_is_refused_and_the_reason_is_logged_for_the_owner() {
             assert_eq!(first["reason"], "no signature matched");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no rejection recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rejection recorded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, events) = app.get("/api/v1/events").await;
@@ -123,7 +174,13 @@ async fn a_bad_signature_is_refused_and_the_reason_is_logged_for_the_owner() {
 async fn a_missing_signature_is_refused() {
     let app = TestApp::spawn().await;
     let source = app.create_source("github", Some(SECRET)).await;
-    let res = app.client.post(source["ingest_url"].as_str().unwrap()).body("{}").send().await.unwrap();
+    let res = app
+        .client
+        .post(source["ingest_url"].as_str().unwrap())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
@@ -137,7 +194,13 @@ async fn stale_and_future_timestamps_are_refused() {
         let body = anthropic_body(id, "session.status_idled");
         let (status, problem) = send_anthropic(&app, &source, &secret, id, ts, &body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}: {problem}");
-        assert!(problem["detail"].as_str().unwrap().contains("outside the allowed window"), "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("outside the allowed window"),
+            "{problem}"
+        );
     }
     let body = anthropic_body("whe_edge", "session.status_idled");
     let (status, _) = send_anthropic(&app, &source, &secret, "whe_edge", now - 290, &body).await;
@@ -147,7 +210,13 @@ async fn stale_and_future_timestamps_are_refused() {
 #[tokio::test]
 async fn an_unknown_token_is_not_found() {
     let app = TestApp::spawn().await;
-    let res = app.client.post(app.url("/hooks/no-such-token")).body("{}").send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/hooks/no-such-token"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
@@ -163,12 +232,19 @@ async fn a_body_over_the_limit_is_refused_with_413_declared_or_streamed() {
     assert_eq!(res.headers()["connection"], "close");
 
     // Chunked, with no Content-Length: refused once the stream passes the limit.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
     let stream = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
     let res = app.client.post(url).body(stream).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
-    let res = app.client.post(url).body(vec![b'a'; 1024 * 1024]).send().await.unwrap();
+    let res = app
+        .client
+        .post(url)
+        .body(vec![b'a'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "exactly the limit is fine");
 }
 
@@ -176,13 +252,25 @@ async fn a_body_over_the_limit_is_refused_with_413_declared_or_streamed() {
 async fn a_source_may_raise_its_limit_up_to_ten_mebibytes() {
     let app = TestApp::spawn().await;
     let (status, source) = app
-        .post("/api/v1/sources", json!({"name": "big", "provider": "none", "body_limit": 4 * 1024 * 1024}))
+        .post(
+            "/api/v1/sources",
+            json!({"name": "big", "provider": "none", "body_limit": 4 * 1024 * 1024}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
-    let res = app.client.post(source["ingest_url"].as_str().unwrap()).body(vec![b'x'; 3 * 1024 * 1024]).send().await.unwrap();
+    let res = app
+        .client
+        .post(source["ingest_url"].as_str().unwrap())
+        .body(vec![b'x'; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = app
-        .post("/api/v1/sources", json!({"name": "huge", "provider": "none", "body_limit": 11 * 1024 * 1024}))
+        .post(
+            "/api/v1/sources",
+            json!({"name": "huge", "provider": "none", "body_limit": 11 * 1024 * 1024}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -192,23 +280,79 @@ async fn the_none_provider_dedups_on_content_for_an_hour_and_on_a_named_header()
     let app = TestApp::spawn().await;
     let plain = app.create_source("none", None).await;
     let url = plain["ingest_url"].as_str().unwrap();
-    let first: Value = app.client.post(url).body("same").send().await.unwrap().json().await.unwrap();
-    let again: Value = app.client.post(url).body("same").send().await.unwrap().json().await.unwrap();
+    let first: Value = app
+        .client
+        .post(url)
+        .body("same")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let again: Value = app
+        .client
+        .post(url)
+        .body("same")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["status"], "accepted");
     assert_eq!(again["status"], "duplicate");
     // Once the content window has passed, identical content flows again.
-    sqlx::query("UPDATE event_dedup SET expires_at = now() - interval '1 second'").execute(&app.pool).await.unwrap();
-    let later: Value = app.client.post(url).body("same").send().await.unwrap().json().await.unwrap();
+    sqlx::query("UPDATE event_dedup SET expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let later: Value = app
+        .client
+        .post(url)
+        .body("same")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(later["status"], "accepted");
     assert_ne!(later["event_id"], first["event_id"]);
 
     let (_, keyed) = app
-        .post("/api/v1/sources", json!({"name": "keyed", "provider": "none", "dedup_header": "X-Request-Id"}))
+        .post(
+            "/api/v1/sources",
+            json!({"name": "keyed", "provider": "none", "dedup_header": "X-Request-Id"}),
+        )
         .await;
     let url = keyed["ingest_url"].as_str().unwrap();
-    let a: Value = app.client.post(url).header("x-request-id", "r1").body("one").send().await.unwrap().json().await.unwrap();
-    let b: Value = app.client.post(url).header("x-request-id", "r1").body("two").send().await.unwrap().json().await.unwrap();
-    assert_eq!((a["status"].as_str(), b["status"].as_str()), (Some("accepted"), Some("duplicate")));
+    let a: Value = app
+        .client
+        .post(url)
+        .header("x-request-id", "r1")
+        .body("one")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b: Value = app
+        .client
+        .post(url)
+        .header("x-request-id", "r1")
+        .body("two")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("accepted"), Some("duplicate"))
+    );
 }
 
 #[tokio::test]
@@ -224,7 +368,8 @@ async fn a_route_added_after_the_source_was_cached_takes_the_next_event() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut n = 2;
     loop {
-        app.send_github(&source, SECRET, "push", &format!("g-{n}"), b"{}").await;
+        app.send_github(&source, SECRET, "push", &format!("g-{n}"), b"{}")
+            .await;
         if !receiver.received().is_empty() {
             break;
         }
@@ -241,7 +386,9 @@ async fn with_the_database_gone_ingest_answers_503_quickly_and_writes_nothing() 
     let app = TestApp::spawn_with(Options { db_proxy: true }).await;
     let source = app.create_source("github", Some(SECRET)).await;
     // Warm the source cache so the request gets as far as the commit.
-    let (status, _) = app.send_github(&source, SECRET, "push", "warm", b"{}").await;
+    let (status, _) = app
+        .send_github(&source, SECRET, "push", "warm", b"{}")
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     let proxy = app.proxy.clone().unwrap();
@@ -263,12 +410,18 @@ async fn with_the_database_gone_ingest_answers_503_quickly_and_writes_nothing() 
     assert!(took < Duration::from_secs(3), "took {took:?}");
 
     proxy.restore().await;
-    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE dedup_key = 'during-outage'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let written: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE dedup_key = 'during-outage'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(written, 0);
     // The sender's retry goes through once the database is back.
-    let (status, answer) = app.send_github(&source, SECRET, "push", "during-outage", b"{}").await;
-    assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("accepted")));
+    let (status, answer) = app
+        .send_github(&source, SECRET, "push", "during-outage", b"{}")
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("accepted"))
+    );
 }

@@ -51,11 +51,18 @@ impl Problem {
             "payload-too-large",
             "Payload too large",
             413,
-            Some(format!("the body is larger than this source's limit of {limit} bytes")),
+            Some(format!(
+                "the body is larger than this source's limit of {limit} bytes"
+            )),
         )
     }
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::new("unsupported-media-type", "Unsupported media type", 415, Some(detail.into()))
+        Self::new(
+            "unsupported-media-type",
+            "Unsupported media type",
+            415,
+            Some(detail.into()),
+        )
     }
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         let mut p = Self::new(
@@ -70,7 +77,10 @@ impl Problem {
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut p = Self::new("validation", "Invalid request", 422, Some(message.clone()));
-        p.errors = vec![FieldError { field: field.to_owned(), message }];
+        p.errors = vec![FieldError {
+            field: field.to_owned(),
+            message,
+        }];
         p
     }
     pub fn unavailable() -> Self {

@@ -22,16 +22,31 @@ pub struct CachedSource {
     pub routes: Vec<RouteTarget>,
 }
 
+/// When an entry was loaded, and the source (`None`: no source has that token).
+type Entry = (Instant, Option<Arc<CachedSource>>);
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    /// Bumped by every clear, so a load that raced a configuration change is not cached.
+    generation: u64,
+}
+
 pub struct SourceCache {
     pool: PgPool,
     key: SecretKey,
     ttl: Duration,
-    entries: RwLock<HashMap<String, (Instant, Option<Arc<CachedSource>>)>>,
+    entries: RwLock<Entries>,
 }
 
 impl SourceCache {
     pub fn start(pool: PgPool, key: SecretKey, ttl: Duration) -> Arc<Self> {
-        let cache = Arc::new(SourceCache { pool, key, ttl, entries: RwLock::default() });
+        let cache = Arc::new(SourceCache {
+            pool,
+            key,
+            ttl,
+            entries: RwLock::default(),
+        });
         tokio::spawn(listen(Arc::downgrade(&cache)));
         cache
     }
@@ -39,28 +54,30 @@ impl SourceCache {
     /// The source behind `token`, `None` for an unknown token (cached too, so a flood of
     /// bad tokens costs one query each per TTL).
     pub async fn get(&self, token: &str) -> Result<Option<Arc<CachedSource>>, StoreError> {
-        if let Some((at, hit)) = self.read().get(token) {
-            if at.elapsed() < self.ttl {
-                return Ok(hit.clone());
+        let generation = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            match entries.map.get(token) {
+                Some((at, hit)) if at.elapsed() < self.ttl => return Ok(hit.clone()),
+                _ => entries.generation,
             }
-        }
+        };
         let mut conn = self.pool.acquire().await?;
         let loaded = sources::find_for_ingest(&mut conn, token).await?;
         let entry = loaded.map(|config| Arc::new(self.compile(config)));
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() > 100_000 {
-            entries.clear();
+        if entries.generation == generation {
+            if entries.map.len() > 100_000 {
+                entries.map.clear();
+            }
+            entries.map.insert(token.to_owned(), (Instant::now(), entry.clone()));
         }
-        entries.insert(token.to_owned(), (Instant::now(), entry.clone()));
         Ok(entry)
     }
 
     pub fn clear(&self) {
-        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, (Instant, Option<Arc<CachedSource>>)>> {
-        self.entries.read().unwrap_or_else(|e| e.into_inner())
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.map.clear();
+        entries.generation += 1;
     }
 
     fn compile(&self, config: IngestConfig) -> CachedSource {
@@ -88,13 +105,19 @@ impl SourceCache {
                 })
             })
             .collect();
-        CachedSource { config, secrets, routes }
+        CachedSource {
+            config,
+            secrets,
+            routes,
+        }
     }
 }
 
 async fn listen(cache: std::sync::Weak<SourceCache>) {
     loop {
-        let Some(pool) = cache.upgrade().map(|c| c.pool.clone()) else { return };
+        let Some(pool) = cache.upgrade().map(|c| c.pool.clone()) else {
+            return;
+        };
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if listener.listen("switchyard_config").await.is_ok() {

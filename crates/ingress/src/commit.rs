@@ -77,7 +77,9 @@ async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
         Err(e) => {
             tracing::warn!(error = ?e, size = batch.len(), "shared commit failed; retrying one by one");
             for (event, reply) in batch.drain(..) {
-                let result = write(pool, std::iter::once(&event)).await.map(|mut r| r.remove(0));
+                let result = write(pool, std::iter::once(&event))
+                    .await
+                    .map(|mut r| r.remove(0));
                 let _ = reply.send(result);
             }
         }

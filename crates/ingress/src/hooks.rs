@@ -56,7 +56,11 @@ pub async fn receive(
         Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
     }));
     let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-    let inbound = Inbound { headers: &headers, body: &body, json: json.as_ref() };
+    let inbound = Inbound {
+        headers: &headers,
+        body: &body,
+        json: json.as_ref(),
+    };
     let now = Utc::now();
 
     let provider = source.config.source.provider.provider();
@@ -65,7 +69,9 @@ pub async fn receive(
     if let Err(e) = provider.verify(&inbound, &secrets, settings, now) {
         reject(&state, &source, e.to_string());
         metrics::counter!("switchyard_ingest_total", "result" => "rejected").increment(1);
-        return problem(&Problem::unauthorized(format!("signature verification failed: {e}")));
+        return problem(&Problem::unauthorized(format!(
+            "signature verification failed: {e}"
+        )));
     }
 
     let event_type = provider.event_type(&inbound);
@@ -109,7 +115,10 @@ pub async fn receive(
 fn too_large(limit: usize) -> HttpResponse {
     let mut res = problem(&Problem::payload_too_large(limit));
     // The rest of the body is not read; the connection cannot be reused.
-    res.headers_mut().insert(CONNECTION, actix_web::http::header::HeaderValue::from_static("close"));
+    res.headers_mut().insert(
+        CONNECTION,
+        actix_web::http::header::HeaderValue::from_static("close"),
+    );
     res
 }
 

@@ -35,7 +35,11 @@ impl IngressState {
     pub fn start(pool: PgPool, key: SecretKey, committers: usize) -> Self {
         let cache = SourceCache::start(pool.clone(), key, Duration::from_secs(30));
         let committer = Committer::start(pool.clone(), committers);
-        IngressState { pool, cache, committer }
+        IngressState {
+            pool,
+            cache,
+            committer,
+        }
     }
 }
 

@@ -9,7 +9,11 @@ use switchyard_domain::secrets::{DEV_KEY_HEX, SecretKey};
 pub const DEFAULT_DATABASE_URL: &str = "postgres://localhost/switchyard";
 
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about = "An event gateway for AI-agent workflows")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An event gateway for AI-agent workflows"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -87,10 +91,19 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Base of ingest URLs and of links in emails.
-    #[arg(long, env = "SWITCHYARD_PUBLIC_URL", default_value = "http://localhost:8080")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
     pub public_url: url::Url,
     /// `production` refuses the development secret key and a non-HTTPS public URL.
-    #[arg(long, env = "SWITCHYARD_ENV", value_enum, default_value = "development")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_ENV",
+        value_enum,
+        default_value = "development"
+    )]
     pub env: Environment,
     /// 64 hex characters (32 bytes) that seal secrets at rest: `openssl rand -hex 32`.
     #[arg(long, env = "SWITCHYARD_SECRET_KEY", hide_env_values = true)]
@@ -99,19 +112,32 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
     /// Sender of emails.
-    #[arg(long, env = "SWITCHYARD_SMTP_FROM", default_value = "Switchyard <noreply@localhost>")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_SMTP_FROM",
+        default_value = "Switchyard <noreply@localhost>"
+    )]
     pub smtp_from: String,
     /// Allow destinations on private addresses and plain http:// (tests, self-hosting).
     #[arg(long, env = "SWITCHYARD_ALLOW_PRIVATE_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_destinations: bool,
     /// Anthropic API base, for fetching full objects behind thin events.
-    #[arg(long, env = "SWITCHYARD_ANTHROPIC_API_URL", default_value = "https://api.anthropic.com")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_ANTHROPIC_API_URL",
+        default_value = "https://api.anthropic.com"
+    )]
     pub anthropic_api_url: url::Url,
     /// Apply migrations when a role starts.
     #[arg(long, env = "SWITCHYARD_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_migrate: bool,
     /// `pretty` or `json` logs.
-    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value = "pretty")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -126,7 +152,9 @@ impl Config {
             }
         };
         if self.env == Environment::Production && hex.eq_ignore_ascii_case(DEV_KEY_HEX) {
-            return Err("SWITCHYARD_SECRET_KEY must not be the development key in production".to_owned());
+            return Err(
+                "SWITCHYARD_SECRET_KEY must not be the development key in production".to_owned(),
+            );
         }
         SecretKey::from_hex(&hex).map_err(|e| format!("SWITCHYARD_SECRET_KEY: {e}"))
     }
@@ -143,7 +171,9 @@ impl Config {
     }
 
     pub fn policy(&self) -> Policy {
-        Policy { allow_private: self.allow_private_destinations }
+        Policy {
+            allow_private: self.allow_private_destinations,
+        }
     }
 
     /// The public URL without its trailing slash.

@@ -24,7 +24,8 @@ pub struct Pools {
 }
 
 pub fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
-    let mut options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    let mut options =
+        PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
     // No user in the URL: connect as the OS user, else `postgres`.
     let named_user = url::Url::parse(url).is_ok_and(|u| !u.username().is_empty());
     if !named_user && std::env::var_os("PGUSER").is_none() {
@@ -34,7 +35,10 @@ pub fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
 }
 
 fn current_user() -> String {
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "postgres".to_owned())
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres".to_owned())
 }
 
 /// Connects to the configured database, creating it if the server has no such database.
@@ -51,11 +55,14 @@ pub async fn prepare(url: &str) -> anyhow::Result<PgConnectOptions> {
         }
         Err(e) if is_refused(&e) && url == crate::config::DEFAULT_DATABASE_URL => {
             let private = start_private_cluster().await?;
-            let options = options.host(&private.to_string_lossy()).port(PRIVATE_PORT).username("postgres");
-            if let Err(sqlx::Error::Database(e)) = PgConnection::connect_with(&options).await {
-                if e.code().as_deref() == Some("3D000") {
-                    create_database(&options).await?;
-                }
+            let options = options
+                .host(&private.to_string_lossy())
+                .port(PRIVATE_PORT)
+                .username("postgres");
+            if let Err(sqlx::Error::Database(e)) = PgConnection::connect_with(&options).await
+                && e.code().as_deref() == Some("3D000")
+            {
+                create_database(&options).await?;
             }
             Ok(options)
         }
@@ -78,20 +85,32 @@ async fn create_database(options: &PgConnectOptions) -> anyhow::Result<()> {
         .await
         .context("connecting to the postgres database to create the switchyard database")?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await;
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&mut admin)
+        .await;
     match result {
         // Another process created it first.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
-        other => other.map(|_| ()).with_context(|| format!("creating database {name}")),
+        other => other
+            .map(|_| ())
+            .with_context(|| format!("creating database {name}")),
     }
 }
 
 pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect_with(options).await?;
-    MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    MIGRATOR
+        .run(&mut conn)
+        .await
+        .context("applying migrations")?;
     conn.close().await.ok();
-    let pool = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-    apalis_postgres::PostgresStorage::<()>::setup(&pool).await.context("setting up the job queue")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    apalis_postgres::PostgresStorage::<()>::setup(&pool)
+        .await
+        .context("setting up the job queue")?;
     pool.close().await;
     Ok(())
 }
@@ -111,7 +130,11 @@ pub async fn pools(options: &PgConnectOptions) -> anyhow::Result<Pools> {
         .max_connections(12)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
-    Ok(Pools { ingress, web, worker })
+    Ok(Pools {
+        ingress,
+        web,
+        worker,
+    })
 }
 
 const PRIVATE_PORT: u16 = 5439;
@@ -120,25 +143,64 @@ const PRIVATE_PORT: u16 = 5439;
 /// socket in that folder. PostgreSQL refuses to run as root, so as root the cluster
 /// belongs to `nobody`.
 async fn start_private_cluster() -> anyhow::Result<PathBuf> {
-    let Some(bin) = find_pg_bin() else { bail!(NO_POSTGRES) };
+    let Some(bin) = find_pg_bin() else {
+        bail!(NO_POSTGRES)
+    };
     let root = std::env::current_dir()?.join(".switchyard");
     let data = root.join("postgres");
     let socket = root.join("socket");
     std::fs::create_dir_all(&socket)?;
-    let as_root = run_output("id", &["-u"]).await.is_some_and(|o| o.trim() == "0");
+    let as_root = run_output("id", &["-u"])
+        .await
+        .is_some_and(|o| o.trim() == "0");
     if as_root {
         run("chown", &["-R", "nobody", &root.to_string_lossy()], false).await?;
     }
     if !data.join("PG_VERSION").exists() {
         let initdb = bin.join("initdb");
-        run(&initdb.to_string_lossy(), &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust"], as_root).await?;
+        run(
+            &initdb.to_string_lossy(),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+            ],
+            as_root,
+        )
+        .await?;
     }
-    let opts = format!("-k {} -c listen_addresses='' -p {PRIVATE_PORT}", socket.display());
+    let opts = format!(
+        "-k {} -c listen_addresses='' -p {PRIVATE_PORT}",
+        socket.display()
+    );
     let pg_ctl = bin.join("pg_ctl");
     let log = root.join("postgres.log");
     // Already running is fine: `status` exits 0 then.
-    if run(&pg_ctl.to_string_lossy(), &["-D", &data.to_string_lossy(), "status"], as_root).await.is_err() {
-        run(&pg_ctl.to_string_lossy(), &["-D", &data.to_string_lossy(), "-o", &opts, "-l", &log.to_string_lossy(), "-w", "start"], as_root).await?;
+    if run(
+        &pg_ctl.to_string_lossy(),
+        &["-D", &data.to_string_lossy(), "status"],
+        as_root,
+    )
+    .await
+    .is_err()
+    {
+        run(
+            &pg_ctl.to_string_lossy(),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &opts,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "start",
+            ],
+            as_root,
+        )
+        .await?;
     }
     tracing::info!(path = %data.display(), "using a private PostgreSQL cluster");
     Ok(socket)
@@ -146,7 +208,8 @@ async fn start_private_cluster() -> anyhow::Result<PathBuf> {
 
 fn find_pg_bin() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+        std::env::split_paths(&paths)
+            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
     });
     on_path.or_else(|| {
         let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -167,14 +230,25 @@ async fn run(program: &str, args: &[&str], as_nobody: bool) -> anyhow::Result<()
     } else {
         tokio::process::Command::new(program)
     };
-    let output = command.args(args).current_dir(Path::new("/")).output().await?;
+    let output = command
+        .args(args)
+        .current_dir(Path::new("/"))
+        .output()
+        .await?;
     if !output.status.success() {
-        bail!("{program} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(())
 }
 
 async fn run_output(program: &str, args: &[&str]) -> Option<String> {
-    let output = tokio::process::Command::new(program).args(args).output().await.ok()?;
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .ok()?;
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }

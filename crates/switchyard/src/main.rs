@@ -29,25 +29,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     let roles = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Roles::ALL,
-        Command::Ingress => Roles { ingress: true, web: false, worker: false },
-        Command::Web => Roles { ingress: false, web: true, worker: false },
-        Command::Worker => Roles { ingress: false, web: false, worker: true },
+        Command::Ingress => Roles {
+            ingress: true,
+            web: false,
+            worker: false,
+        },
+        Command::Web => Roles {
+            ingress: false,
+            web: true,
+            worker: false,
+        },
+        Command::Worker => Roles {
+            ingress: false,
+            web: false,
+            worker: true,
+        },
         Command::Migrate => {
             let options = db::prepare(&config.database_url).await?;
             return db::migrate(&options).await;
         }
-        Command::Team { command: TeamCommand::Create { slug, name } } => {
+        Command::Team {
+            command: TeamCommand::Create { slug, name },
+        } => {
             let pool = admin_pool(&config).await?;
             if !teams::valid_slug(&slug) {
-                anyhow::bail!("team slug must be 2-40 lower-case letters, digits or dashes, starting with a letter");
+                anyhow::bail!(
+                    "team slug must be 2-40 lower-case letters, digits or dashes, starting with a letter"
+                );
             }
             let team = teams::insert(&pool, &slug, name.as_deref().unwrap_or(&slug)).await?;
             println!("{}", team.id);
             return Ok(());
         }
-        Command::ApiKey { command: ApiKeyCommand::Create { team, name } } => {
+        Command::ApiKey {
+            command: ApiKeyCommand::Create { team, name },
+        } => {
             let pool = admin_pool(&config).await?;
-            let team = teams::find_by_slug(&pool, &team).await.map_err(|_| anyhow::anyhow!("no team with slug {team:?}"))?;
+            let team = teams::find_by_slug(&pool, &team)
+                .await
+                .map_err(|_| anyhow::anyhow!("no team with slug {team:?}"))?;
             let (_, key) = api_keys::create(&pool, &team.id, &name).await?;
             println!("{key}");
             return Ok(());
@@ -63,13 +83,18 @@ async fn admin_pool(config: &switchyard::Config) -> anyhow::Result<sqlx::PgPool>
     if config.auto_migrate {
         db::migrate(&options).await?;
     }
-    Ok(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?)
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?)
 }
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,apalis=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),

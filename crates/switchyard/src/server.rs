@@ -26,7 +26,11 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles { ingress: true, web: true, worker: true };
+    pub const ALL: Roles = Roles {
+        ingress: true,
+        web: true,
+        worker: true,
+    };
 }
 
 /// A started process: its address, and the handles to stop it.
@@ -83,7 +87,9 @@ pub async fn start(
     worker_settings: WorkerSettings,
     listener: TcpListener,
 ) -> anyhow::Result<Running> {
-    let ingress = roles.ingress.then(|| IngressState::start(pools.ingress.clone(), key.clone(), 4));
+    let ingress = roles
+        .ingress
+        .then(|| IngressState::start(pools.ingress.clone(), key.clone(), 4));
     let web_state = roles.web.then(|| WebState {
         pool: pools.web.clone(),
         key: key.clone(),
@@ -98,7 +104,10 @@ pub async fn start(
         let handle = handle.clone();
         let mut app = App::new()
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("switchyard::http"))
-            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+            )
             .route(
                 "/readyz",
                 web::get().to(move || {
@@ -106,7 +115,9 @@ pub async fn start(
                     async move {
                         match sqlx::query("SELECT 1").execute(&pool).await {
                             Ok(_) => HttpResponse::Ok().body("ready"),
-                            Err(_) => HttpResponse::ServiceUnavailable().body("database unreachable"),
+                            Err(_) => {
+                                HttpResponse::ServiceUnavailable().body("database unreachable")
+                            }
                         }
                     }
                 }),
@@ -115,7 +126,11 @@ pub async fn start(
                 "/metrics",
                 web::get().to(move || {
                     let body = handle.render();
-                    async move { HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body) }
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("text/plain; version=0.0.4")
+                            .body(body)
+                    }
                 }),
             );
         if let Some(state) = &ingress {
@@ -139,12 +154,19 @@ pub async fn start(
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = switchyard_worker::run(pool, key, policy, worker_settings, shutdown).await {
+            if let Err(e) =
+                switchyard_worker::run(pool, key, policy, worker_settings, shutdown).await
+            {
                 tracing::error!(error = %e, "delivery workers stopped");
             }
         });
         (stop, task)
     });
     tracing::info!(%addr, ?roles, "switchyard listening");
-    Ok(Running { addr, server: server_handle, server_task, worker })
+    Ok(Running {
+        addr,
+        server: server_handle,
+        server_task,
+        worker,
+    })
 }

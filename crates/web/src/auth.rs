@@ -1,10 +1,10 @@
 //! API keys: `Authorization: Bearer <key>` → the team the key acts for (as an admin).
 //! Every handler takes `ApiTeam` first, so none runs without a team.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use switchyard_domain::ids::TeamId;
 use switchyard_domain::problem::Problem;
 use switchyard_domain::store::api_keys;
@@ -14,31 +14,55 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use crate::WebState;
 use crate::error::ApiError;
 
+/// The team the request's API key acts for. Set by `authenticate` before any extractor
+/// runs, so a request with a bad key is refused with 401 whatever its body looks like.
+#[derive(Debug, Clone)]
 pub struct ApiTeam(pub TeamId);
 
 impl FromRequest for ApiTeam {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<WebState>>().cloned();
-        let presented = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|v| v.trim().to_owned());
-        Box::pin(async move {
-            let unauthorized =
-                || ApiError(Problem::unauthorized("send a valid API key as `Authorization: Bearer <key>`"));
-            let (Some(state), Some(key)) = (state, presented) else {
-                return Err(unauthorized());
-            };
-            match api_keys::authenticate(&state.pool, &key).await? {
-                Some(team) => Ok(ApiTeam(team)),
-                None => Err(unauthorized()),
-            }
-        })
+        std::future::ready(
+            req.extensions()
+                .get::<ApiTeam>()
+                .cloned()
+                .ok_or_else(unauthorized),
+        )
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError(Problem::unauthorized(
+        "send a valid API key as `Authorization: Bearer <key>`",
+    ))
+}
+
+/// Middleware for `/api/v1`: resolves the bearer key to its team, or answers 401.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<WebState>>().cloned();
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_owned());
+    let team = match (state, presented) {
+        (Some(state), Some(key)) => api_keys::authenticate(&state.pool, &key)
+            .await
+            .map_err(ApiError::from)?,
+        _ => None,
+    };
+    match team {
+        Some(team) => {
+            req.extensions_mut().insert(ApiTeam(team));
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        None => Err(unauthorized().into()),
     }
 }
 

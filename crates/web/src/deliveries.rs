@@ -1,7 +1,7 @@
 //! `/api/v1/deliveries`: every attempt to hand an event to a destination, and replay.
 
-use actix_web::{get,post};
 use actix_web::{HttpResponse, web};
+use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_domain::delivery::DeliveryStatus;
@@ -40,19 +40,35 @@ pub struct DeliveriesQuery {
 #[utoipa::path(tag = "deliveries", params(DeliveriesQuery),
     responses((status = 200, body = List<Delivery>), (status = 422)))]
 #[get("/deliveries")]
-async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<DeliveriesQuery>) -> ApiResult<web::Json<List<Delivery>>> {
+async fn list(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    q: web::Query<DeliveriesQuery>,
+) -> ApiResult<web::Json<List<Delivery>>> {
     let q = q.into_inner();
     let mut invalid = Invalid::default();
     let filter = DeliveryFilter {
-        status: q.status.and_then(|s| invalid.check("status", s.parse::<DeliveryStatus>())),
-        event_id: q.event_id.and_then(|s| invalid.check("event_id", s.parse::<EventId>())),
-        route_id: q.route_id.and_then(|s| invalid.check("route_id", s.parse::<RouteId>())),
-        destination_id: q.destination_id.and_then(|s| invalid.check("destination_id", s.parse::<DestinationId>())),
+        status: q
+            .status
+            .and_then(|s| invalid.check("status", s.parse::<DeliveryStatus>())),
+        event_id: q
+            .event_id
+            .and_then(|s| invalid.check("event_id", s.parse::<EventId>())),
+        route_id: q
+            .route_id
+            .and_then(|s| invalid.check("route_id", s.parse::<RouteId>())),
+        destination_id: q
+            .destination_id
+            .and_then(|s| invalid.check("destination_id", s.parse::<DestinationId>())),
         since: q.since,
         until: q.until,
     };
     invalid.finish()?;
-    let page = Paging { cursor: q.cursor, limit: q.limit }.request();
+    let page = Paging {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .request();
     let found = deliveries::list(&state.pool, &team.0, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |d| d)))
 }
@@ -66,9 +82,15 @@ pub struct DeliveryDetail {
 
 #[utoipa::path(tag = "deliveries", responses((status = 200, body = DeliveryDetail), (status = 404)))]
 #[get("/deliveries/{id}")]
-async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<DeliveryDetail>> {
+async fn get(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<DeliveryDetail>> {
     let id = parse_id(&id)?;
-    let delivery = deliveries::get(&state.pool, &team.0, &id).await.map_err(missing("delivery"))?;
+    let delivery = deliveries::get(&state.pool, &team.0, &id)
+        .await
+        .map_err(missing("delivery"))?;
     let attempts = deliveries::attempts(&state.pool, &team.0, &id).await?;
     Ok(web::Json(DeliveryDetail { delivery, attempts }))
 }
@@ -78,10 +100,16 @@ async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -
 #[utoipa::path(tag = "deliveries",
     responses((status = 202, body = Delivery), (status = 404), (status = 409)))]
 #[post("/deliveries/{id}/replay")]
-async fn replay(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn replay(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id = parse_id(&id)?;
     let mut tx = state.pool.begin().await?;
-    let delivery = deliveries::replay(&mut tx, &team.0, &id, Utc::now()).await.map_err(missing("delivery"))?;
+    let delivery = deliveries::replay(&mut tx, &team.0, &id, Utc::now())
+        .await
+        .map_err(missing("delivery"))?;
     tx.commit().await?;
     Ok(HttpResponse::Accepted().json(delivery))
 }

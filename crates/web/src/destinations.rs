@@ -1,7 +1,7 @@
 //! `/api/v1/destinations`: where deliveries go.
 
-use actix_web::{delete,get,patch,post};
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::ids::DestinationId;
@@ -15,7 +15,11 @@ use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(create).service(list).service(get).service(update).service(delete);
+    cfg.service(create)
+        .service(list)
+        .service(get)
+        .service(update)
+        .service(delete);
 }
 
 fn parse_id(id: &str) -> ApiResult<DestinationId> {
@@ -44,7 +48,9 @@ pub struct CreatedDestination {
 fn parse_kind(raw: &str) -> Result<DestinationKind, String> {
     match raw.parse::<DestinationKind>()? {
         DestinationKind::Http => Ok(DestinationKind::Http),
-        other => Err(format!("{other} destinations are not available yet; use http")),
+        other => Err(format!(
+            "{other} destinations are not available yet; use http"
+        )),
     }
 }
 
@@ -66,22 +72,42 @@ async fn create(
     };
     let signing_secret = new_signing_secret();
     let sealed = state.key.seal(signing_secret.as_bytes());
-    let destination =
-        destinations::insert(&state.pool, &team.0, name.as_str(), kind, url.as_str(), &sealed).await?;
-    Ok(HttpResponse::Created().json(CreatedDestination { destination, signing_secret }))
+    let destination = destinations::insert(
+        &state.pool,
+        &team.0,
+        name.as_str(),
+        kind,
+        url.as_str(),
+        &sealed,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedDestination {
+        destination,
+        signing_secret,
+    }))
 }
 
 #[utoipa::path(tag = "destinations", params(Paging), responses((status = 200, body = List<Destination>)))]
 #[get("/destinations")]
-async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<Paging>) -> ApiResult<web::Json<List<Destination>>> {
+async fn list(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    q: web::Query<Paging>,
+) -> ApiResult<web::Json<List<Destination>>> {
     let page = destinations::list(&state.pool, &team.0, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |d| d)))
 }
 
 #[utoipa::path(tag = "destinations", responses((status = 200, body = Destination), (status = 404)))]
 #[get("/destinations/{id}")]
-async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<Destination>> {
-    let found = destinations::get(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("destination"))?;
+async fn get(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Destination>> {
+    let found = destinations::get(&state.pool, &team.0, &parse_id(&id)?)
+        .await
+        .map_err(missing("destination"))?;
     Ok(web::Json(found))
 }
 
@@ -103,21 +129,35 @@ async fn update(
 ) -> ApiResult<web::Json<Destination>> {
     let id = parse_id(&id)?;
     let mut invalid = Invalid::default();
-    let name = body.name.as_deref().and_then(|n| invalid.check("name", Name::parse(n)));
-    let url = body.url.as_deref().and_then(|u| invalid.check("url", DestinationUrl::parse(u, state.policy)));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|n| invalid.check("name", Name::parse(n)));
+    let url = body
+        .url
+        .as_deref()
+        .and_then(|u| invalid.check("url", DestinationUrl::parse(u, state.policy)));
     invalid.finish()?;
     let patch = DestinationPatch {
         name: name.map(|n| n.to_string()),
         url: url.map(|u| u.as_str().to_owned()),
         state: None,
     };
-    let updated = destinations::update(&state.pool, &team.0, &id, patch).await.map_err(missing("destination"))?;
+    let updated = destinations::update(&state.pool, &team.0, &id, patch)
+        .await
+        .map_err(missing("destination"))?;
     Ok(web::Json(updated))
 }
 
 #[utoipa::path(tag = "destinations", responses((status = 204), (status = 404)))]
 #[delete("/destinations/{id}")]
-async fn delete(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    destinations::delete(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("destination"))?;
+async fn delete(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    destinations::delete(&state.pool, &team.0, &parse_id(&id)?)
+        .await
+        .map_err(missing("destination"))?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -32,7 +32,8 @@ impl ResponseError for ApiError {
         if self.0.status == 503 {
             res.insert_header(("Retry-After", "1"));
         }
-        res.content_type("application/problem+json").body(self.0.to_json())
+        res.content_type("application/problem+json")
+            .body(self.0.to_json())
     }
 }
 
@@ -72,7 +73,10 @@ pub struct Invalid(Vec<FieldError>);
 
 impl Invalid {
     pub fn add(&mut self, field: &str, message: impl ToString) {
-        self.0.push(FieldError { field: field.to_owned(), message: message.to_string() });
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            message: message.to_string(),
+        });
     }
 
     /// Keeps the value, or notes the error and gives `None`.
@@ -81,28 +85,39 @@ impl Invalid {
     }
 
     pub fn finish(self) -> ApiResult<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError(Problem::invalid(self.0))) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError(Problem::invalid(self.0)))
+        }
     }
 }
 
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _req: &HttpRequest| {
-        let problem = match &err {
-            JsonPayloadError::ContentType => {
-                Problem::unsupported_media_type("send the body as application/json")
-            }
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                Problem::payload_too_large(JSON_LIMIT)
-            }
-            JsonPayloadError::Deserialize(e) if e.is_data() => Problem::invalid(vec![FieldError {
-                field: "body".to_owned(),
-                message: e.to_string(),
-            }]),
-            JsonPayloadError::Deserialize(e) => Problem::bad_request(format!("malformed JSON: {e}")),
-            other => Problem::bad_request(other.to_string()),
-        };
-        ApiError(problem).into()
-    })
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req: &HttpRequest| {
+            let problem = match &err {
+                JsonPayloadError::ContentType => {
+                    Problem::unsupported_media_type("send the body as application/json")
+                }
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => {
+                    Problem::payload_too_large(JSON_LIMIT)
+                }
+                JsonPayloadError::Deserialize(e) if e.is_data() => {
+                    Problem::invalid(vec![FieldError {
+                        field: "body".to_owned(),
+                        message: e.to_string(),
+                    }])
+                }
+                JsonPayloadError::Deserialize(e) => {
+                    Problem::bad_request(format!("malformed JSON: {e}"))
+                }
+                other => Problem::bad_request(other.to_string()),
+            };
+            ApiError(problem).into()
+        })
 }
 
 pub fn query_config() -> web::QueryConfig {
@@ -116,6 +131,7 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default()
-        .error_handler(|_err: PathError, _req: &HttpRequest| ApiError(Problem::not_found("no such resource")).into())
+    web::PathConfig::default().error_handler(|_err: PathError, _req: &HttpRequest| {
+        ApiError(Problem::not_found("no such resource")).into()
+    })
 }

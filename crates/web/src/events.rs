@@ -1,6 +1,6 @@
 //! `/api/v1/events`: what sources received.
 
-use actix_web::{get};
+use actix_web::get;
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,10 +34,16 @@ pub struct EventsQuery {
 
 #[utoipa::path(tag = "events", params(EventsQuery), responses((status = 200, body = List<Event>), (status = 422)))]
 #[get("/events")]
-async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<EventsQuery>) -> ApiResult<web::Json<List<Event>>> {
+async fn list(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    q: web::Query<EventsQuery>,
+) -> ApiResult<web::Json<List<Event>>> {
     let q = q.into_inner();
     let mut invalid = Invalid::default();
-    let source_id = q.source_id.map(|s| invalid.check("source_id", s.parse::<SourceId>()));
+    let source_id = q
+        .source_id
+        .map(|s| invalid.check("source_id", s.parse::<SourceId>()));
     invalid.finish()?;
     let filter = EventFilter {
         source_id: source_id.flatten(),
@@ -46,7 +52,11 @@ async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<EventsQue
         since: q.since,
         until: q.until,
     };
-    let page: PageRequest = Paging { cursor: q.cursor, limit: q.limit }.request();
+    let page: PageRequest = Paging {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .request();
     let found = events::list(&state.pool, &team.0, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |e| e)))
 }
@@ -60,9 +70,15 @@ pub struct EventDetail {
 
 #[utoipa::path(tag = "events", responses((status = 200, body = EventDetail), (status = 404)))]
 #[get("/events/{id}")]
-async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<EventDetail>> {
+async fn get(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<EventDetail>> {
     let id: EventId = id.parse().map_err(|_| not_found("event"))?;
-    let event = events::get(&state.pool, &team.0, &id).await.map_err(missing("event"))?;
+    let event = events::get(&state.pool, &team.0, &id)
+        .await
+        .map_err(missing("event"))?;
     let deliveries = deliveries::for_event(&state.pool, &team.0, &id).await?;
     Ok(web::Json(EventDetail { event, deliveries }))
 }

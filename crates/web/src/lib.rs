@@ -62,6 +62,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(error::path_config())
             .service(
                 web::scope("/api/v1")
+                    .wrap(actix_web::middleware::from_fn(auth::authenticate))
                     .configure(|c| register(c, sources::routes))
                     .configure(|c| register(c, destinations::routes))
                     .configure(|c| register(c, routes::routes))
@@ -78,7 +79,10 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-fn register(cfg: &mut web::ServiceConfig, f: fn(&mut utoipa_actix_web::service_config::ServiceConfig)) {
+fn register(
+    cfg: &mut web::ServiceConfig,
+    f: fn(&mut utoipa_actix_web::service_config::ServiceConfig),
+) {
     let mut c = utoipa_actix_web::service_config::ServiceConfig::new(cfg);
     f(&mut c);
 }

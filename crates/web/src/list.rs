@@ -16,7 +16,10 @@ impl Paging {
     pub fn request(&self) -> PageRequest {
         PageRequest {
             cursor: self.cursor.clone(),
-            limit: self.limit.unwrap_or(PageRequest::DEFAULT_LIMIT).clamp(1, PageRequest::MAX_LIMIT),
+            limit: self
+                .limit
+                .unwrap_or(PageRequest::DEFAULT_LIMIT)
+                .clamp(1, PageRequest::MAX_LIMIT),
         }
     }
 }
@@ -29,6 +32,9 @@ pub struct List<T> {
 
 impl<T> List<T> {
     pub fn from_page<S>(page: Page<S>, f: impl FnMut(S) -> T) -> Self {
-        List { data: page.items.into_iter().map(f).collect(), next_cursor: page.next_cursor }
+        List {
+            data: page.items.into_iter().map(f).collect(),
+            next_cursor: page.next_cursor,
+        }
     }
 }

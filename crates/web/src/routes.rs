@@ -1,7 +1,7 @@
 //! `/api/v1/routes`: which events of a source go to which destination.
 
-use actix_web::{delete,get,patch,post};
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use serde::Deserialize;
 use switchyard_domain::ids::{DestinationId, RouteId, SourceId};
 use switchyard_domain::model::{Name, Route};
@@ -15,7 +15,11 @@ use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(create).service(list).service(get).service(update).service(delete);
+    cfg.service(create)
+        .service(list)
+        .service(get)
+        .service(update)
+        .service(delete);
 }
 
 fn parse_id(id: &str) -> ApiResult<RouteId> {
@@ -40,19 +44,31 @@ pub struct CreateRoute {
 }
 
 fn check_patterns(invalid: &mut Invalid, patterns: Vec<String>) -> Option<Vec<String>> {
-    invalid.check("event_types", EventTypes::parse(&patterns)).map(|t| t.to_strings())
+    invalid
+        .check("event_types", EventTypes::parse(&patterns))
+        .map(|t| t.to_strings())
 }
 
 #[utoipa::path(tag = "routes", request_body = CreateRoute,
     responses((status = 201, body = Route), (status = 401), (status = 422)))]
 #[post("/routes")]
-async fn create(team: ApiTeam, state: web::Data<WebState>, body: web::Json<CreateRoute>) -> ApiResult<HttpResponse> {
+async fn create(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    body: web::Json<CreateRoute>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&body.name));
     let source_id = invalid.check("source_id", body.source_id.parse::<SourceId>());
-    let destination_id = invalid.check("destination_id", body.destination_id.parse::<DestinationId>());
-    let event_types = check_patterns(&mut invalid, body.event_types.unwrap_or_else(|| vec!["*".to_owned()]));
+    let destination_id = invalid.check(
+        "destination_id",
+        body.destination_id.parse::<DestinationId>(),
+    );
+    let event_types = check_patterns(
+        &mut invalid,
+        body.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
+    );
     for (field, value) in [("filter", &body.filter), ("template", &body.template)] {
         if value.as_ref().is_some_and(|v| !v.is_null()) {
             invalid.add(field, "not supported yet; send null");
@@ -71,27 +87,41 @@ async fn create(team: ApiTeam, state: web::Data<WebState>, body: web::Json<Creat
         event_types,
         paused: body.paused.unwrap_or(false),
     };
-    let route = routes::insert(&state.pool, &team.0, new).await.map_err(|e| match e {
-        switchyard_domain::StoreError::NotFound => ApiError(Problem::invalid_field(
-            "source_id",
-            "source_id and destination_id must name a source and a destination of this team",
-        )),
-        other => ApiError::from(other),
-    })?;
+    let route = routes::insert(&state.pool, &team.0, new)
+        .await
+        .map_err(|e| match e {
+            switchyard_domain::StoreError::NotFound => ApiError(Problem::invalid_field(
+                "source_id",
+                "source_id and destination_id must name a source and a destination of this team",
+            )),
+            other => ApiError::from(other),
+        })?;
     Ok(HttpResponse::Created().json(route))
 }
 
 #[utoipa::path(tag = "routes", params(Paging), responses((status = 200, body = List<Route>)))]
 #[get("/routes")]
-async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<Paging>) -> ApiResult<web::Json<List<Route>>> {
+async fn list(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    q: web::Query<Paging>,
+) -> ApiResult<web::Json<List<Route>>> {
     let page = routes::list(&state.pool, &team.0, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |r| r)))
 }
 
 #[utoipa::path(tag = "routes", responses((status = 200, body = Route), (status = 404)))]
 #[get("/routes/{id}")]
-async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<Route>> {
-    Ok(web::Json(routes::get(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("route"))?))
+async fn get(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Route>> {
+    Ok(web::Json(
+        routes::get(&state.pool, &team.0, &parse_id(&id)?)
+            .await
+            .map_err(missing("route"))?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -114,16 +144,35 @@ async fn update(
     let id = parse_id(&id)?;
     let body = body.into_inner();
     let mut invalid = Invalid::default();
-    let name = body.name.as_deref().and_then(|n| invalid.check("name", Name::parse(n)));
-    let event_types = body.event_types.and_then(|p| check_patterns(&mut invalid, p));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|n| invalid.check("name", Name::parse(n)));
+    let event_types = body
+        .event_types
+        .and_then(|p| check_patterns(&mut invalid, p));
     invalid.finish()?;
-    let patch = RoutePatch { name: name.map(|n| n.to_string()), event_types, paused: body.paused };
-    Ok(web::Json(routes::update(&state.pool, &team.0, &id, patch).await.map_err(missing("route"))?))
+    let patch = RoutePatch {
+        name: name.map(|n| n.to_string()),
+        event_types,
+        paused: body.paused,
+    };
+    Ok(web::Json(
+        routes::update(&state.pool, &team.0, &id, patch)
+            .await
+            .map_err(missing("route"))?,
+    ))
 }
 
 #[utoipa::path(tag = "routes", responses((status = 204), (status = 404)))]
 #[delete("/routes/{id}")]
-async fn delete(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    routes::delete(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("route"))?;
+async fn delete(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    routes::delete(&state.pool, &team.0, &parse_id(&id)?)
+        .await
+        .map_err(missing("route"))?;
     Ok(HttpResponse::NoContent().finish())
 }

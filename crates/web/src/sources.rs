@@ -1,7 +1,7 @@
 //! `/api/v1/sources`: where webhooks come in.
 
-use actix_web::{delete,get,patch,post};
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
 use switchyard_domain::ids::SourceId;
 use switchyard_domain::model::{Name, Source};
@@ -15,7 +15,12 @@ use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(create).service(list).service(get).service(update).service(delete).service(rejections);
+    cfg.service(create)
+        .service(list)
+        .service(get)
+        .service(update)
+        .service(delete)
+        .service(rejections);
 }
 
 const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
@@ -57,7 +62,10 @@ fn parse_id(id: &str) -> ApiResult<SourceId> {
 fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
     match limit {
         Some(l) if !(1024..=MAX_BODY_LIMIT).contains(&l) => {
-            invalid.add("body_limit", format!("must be between 1024 and {MAX_BODY_LIMIT} bytes"));
+            invalid.add(
+                "body_limit",
+                format!("must be between 1024 and {MAX_BODY_LIMIT} bytes"),
+            );
             None
         }
         other => other,
@@ -68,7 +76,9 @@ fn check_header_name(invalid: &mut Invalid, header: Option<String>) -> Option<St
     let header = header?.trim().to_ascii_lowercase();
     let valid = !header.is_empty()
         && header.len() <= 100
-        && header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if valid {
         Some(header)
     } else {
@@ -96,12 +106,15 @@ async fn create(
     };
     let sealed_secret = match (provider, body.secret.as_deref()) {
         (Some(p), None) if p.needs_secret() => {
-            invalid.add("secret", format!("the {p} provider needs the sender's signing secret"));
+            invalid.add(
+                "secret",
+                format!("the {p} provider needs the sender's signing secret"),
+            );
             None
         }
-        (Some(p), Some(secret)) => {
-            invalid.check("secret", p.parse_secret(secret)).map(|key| state.key.seal(&key))
-        }
+        (Some(p), Some(secret)) => invalid
+            .check("secret", p.parse_secret(secret))
+            .map(|key| state.key.seal(&key)),
         _ => None,
     };
     invalid.finish()?;
@@ -110,7 +123,13 @@ async fn create(
     };
 
     let mut tx = state.pool.begin().await?;
-    let new = NewSource { name: name.as_str(), provider, settings: &settings, body_limit, sealed_secret };
+    let new = NewSource {
+        name: name.as_str(),
+        provider,
+        settings: &settings,
+        body_limit,
+        sealed_secret,
+    };
     let source = sources::insert(&mut tx, &team.0, new, &random_token(32)).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(view(&state, source)))
@@ -118,15 +137,25 @@ async fn create(
 
 #[utoipa::path(tag = "sources", params(Paging), responses((status = 200, body = List<SourceView>)))]
 #[get("/sources")]
-async fn list(team: ApiTeam, state: web::Data<WebState>, q: web::Query<Paging>) -> ApiResult<web::Json<List<SourceView>>> {
+async fn list(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    q: web::Query<Paging>,
+) -> ApiResult<web::Json<List<SourceView>>> {
     let page = sources::list(&state.pool, &team.0, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |s| view(&state, s))))
 }
 
 #[utoipa::path(tag = "sources", responses((status = 200, body = SourceView), (status = 404)))]
 #[get("/sources/{id}")]
-async fn get(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<SourceView>> {
-    let source = sources::get(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("source"))?;
+async fn get(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<SourceView>> {
+    let source = sources::get(&state.pool, &team.0, &parse_id(&id)?)
+        .await
+        .map_err(missing("source"))?;
     Ok(web::Json(view(&state, source)))
 }
 
@@ -151,13 +180,18 @@ async fn update(
     let id = parse_id(&id)?;
     let body = body.into_inner();
     let mut invalid = Invalid::default();
-    let name = body.name.as_deref().and_then(|n| invalid.check("name", Name::parse(n)));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|n| invalid.check("name", Name::parse(n)));
     let body_limit = check_body_limit(&mut invalid, body.body_limit);
     let dedup_header = check_header_name(&mut invalid, body.dedup_header);
     invalid.finish()?;
 
     let mut tx = state.pool.begin().await?;
-    let current = sources::get(&mut *tx, &team.0, &id).await.map_err(missing("source"))?;
+    let current = sources::get(&mut *tx, &team.0, &id)
+        .await
+        .map_err(missing("source"))?;
     let mut settings = current.settings.0.clone();
     if dedup_header.is_some() {
         settings.dedup_header = dedup_header;
@@ -165,7 +199,11 @@ async fn update(
     if let Some(allow) = body.allow_sha1 {
         settings.allow_sha1 = allow;
     }
-    let patch = SourcePatch { name: name.map(|n| n.to_string()), settings: Some(settings), body_limit };
+    let patch = SourcePatch {
+        name: name.map(|n| n.to_string()),
+        settings: Some(settings),
+        body_limit,
+    };
     let source = sources::update(&mut *tx, &team.0, &id, patch).await?;
     tx.commit().await?;
     Ok(web::Json(view(&state, source)))
@@ -173,17 +211,32 @@ async fn update(
 
 #[utoipa::path(tag = "sources", responses((status = 204), (status = 404)))]
 #[delete("/sources/{id}")]
-async fn delete(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    sources::delete(&state.pool, &team.0, &parse_id(&id)?).await.map_err(missing("source"))?;
+async fn delete(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    sources::delete(&state.pool, &team.0, &parse_id(&id)?)
+        .await
+        .map_err(missing("source"))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Why the source's latest requests were refused (newest first, the last 100 kept).
 #[utoipa::path(tag = "sources", responses((status = 200, body = List<Rejection>), (status = 404)))]
 #[get("/sources/{id}/rejections")]
-async fn rejections(team: ApiTeam, state: web::Data<WebState>, id: web::Path<String>) -> ApiResult<web::Json<List<Rejection>>> {
+async fn rejections(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<List<Rejection>>> {
     let id = parse_id(&id)?;
-    sources::get(&state.pool, &team.0, &id).await.map_err(missing("source"))?;
+    sources::get(&state.pool, &team.0, &id)
+        .await
+        .map_err(missing("source"))?;
     let data = sources::rejections(&state.pool, &team.0, &id).await?;
-    Ok(web::Json(List { data, next_cursor: None }))
+    Ok(web::Json(List {
+        data,
+        next_cursor: None,
+    }))
 }

@@ -34,7 +34,11 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
 
     let request = build_request(&ctx, &claimed).await;
     let sent = match request {
-        Ok((headers, body)) => ctx.outbound.post(&claimed.destination.url, headers, body).await,
+        Ok((headers, body)) => {
+            ctx.outbound
+                .post(&claimed.destination.url, headers, body)
+                .await
+        }
         Err(e) => {
             tracing::error!(delivery = %task.delivery_id, error = %e, "cannot build request");
             return Err(e.into());
@@ -42,7 +46,13 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     };
     let now = Utc::now();
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
-    let decision = decide(claimed.destination.kind, claimed.series_attempt, &sent.outcome, now, jitter);
+    let decision = decide(
+        claimed.destination.kind,
+        claimed.series_attempt,
+        &sent.outcome,
+        now,
+        jitter,
+    );
     let record = AttemptRecord {
         duration_ms: i32::try_from(sent.duration.as_millis()).unwrap_or(i32::MAX),
         response_status: sent.status.map(i32::from),
@@ -90,8 +100,14 @@ async fn build_request(
         ("content-type".to_owned(), content_type),
         ("webhook-id".to_owned(), msg_id.clone()),
         ("webhook-timestamp".to_owned(), timestamp.to_string()),
-        ("webhook-signature".to_owned(), sign_standard_webhook(&key, &msg_id, timestamp, &content.body)),
-        ("switchyard-event-id".to_owned(), delivery.event_id.to_string()),
+        (
+            "webhook-signature".to_owned(),
+            sign_standard_webhook(&key, &msg_id, timestamp, &content.body),
+        ),
+        (
+            "switchyard-event-id".to_owned(),
+            delivery.event_id.to_string(),
+        ),
         ("switchyard-delivery-id".to_owned(), delivery.id.to_string()),
     ];
     Ok((headers, content.body))

@@ -60,9 +60,16 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let deliverer = Arc::new(Deliverer { pool: pool.clone(), key, outbound: Outbound::new(policy)? });
+    let deliverer = Arc::new(Deliverer {
+        pool: pool.clone(),
+        key,
+        outbound: Outbound::new(policy)?,
+    });
     // Unique per process: apalis keys heartbeats and orphan recovery on the name.
-    let name = format!("switchyard-worker-{}", switchyard_domain::secrets::random_token(9));
+    let name = format!(
+        "switchyard-worker-{}",
+        switchyard_domain::secrets::random_token(9)
+    );
     let config = Config::default()
         .queue(DELIVERIES)
         .heartbeat_interval(settings.heartbeat)

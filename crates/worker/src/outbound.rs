@@ -74,7 +74,10 @@ impl Outbound {
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         let excerpt = read_capped(response).await;
         Sent {
-            outcome: Outcome::Response { status, retry_after },
+            outcome: Outcome::Response {
+                status,
+                retry_after,
+            },
             duration: started.elapsed(),
             status: Some(status),
             excerpt: Some(excerpt),
@@ -98,7 +101,9 @@ async fn read_capped(response: reqwest::Response) -> String {
 
 fn refused(started: Instant, error: String) -> Sent {
     Sent {
-        outcome: Outcome::Refused { error: error.clone() },
+        outcome: Outcome::Refused {
+            error: error.clone(),
+        },
         duration: started.elapsed(),
         status: None,
         excerpt: None,
@@ -109,18 +114,30 @@ fn refused(started: Instant, error: String) -> Sent {
 fn failed(started: Instant, e: &reqwest::Error) -> Sent {
     let error = describe(e);
     let outcome = if let Some(refusal) = find_refusal(e) {
-        Outcome::Refused { error: refusal.to_string() }
+        Outcome::Refused {
+            error: refusal.to_string(),
+        }
     } else if e.is_connect() {
-        Outcome::NotSent { error: error.clone() }
+        Outcome::NotSent {
+            error: error.clone(),
+        }
     } else {
         // Timed out or dropped after the request may have gone out.
-        Outcome::NoResponse { error: error.clone() }
+        Outcome::NoResponse {
+            error: error.clone(),
+        }
     };
     let error = match &outcome {
         Outcome::Refused { error } => error.clone(),
         _ => error,
     };
-    Sent { outcome, duration: started.elapsed(), status: None, excerpt: None, error: Some(error) }
+    Sent {
+        outcome,
+        duration: started.elapsed(),
+        status: None,
+        excerpt: None,
+        error: Some(error),
+    }
 }
 
 /// The error and its causes on one line, without the URL (it may hold a secret path).
@@ -161,7 +178,8 @@ impl Resolve for GuardedResolver {
         let policy = self.policy;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -174,9 +192,45 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refusal) {
-                (true, Some(refusal)) => Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>),
+                (true, Some(refusal)) => {
+                    Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>)
+                }
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn names_that_resolve_to_private_addresses_are_refused() {
+        let resolver = GuardedResolver {
+            policy: Policy::default(),
+        };
+        let err = match resolver.resolve(Name::from_str("localhost").unwrap()).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e,
+        };
+        assert!(err.downcast_ref::<Refusal>().is_some(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn allow_private_lets_loopback_through() {
+        let resolver = GuardedResolver {
+            policy: Policy {
+                allow_private: true,
+            },
+        };
+        let addrs: Vec<_> = resolver
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
     }
 }

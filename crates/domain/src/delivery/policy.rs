@@ -44,10 +44,14 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Succeeded,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     RetryAt(DateTime<Utc>),
     /// A routine fire that may have started a paid session: a person decides.
-    UnknownOutcome { reason: String },
+    UnknownOutcome {
+        reason: String,
+    },
 }
 
 /// `attempt` is the 1-based number of the attempt just made within its series; `jitter`
@@ -67,14 +71,22 @@ pub fn decide(
         }
         let at = match retry_after {
             Some(at) => at.clamp(now, now + RETRY_AFTER_CAP),
-            None => now + jittered(SCHEDULE[(attempt as usize - 1).min(SCHEDULE.len() - 1)], jitter),
+            None => {
+                now + jittered(
+                    SCHEDULE[(attempt as usize - 1).min(SCHEDULE.len() - 1)],
+                    jitter,
+                )
+            }
         };
         Decision::RetryAt(at)
     };
     let routine = kind == DestinationKind::Routine;
     match outcome {
         Outcome::Response { status, .. } if (200..300).contains(status) => Decision::Succeeded,
-        Outcome::Response { status, retry_after } => {
+        Outcome::Response {
+            status,
+            retry_after,
+        } => {
             let reason = format!("HTTP {status}");
             let retryable = if routine {
                 matches!(status, 429 | 500 | 502 | 503 | 504)
@@ -82,7 +94,9 @@ pub fn decide(
                 matches!(status, 408 | 409 | 425 | 429 | 500..=599)
             };
             if (300..400).contains(status) {
-                Decision::Failed { reason: format!("{reason}: redirects are not followed") }
+                Decision::Failed {
+                    reason: format!("{reason}: redirects are not followed"),
+                }
             } else if retryable {
                 retry(reason, *retry_after)
             } else {
@@ -94,7 +108,9 @@ pub fn decide(
             reason: format!("{error}; the routine may have started, so it is not fired again"),
         },
         Outcome::NoResponse { error } => retry(error.clone(), None),
-        Outcome::Refused { error } => Decision::Failed { reason: error.clone() },
+        Outcome::Refused { error } => Decision::Failed {
+            reason: error.clone(),
+        },
     }
 }
 
@@ -107,24 +123,31 @@ fn jittered(base: Duration, jitter: f64) -> Duration {
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        let seconds = i64::try_from(seconds).unwrap_or(i64::MAX).min(RETRY_AFTER_CAP.num_seconds());
+        let seconds = i64::try_from(seconds)
+            .unwrap_or(i64::MAX)
+            .min(RETRY_AFTER_CAP.num_seconds());
         return Some(now + Duration::seconds(seconds));
     }
-    DateTime::parse_from_rfc2822(value).ok().map(|at| at.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(value)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use DestinationKind::{Http, Routine};
+    use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
     }
 
     fn status(code: u16) -> Outcome {
-        Outcome::Response { status: code, retry_after: None }
+        Outcome::Response {
+            status: code,
+            retry_after: None,
+        }
     }
 
     fn delay(decision: Decision) -> Duration {
@@ -137,7 +160,10 @@ mod tests {
     #[test]
     fn two_hundreds_succeed() {
         for code in [200, 201, 202, 204, 299] {
-            assert_eq!(decide(Http, 1, &status(code), now(), 0.0), Decision::Succeeded);
+            assert_eq!(
+                decide(Http, 1, &status(code), now(), 0.0),
+                Decision::Succeeded
+            );
         }
     }
 
@@ -152,9 +178,18 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_twenty_percent() {
-        assert_eq!(delay(decide(Http, 2, &status(500), now(), 1.0)), Duration::seconds(36));
-        assert_eq!(delay(decide(Http, 2, &status(500), now(), -1.0)), Duration::seconds(24));
-        assert_eq!(delay(decide(Http, 2, &status(500), now(), 7.0)), Duration::seconds(36));
+        assert_eq!(
+            delay(decide(Http, 2, &status(500), now(), 1.0)),
+            Duration::seconds(36)
+        );
+        assert_eq!(
+            delay(decide(Http, 2, &status(500), now(), -1.0)),
+            Duration::seconds(24)
+        );
+        assert_eq!(
+            delay(decide(Http, 2, &status(500), now(), 7.0)),
+            Duration::seconds(36)
+        );
     }
 
     #[test]
@@ -190,47 +225,98 @@ mod tests {
         ];
         for (code, retried) in table {
             let decision = decide(Http, 1, &status(code), now(), 0.0);
-            assert_eq!(matches!(decision, Decision::RetryAt(_)), retried, "HTTP {code}: {decision:?}");
+            assert_eq!(
+                matches!(decision, Decision::RetryAt(_)),
+                retried,
+                "HTTP {code}: {decision:?}"
+            );
         }
     }
 
     #[test]
     fn routines_retry_only_where_no_session_can_have_started() {
-        let table = [(429, true), (500, true), (502, true), (503, true), (504, true), (408, false), (409, false), (501, false), (400, false)];
+        let table = [
+            (429, true),
+            (500, true),
+            (502, true),
+            (503, true),
+            (504, true),
+            (408, false),
+            (409, false),
+            (501, false),
+            (400, false),
+        ];
         for (code, retried) in table {
             let decision = decide(Routine, 1, &status(code), now(), 0.0);
-            assert_eq!(matches!(decision, Decision::RetryAt(_)), retried, "HTTP {code}: {decision:?}");
+            assert_eq!(
+                matches!(decision, Decision::RetryAt(_)),
+                retried,
+                "HTTP {code}: {decision:?}"
+            );
         }
     }
 
     #[test]
     fn a_lost_answer_is_retried_for_http_but_unknown_for_routines() {
-        let lost = Outcome::NoResponse { error: "timed out".into() };
-        assert!(matches!(decide(Http, 1, &lost, now(), 0.0), Decision::RetryAt(_)));
-        assert!(matches!(decide(Routine, 1, &lost, now(), 0.0), Decision::UnknownOutcome { .. }));
-        let unsent = Outcome::NotSent { error: "connection refused".into() };
-        assert!(matches!(decide(Routine, 1, &unsent, now(), 0.0), Decision::RetryAt(_)));
+        let lost = Outcome::NoResponse {
+            error: "timed out".into(),
+        };
+        assert!(matches!(
+            decide(Http, 1, &lost, now(), 0.0),
+            Decision::RetryAt(_)
+        ));
+        assert!(matches!(
+            decide(Routine, 1, &lost, now(), 0.0),
+            Decision::UnknownOutcome { .. }
+        ));
+        let unsent = Outcome::NotSent {
+            error: "connection refused".into(),
+        };
+        assert!(matches!(
+            decide(Routine, 1, &unsent, now(), 0.0),
+            Decision::RetryAt(_)
+        ));
     }
 
     #[test]
     fn refused_addresses_fail_at_once() {
-        let refused = Outcome::Refused { error: "private address".into() };
-        assert!(matches!(decide(Http, 1, &refused, now(), 0.0), Decision::Failed { .. }));
+        let refused = Outcome::Refused {
+            error: "private address".into(),
+        };
+        assert!(matches!(
+            decide(Http, 1, &refused, now(), 0.0),
+            Decision::Failed { .. }
+        ));
     }
 
     #[test]
     fn retry_after_is_honoured_up_to_six_hours() {
-        let soon = Outcome::Response { status: 429, retry_after: Some(now() + Duration::seconds(2)) };
-        assert_eq!(delay(decide(Http, 1, &soon, now(), 0.9)), Duration::seconds(2));
-        let far = Outcome::Response { status: 503, retry_after: Some(now() + Duration::days(3)) };
+        let soon = Outcome::Response {
+            status: 429,
+            retry_after: Some(now() + Duration::seconds(2)),
+        };
+        assert_eq!(
+            delay(decide(Http, 1, &soon, now(), 0.9)),
+            Duration::seconds(2)
+        );
+        let far = Outcome::Response {
+            status: 503,
+            retry_after: Some(now() + Duration::days(3)),
+        };
         assert_eq!(delay(decide(Http, 1, &far, now(), 0.0)), RETRY_AFTER_CAP);
-        let past = Outcome::Response { status: 503, retry_after: Some(now() - Duration::days(1)) };
+        let past = Outcome::Response {
+            status: 503,
+            retry_after: Some(now() - Duration::days(1)),
+        };
         assert_eq!(delay(decide(Http, 1, &past, now(), 0.0)), Duration::zero());
     }
 
     #[test]
     fn retry_after_parses_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("120", now()), Some(now() + Duration::seconds(120)));
+        assert_eq!(
+            parse_retry_after("120", now()),
+            Some(now() + Duration::seconds(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now()), Some(now()));
         assert_eq!(
             parse_retry_after("Fri, 27 Nov 2026 12:00:30 GMT", now()),

@@ -98,13 +98,13 @@ impl DeliveryStatus {
 
     pub fn can_become(self, next: DeliveryStatus) -> bool {
         use DeliveryStatus::*;
-        match (self, next) {
-            (Pending, InFlight | Held | Throttled | Cancelled | Failed) => true,
-            (InFlight, Succeeded | Failed | Pending | UnknownOutcome | InFlight) => true,
-            (Held | Throttled, Pending | Cancelled) => true,
-            (Succeeded | Failed | UnknownOutcome | Cancelled, Pending) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, InFlight | Held | Throttled | Cancelled | Failed)
+                | (InFlight, Succeeded | Failed | Pending | UnknownOutcome | InFlight)
+                | (Held | Throttled, Pending | Cancelled)
+                | (Succeeded | Failed | UnknownOutcome | Cancelled, Pending)
+        )
     }
 }
 
@@ -145,9 +145,15 @@ mod tests {
 
     #[test]
     fn only_settled_deliveries_are_replayable() {
-        let replayable: Vec<_> =
-            DeliveryStatus::ALL.iter().copied().filter(|s| s.is_replayable()).collect();
-        assert_eq!(replayable, vec![Succeeded, Failed, UnknownOutcome, Cancelled]);
+        let replayable: Vec<_> = DeliveryStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_replayable())
+            .collect();
+        assert_eq!(
+            replayable,
+            vec![Succeeded, Failed, UnknownOutcome, Cancelled]
+        );
     }
 
     #[test]

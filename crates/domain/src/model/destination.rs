@@ -35,7 +35,9 @@ impl DestinationUrl {
             return Err("url must be at most 2048 characters".to_owned());
         }
         let url = url::Url::parse(raw.trim()).map_err(|e| format!("url is not valid: {e}"))?;
-        policy.check_url(&url).map_err(|e: Refusal| format!("url is not allowed: {e}"))?;
+        policy
+            .check_url(&url)
+            .map_err(|e: Refusal| format!("url is not allowed: {e}"))?;
         Ok(DestinationUrl(url))
     }
 
@@ -54,4 +56,8 @@ macro_rules! text_try_from {
         }
     )+};
 }
-text_try_from!(DestinationKind, DestinationState, crate::delivery::DeliveryStatus);
+text_try_from!(
+    DestinationKind,
+    DestinationState,
+    crate::delivery::DeliveryStatus
+);

@@ -139,17 +139,31 @@ mod tests {
         let check = |u: &str| strict.check_url(&Url::parse(u).unwrap());
         assert_eq!(check("https://example.com/hook"), Ok(()));
         assert_eq!(check("http://example.com/hook"), Err(Refusal::NotHttps));
-        assert!(matches!(check("https://127.0.0.1/x"), Err(Refusal::PrivateAddress(_))));
-        assert!(matches!(check("https://[::1]/x"), Err(Refusal::PrivateAddress(_))));
-        assert!(matches!(check("https://localhost/x"), Err(Refusal::PrivateAddress(_))));
+        assert!(matches!(
+            check("https://127.0.0.1/x"),
+            Err(Refusal::PrivateAddress(_))
+        ));
+        assert!(matches!(
+            check("https://[::1]/x"),
+            Err(Refusal::PrivateAddress(_))
+        ));
+        assert!(matches!(
+            check("https://localhost/x"),
+            Err(Refusal::PrivateAddress(_))
+        ));
         assert_eq!(check("https://u:p@example.com/"), Err(Refusal::Credentials));
         assert_eq!(check("ftp://example.com/"), Err(Refusal::NotHttps));
     }
 
     #[test]
     fn allow_private_opens_loopback_and_plain_http() {
-        let open = Policy { allow_private: true };
-        assert_eq!(open.check_url(&Url::parse("http://127.0.0.1:9/x").unwrap()), Ok(()));
+        let open = Policy {
+            allow_private: true,
+        };
+        assert_eq!(
+            open.check_url(&Url::parse("http://127.0.0.1:9/x").unwrap()),
+            Ok(())
+        );
         assert_eq!(open.allowed("10.0.0.1".parse().unwrap()), Ok(()));
     }
 }

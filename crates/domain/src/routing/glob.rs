@@ -132,11 +132,19 @@ mod tests {
             ("*.opened", "pull_request.closed", false),
             ("a*b*c", "axxbyyc", true),
             ("a*b*c", "axxbyy", false),
-            ("vault_credential.*_failed", "vault_credential.refresh_failed", true),
+            (
+                "vault_credential.*_failed",
+                "vault_credential.refresh_failed",
+                true,
+            ),
             ("**", "x", true),
         ];
         for &(pattern, text, want) in cases {
-            assert_eq!(Glob::parse(pattern).unwrap().matches(text), want, "{pattern} ~ {text}");
+            assert_eq!(
+                Glob::parse(pattern).unwrap().matches(text),
+                want,
+                "{pattern} ~ {text}"
+            );
         }
     }
 
@@ -159,7 +167,10 @@ mod tests {
         assert_eq!(EventTypes::parse::<&str>(&[]), Err(GlobError::NoPositive));
         assert_eq!(EventTypes::parse(&["!a"]), Err(GlobError::NoPositive));
         assert_eq!(EventTypes::parse(&[""]), Err(GlobError::Empty));
-        assert!(matches!(EventTypes::parse(&["a b"]), Err(GlobError::BadCharacter(_))));
+        assert!(matches!(
+            EventTypes::parse(&["a b"]),
+            Err(GlobError::BadCharacter(_))
+        ));
     }
 
     #[test]

@@ -75,7 +75,10 @@ pub fn random_token(n: usize) -> String {
 pub fn new_signing_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// Shows the start of a secret and hides the rest, for lists and logs.
@@ -119,7 +122,10 @@ mod tests {
     #[test]
     fn bad_keys_are_refused() {
         assert_eq!(SecretKey::from_hex("abc").unwrap_err(), SecretError::BadKey);
-        assert_eq!(SecretKey::from_hex(&"zz".repeat(32)).unwrap_err(), SecretError::BadKey);
+        assert_eq!(
+            SecretKey::from_hex(&"zz".repeat(32)).unwrap_err(),
+            SecretError::BadKey
+        );
     }
 
     #[test]
@@ -127,7 +133,10 @@ mod tests {
         let a = random_token(32);
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token(32));
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub async fn create(
 
 /// The team a presented key acts for, if the key exists and is not revoked.
 #[tracing::instrument(skip_all)]
-pub async fn authenticate(db: impl PgExecutor<'_>, key: &str) -> Result<Option<TeamId>, StoreError> {
+pub async fn authenticate(
+    db: impl PgExecutor<'_>,
+    key: &str,
+) -> Result<Option<TeamId>, StoreError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 200 {
         return Ok(None);
     }

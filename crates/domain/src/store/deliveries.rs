@@ -31,7 +31,10 @@ pub async fn list(
     filter: &DeliveryFilter,
     req: &PageRequest,
 ) -> Result<Page<Delivery>, StoreError> {
-    let rows = sqlx::query_as::<_, Delivery>(concat!("SELECT ", columns!(), " FROM deliveries
+    let rows = sqlx::query_as::<_, Delivery>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
            AND ($3::text IS NULL OR status = $3)
            AND ($4::text IS NULL OR event_id = $4)
@@ -39,7 +42,8 @@ pub async fn list(
            AND ($6::text IS NULL OR destination_id = $6)
            AND ($7::timestamptz IS NULL OR created_at >= $7)
            AND ($8::timestamptz IS NULL OR created_at < $8)
-         ORDER BY id DESC LIMIT $9"))
+         ORDER BY id DESC LIMIT $9"
+    ))
     .bind(team)
     .bind(&req.cursor)
     .bind(filter.status.map(DeliveryStatus::as_str))
@@ -60,7 +64,11 @@ pub async fn get(
     team: &TeamId,
     id: &DeliveryId,
 ) -> Result<Delivery, StoreError> {
-    Ok(sqlx::query_as::<_, Delivery>(concat!("SELECT ", columns!(), " FROM deliveries WHERE team_id = $1 AND id = $2"))
+    Ok(sqlx::query_as::<_, Delivery>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries WHERE team_id = $1 AND id = $2"
+    ))
     .bind(team)
     .bind(id)
     .fetch_one(db)
@@ -73,7 +81,11 @@ pub async fn for_event(
     team: &TeamId,
     event: &EventId,
 ) -> Result<Vec<Delivery>, StoreError> {
-    Ok(sqlx::query_as::<_, Delivery>(concat!("SELECT ", columns!(), " FROM deliveries WHERE team_id = $1 AND event_id = $2 ORDER BY id"))
+    Ok(sqlx::query_as::<_, Delivery>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries WHERE team_id = $1 AND event_id = $2 ORDER BY id"
+    ))
     .bind(team)
     .bind(event)
     .fetch_all(db)
@@ -86,16 +98,28 @@ pub async fn attempts(
     team: &TeamId,
     delivery: &DeliveryId,
 ) -> Result<Vec<Attempt>, StoreError> {
-    Ok(sqlx::query_as::<_, Attempt>(concat!("SELECT ", attempt_columns!(), " FROM attempts
-         WHERE team_id = $1 AND delivery_id = $2 ORDER BY number"))
+    Ok(sqlx::query_as::<_, Attempt>(concat!(
+        "SELECT ",
+        attempt_columns!(),
+        " FROM attempts
+         WHERE team_id = $1 AND delivery_id = $2 ORDER BY number"
+    ))
     .bind(team)
     .bind(delivery)
     .fetch_all(db)
     .await?)
 }
 
-async fn lock(tx: &mut PgConnection, team: &TeamId, id: &DeliveryId) -> Result<Delivery, StoreError> {
-    Ok(sqlx::query_as::<_, Delivery>(concat!("SELECT ", columns!(), " FROM deliveries WHERE team_id = $1 AND id = $2 FOR UPDATE"))
+async fn lock(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    id: &DeliveryId,
+) -> Result<Delivery, StoreError> {
+    Ok(sqlx::query_as::<_, Delivery>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deliveries WHERE team_id = $1 AND id = $2 FOR UPDATE"
+    ))
     .bind(team)
     .bind(id)
     .fetch_one(&mut *tx)
@@ -119,16 +143,23 @@ pub async fn replay(
             current.status
         )));
     }
-    let updated = sqlx::query_as::<_, Delivery>(concat!("UPDATE deliveries SET status = 'pending', replay_count = replay_count + 1,
+    let updated = sqlx::query_as::<_, Delivery>(concat!(
+        "UPDATE deliveries SET status = 'pending', replay_count = replay_count + 1,
              series_attempts = 0, task_seq = task_seq + 1, next_attempt_at = $3,
              last_error = NULL, updated_at = $3
-         WHERE team_id = $1 AND id = $2 RETURNING ", columns!()))
+         WHERE team_id = $1 AND id = $2 RETURNING ",
+        columns!()
+    ))
     .bind(team)
     .bind(id)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    let task = DeliveryTask { team_id: team.clone(), delivery_id: id.clone(), seq: updated.task_seq };
+    let task = DeliveryTask {
+        team_id: team.clone(),
+        delivery_id: id.clone(),
+        seq: updated.task_seq,
+    };
     push_deliveries(tx, &[(task, now)]).await?;
     Ok(updated)
 }
@@ -169,7 +200,10 @@ pub async fn claim(
     if delivery.task_seq != task.seq {
         return Ok(Claim::Skip("task superseded"));
     }
-    if !matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::InFlight) {
+    if !matches!(
+        delivery.status,
+        DeliveryStatus::Pending | DeliveryStatus::InFlight
+    ) {
         return Ok(Claim::Skip("delivery already settled"));
     }
     let destination = super::destinations::get(&mut *tx, team, &delivery.destination_id).await?;
@@ -184,9 +218,14 @@ pub async fn claim(
         .execute(&mut *tx)
         .await?;
         if destination.kind == DestinationKind::Routine {
-            settle(tx, team, &delivery.id, DeliveryStatus::UnknownOutcome, Some(
-                "a fire was in flight when its worker stopped; it may have started a session",
-            ), now)
+            settle(
+                tx,
+                team,
+                &delivery.id,
+                DeliveryStatus::UnknownOutcome,
+                Some("a fire was in flight when its worker stopped; it may have started a session"),
+                now,
+            )
             .await?;
             return Ok(Claim::Skip("routine fire outcome unknown"));
         }
@@ -204,16 +243,24 @@ pub async fn claim(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let delivery = sqlx::query_as::<_, Delivery>(concat!("UPDATE deliveries SET status = 'in_flight', attempt_count = attempt_count + 1,
+    let delivery = sqlx::query_as::<_, Delivery>(concat!(
+        "UPDATE deliveries SET status = 'in_flight', attempt_count = attempt_count + 1,
              series_attempts = series_attempts + 1, updated_at = $3
-         WHERE team_id = $1 AND id = $2 RETURNING ", columns!()))
+         WHERE team_id = $1 AND id = $2 RETURNING ",
+        columns!()
+    ))
     .bind(team)
     .bind(&delivery.id)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
     let series_attempt = u32::try_from(delivery.series_attempts).unwrap_or(1);
-    Ok(Claim::Send(Box::new(Claimed { delivery, destination, attempt_id, series_attempt })))
+    Ok(Claim::Send(Box::new(Claimed {
+        delivery,
+        destination,
+        attempt_id,
+        series_attempt,
+    })))
 }
 
 async fn settle(
@@ -280,7 +327,15 @@ pub async fn record(
             settle(tx, team, id, DeliveryStatus::Failed, Some(reason), now).await
         }
         Decision::UnknownOutcome { reason } => {
-            settle(tx, team, id, DeliveryStatus::UnknownOutcome, Some(reason), now).await
+            settle(
+                tx,
+                team,
+                id,
+                DeliveryStatus::UnknownOutcome,
+                Some(reason),
+                now,
+            )
+            .await
         }
         Decision::RetryAt(at) => {
             let seq = sqlx::query_scalar::<_, i32>(
@@ -291,13 +346,20 @@ pub async fn record(
             .bind(team)
             .bind(id)
             .bind(at)
-            .bind(attempt.error.clone().or_else(|| {
-                attempt.response_status.map(|s| format!("HTTP {s}"))
-            }))
+            .bind(
+                attempt
+                    .error
+                    .clone()
+                    .or_else(|| attempt.response_status.map(|s| format!("HTTP {s}"))),
+            )
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            let task = DeliveryTask { team_id: team.clone(), delivery_id: id.clone(), seq };
+            let task = DeliveryTask {
+                team_id: team.clone(),
+                delivery_id: id.clone(),
+                seq,
+            };
             push_deliveries(tx, &[(task, *at)]).await
         }
     }

@@ -22,8 +22,11 @@ pub async fn insert(
     url: &str,
     sealed_signing_secret: &[u8],
 ) -> Result<Destination, StoreError> {
-    Ok(sqlx::query_as::<_, Destination>(concat!("INSERT INTO destinations (id, team_id, name, kind, url, signing_secret)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", columns!()))
+    Ok(sqlx::query_as::<_, Destination>(concat!(
+        "INSERT INTO destinations (id, team_id, name, kind, url, signing_secret)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        columns!()
+    ))
     .bind(DestinationId::generate())
     .bind(team)
     .bind(name)
@@ -40,9 +43,13 @@ pub async fn list(
     team: &TeamId,
     req: &PageRequest,
 ) -> Result<Page<Destination>, StoreError> {
-    let rows = sqlx::query_as::<_, Destination>(concat!("SELECT ", columns!(), " FROM destinations
+    let rows = sqlx::query_as::<_, Destination>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM destinations
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"))
+         ORDER BY id DESC LIMIT $3"
+    ))
     .bind(team)
     .bind(&req.cursor)
     .bind(fetch_limit(req))
@@ -57,7 +64,11 @@ pub async fn get(
     team: &TeamId,
     id: &DestinationId,
 ) -> Result<Destination, StoreError> {
-    Ok(sqlx::query_as::<_, Destination>(concat!("SELECT ", columns!(), " FROM destinations WHERE team_id = $1 AND id = $2"))
+    Ok(sqlx::query_as::<_, Destination>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM destinations WHERE team_id = $1 AND id = $2"
+    ))
     .bind(team)
     .bind(id)
     .fetch_one(db)
@@ -94,13 +105,16 @@ pub async fn update(
     id: &DestinationId,
     patch: DestinationPatch,
 ) -> Result<Destination, StoreError> {
-    Ok(sqlx::query_as::<_, Destination>(concat!("UPDATE destinations SET
+    Ok(sqlx::query_as::<_, Destination>(concat!(
+        "UPDATE destinations SET
              name = coalesce($3, name),
              url = coalesce($4, url),
              state = coalesce($5, state),
              state_reason = CASE WHEN $5 IS NULL THEN state_reason ELSE NULL END,
              updated_at = now()
-         WHERE team_id = $1 AND id = $2 RETURNING ", columns!()))
+         WHERE team_id = $1 AND id = $2 RETURNING ",
+        columns!()
+    ))
     .bind(team)
     .bind(id)
     .bind(patch.name)

@@ -90,7 +90,11 @@ pub async fn ingest(tx: &mut PgConnection, ev: &NewEvent) -> Result<Ingested, St
         let tasks: Vec<_> = ids
             .into_iter()
             .map(|delivery_id| {
-                let task = DeliveryTask { team_id: ev.team_id.clone(), delivery_id, seq: 1 };
+                let task = DeliveryTask {
+                    team_id: ev.team_id.clone(),
+                    delivery_id,
+                    seq: 1,
+                };
                 (task, ev.received_at)
             })
             .collect();
@@ -106,14 +110,18 @@ pub async fn list(
     filter: &EventFilter,
     req: &PageRequest,
 ) -> Result<Page<Event>, StoreError> {
-    let rows = sqlx::query_as::<_, Event>(concat!("SELECT ", columns!(), " FROM events
+    let rows = sqlx::query_as::<_, Event>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM events
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
            AND ($3::text IS NULL OR source_id = $3)
            AND ($4::text IS NULL OR event_type = $4)
            AND ($5::text IS NULL OR dedup_key = $5)
            AND ($6::timestamptz IS NULL OR received_at >= $6)
            AND ($7::timestamptz IS NULL OR received_at < $7)
-         ORDER BY id DESC LIMIT $8"))
+         ORDER BY id DESC LIMIT $8"
+    ))
     .bind(team)
     .bind(&req.cursor)
     .bind(&filter.source_id)
@@ -128,8 +136,16 @@ pub async fn list(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn get(db: impl PgExecutor<'_>, team: &TeamId, id: &EventId) -> Result<Event, StoreError> {
-    Ok(sqlx::query_as::<_, Event>(concat!("SELECT ", columns!(), " FROM events WHERE team_id = $1 AND id = $2"))
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &EventId,
+) -> Result<Event, StoreError> {
+    Ok(sqlx::query_as::<_, Event>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM events WHERE team_id = $1 AND id = $2"
+    ))
     .bind(team)
     .bind(id)
     .fetch_one(db)

@@ -87,7 +87,10 @@ pub(crate) fn page<T>(mut rows: Vec<T>, req: &PageRequest, id: impl Fn(&T) -> St
     } else {
         None
     };
-    Page { items: rows, next_cursor }
+    Page {
+        items: rows,
+        next_cursor,
+    }
 }
 
 /// The limit to ask the database for: one more than the page, to know if there is a next.

@@ -38,10 +38,32 @@ pub async fn push_deliveries(
             // Switchyard's retry policy decides about retries; apalis runs each task once.
             Ok(TaskBuilder::new(args)
                 .max_attempts(1)
-                .run_at_timestamp(u64::try_from(at.timestamp()).unwrap_or(0))
+                .run_at_timestamp(whole_second_not_before(*at))
                 .build())
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     apalis_postgres::queries::push_tasks(tx, DELIVERIES, built).await?;
     Ok(())
+}
+
+/// The queue keeps whole seconds; rounding down would run a task early (a `Retry-After:
+/// 1` could come back after 0.4 s), so round up.
+fn whole_second_not_before(at: DateTime<Utc>) -> u64 {
+    let ceil = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+    u64::try_from(ceil).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn run_times_round_up_to_the_second() {
+        let exact = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        assert_eq!(whole_second_not_before(exact), 1_700_000_000);
+        let later = Utc.timestamp_opt(1_700_000_000, 1).unwrap();
+        assert_eq!(whole_second_not_before(later), 1_700_000_001);
+    }
 }

@@ -28,11 +28,14 @@ pub async fn insert(
     team: &TeamId,
     new: NewRoute<'_>,
 ) -> Result<Route, StoreError> {
-    Ok(sqlx::query_as::<_, Route>(concat!("INSERT INTO routes (id, team_id, name, source_id, destination_id, event_types, paused)
+    Ok(sqlx::query_as::<_, Route>(concat!(
+        "INSERT INTO routes (id, team_id, name, source_id, destination_id, event_types, paused)
          SELECT $1, $2, $3, s.id, d.id, $6, $7
          FROM sources s, destinations d
          WHERE s.team_id = $2 AND s.id = $4 AND d.team_id = $2 AND d.id = $5
-         RETURNING ", columns!()))
+         RETURNING ",
+        columns!()
+    ))
     .bind(RouteId::generate())
     .bind(team)
     .bind(new.name)
@@ -50,9 +53,13 @@ pub async fn list(
     team: &TeamId,
     req: &PageRequest,
 ) -> Result<Page<Route>, StoreError> {
-    let rows = sqlx::query_as::<_, Route>(concat!("SELECT ", columns!(), " FROM routes
+    let rows = sqlx::query_as::<_, Route>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM routes
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"))
+         ORDER BY id DESC LIMIT $3"
+    ))
     .bind(team)
     .bind(&req.cursor)
     .bind(fetch_limit(req))
@@ -62,8 +69,16 @@ pub async fn list(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn get(db: impl PgExecutor<'_>, team: &TeamId, id: &RouteId) -> Result<Route, StoreError> {
-    Ok(sqlx::query_as::<_, Route>(concat!("SELECT ", columns!(), " FROM routes WHERE team_id = $1 AND id = $2"))
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &RouteId,
+) -> Result<Route, StoreError> {
+    Ok(sqlx::query_as::<_, Route>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM routes WHERE team_id = $1 AND id = $2"
+    ))
     .bind(team)
     .bind(id)
     .fetch_one(db)
@@ -84,12 +99,15 @@ pub async fn update(
     id: &RouteId,
     patch: RoutePatch,
 ) -> Result<Route, StoreError> {
-    Ok(sqlx::query_as::<_, Route>(concat!("UPDATE routes SET
+    Ok(sqlx::query_as::<_, Route>(concat!(
+        "UPDATE routes SET
              name = coalesce($3, name),
              event_types = coalesce($4, event_types),
              paused = coalesce($5, paused),
              updated_at = now()
-         WHERE team_id = $1 AND id = $2 RETURNING ", columns!()))
+         WHERE team_id = $1 AND id = $2 RETURNING ",
+        columns!()
+    ))
     .bind(team)
     .bind(id)
     .bind(patch.name)
@@ -100,7 +118,11 @@ pub async fn update(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn delete(db: impl PgExecutor<'_>, team: &TeamId, id: &RouteId) -> Result<(), StoreError> {
+pub async fn delete(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &RouteId,
+) -> Result<(), StoreError> {
     let done = sqlx::query("DELETE FROM routes WHERE team_id = $1 AND id = $2")
         .bind(team)
         .bind(id)

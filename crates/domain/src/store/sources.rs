@@ -33,8 +33,11 @@ pub async fn insert(
     new: NewSource<'_>,
     token: &str,
 ) -> Result<Source, StoreError> {
-    let source = sqlx::query_as::<_, Source>(concat!("INSERT INTO sources (id, team_id, name, provider, token, settings, body_limit)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ", columns!()))
+    let source = sqlx::query_as::<_, Source>(concat!(
+        "INSERT INTO sources (id, team_id, name, provider, token, settings, body_limit)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+        columns!()
+    ))
     .bind(SourceId::generate())
     .bind(team)
     .bind(new.name)
@@ -64,9 +67,13 @@ pub async fn list(
     team: &TeamId,
     req: &PageRequest,
 ) -> Result<Page<Source>, StoreError> {
-    let rows = sqlx::query_as::<_, Source>(concat!("SELECT ", columns!(), " FROM sources
+    let rows = sqlx::query_as::<_, Source>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sources
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"))
+         ORDER BY id DESC LIMIT $3"
+    ))
     .bind(team)
     .bind(&req.cursor)
     .bind(fetch_limit(req))
@@ -76,8 +83,16 @@ pub async fn list(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn get(db: impl PgExecutor<'_>, team: &TeamId, id: &SourceId) -> Result<Source, StoreError> {
-    Ok(sqlx::query_as::<_, Source>(concat!("SELECT ", columns!(), " FROM sources WHERE team_id = $1 AND id = $2"))
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &SourceId,
+) -> Result<Source, StoreError> {
+    Ok(sqlx::query_as::<_, Source>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sources WHERE team_id = $1 AND id = $2"
+    ))
     .bind(team)
     .bind(id)
     .fetch_one(db)
@@ -98,12 +113,15 @@ pub async fn update(
     id: &SourceId,
     patch: SourcePatch,
 ) -> Result<Source, StoreError> {
-    Ok(sqlx::query_as::<_, Source>(concat!("UPDATE sources SET
+    Ok(sqlx::query_as::<_, Source>(concat!(
+        "UPDATE sources SET
              name = coalesce($3, name),
              settings = coalesce($4, settings),
              body_limit = coalesce($5, body_limit),
              updated_at = now()
-         WHERE team_id = $1 AND id = $2 RETURNING ", columns!()))
+         WHERE team_id = $1 AND id = $2 RETURNING ",
+        columns!()
+    ))
     .bind(team)
     .bind(id)
     .bind(patch.name)
@@ -114,7 +132,11 @@ pub async fn update(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn delete(db: impl PgExecutor<'_>, team: &TeamId, id: &SourceId) -> Result<(), StoreError> {
+pub async fn delete(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &SourceId,
+) -> Result<(), StoreError> {
     let done = sqlx::query("DELETE FROM sources WHERE team_id = $1 AND id = $2")
         .bind(team)
         .bind(id)
@@ -140,7 +162,11 @@ pub async fn find_for_ingest(
     db: &mut PgConnection,
     token: &str,
 ) -> Result<Option<IngestConfig>, StoreError> {
-    let Some(source) = sqlx::query_as::<_, Source>(concat!("SELECT ", columns!(), " FROM sources WHERE token = $1"))
+    let Some(source) = sqlx::query_as::<_, Source>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sources WHERE token = $1"
+    ))
     .bind(token)
     .fetch_optional(&mut *db)
     .await?
@@ -168,7 +194,12 @@ pub async fn find_for_ingest(
     .bind(&source.id)
     .fetch_all(&mut *db)
     .await?;
-    Ok(Some(IngestConfig { source, retention_days, sealed_secrets, routes }))
+    Ok(Some(IngestConfig {
+        source,
+        retention_days,
+        sealed_secrets,
+        routes,
+    }))
 }
 
 /// Notes why a request was refused, keeping only the newest `REJECTIONS_KEPT`.

@@ -33,7 +33,9 @@ pub async fn find_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Team, S
 pub fn valid_slug(slug: &str) -> bool {
     (2..=40).contains(&slug.len())
         && slug.starts_with(|c: char| c.is_ascii_lowercase())
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.ends_with('-')
 }
 

@@ -69,7 +69,9 @@ impl SourceCache {
             if entries.map.len() > 100_000 {
                 entries.map.clear();
             }
-            entries.map.insert(token.to_owned(), (Instant::now(), entry.clone()));
+            entries
+                .map
+                .insert(token.to_owned(), (Instant::now(), entry.clone()));
         }
         Ok(entry)
     }

@@ -101,7 +101,10 @@ impl DeliveryStatus {
         matches!(
             (self, next),
             (Pending, InFlight | Held | Throttled | Cancelled | Failed)
-                | (InFlight, Succeeded | Failed | Pending | UnknownOutcome | InFlight)
+                | (
+                    InFlight,
+                    Succeeded | Failed | Pending | UnknownOutcome | InFlight
+                )
                 | (Held | Throttled, Pending | Cancelled)
                 | (Succeeded | Failed | UnknownOutcome | Cancelled, Pending)
         )

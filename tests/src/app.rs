@@ -30,6 +30,10 @@ pub struct TestApp {
 pub struct Options {
     /// Route the app's database traffic through a proxy the test can cut.
     pub db_proxy: bool,
+    /// Run no delivery workers in the app (the test brings its own).
+    pub no_worker: bool,
+    /// Apply the production SSRF policy: no private addresses, https only.
+    pub strict_destinations: bool,
 }
 
 /// Workers tuned for tests: quick heartbeats so a dead worker is noticed in seconds.
@@ -47,7 +51,11 @@ mod clap_free {
     use clap::Parser;
     use switchyard::config::Cli;
 
-    pub fn parse_config(database_url: &str, public_url: &str) -> switchyard::Config {
+    pub fn parse_config(
+        database_url: &str,
+        public_url: &str,
+        allow_private: bool,
+    ) -> switchyard::Config {
         Cli::try_parse_from([
             "switchyard",
             "--database-url",
@@ -57,7 +65,7 @@ mod clap_free {
             "--bind",
             "127.0.0.1:0",
             "--allow-private-destinations",
-            "true",
+            if allow_private { "true" } else { "false" },
             "--env",
             "development",
         ])
@@ -89,8 +97,12 @@ impl TestApp {
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind app");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = parse_config(&app_url, &base);
-        let running = switchyard::start(&config, Roles::ALL, test_worker_settings(), listener)
+        let config = parse_config(&app_url, &base, !options.strict_destinations);
+        let roles = Roles {
+            worker: !options.no_worker,
+            ..Roles::ALL
+        };
+        let running = switchyard::start(&config, roles, test_worker_settings(), listener)
             .await
             .expect("start switchyard");
         let pool = PgPool::connect(&direct_url).await.expect("test pool");
@@ -252,27 +264,56 @@ impl TestApp {
         assert_eq!(deliveries.len(), 1, "{event:#}");
         deliveries[0].clone()
     }
+}
 
-    /// Stops the delivery workers as a crash would: no shutdown, no bookkeeping.
-    pub fn kill_worker(&mut self) {
-        if let Some(running) = &mut self.running {
-            running.kill_worker();
+/// Starts delivery workers in a process of their own, for tests that kill it with
+/// SIGKILL: the test binary runs itself with only the ignored `worker_process` test,
+/// which serves until killed. Returns once the worker has registered.
+pub async fn spawn_worker_process(database: &str) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "worker_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SWITCHYARD_TEST_WORKER_DATABASE", db::url_for(database))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn worker process");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await.expect("worker output") {
+        // libtest may print "test worker_process ... " on the same line.
+        if line.trim_end().ends_with("worker ready") {
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return child;
         }
     }
+    panic!("the worker process exited before it was ready");
+}
 
-    /// Starts another worker process' worth of delivery workers on the same database.
-    pub async fn start_worker(&self) -> Running {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind worker");
-        let config = parse_config(&db::url_for(&self.database), &self.base);
-        let roles = Roles {
-            ingress: false,
-            web: false,
-            worker: true,
-        };
-        switchyard::start(&config, roles, test_worker_settings(), listener)
-            .await
-            .expect("start worker")
-    }
+/// The body of the process `spawn_worker_process` starts: delivery workers on the
+/// database named by `SWITCHYARD_TEST_WORKER_DATABASE`, until the process is killed.
+pub async fn run_worker_process() {
+    let Ok(url) = std::env::var("SWITCHYARD_TEST_WORKER_DATABASE") else {
+        panic!("worker_process only runs as the child of a test");
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let config = parse_config(&url, "http://127.0.0.1", true);
+    let roles = Roles {
+        ingress: false,
+        web: false,
+        worker: true,
+    };
+    let running = switchyard::start(&config, roles, test_worker_settings(), listener)
+        .await
+        .expect("start");
+    println!("worker ready");
+    running.wait().await.expect("worker");
 }
 
 fn upstream_addr(url: &str) -> String {

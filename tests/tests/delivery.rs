@@ -7,6 +7,7 @@ use base64::Engine;
 use hmac::Mac;
 use reqwest::StatusCode;
 use serde_json::Value;
+use switchyard_tests::app::{Options, spawn_worker_process};
 use switchyard_tests::{Receiver, Reply, TestApp};
 
 const SECRET: &str = "gh-secret";
@@ -272,14 +273,19 @@ async fn replaying_a_delivery_that_is_still_pending_is_a_conflict() {
 }
 
 #[tokio::test]
-async fn a_killed_worker_s_attempt_is_taken_over_and_sent_again() {
-    let mut app = TestApp::spawn().await;
-    // The first request hangs, as if the worker died mid-send; the next one is answered.
+async fn a_sigkilled_worker_s_attempt_is_taken_over_and_sent_again() {
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    // The first request hangs, so the worker is mid-send when it is killed.
     let receiver = Receiver::start(vec![
-        Reply::status(200).delay(Duration::from_secs(60)),
+        Reply::status(200).delay(Duration::from_secs(120)),
         Reply::status(200),
     ])
     .await;
+    let mut worker = spawn_worker_process(&app.database).await;
     let (delivery_id, _) = one_delivery(&app, &receiver).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     let in_flight = app
@@ -288,9 +294,10 @@ async fn a_killed_worker_s_attempt_is_taken_over_and_sent_again() {
         .1;
     assert_eq!(in_flight["status"], "in_flight");
 
-    app.kill_worker();
-    let _replacement = app.start_worker().await;
-    let got = receiver.wait_for(2, Duration::from_secs(30)).await;
+    worker.start_kill().expect("SIGKILL");
+    worker.wait().await.expect("reaped");
+    let _replacement = spawn_worker_process(&app.database).await;
+    let got = receiver.wait_for(2, Duration::from_secs(60)).await;
     assert_eq!(
         got[1].headers["webhook-id"], delivery_id,
         "same delivery, sent again"
@@ -303,4 +310,45 @@ async fn a_killed_worker_s_attempt_is_taken_over_and_sent_again() {
     let attempts = done["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["status"], "lost", "{done:#}");
     assert_eq!(attempts[1]["status"], "succeeded");
+}
+
+/// The child process of the SIGKILL test (see `spawn_worker_process`); ignored in
+/// ordinary runs because it serves until it is killed.
+#[tokio::test]
+#[ignore = "runs only as the child process of a_sigkilled_worker_s_attempt_is_taken_over_and_sent_again"]
+async fn worker_process() {
+    switchyard_tests::app::run_worker_process().await;
+}
+
+#[tokio::test]
+async fn the_api_refuses_destinations_on_private_addresses_in_production_policy() {
+    let app = TestApp::spawn_with(Options {
+        strict_destinations: true,
+        ..Options::default()
+    })
+    .await;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://10.0.0.8/x",
+        "https://[::1]/x",
+        "https://localhost/x",
+        "http://example.com/x",
+        "https://169.254.169.254/latest",
+    ] {
+        let (status, problem) = app
+            .post(
+                "/api/v1/destinations",
+                serde_json::json!({"name": "d", "kind": "http", "url": url}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "url");
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/destinations",
+            serde_json::json!({"name": "d", "kind": "http", "url": "https://example.com/hook"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 }

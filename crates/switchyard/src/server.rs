@@ -58,14 +58,6 @@ impl Running {
         self.server.stop(true).await;
         self.wait().await
     }
-
-    /// Stops the delivery workers at once, as if the process died: nothing is recorded,
-    /// nothing is handed back. Tests use it to play a killed worker.
-    pub fn kill_worker(&mut self) {
-        if let Some((_, task)) = self.worker.take() {
-            task.abort();
-        }
-    }
 }
 
 fn metrics() -> &'static PrometheusHandle {

@@ -383,7 +383,11 @@ async fn a_route_added_after_the_source_was_cached_takes_the_next_event() {
 
 #[tokio::test]
 async fn with_the_database_gone_ingest_answers_503_quickly_and_writes_nothing() {
-    let app = TestApp::spawn_with(Options { db_proxy: true }).await;
+    let app = TestApp::spawn_with(Options {
+        db_proxy: true,
+        ..Options::default()
+    })
+    .await;
     let source = app.create_source("github", Some(SECRET)).await;
     // Warm the source cache so the request gets as far as the commit.
     let (status, _) = app

@@ -58,26 +58,28 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>) {
 
 async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
     metrics::histogram!("switchyard_ingest_batch_size").record(batch.len() as f64);
-    match write(pool, batch.iter().map(|(e, _)| e)).await {
+    let (events, replies): (Vec<NewEvent>, Vec<Reply>) = batch.drain(..).unzip();
+    match write(pool, &events).await {
         Ok(results) => {
-            for ((_, reply), result) in batch.drain(..).zip(results) {
+            for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(Ok(result));
             }
         }
-        Err(e) if batch.len() == 1 => {
-            let (_, reply) = batch.remove(0);
-            let _ = reply.send(Err(e));
+        Err(e) if events.len() == 1 => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
         }
         Err(e) if e.is_unavailable() => {
             tracing::warn!(error = %e, "ingest commit failed: database unavailable");
-            for (_, reply) in batch.drain(..) {
+            for reply in replies {
                 let _ = reply.send(Err(closed()));
             }
         }
         Err(e) => {
-            tracing::warn!(error = ?e, size = batch.len(), "shared commit failed; retrying one by one");
-            for (event, reply) in batch.drain(..) {
-                let result = write(pool, std::iter::once(&event))
+            tracing::warn!(error = ?e, size = events.len(), "shared commit failed; retrying one by one");
+            for (event, reply) in events.iter().zip(replies) {
+                let result = write(pool, std::slice::from_ref(event))
                     .await
                     .map(|mut r| r.remove(0));
                 let _ = reply.send(result);
@@ -86,15 +88,9 @@ async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
     }
 }
 
-async fn write<'a>(
-    pool: &PgPool,
-    events: impl Iterator<Item = &'a NewEvent>,
-) -> Result<Vec<Ingested>, StoreError> {
+async fn write(pool: &PgPool, events: &[NewEvent]) -> Result<Vec<Ingested>, StoreError> {
     let mut tx = pool.begin().await?;
-    let mut results = Vec::new();
-    for event in events {
-        results.push(events::ingest(&mut tx, event).await?);
-    }
+    let results = events::ingest(&mut tx, events).await?;
     tx.commit().await?;
     Ok(results)
 }

@@ -98,12 +98,7 @@ async fn create_database(options: &PgConnectOptions) -> anyhow::Result<()> {
 }
 
 pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
-    let mut conn = PgConnection::connect_with(options).await?;
-    MIGRATOR
-        .run(&mut conn)
-        .await
-        .context("applying migrations")?;
-    conn.close().await.ok();
+    // The job queue's schema first: Switchyard's migrations adjust its wake-up trigger.
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(options.clone())
@@ -111,6 +106,7 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
     apalis_postgres::PostgresStorage::<()>::setup(&pool)
         .await
         .context("setting up the job queue")?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
     pool.close().await;
     Ok(())
 }

@@ -160,7 +160,7 @@ pub async fn replay(
         delivery_id: id.clone(),
         seq: updated.task_seq,
     };
-    push_deliveries(tx, &[(task, now)]).await?;
+    push_deliveries(tx, &[(task, None)]).await?;
     Ok(updated)
 }
 
@@ -360,7 +360,7 @@ pub async fn record(
                 delivery_id: id.clone(),
                 seq,
             };
-            push_deliveries(tx, &[(task, *at)]).await
+            push_deliveries(tx, &[(task, Some(*at))]).await
         }
     }
 }

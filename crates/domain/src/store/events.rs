@@ -1,13 +1,15 @@
 //! Events: the ingest write (dedup, event, deliveries and their tasks in one transaction)
 //! and the reads behind the API.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::queue::{DeliveryTask, push_deliveries};
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
-use crate::ids::{DeliveryId, EventId, TeamId};
+use crate::ids::{DeliveryId, DestinationId, EventId, RouteId, SourceId, TeamId};
 use crate::model::{Event, EventFilter, NewEvent, Page, PageRequest};
 
 macro_rules! columns {
@@ -23,84 +25,184 @@ pub enum Ingested {
     Duplicate(EventId),
 }
 
-/// Writes one accepted request on the caller's transaction. A dedup row whose window has
-/// passed is taken over; a live one makes this a duplicate and writes nothing else.
-#[tracing::instrument(skip_all)]
-pub async fn ingest(tx: &mut PgConnection, ev: &NewEvent) -> Result<Ingested, StoreError> {
-    let claimed = sqlx::query_scalar::<_, EventId>(
+/// Writes accepted requests on the caller's transaction, in a fixed number of statements
+/// however many there are (group commit hands in whole batches). For each dedup key the
+/// first request claims it: a dedup row whose window has passed is taken over, a live one
+/// makes the request a duplicate that writes nothing else. Later requests in the batch
+/// with the same key are duplicates of the first.
+#[tracing::instrument(skip_all, fields(count = batch.len()))]
+pub async fn ingest(
+    tx: &mut PgConnection,
+    batch: &[NewEvent],
+) -> Result<Vec<Ingested>, StoreError> {
+    let Some(now) = batch.iter().map(|e| e.received_at).max() else {
+        return Ok(Vec::new());
+    };
+    // The first request of each key leads; the others follow it.
+    let mut first_of: HashMap<(&SourceId, &str), usize> = HashMap::new();
+    let leader: Vec<usize> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            *first_of
+                .entry((&e.source_id, e.dedup_key.value.as_str()))
+                .or_insert(i)
+        })
+        .collect();
+    let leaders: Vec<&NewEvent> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| leader[*i] == *i)
+        .map(|(_, e)| e)
+        .collect();
+
+    let claimed: HashSet<EventId> = sqlx::query_scalar::<_, EventId>(
         "INSERT INTO event_dedup (source_id, dedup_key, team_id, event_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
          ON CONFLICT (source_id, dedup_key) DO UPDATE
              SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
              WHERE event_dedup.expires_at <= $6
          RETURNING event_id",
     )
-    .bind(&ev.source_id)
-    .bind(&ev.dedup_key.value)
-    .bind(&ev.team_id)
-    .bind(&ev.id)
-    .bind(ev.dedup_until)
-    .bind(ev.received_at)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if claimed.is_none() {
-        let original = sqlx::query_scalar::<_, EventId>(
-            "SELECT event_id FROM event_dedup WHERE source_id = $1 AND dedup_key = $2",
-        )
-        .bind(&ev.source_id)
-        .bind(&ev.dedup_key.value)
-        .fetch_one(&mut *tx)
-        .await?;
-        return Ok(Ingested::Duplicate(original));
-    }
+    .bind(leaders.iter().map(|e| &e.source_id).collect::<Vec<_>>())
+    .bind(
+        leaders
+            .iter()
+            .map(|e| e.dedup_key.value.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(leaders.iter().map(|e| &e.team_id).collect::<Vec<_>>())
+    .bind(leaders.iter().map(|e| &e.id).collect::<Vec<_>>())
+    .bind(leaders.iter().map(|e| e.dedup_until).collect::<Vec<_>>())
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
 
+    let repeats: Vec<&NewEvent> = leaders
+        .iter()
+        .copied()
+        .filter(|e| !claimed.contains(&e.id))
+        .collect();
+    let originals: HashMap<(SourceId, String), EventId> = if repeats.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (SourceId, String, EventId)>(
+            "SELECT d.source_id, d.dedup_key, d.event_id FROM event_dedup d
+             JOIN unnest($1::text[], $2::text[]) AS k (source_id, dedup_key)
+               ON d.source_id = k.source_id AND d.dedup_key = k.dedup_key",
+        )
+        .bind(repeats.iter().map(|e| &e.source_id).collect::<Vec<_>>())
+        .bind(
+            repeats
+                .iter()
+                .map(|e| e.dedup_key.value.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(source, key, event)| ((source, key), event))
+        .collect()
+    };
+
+    let new: Vec<&NewEvent> = leaders
+        .iter()
+        .copied()
+        .filter(|e| claimed.contains(&e.id))
+        .collect();
+    insert_events(tx, &new).await?;
+    insert_deliveries(tx, &new).await?;
+
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let lead = &batch[leader[i]];
+            if claimed.contains(&lead.id) {
+                Ok(if leader[i] == i {
+                    Ingested::Accepted(e.id.clone())
+                } else {
+                    Ingested::Duplicate(lead.id.clone())
+                })
+            } else {
+                originals
+                    .get(&(lead.source_id.clone(), lead.dedup_key.value.clone()))
+                    .map(|original| Ingested::Duplicate(original.clone()))
+                    .ok_or(StoreError::Conflict(
+                        "a dedup row vanished mid-transaction".to_owned(),
+                    ))
+            }
+        })
+        .collect()
+}
+
+async fn insert_events(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::jsonb[], $7::bytea[], $8::timestamptz[])",
     )
-    .bind(&ev.id)
-    .bind(&ev.team_id)
-    .bind(&ev.source_id)
-    .bind(&ev.event_type)
-    .bind(&ev.dedup_key.value)
-    .bind(&ev.headers)
-    .bind(&ev.body)
-    .bind(ev.received_at)
+    .bind(events.iter().map(|e| &e.id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.team_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.source_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.dedup_key.value.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.headers).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
 
-    if !ev.targets.is_empty() {
-        let ids: Vec<DeliveryId> = ev.targets.iter().map(|_| DeliveryId::generate()).collect();
-        let (routes, destinations): (Vec<_>, Vec<_>) = ev.targets.iter().cloned().unzip();
-        sqlx::query(
-            "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
-                                     task_seq, next_attempt_at, created_at)
-             SELECT d.id, $2, $3, d.route_id, d.destination_id, $6, 1, $7, $7
-             FROM unnest($1::text[], $4::text[], $5::text[]) AS d (id, route_id, destination_id)",
-        )
-        .bind(&ids)
-        .bind(&ev.team_id)
-        .bind(&ev.id)
-        .bind(&routes)
-        .bind(&destinations)
-        .bind(DeliveryStatus::Pending.as_str())
-        .bind(ev.received_at)
-        .execute(&mut *tx)
-        .await?;
-        let tasks: Vec<_> = ids
-            .into_iter()
-            .map(|delivery_id| {
-                let task = DeliveryTask {
-                    team_id: ev.team_id.clone(),
+/// One `pending` delivery per matched route of each event, and its first task.
+async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
+    let rows: Vec<(DeliveryId, &NewEvent, &RouteId, &DestinationId)> = events
+        .iter()
+        .flat_map(|e| {
+            e.targets
+                .iter()
+                .map(move |(route, destination)| (DeliveryId::generate(), *e, route, destination))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
+                                 task_seq, next_attempt_at, created_at)
+         SELECT d.id, d.team_id, d.event_id, d.route_id, d.destination_id, $6, 1, d.at, d.at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::timestamptz[])
+              AS d (id, team_id, event_id, route_id, destination_id, at)",
+    )
+    .bind(rows.iter().map(|r| &r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.1.team_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.1.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+    .bind(DeliveryStatus::Pending.as_str())
+    .bind(rows.iter().map(|r| r.1.received_at).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    let tasks: Vec<_> = rows
+        .into_iter()
+        .map(|(delivery_id, e, _, _)| {
+            (
+                DeliveryTask {
+                    team_id: e.team_id.clone(),
                     delivery_id,
                     seq: 1,
-                };
-                (task, ev.received_at)
-            })
-            .collect();
-        push_deliveries(tx, &tasks).await?;
-    }
-    Ok(Ingested::Accepted(ev.id.clone()))
+                },
+                None,
+            )
+        })
+        .collect();
+    push_deliveries(tx, &tasks).await
 }
 
 #[tracing::instrument(skip_all)]

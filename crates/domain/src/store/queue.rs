@@ -22,11 +22,11 @@ pub struct DeliveryTask {
     pub seq: i32,
 }
 
-/// Pushes one task per entry, each to run at its time.
+/// Pushes one task per entry, each to run at its time, or at once for `None`.
 #[tracing::instrument(skip_all, fields(count = tasks.len()))]
 pub async fn push_deliveries(
     tx: &mut PgConnection,
-    tasks: &[(DeliveryTask, DateTime<Utc>)],
+    tasks: &[(DeliveryTask, Option<DateTime<Utc>>)],
 ) -> Result<(), StoreError> {
     if tasks.is_empty() {
         return Ok(());
@@ -36,10 +36,13 @@ pub async fn push_deliveries(
         .map(|(task, at)| {
             let args = serde_json::to_vec(task).map_err(|e| StoreError::Conflict(e.to_string()))?;
             // Switchyard's retry policy decides about retries; apalis runs each task once.
-            Ok(TaskBuilder::new(args)
-                .max_attempts(1)
-                .run_at_timestamp(whole_second_not_before(*at))
-                .build())
+            let task = TaskBuilder::new(args).max_attempts(1);
+            // Without a time the queue stamps `now`, which also wakes the workers at once.
+            Ok(match at {
+                Some(at) => task.run_at_timestamp(whole_second_not_before(*at)),
+                None => task,
+            }
+            .build())
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     apalis_postgres::queries::push_tasks(tx, DELIVERIES, built).await?;

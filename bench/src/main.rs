@@ -1,1 +1,64 @@
-fn main() {}
+//! Benchmarks, run in release mode:
+//!
+//! ```sh
+//! cargo run --release -p switchyard-bench -- ingest [--seconds 10] [--concurrency 1,16,64]
+//! ```
+//!
+//! `ingest` starts Switchyard as a child process on a fresh database, routes a GitHub
+//! source to a local sink, drives signed 1 KiB webhooks over loopback at each
+//! concurrency for a fixed time, and prints accepted/s, ack latency, deliveries/s at the
+//! sink, end-to-end latency and the server's peak RSS. In the same run it measures the
+//! raw baseline (the same payload, one `INSERT` + commit per request through sqlx at the
+//! same concurrency) and prints `ingest / raw-insert`.
+
+mod ingest;
+mod sink;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest throughput and latency against the raw-insert baseline.
+    Ingest {
+        /// Seconds per concurrency level.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        concurrency: Vec<usize>,
+        /// Route events to the sink (off: measure ingest alone).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        deliver: bool,
+        /// Server to create the benchmark database on.
+        #[arg(
+            long,
+            env = "SWITCHYARD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
+    /// Internal: run Switchyard in this process (the benchmark's child).
+    #[command(hide = true)]
+    Serve { database_url: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match Cli::parse().command {
+        Command::Ingest {
+            seconds,
+            concurrency,
+            deliver,
+            admin_url,
+        } => runtime.block_on(ingest::run(&admin_url, seconds, &concurrency, deliver)),
+        Command::Serve { database_url } => runtime.block_on(ingest::serve(&database_url)),
+    }
+}

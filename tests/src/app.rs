@@ -43,6 +43,7 @@ pub fn test_worker_settings() -> WorkerSettings {
         missed_heartbeats: 3,
         poll_interval: Duration::from_millis(250),
         concurrency: 8,
+        workers: 2,
         shutdown_timeout: Duration::from_secs(5),
     }
 }

@@ -89,8 +89,14 @@ async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
 }
 
 async fn write(pool: &PgPool, events: &[NewEvent]) -> Result<Vec<Ingested>, StoreError> {
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let results = events::ingest(&mut tx, events).await?;
+    let committing = std::time::Instant::now();
     tx.commit().await?;
+    metrics::histogram!("switchyard_ingest_write_seconds")
+        .record(committing.duration_since(started).as_secs_f64());
+    metrics::histogram!("switchyard_ingest_fsync_seconds")
+        .record(committing.elapsed().as_secs_f64());
     Ok(results)
 }

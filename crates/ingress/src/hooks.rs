@@ -99,7 +99,11 @@ pub async fn receive(
         targets,
     };
 
-    match state.committer.submit(event).await {
+    let committing = std::time::Instant::now();
+    let result = state.committer.submit(event).await;
+    metrics::histogram!("switchyard_ingest_commit_wait_seconds")
+        .record(committing.elapsed().as_secs_f64());
+    match result {
         Ok(Ingested::Accepted(id)) => {
             metrics::counter!("switchyard_ingest_total", "result" => "accepted").increment(1);
             HttpResponse::Ok().json(json!({"status": "accepted", "event_id": id}))

@@ -26,8 +26,11 @@ pub struct WorkerSettings {
     pub missed_heartbeats: usize,
     /// The fallback poll when no notification arrives (delayed retries become due).
     pub poll_interval: Duration,
-    /// Attempts one process sends at once.
+    /// Attempts one process sends at once, across its workers.
     pub concurrency: usize,
+    /// apalis workers per process. Each fetches, runs and acknowledges its own batches,
+    /// so several keep the pipeline full while one waits on the database.
+    pub workers: usize,
     /// How long shutdown waits for attempts in flight.
     pub shutdown_timeout: Duration,
 }
@@ -39,6 +42,7 @@ impl Default for WorkerSettings {
             missed_heartbeats: 6,
             poll_interval: Duration::from_secs(1),
             concurrency: 32,
+            workers: 4,
             shutdown_timeout: Duration::from_secs(35),
         }
     }
@@ -74,19 +78,22 @@ pub async fn run(
         .queue(DELIVERIES)
         .heartbeat_interval(settings.heartbeat)
         .missed_heartbeats(settings.missed_heartbeats)
-        .batch_size(settings.concurrency);
+        .batch_size(settings.concurrency.div_ceil(settings.workers.max(1)))
+        // A fetched task is already `Queued` under this worker's name, which orphan
+        // recovery covers; marking each one `Running` as well would cost a commit per task.
+        .lock_tasks(false);
     let monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_timeout)
-        .register(move |_restarts| {
+        .register_n(settings.workers.max(1), move |index, _restarts| {
             let strategy = Strategy::new()
                 .stream(Pubsub::new(pool.clone(), DELIVERIES.to_owned()))
                 .interval(settings.poll_interval);
             let backend = PostgresStorage::<DeliveryTask>::new(&pool)
                 .with_config(config.clone())
                 .poll_with_strategy(strategy);
-            WorkerBuilder::new(name.as_str())
+            WorkerBuilder::new(format!("{name}-{index}"))
                 .backend(backend)
-                .concurrency(settings.concurrency)
+                .concurrency(settings.concurrency.div_ceil(settings.workers.max(1)))
                 .catch_panic()
                 .data(deliverer.clone())
                 .build(deliver::attempt)

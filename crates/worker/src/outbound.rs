@@ -101,13 +101,23 @@ async fn read_capped(response: reqwest::Response) -> String {
 
 fn refused(started: Instant, error: String) -> Sent {
     Sent {
-        outcome: Outcome::Refused {
-            error: error.clone(),
-        },
         duration: started.elapsed(),
-        status: None,
-        excerpt: None,
-        error: Some(error),
+        ..Sent::refused(error)
+    }
+}
+
+impl Sent {
+    /// A send that was not attempted because it never could succeed.
+    pub fn refused(error: String) -> Sent {
+        Sent {
+            outcome: Outcome::Refused {
+                error: error.clone(),
+            },
+            duration: Duration::ZERO,
+            status: None,
+            excerpt: None,
+            error: Some(error),
+        }
     }
 }
 

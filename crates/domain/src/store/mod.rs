@@ -4,6 +4,7 @@
 //! handler or job that owns the transaction commits it.
 
 pub mod api_keys;
+pub mod attempts;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;

@@ -131,7 +131,14 @@ pub async fn run(
         .to_owned();
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
-    println!("{seconds} s per level; 1 KiB GitHub-signed webhooks; one route to a local sink\n");
+    println!(
+        "{seconds} s per level; 1 KiB GitHub-signed webhooks; {}\n",
+        if deliver {
+            "one route to a local sink"
+        } else {
+            "no route (ingest alone)"
+        }
+    );
     println!(
         "{:>5} {:>11} {:>9} {:>9} {:>13} {:>9} {:>9} {:>12} {:>9} {:>9} {:>8}",
         "conc",

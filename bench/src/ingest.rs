@@ -153,7 +153,12 @@ pub async fn run(
         "raw p99",
         "ratio"
     );
-    for (phase, &concurrency) in levels.iter().enumerate() {
+    // Baselines first, while Switchyard is idle, so a delivery backlog cannot slow them.
+    let mut baselines = Vec::new();
+    for &concurrency in levels {
+        baselines.push(raw_insert(&database_url, concurrency, Duration::from_secs(seconds)).await?);
+    }
+    for ((phase, &concurrency), (raw, raw_latencies)) in levels.iter().enumerate().zip(baselines) {
         let result = drive(
             &client,
             &hook,
@@ -165,8 +170,6 @@ pub async fn run(
         let expected = if deliver { result.accepted } else { 0 };
         let delivered_in = wait_delivered(&sink, phase, expected).await;
         let e2e = phase_latencies(&sink, phase);
-        let (raw, raw_latencies) =
-            raw_insert(&database_url, concurrency, Duration::from_secs(seconds)).await?;
         let accepted_per_s = result.accepted as f64 / result.elapsed.as_secs_f64();
         println!(
             "{:>5} {:>11.0} {:>9} {:>9} {:>13.0} {:>9} {:>9} {:>12.0} {:>9} {:>9} {:>8.2}{}",

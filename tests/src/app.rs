@@ -44,6 +44,7 @@ pub fn test_worker_settings() -> WorkerSettings {
         poll_interval: Duration::from_millis(250),
         concurrency: 8,
         workers: 2,
+        upkeep_every: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(5),
     }
 }

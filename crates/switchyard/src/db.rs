@@ -20,7 +20,10 @@ pub struct Pools {
     pub ingress: PgPool,
     /// The control plane: statements time out rather than pile up.
     pub web: PgPool,
+    /// Delivery attempts: claims and outcomes, committed synchronously.
     pub worker: PgPool,
+    /// The job queue's own bookkeeping (fetching, heartbeats, acknowledgements).
+    pub queue: PgPool,
 }
 
 pub fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
@@ -150,10 +153,22 @@ pub async fn pools(options: &PgConnectOptions) -> anyhow::Result<Pools> {
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
+    // The queue's own writes commit without waiting for the WAL flush. Losing the last
+    // of them in a PostgreSQL crash re-runs or strands a task row, never a delivery:
+    // each task re-reads its delivery and does nothing unless its `task_seq` is current,
+    // and claims and outcomes go through the synchronous `worker` pool.
+    let queue = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(
+            named("switchyard-queue")
+                .options([("statement_timeout", "30s"), ("synchronous_commit", "off")]),
+        );
     Ok(Pools {
         ingress,
         web,
         worker,
+        queue,
     })
 }
 

@@ -141,7 +141,6 @@ async fn update(
     let patch = DestinationPatch {
         name: name.map(|n| n.to_string()),
         url: url.map(|u| u.as_str().to_owned()),
-        state: None,
     };
     let updated = destinations::update(&state.pool, &team.0, &id, patch)
         .await

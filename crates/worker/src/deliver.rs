@@ -9,6 +9,7 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use switchyard_domain::StoreError;
 use switchyard_domain::delivery::{Decision, decide};
+use switchyard_domain::ids::AttemptId;
 use switchyard_domain::providers::{decode_secret, sign_standard_webhook};
 use switchyard_domain::store::attempts::{self, AttemptRecord, Claim, Claimed};
 use switchyard_domain::store::queue::DeliveryTask;
@@ -18,9 +19,11 @@ use crate::outbound::Sent;
 
 pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
+    // One id for every try: a retried claim then recognises its own attempt.
+    let attempt_id = AttemptId::generate();
     let claim = persist(|| async {
         let mut conn = ctx.pool.acquire().await?;
-        attempts::claim(&mut conn, &task, Utc::now()).await
+        attempts::claim(&mut conn, &task, &attempt_id, Utc::now()).await
     })
     .await?;
     let mut claimed = match claim {
@@ -85,7 +88,7 @@ fn signed_request(
     let delivery = &claimed.delivery;
     let secret =
         String::from_utf8(ctx.key.open(&claimed.sealed_signing_secret)?).unwrap_or_default();
-    let key = decode_secret(&secret).map_err(StoreError::Conflict)?;
+    let key = decode_secret(&secret).map_err(StoreError::Internal)?;
     let msg_id = match delivery.replay_count {
         0 => delivery.id.to_string(),
         n => format!("{}_r{n}", delivery.id),
@@ -113,22 +116,21 @@ fn signed_request(
     ])
 }
 
-/// Runs a database step until it succeeds, waiting out an unreachable database (up to
-/// about ten minutes) rather than dropping the attempt: the task is ours until we return,
-/// and if this process dies instead, another worker takes the task over.
+/// Runs a database step until it succeeds, waiting out an unreachable database for as
+/// long as it takes rather than dropping the attempt: the task is ours until we return,
+/// and if this process dies instead, another worker takes the task over. Other errors
+/// are returned; the upkeep sweep picks up whatever they strand.
 async fn persist<T, F, Fut>(step: F) -> Result<T, StoreError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut wait = Duration::from_millis(200);
-    let mut waited = Duration::ZERO;
     loop {
         match step().await {
-            Err(e) if e.is_unavailable() && waited < Duration::from_secs(600) => {
+            Err(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "database unavailable; retrying");
                 tokio::time::sleep(wait).await;
-                waited += wait;
                 wait = (wait * 2).min(Duration::from_secs(10));
             }
             other => return other,

@@ -4,6 +4,7 @@
 
 mod deliver;
 pub mod outbound;
+mod upkeep;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct WorkerSettings {
     pub workers: usize,
     /// How long shutdown waits for attempts in flight.
     pub shutdown_timeout: Duration,
+    /// How often upkeep rescues stranded deliveries and prunes dedup rows.
+    pub upkeep_every: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -44,6 +47,7 @@ impl Default for WorkerSettings {
             concurrency: 32,
             workers: 4,
             shutdown_timeout: Duration::from_secs(35),
+            upkeep_every: Duration::from_secs(60),
         }
     }
 }
@@ -57,13 +61,16 @@ pub struct Deliverer {
 
 /// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
 /// finish (up to the shutdown timeout) and returns.
+/// `pool` carries claims and outcomes; `queue` carries apalis's own bookkeeping.
 pub async fn run(
     pool: PgPool,
+    queue: PgPool,
     key: SecretKey,
     policy: Policy,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let upkeep_pool = pool.clone();
     let deliverer = Arc::new(Deliverer {
         pool: pool.clone(),
         key,
@@ -86,9 +93,9 @@ pub async fn run(
         .shutdown_timeout(settings.shutdown_timeout)
         .register_n(settings.workers.max(1), move |index, _restarts| {
             let strategy = Strategy::new()
-                .stream(Pubsub::new(pool.clone(), DELIVERIES.to_owned()))
+                .stream(Pubsub::new(queue.clone(), DELIVERIES.to_owned()))
                 .interval(settings.poll_interval);
-            let backend = PostgresStorage::<DeliveryTask>::new(&pool)
+            let backend = PostgresStorage::<DeliveryTask>::new(&queue)
                 .with_config(config.clone())
                 .poll_with_strategy(strategy);
             WorkerBuilder::new(format!("{name}-{index}"))
@@ -98,11 +105,14 @@ pub async fn run(
                 .data(deliverer.clone())
                 .build(deliver::attempt)
         });
-    monitor
+    let upkeep = tokio::spawn(upkeep::run(upkeep_pool, settings.upkeep_every));
+    let result = monitor
         .run_with_signal(async move {
             shutdown.await;
             Ok(())
         })
-        .await?;
+        .await;
+    upkeep.abort();
+    result?;
     Ok(())
 }

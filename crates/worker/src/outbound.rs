@@ -36,16 +36,14 @@ impl Outbound {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { policy }))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect on our behalf, past the address checks.
+            .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Outbound { client, policy })
-    }
-
-    pub fn policy(&self) -> Policy {
-        self.policy
     }
 
     /// Sends a POST. Never fails: every way a send can go wrong is an `Outcome`.
@@ -96,7 +94,12 @@ async fn read_capped(response: reqwest::Response) -> String {
             break;
         }
     }
-    String::from_utf8_lossy(&body).into_owned()
+    printable(&String::from_utf8_lossy(&body))
+}
+
+/// Text PostgreSQL can store: no NUL characters (a binary answer has them).
+fn printable(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
 }
 
 fn refused(started: Instant, error: String) -> Sent {
@@ -165,7 +168,7 @@ fn describe(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     parts.dedup();
-    parts.join(": ")
+    printable(&parts.join(": "))
 }
 
 fn find_refusal(e: &reqwest::Error) -> Option<&Refusal> {

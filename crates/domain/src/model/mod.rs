@@ -15,7 +15,7 @@ pub use destination::{Destination, DestinationUrl};
 pub use event::{Event, EventFilter, NewEvent};
 pub use names::{Name, NameError};
 pub use route::{Route, RouteTarget};
-pub use source::{Source, SourceWithSecrets};
+pub use source::Source;
 pub use team::{ApiKey, Team};
 
 /// One page of a list: items newest first, and the cursor for the next page.

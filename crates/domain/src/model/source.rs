@@ -26,14 +26,6 @@ pub struct Source {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A source as the data plane needs it: its rules plus the opened secrets.
-#[derive(Debug, Clone)]
-pub struct SourceWithSecrets {
-    pub source: Source,
-    pub retention_days: i32,
-    pub secrets: Vec<Vec<u8>>,
-}
-
 impl TryFrom<String> for ProviderKind {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {

@@ -81,12 +81,6 @@ pub fn new_signing_secret() -> String {
     )
 }
 
-/// Shows the start of a secret and hides the rest, for lists and logs.
-pub fn mask(secret: &str) -> String {
-    let shown: String = secret.chars().take(6).collect();
-    format!("{shown}…")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

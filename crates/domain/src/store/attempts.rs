@@ -10,7 +10,7 @@ use super::StoreError;
 use super::deliveries::lock;
 use super::queue::{DeliveryTask, push_deliveries};
 use crate::delivery::{Decision, DeliveryStatus, DestinationKind};
-use crate::ids::{AttemptId, DestinationId, TeamId};
+use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
 use crate::model::Delivery;
 
 /// An attempt committed as `in_flight`, with what the worker needs to send it.
@@ -47,17 +47,19 @@ struct Started {
     body: Vec<u8>,
 }
 
-/// Starts an attempt: checks that the task is current and inserts the attempt as
-/// `in_flight`. An attempt left in flight by a dead worker is marked `lost` first; a
+/// Starts attempt `attempt_id`: checks that the task is current and inserts the attempt
+/// as `in_flight`. An attempt left in flight by a dead worker is marked `lost` first; a
 /// routine whose fire may have gone out becomes `unknown_outcome` instead of firing again.
+/// Idempotent: called again with the same id after an unknown commit outcome, it finds
+/// its own attempt and hands it back instead of taking it for a dead worker's.
 #[tracing::instrument(skip_all, fields(delivery = %task.delivery_id))]
 pub async fn claim(
     conn: &mut PgConnection,
     task: &DeliveryTask,
+    attempt_id: &AttemptId,
     now: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
-    let attempt_id = AttemptId::generate();
-    if let Some(claimed) = start(conn, task, &attempt_id, DeliveryStatus::Pending, now).await? {
+    if let Some(claimed) = start(conn, task, attempt_id, DeliveryStatus::Pending, now).await? {
         return Ok(Claim::Send(claimed));
     }
     let mut tx = conn.begin().await?;
@@ -89,10 +91,7 @@ async fn start(
              INSERT INTO attempts (id, team_id, delivery_id, number, replay, status, started_at)
              SELECT $6, team_id, id, attempt_count, replay_count > 0, 'in_flight', $5 FROM started
          )
-         SELECT s.id, s.team_id, s.event_id, s.route_id, s.destination_id, s.status,
-                s.attempt_count, s.series_attempts, s.replay_count, s.task_seq,
-                s.next_attempt_at, s.last_error, s.created_at, s.updated_at,
-                dst.kind, dst.url, dst.signing_secret, e.headers, e.body
+         SELECT s.*, dst.kind, dst.url, dst.signing_secret, e.headers, e.body
          FROM started s
          JOIN destinations dst ON dst.team_id = s.team_id AND dst.id = s.destination_id
          JOIN events e ON e.team_id = s.team_id AND e.id = s.event_id",
@@ -105,26 +104,52 @@ async fn start(
     .bind(attempt_id)
     .fetch_optional(conn)
     .await?;
-    Ok(started.map(|s| {
-        let series_attempt = u32::try_from(s.delivery.series_attempts).unwrap_or(1);
+    Ok(started.map(|s| s.into_claimed(attempt_id)))
+}
+
+impl Started {
+    fn into_claimed(self, attempt_id: &AttemptId) -> Box<Claimed> {
+        let series_attempt = u32::try_from(self.delivery.series_attempts).unwrap_or(1);
         Box::new(Claimed {
-            delivery: s.delivery,
-            kind: s.kind,
-            url: s.url,
-            sealed_signing_secret: s.signing_secret,
-            headers: s.headers,
-            body: s.body,
+            delivery: self.delivery,
+            kind: self.kind,
+            url: self.url,
+            sealed_signing_secret: self.signing_secret,
+            headers: self.headers,
+            body: self.body,
             attempt_id: attempt_id.clone(),
             series_attempt,
         })
-    }))
+    }
+}
+
+/// The attempt this worker already started, if the delivery is in flight with it.
+async fn load_own(
+    tx: &mut PgConnection,
+    task: &DeliveryTask,
+    attempt_id: &AttemptId,
+) -> Result<Option<Box<Claimed>>, StoreError> {
+    let own = sqlx::query_as::<_, Started>(
+        "SELECT d.*, dst.kind, dst.url, dst.signing_secret, e.headers, e.body
+         FROM deliveries d
+         JOIN attempts a ON a.team_id = d.team_id AND a.delivery_id = d.id
+         JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
+         JOIN events e ON e.team_id = d.team_id AND e.id = d.event_id
+         WHERE d.team_id = $1 AND d.id = $2 AND a.id = $3 AND a.status = 'in_flight'",
+    )
+    .bind(&task.team_id)
+    .bind(&task.delivery_id)
+    .bind(attempt_id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(own.map(|s| s.into_claimed(attempt_id)))
 }
 
 /// Why the common case did not apply, and what to do about it.
 async fn recover(
     tx: &mut PgConnection,
     task: &DeliveryTask,
-    attempt_id: AttemptId,
+    attempt_id: &AttemptId,
     now: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
     let team = &task.team_id;
@@ -139,6 +164,9 @@ async fn recover(
     }
     match delivery.status {
         DeliveryStatus::InFlight => {
+            if let Some(ours) = load_own(tx, task, attempt_id).await? {
+                return Ok(Claim::Send(ours));
+            }
             // The worker that sent the last attempt died before recording it.
             sqlx::query(
                 "UPDATE attempts SET status = 'lost',
@@ -186,7 +214,7 @@ async fn destination_kind(
             .bind(id)
             .fetch_one(tx)
             .await?;
-    kind.parse().map_err(|e: String| StoreError::Conflict(e))
+    kind.parse().map_err(StoreError::Internal)
 }
 
 async fn settle(
@@ -220,8 +248,16 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
-/// Records an attempt's outcome and applies the policy's decision in one statement; a
-/// retry also pushes the next attempt's task, on the same transaction.
+/// A late outcome: another worker took the delivery over (this one looked dead) or a
+/// person changed it meanwhile. Its record would overwrite theirs, so it is dropped.
+fn stale(claimed: &Claimed) {
+    tracing::warn!(delivery = %claimed.delivery.id, attempt = %claimed.attempt_id,
+        "outcome arrived after the delivery moved on; not recorded");
+}
+
+/// Records an attempt's outcome and applies the policy's decision in one statement, if
+/// the delivery is still in flight with this attempt; a retry also pushes the next
+/// attempt's task, on the same transaction.
 #[tracing::instrument(skip_all, fields(delivery = %claimed.delivery.id))]
 pub async fn record(
     conn: &mut PgConnection,
@@ -249,11 +285,11 @@ pub async fn record(
         "WITH finished AS (
              UPDATE attempts SET status = $3, duration_ms = $4, response_status = $5,
                  response_excerpt = $6, error = $7
-             WHERE team_id = $1 AND id = $2
+             WHERE team_id = $1 AND id = $2 AND status = 'in_flight'
          )
          UPDATE deliveries SET status = $9, last_error = $10, next_attempt_at = $11,
              task_seq = task_seq + $12, updated_at = $13
-         WHERE team_id = $1 AND id = $8
+         WHERE team_id = $1 AND id = $8 AND status = 'in_flight' AND task_seq = $14
          RETURNING task_seq",
     )
     .bind(&claimed.delivery.team_id)
@@ -272,13 +308,19 @@ pub async fn record(
     .bind(error)
     .bind(next_at)
     .bind(i32::from(next_at.is_some()))
-    .bind(now);
+    .bind(now)
+    .bind(claimed.delivery.task_seq);
     let Some(at) = next_at else {
-        statement.fetch_one(conn).await?;
+        if statement.fetch_optional(conn).await?.is_none() {
+            stale(claimed);
+        }
         return Ok(());
     };
     let mut tx = conn.begin().await?;
-    let seq = statement.fetch_one(&mut *tx).await?;
+    let Some(seq) = statement.fetch_optional(&mut *tx).await? else {
+        stale(claimed);
+        return Ok(());
+    };
     let task = DeliveryTask {
         team_id: claimed.delivery.team_id.clone(),
         delivery_id: claimed.delivery.id.clone(),
@@ -287,4 +329,50 @@ pub async fn record(
     push_deliveries(&mut tx, &[(task, Some(at))]).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Gives deliveries stranded without a live task a fresh one: `pending` long past their
+/// time, or `in_flight` long after any send could have ended (a worker that failed to
+/// record, or a task apalis lost). Bumping `task_seq` makes any old task a no-op. The
+/// system's own upkeep, so it runs across teams; each task carries its delivery's team.
+#[tracing::instrument(skip_all)]
+pub async fn rescue_stranded(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> Result<usize, StoreError> {
+    let mut tx = conn.begin().await?;
+    let rescued: Vec<(TeamId, DeliveryId, i32)> = sqlx::query_as(
+        "UPDATE deliveries d SET task_seq = d.task_seq + 1, updated_at = $1
+         FROM (
+             SELECT id FROM deliveries
+             WHERE (status = 'pending' AND next_attempt_at < $2)
+                OR (status = 'in_flight' AND updated_at < $2)
+             ORDER BY id
+             LIMIT 500
+             FOR UPDATE SKIP LOCKED
+         ) AS stranded
+         WHERE d.id = stranded.id
+         RETURNING d.team_id, d.id, d.task_seq",
+    )
+    .bind(now)
+    .bind(now - grace)
+    .fetch_all(&mut *tx)
+    .await?;
+    let tasks: Vec<_> = rescued
+        .into_iter()
+        .map(|(team_id, delivery_id, seq)| {
+            (
+                DeliveryTask {
+                    team_id,
+                    delivery_id,
+                    seq,
+                },
+                None,
+            )
+        })
+        .collect();
+    push_deliveries(&mut tx, &tasks).await?;
+    tx.commit().await?;
+    Ok(tasks.len())
 }

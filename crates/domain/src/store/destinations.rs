@@ -3,7 +3,7 @@
 use sqlx::PgExecutor;
 
 use super::{StoreError, fetch_limit, page};
-use crate::delivery::{DestinationKind, DestinationState};
+use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, TeamId};
 use crate::model::{Destination, Page, PageRequest};
 
@@ -75,27 +75,10 @@ pub async fn get(
     .await?)
 }
 
-/// The sealed `whsec_…` the destination's requests are signed with.
-#[tracing::instrument(skip_all)]
-pub async fn sealed_signing_secret(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &DestinationId,
-) -> Result<Vec<u8>, StoreError> {
-    Ok(sqlx::query_scalar::<_, Vec<u8>>(
-        "SELECT signing_secret FROM destinations WHERE team_id = $1 AND id = $2",
-    )
-    .bind(team)
-    .bind(id)
-    .fetch_one(db)
-    .await?)
-}
-
 #[derive(Debug, Default)]
 pub struct DestinationPatch {
     pub name: Option<String>,
     pub url: Option<String>,
-    pub state: Option<DestinationState>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -109,8 +92,6 @@ pub async fn update(
         "UPDATE destinations SET
              name = coalesce($3, name),
              url = coalesce($4, url),
-             state = coalesce($5, state),
-             state_reason = CASE WHEN $5 IS NULL THEN state_reason ELSE NULL END,
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -119,7 +100,6 @@ pub async fn update(
     .bind(id)
     .bind(patch.name)
     .bind(patch.url)
-    .bind(patch.state.map(DestinationState::as_str))
     .fetch_one(db)
     .await?)
 }

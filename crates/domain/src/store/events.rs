@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::queue::{DeliveryTask, push_deliveries};
@@ -49,12 +48,17 @@ pub async fn ingest(
                 .or_insert(i)
         })
         .collect();
-    let leaders: Vec<&NewEvent> = batch
+    // Keys are claimed in one order by every committer, so two batches that share keys
+    // wait for each other instead of deadlocking.
+    let mut leaders: Vec<&NewEvent> = batch
         .iter()
         .enumerate()
         .filter(|(i, _)| leader[*i] == *i)
         .map(|(_, e)| e)
         .collect();
+    leaders.sort_by(|a, b| {
+        (&a.source_id, &a.dedup_key.value).cmp(&(&b.source_id, &b.dedup_key.value))
+    });
 
     let claimed: HashSet<EventId> = sqlx::query_scalar::<_, EventId>(
         "INSERT INTO event_dedup (source_id, dedup_key, team_id, event_id, expires_at)
@@ -130,7 +134,7 @@ pub async fn ingest(
                 originals
                     .get(&(lead.source_id.clone(), lead.dedup_key.value.clone()))
                     .map(|original| Ingested::Duplicate(original.clone()))
-                    .ok_or(StoreError::Conflict(
+                    .ok_or(StoreError::Internal(
                         "a dedup row vanished mid-transaction".to_owned(),
                     ))
             }
@@ -173,12 +177,17 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    // Joined with routes and destinations: one deleted since the source was cached is
+    // skipped rather than failing the batch.
+    let inserted: Vec<(DeliveryId, TeamId)> = sqlx::query_as(
         "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
                                  task_seq, next_attempt_at, created_at)
          SELECT d.id, d.team_id, d.event_id, d.route_id, d.destination_id, $6, 1, d.at, d.at
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::timestamptz[])
-              AS d (id, team_id, event_id, route_id, destination_id, at)",
+              AS d (id, team_id, event_id, route_id, destination_id, at)
+         JOIN routes r ON r.team_id = d.team_id AND r.id = d.route_id
+         JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
+         RETURNING id, team_id",
     )
     .bind(rows.iter().map(|r| &r.0).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| &r.1.team_id).collect::<Vec<_>>())
@@ -187,14 +196,14 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
     .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
     .bind(DeliveryStatus::Pending.as_str())
     .bind(rows.iter().map(|r| r.1.received_at).collect::<Vec<_>>())
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let tasks: Vec<_> = rows
+    let tasks: Vec<_> = inserted
         .into_iter()
-        .map(|(delivery_id, e, _, _)| {
+        .map(|(delivery_id, team_id)| {
             (
                 DeliveryTask {
-                    team_id: e.team_id.clone(),
+                    team_id,
                     delivery_id,
                     seq: 1,
                 },
@@ -254,25 +263,20 @@ pub async fn get(
     .await?)
 }
 
-/// The stored request: headers as received (lower-cased names) and the raw body.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EventContent {
-    pub headers: serde_json::Value,
-    pub body: Vec<u8>,
-    pub received_at: DateTime<Utc>,
-}
-
+/// Deletes dedup rows whose window has passed, a bounded batch at a time. The system's
+/// own upkeep, across teams. Returns how many went.
 #[tracing::instrument(skip_all)]
-pub async fn content(
+pub async fn prune_dedup(
     db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &EventId,
-) -> Result<EventContent, StoreError> {
-    Ok(sqlx::query_as::<_, EventContent>(
-        "SELECT headers, body, received_at FROM events WHERE team_id = $1 AND id = $2",
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM event_dedup WHERE ctid IN (
+             SELECT ctid FROM event_dedup WHERE expires_at < $1 LIMIT 5000
+         )",
     )
-    .bind(team)
-    .bind(id)
-    .fetch_one(db)
-    .await?)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -32,6 +32,9 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("job queue error")]
     Queue(#[source] apalis_postgres::Error),
+    /// A bug or broken invariant: answered as 500, logged with its message.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
@@ -73,10 +76,14 @@ impl From<apalis_postgres::Error> for StoreError {
     }
 }
 
-/// SQLSTATE classes that mean "the server is going away or not there": 08 connection
-/// exception, 57P admin shutdown / cannot connect now.
+/// SQLSTATEs that mean "try again shortly": 08 connection exception, 57P shutting down,
+/// 57014 statement timeout, 40001/40P01 serialization failure and deadlock, 53
+/// insufficient resources (disk, memory, connections).
 fn is_connection_class(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("57P")
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || code.starts_with("53")
+        || matches!(code, "57014" | "40001" | "40P01")
 }
 
 /// Cuts one extra fetched row off into the next cursor.

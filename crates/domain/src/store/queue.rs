@@ -34,7 +34,7 @@ pub async fn push_deliveries(
     let built = tasks
         .iter()
         .map(|(task, at)| {
-            let args = serde_json::to_vec(task).map_err(|e| StoreError::Conflict(e.to_string()))?;
+            let args = serde_json::to_vec(task).map_err(|e| StoreError::Internal(e.to_string()))?;
             // Switchyard's retry policy decides about retries; apalis runs each task once.
             let task = TaskBuilder::new(args).max_attempts(1);
             // Without a time the queue stamps `now`, which also wakes the workers at once.

@@ -1,0 +1,34 @@
+//! Upkeep, once a minute in every worker process: give stranded deliveries a fresh task,
+//! and prune dedup rows whose window has passed. Safe to run in several processes at
+//! once (rows are taken with SKIP LOCKED; deletes are idempotent).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use switchyard_domain::store::{attempts, events};
+
+/// How long past due a delivery must be before the sweep takes it for stranded: well
+/// beyond a send's 30 s limit and a dead worker's 30 s takeover.
+const GRACE: chrono::Duration = chrono::Duration::minutes(15);
+
+pub async fn run(pool: PgPool, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Utc::now();
+        let rescued = match pool.acquire().await {
+            Ok(mut conn) => attempts::rescue_stranded(&mut conn, now, GRACE).await,
+            Err(e) => Err(e.into()),
+        };
+        match rescued {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "gave stranded deliveries a new task"),
+            Err(e) => tracing::debug!(error = %e, "upkeep: rescue skipped"),
+        }
+        if let Err(e) = events::prune_dedup(&pool, now).await {
+            tracing::debug!(error = %e, "upkeep: dedup prune skipped");
+        }
+    }
+}

@@ -429,3 +429,79 @@ async fn with_the_database_gone_ingest_answers_503_quickly_and_writes_nothing() 
         (StatusCode::OK, Some("accepted"))
     );
 }
+
+#[tokio::test]
+async fn unusable_event_types_are_refused_and_oversized_dedup_keys_still_dedup() {
+    let app = TestApp::spawn().await;
+    let (_, keyed) = app
+        .post(
+            "/api/v1/sources",
+            json!({"name": "k", "provider": "none", "dedup_header": "x-id"}),
+        )
+        .await;
+    let url = keyed["ingest_url"].as_str().unwrap();
+    let res = app
+        .client
+        .post(url)
+        .body(json!({"type": "a\u{0}b"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let long_type = json!({"type": "t".repeat(201)}).to_string();
+    let res = app.client.post(url).body(long_type).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    let long_key = "k".repeat(5000);
+    let first: Value = app
+        .client
+        .post(url)
+        .header("x-id", &long_key)
+        .body("1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let again: Value = app
+        .client
+        .post(url)
+        .header("x-id", &long_key)
+        .body("2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (first["status"].as_str(), again["status"].as_str()),
+        (Some("accepted"), Some("duplicate"))
+    );
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        event["dedup_key"].as_str().unwrap().starts_with("sha256:"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_of_the_wrong_shape_is_not_found_without_a_lookup() {
+    let app = TestApp::spawn().await;
+    for token in ["short", &"x".repeat(43).replace('x', "%"), &"a".repeat(44)] {
+        let res = app
+            .client
+            .post(app.url(&format!("/hooks/{token}")))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{token}");
+    }
+}

@@ -127,7 +127,9 @@ async fn listen(cache: std::sync::Weak<SourceCache>) {
                     if let Some(c) = cache.upgrade() {
                         c.clear();
                     }
-                    while listener.recv().await.is_ok() {
+                    // `try_recv` says when the connection dropped (`Ok(None)`): changes
+                    // made while it was down were missed, so that clears the cache too.
+                    while let Ok(_notification_or_reconnect) = listener.try_recv().await {
                         match cache.upgrade() {
                             Some(c) => c.clear(),
                             None => return,
@@ -139,4 +141,12 @@ async fn listen(cache: std::sync::Weak<SourceCache>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Whether `token` could be an ingest token: 32 random bytes, URL-safe base64.
+pub fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -10,11 +10,9 @@ use serde_json::json;
 use switchyard_domain::ids::EventId;
 use switchyard_domain::model::NewEvent;
 use switchyard_domain::problem::Problem;
-use switchyard_domain::providers::{DedupKind, Headers, Inbound};
+use switchyard_domain::providers::{DedupKind, Headers, Inbound, checked_event_type};
 use switchyard_domain::store::events::Ingested;
-use switchyard_domain::store::sources;
 
-use crate::cache::CachedSource;
 use crate::{IngressState, problem};
 
 /// How long a content-derived dedup key holds.
@@ -26,6 +24,11 @@ pub async fn receive(
     mut payload: web::Payload,
     state: web::Data<IngressState>,
 ) -> HttpResponse {
+    // Every token Switchyard issues has this shape; anything else is unknown without
+    // asking the database.
+    if !crate::cache::well_formed(&token) {
+        return problem(&Problem::not_found("no source has this ingest URL"));
+    }
     let source = match state.cache.get(&token).await {
         Ok(Some(source)) => source,
         Ok(None) => return problem(&Problem::not_found("no source has this ingest URL")),
@@ -67,15 +70,22 @@ pub async fn receive(
     let settings = &source.config.source.settings.0;
     let secrets: Vec<&[u8]> = source.secrets.iter().map(Vec::as_slice).collect();
     if let Err(e) = provider.verify(&inbound, &secrets, settings, now) {
-        reject(&state, &source, e.to_string());
+        state.rejections.note(
+            source.config.source.team_id.clone(),
+            source.config.source.id.clone(),
+            e.to_string(),
+        );
         metrics::counter!("switchyard_ingest_total", "result" => "rejected").increment(1);
         return problem(&Problem::unauthorized(format!(
             "signature verification failed: {e}"
         )));
     }
 
-    let event_type = provider.event_type(&inbound);
-    let dedup_key = provider.dedup_key(&inbound, settings);
+    let event_type = match checked_event_type(provider.event_type(&inbound)) {
+        Ok(event_type) => event_type,
+        Err(reason) => return problem(&Problem::bad_request(reason)),
+    };
+    let dedup_key = provider.dedup_key(&inbound, settings).bounded();
     let dedup_until = match dedup_key.kind {
         DedupKind::ProviderId => now + Duration::days(i64::from(source.config.retention_days)),
         DedupKind::ContentHash => now + CONTENT_DEDUP_WINDOW,
@@ -124,20 +134,4 @@ fn too_large(limit: usize) -> HttpResponse {
         actix_web::http::header::HeaderValue::from_static("close"),
     );
     res
-}
-
-/// Notes the rejection off the request path: a wrong secret must not slow the 401.
-fn reject(state: &IngressState, source: &CachedSource, reason: String) {
-    let pool = state.pool.clone();
-    let team = source.config.source.team_id.clone();
-    let id = source.config.source.id.clone();
-    tokio::spawn(async move {
-        let result = async {
-            let mut conn = pool.acquire().await?;
-            sources::record_rejection(&mut conn, &team, &id, &reason, Utc::now()).await
-        };
-        if let Err(e) = result.await {
-            tracing::warn!(source = %id, error = %e, "could not record rejection");
-        }
-    });
 }

@@ -6,6 +6,7 @@
 mod cache;
 mod commit;
 mod hooks;
+mod rejections;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,9 @@ pub const MAX_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct IngressState {
-    pub pool: PgPool,
     pub cache: Arc<SourceCache>,
     pub committer: Committer,
+    pub rejections: rejections::RejectionLog,
 }
 
 impl IngressState {
@@ -35,10 +36,11 @@ impl IngressState {
     pub fn start(pool: PgPool, key: SecretKey, committers: usize) -> Self {
         let cache = SourceCache::start(pool.clone(), key, Duration::from_secs(30));
         let committer = Committer::start(pool.clone(), committers);
+        let rejections = rejections::RejectionLog::start(pool.clone());
         IngressState {
-            pool,
             cache,
             committer,
+            rejections,
         }
     }
 }

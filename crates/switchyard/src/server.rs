@@ -88,14 +88,31 @@ pub async fn start(
         policy: config.policy(),
         public_url: config.public_base(),
     });
-    let ready_pool = pools.web.clone();
+    // Ready when the pool this process leans on answers.
+    let ready_pool = if roles.ingress {
+        pools.ingress.clone()
+    } else if roles.web {
+        pools.web.clone()
+    } else {
+        pools.worker.clone()
+    };
     let handle = metrics().clone();
     let addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
         let ready_pool = ready_pool.clone();
         let handle = handle.clone();
         let mut app = App::new()
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("switchyard::http"))
+            .wrap(
+                // The route's pattern, never the path: an ingest path holds its source's token.
+                actix_web::middleware::Logger::new("%{route}xi %s %Dms")
+                    .custom_request_replace("route", |req| {
+                        let route = req
+                            .match_pattern()
+                            .unwrap_or_else(|| "(unmatched)".to_owned());
+                        format!("{} {route}", req.method())
+                    })
+                    .log_target("switchyard::http"),
+            )
             .route(
                 "/healthz",
                 web::get().to(|| async { HttpResponse::Ok().body("ok") }),

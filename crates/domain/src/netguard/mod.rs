@@ -85,18 +85,29 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
         || a >= 240) // reserved
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local, incl. fd00:ec2::254 metadata
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64, maps to IPv4
+    let seg = ip.segments();
+    let embedded_v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match seg {
+        // IPv4-compatible (deprecated) and 6to4 carry an IPv4 address: judge that one.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => is_public_v4(embedded_v4(hi, lo)),
+        [0x2002, hi, lo, ..] => is_public_v4(embedded_v4(hi, lo)),
+        _ => {
+            !(ip.is_unspecified()
+                || ip.is_loopback()
+                || ip.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local, incl. fd00:ec2::254 metadata
+                || (seg[0] & 0xffc0) == 0xfe80 // link-local
+                || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+                || (seg[0] == 0x2001 && seg[1] == 0) // Teredo: tunnels to anywhere
+                || (seg[0] == 0x0064 && seg[1] == 0xff9b)) // NAT64 (well-known and local-use)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +137,13 @@ mod tests {
             ("::ffff:127.0.0.1", false),
             ("::ffff:8.8.8.8", true),
             ("64:ff9b::a00:1", false),
+            ("64:ff9b:1::a00:1", false),
+            ("2002:7f00:1::", false),
+            ("2002:808:808::", true),
+            ("2001:0:4136:e378::1", false),
+            ("::127.0.0.1", false),
+            ("fec0::1", false),
+            ("192.88.99.1", false),
             ("2606:4700:4700::1111", true),
         ];
         for (ip, public) in table {

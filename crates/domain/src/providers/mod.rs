@@ -166,6 +166,42 @@ impl FromStr for ProviderKind {
     }
 }
 
+/// The longest event type stored; a longer one is refused.
+pub const MAX_EVENT_TYPE: usize = 200;
+/// The longest dedup key stored as sent; a longer one is stored as its hash.
+pub const MAX_DEDUP_KEY: usize = 200;
+
+/// An event type fit to store and match: bounded, without control characters.
+pub fn checked_event_type(event_type: Option<String>) -> Result<Option<String>, String> {
+    match event_type {
+        Some(t) if t.chars().count() > MAX_EVENT_TYPE => Err(format!(
+            "the event type is longer than {MAX_EVENT_TYPE} characters"
+        )),
+        Some(t) if t.chars().any(char::is_control) => {
+            Err("the event type contains control characters".to_owned())
+        }
+        other => Ok(other),
+    }
+}
+
+impl DedupKey {
+    /// The key as stored: a sender's key that is too long for the index or carries
+    /// control characters is replaced by its hash (same key, same hash).
+    pub fn bounded(self) -> DedupKey {
+        if self.value.len() <= MAX_DEDUP_KEY && !self.value.chars().any(char::is_control) {
+            return self;
+        }
+        use sha2::{Digest, Sha256};
+        DedupKey {
+            value: format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(self.value.as_bytes()))
+            ),
+            kind: self.kind,
+        }
+    }
+}
+
 /// sha256 of the body, hex: the dedup key of last resort.
 pub fn content_hash(body: &[u8]) -> DedupKey {
     use sha2::{Digest, Sha256};

@@ -196,7 +196,7 @@ async fn recover(
         _ => return Ok(Claim::Skip("delivery already settled")),
     }
     Ok(
-        match start(tx, task, &attempt_id, delivery.status, now).await? {
+        match start(tx, task, attempt_id, delivery.status, now).await? {
             Some(claimed) => Claim::Send(claimed),
             None => Claim::Skip("destination or event no longer exists"),
         },

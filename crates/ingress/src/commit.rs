@@ -13,6 +13,9 @@ use switchyard_domain::store::events::{self, Ingested};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 const MAX_BATCH: usize = 128;
+/// Bodies one transaction carries at most: a batch of large bodies is split, since a
+/// single `bytea[]` parameter must stay far below PostgreSQL's 1 GiB value limit.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
 type Reply = oneshot::Sender<Result<Ingested, StoreError>>;
 
@@ -52,8 +55,25 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>) {
                 return;
             }
         }
-        commit(&pool, &mut batch).await;
+        while !batch.is_empty() {
+            let mut part = take_within_bytes(&mut batch);
+            commit(&pool, &mut part).await;
+        }
     }
+}
+
+/// The longest prefix of `batch` (at least one event) whose bodies fit one transaction.
+fn take_within_bytes(batch: &mut Vec<(NewEvent, Reply)>) -> Vec<(NewEvent, Reply)> {
+    let mut bytes = 0;
+    let n = batch
+        .iter()
+        .take_while(|(e, _)| {
+            bytes += e.body.len();
+            bytes <= MAX_BATCH_BYTES
+        })
+        .count()
+        .max(1);
+    batch.drain(..n).collect()
 }
 
 async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {

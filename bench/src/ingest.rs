@@ -130,6 +130,15 @@ pub async fn run(
         .context("ingest_url")?
         .to_owned();
 
+    if deliver {
+        let e2e = idle(&client, &hook, &sink).await;
+        println!(
+            "idle (one webhook every 20 ms, {} sent): e2e p50 {}  p99 {}\n",
+            e2e.len(),
+            ms(percentile(&e2e, 0.50)),
+            ms(percentile(&e2e, 0.99))
+        );
+    }
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!(
         "{seconds} s per level; 1 KiB GitHub-signed webhooks; {}\n",
@@ -272,6 +281,26 @@ async fn drive(
     }
     phase_result.elapsed = started.elapsed();
     phase_result
+}
+
+/// End-to-end latency when Switchyard is idle: 200 webhooks, one every 20 ms.
+async fn idle(client: &reqwest::Client, hook: &str, sink: &Arc<sink::Sink>) -> Vec<Duration> {
+    const PHASE: usize = usize::MAX;
+    for n in 0..200u64 {
+        let body = payload(PHASE, 0, n);
+        let _ = client
+            .post(hook)
+            .header("content-type", "application/json")
+            .header("x-github-event", "issues")
+            .header("x-github-delivery", format!("idle-{n}"))
+            .header("x-hub-signature-256", sign(&body))
+            .body(body)
+            .send()
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_delivered(sink, PHASE, 200).await;
+    phase_latencies(sink, PHASE)
 }
 
 /// A 1 KiB issues event stamped with its send time.

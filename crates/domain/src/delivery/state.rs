@@ -1,6 +1,9 @@
-//! Delivery and destination states, and which moves between them are allowed. The
-//! worker, the API and replay all go through `DeliveryStatus::can_become`, so a delivery
-//! never leaves `succeeded` by accident and `unknown_outcome` waits for a person.
+//! Delivery and destination states, and which moves between them are allowed.
+//! `DeliveryStatus::can_become` is the specification; the store enforces it in SQL, where
+//! a concurrent change cannot slip between check and write: every update names the state
+//! it leaves (a claim leaves `pending`, an outcome leaves `in_flight` with its task, a
+//! replay leaves a settled state), so a delivery never leaves `succeeded` by accident and
+//! `unknown_outcome` waits for a person.
 
 use std::fmt;
 use std::str::FromStr;

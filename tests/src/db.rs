@@ -47,6 +47,21 @@ pub async fn create() -> String {
             .await
             .expect("query");
     if !exists {
+        // Templates of earlier migration sets are of no further use.
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'swtest_template_%' AND datname <> $1",
+        )
+        .bind(&template)
+        .fetch_all(&mut conn)
+        .await
+        .expect("query");
+        for name in stale {
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        }
         let building = format!("{template}_building");
         conn.execute(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {building} WITH (FORCE)"

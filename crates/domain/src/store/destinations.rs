@@ -2,16 +2,18 @@
 
 use sqlx::PgExecutor;
 
-use super::{StoreError, fetch_limit, page};
+use super::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, TeamId};
-use crate::model::{Destination, Page, PageRequest};
+use crate::model::Destination;
 
 macro_rules! columns {
     () => {
         "id, team_id, name, kind, state, state_reason, paused_until, url, created_at, updated_at"
     };
 }
+
+team_table!("destinations", Destination, DestinationId, columns!());
 
 #[tracing::instrument(skip_all)]
 pub async fn insert(
@@ -33,44 +35,6 @@ pub async fn insert(
     .bind(kind.as_str())
     .bind(url)
     .bind(sealed_signing_secret)
-    .fetch_one(db)
-    .await?)
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    req: &PageRequest,
-) -> Result<Page<Destination>, StoreError> {
-    let rows = sqlx::query_as::<_, Destination>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM destinations
-         WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(team)
-    .bind(&req.cursor)
-    .bind(fetch_limit(req))
-    .fetch_all(db)
-    .await?;
-    Ok(page(rows, req, |d| d.id.to_string()))
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &DestinationId,
-) -> Result<Destination, StoreError> {
-    Ok(sqlx::query_as::<_, Destination>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM destinations WHERE team_id = $1 AND id = $2"
-    ))
-    .bind(team)
-    .bind(id)
     .fetch_one(db)
     .await?)
 }
@@ -102,21 +66,4 @@ pub async fn update(
     .bind(patch.url)
     .fetch_one(db)
     .await?)
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn delete(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &DestinationId,
-) -> Result<(), StoreError> {
-    let done = sqlx::query("DELETE FROM destinations WHERE team_id = $1 AND id = $2")
-        .bind(team)
-        .bind(id)
-        .execute(db)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }

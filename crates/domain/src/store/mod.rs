@@ -3,6 +3,73 @@
 //! Functions take an executor or a connection so callers choose the transaction; the
 //! handler or job that owns the transaction commits it.
 
+/// `list`, `get` and `delete` of a team-owned configuration table: the same three
+/// queries for sources, destinations and routes, always scoped by team.
+macro_rules! team_table {
+    ($table:literal, $row:ty, $id:ty, $columns:expr) => {
+        #[tracing::instrument(skip_all)]
+        pub async fn list(
+            db: impl sqlx::PgExecutor<'_>,
+            team: &crate::ids::TeamId,
+            req: &crate::model::PageRequest,
+        ) -> Result<crate::model::Page<$row>, StoreError> {
+            let rows = sqlx::query_as::<_, $row>(concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $table,
+                " WHERE team_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(team)
+            .bind(&req.cursor)
+            .bind(super::fetch_limit(req))
+            .fetch_all(db)
+            .await?;
+            Ok(super::page(rows, req, |r| r.id.to_string()))
+        }
+
+        #[tracing::instrument(skip_all)]
+        pub async fn get(
+            db: impl sqlx::PgExecutor<'_>,
+            team: &crate::ids::TeamId,
+            id: &$id,
+        ) -> Result<$row, StoreError> {
+            Ok(sqlx::query_as::<_, $row>(concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $table,
+                " WHERE team_id = $1 AND id = $2"
+            ))
+            .bind(team)
+            .bind(id)
+            .fetch_one(db)
+            .await?)
+        }
+
+        #[tracing::instrument(skip_all)]
+        pub async fn delete(
+            db: impl sqlx::PgExecutor<'_>,
+            team: &crate::ids::TeamId,
+            id: &$id,
+        ) -> Result<(), StoreError> {
+            let done = sqlx::query(concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE team_id = $1 AND id = $2"
+            ))
+            .bind(team)
+            .bind(id)
+            .execute(db)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+    };
+}
+
 pub mod api_keys;
 pub mod attempts;
 pub mod deliveries;

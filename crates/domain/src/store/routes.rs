@@ -2,15 +2,17 @@
 
 use sqlx::PgExecutor;
 
-use super::{StoreError, fetch_limit, page};
+use super::StoreError;
 use crate::ids::{DestinationId, RouteId, SourceId, TeamId};
-use crate::model::{Page, PageRequest, Route};
+use crate::model::Route;
 
 macro_rules! columns {
     () => {
         "id, team_id, name, source_id, destination_id, event_types, paused, created_at, updated_at"
     };
 }
+
+team_table!("routes", Route, RouteId, columns!());
 
 pub struct NewRoute<'a> {
     pub name: &'a str,
@@ -47,44 +49,6 @@ pub async fn insert(
     .await?)
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    req: &PageRequest,
-) -> Result<Page<Route>, StoreError> {
-    let rows = sqlx::query_as::<_, Route>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM routes
-         WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(team)
-    .bind(&req.cursor)
-    .bind(fetch_limit(req))
-    .fetch_all(db)
-    .await?;
-    Ok(page(rows, req, |r| r.id.to_string()))
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &RouteId,
-) -> Result<Route, StoreError> {
-    Ok(sqlx::query_as::<_, Route>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM routes WHERE team_id = $1 AND id = $2"
-    ))
-    .bind(team)
-    .bind(id)
-    .fetch_one(db)
-    .await?)
-}
-
 #[derive(Debug, Default)]
 pub struct RoutePatch {
     pub name: Option<String>,
@@ -115,21 +79,4 @@ pub async fn update(
     .bind(patch.paused)
     .fetch_one(db)
     .await?)
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn delete(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &RouteId,
-) -> Result<(), StoreError> {
-    let done = sqlx::query("DELETE FROM routes WHERE team_id = $1 AND id = $2")
-        .bind(team)
-        .bind(id)
-        .execute(db)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }

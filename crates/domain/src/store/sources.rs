@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
-use super::{StoreError, fetch_limit, page};
+use super::StoreError;
 use crate::ids::{DestinationId, RouteId, SecretId, SourceId, TeamId};
-use crate::model::{Page, PageRequest, Source};
+use crate::model::Source;
 use crate::providers::{ProviderKind, ProviderSettings};
 
 macro_rules! columns {
@@ -14,6 +14,8 @@ macro_rules! columns {
         "id, team_id, name, provider, token, settings, body_limit, created_at, updated_at"
     };
 }
+
+team_table!("sources", Source, SourceId, columns!());
 
 /// How many rejections a source keeps.
 pub const REJECTIONS_KEPT: i64 = 100;
@@ -61,44 +63,6 @@ pub async fn insert(
     Ok(source)
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    req: &PageRequest,
-) -> Result<Page<Source>, StoreError> {
-    let rows = sqlx::query_as::<_, Source>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM sources
-         WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(team)
-    .bind(&req.cursor)
-    .bind(fetch_limit(req))
-    .fetch_all(db)
-    .await?;
-    Ok(page(rows, req, |s| s.id.to_string()))
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &SourceId,
-) -> Result<Source, StoreError> {
-    Ok(sqlx::query_as::<_, Source>(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM sources WHERE team_id = $1 AND id = $2"
-    ))
-    .bind(team)
-    .bind(id)
-    .fetch_one(db)
-    .await?)
-}
-
 #[derive(Debug, Default)]
 pub struct SourcePatch {
     pub name: Option<String>,
@@ -129,23 +93,6 @@ pub async fn update(
     .bind(patch.body_limit)
     .fetch_one(db)
     .await?)
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn delete(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    id: &SourceId,
-) -> Result<(), StoreError> {
-    let done = sqlx::query("DELETE FROM sources WHERE team_id = $1 AND id = $2")
-        .bind(team)
-        .bind(id)
-        .execute(db)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 /// Everything the data plane needs about the source behind an ingest token. Not scoped by

@@ -215,6 +215,22 @@ impl TestApp {
         source
     }
 
+    /// Posts `body` to an ingest URL with the given headers; the answer's status and JSON.
+    pub async fn hook(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.post(url).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.expect("send webhook");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn send_github(
         &self,
         source: &Value,

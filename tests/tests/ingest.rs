@@ -280,26 +280,8 @@ async fn the_none_provider_dedups_on_content_for_an_hour_and_on_a_named_header()
     let app = TestApp::spawn().await;
     let plain = app.create_source("none", None).await;
     let url = plain["ingest_url"].as_str().unwrap();
-    let first: Value = app
-        .client
-        .post(url)
-        .body("same")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let again: Value = app
-        .client
-        .post(url)
-        .body("same")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, first) = app.hook(url, &[], "same").await;
+    let (_, again) = app.hook(url, &[], "same").await;
     assert_eq!(first["status"], "accepted");
     assert_eq!(again["status"], "duplicate");
     // Once the content window has passed, identical content flows again.
@@ -307,16 +289,7 @@ async fn the_none_provider_dedups_on_content_for_an_hour_and_on_a_named_header()
         .execute(&app.pool)
         .await
         .unwrap();
-    let later: Value = app
-        .client
-        .post(url)
-        .body("same")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, later) = app.hook(url, &[], "same").await;
     assert_eq!(later["status"], "accepted");
     assert_ne!(later["event_id"], first["event_id"]);
 
@@ -327,28 +300,8 @@ async fn the_none_provider_dedups_on_content_for_an_hour_and_on_a_named_header()
         )
         .await;
     let url = keyed["ingest_url"].as_str().unwrap();
-    let a: Value = app
-        .client
-        .post(url)
-        .header("x-request-id", "r1")
-        .body("one")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let b: Value = app
-        .client
-        .post(url)
-        .header("x-request-id", "r1")
-        .body("two")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, a) = app.hook(url, &[("x-request-id", "r1")], "one").await;
+    let (_, b) = app.hook(url, &[("x-request-id", "r1")], "two").await;
     assert_eq!(
         (a["status"].as_str(), b["status"].as_str()),
         (Some("accepted"), Some("duplicate"))
@@ -453,28 +406,8 @@ async fn unusable_event_types_are_refused_and_oversized_dedup_keys_still_dedup()
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     let long_key = "k".repeat(5000);
-    let first: Value = app
-        .client
-        .post(url)
-        .header("x-id", &long_key)
-        .body("1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let again: Value = app
-        .client
-        .post(url)
-        .header("x-id", &long_key)
-        .body("2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, first) = app.hook(url, &[("x-id", &long_key)], "1").await;
+    let (_, again) = app.hook(url, &[("x-id", &long_key)], "2").await;
     assert_eq!(
         (first["status"].as_str(), again["status"].as_str()),
         (Some("accepted"), Some("duplicate"))

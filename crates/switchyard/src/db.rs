@@ -150,15 +150,16 @@ pub async fn pools(options: &PgConnectOptions) -> anyhow::Result<Pools> {
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-web").options([("statement_timeout", "15s")]));
     let worker = PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(12)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
     // The queue's own writes commit without waiting for the WAL flush. Losing the last
     // of them in a PostgreSQL crash re-runs or strands a task row, never a delivery:
     // each task re-reads its delivery and does nothing unless its `task_seq` is current,
     // and claims and outcomes go through the synchronous `worker` pool.
+    // Each apalis worker holds one connection for LISTEN; the rest fetch and acknowledge.
     let queue = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(
             named("switchyard-queue")

@@ -394,3 +394,35 @@ async fn a_binary_answer_is_stored_as_text_and_does_not_strand_the_delivery() {
         "{excerpt:?}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_worker_finish_the_attempt_it_is_sending_and_exit_cleanly() {
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let receiver = Receiver::start(vec![Reply::status(200).delay(Duration::from_secs(2))]).await;
+    let mut worker = spawn_worker_process(&app.database).await;
+    let (delivery_id, _) = one_delivery(&app, &receiver).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    let pid = worker.id().expect("pid").to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), worker.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let (_, delivery) = app.get(&format!("/api/v1/deliveries/{delivery_id}")).await;
+    assert_eq!(
+        delivery["status"], "succeeded",
+        "the attempt in flight was finished: {delivery:#}"
+    );
+    assert_eq!(receiver.received().len(), 1);
+}

@@ -81,6 +81,9 @@ pub async fn receive(
         )));
     }
 
+    if let Some(answer) = provider.handshake(&inbound) {
+        return HttpResponse::Ok().json(answer);
+    }
     let event_type = match checked_event_type(provider.event_type(&inbound)) {
         Ok(event_type) => event_type,
         Err(reason) => return problem(&Problem::bad_request(reason)),

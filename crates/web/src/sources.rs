@@ -30,7 +30,8 @@ const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
     name: String,
-    /// `anthropic`, `standard_webhooks`, `github` or `none`.
+    /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
+    /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab` or `none`.
     provider: String,
     /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
     secret: Option<String>,

@@ -154,11 +154,17 @@ mod tests {
         let h = delivery(SDK_ID, SDK_TS, SDK_SIGNATURE);
         assert_eq!(
             verify(&h, SDK_BODY, SDK_SECRET, SDK_TS + 301),
-            Err(VerifyError::StaleTimestamp(301))
+            Err(VerifyError::StaleTimestamp {
+                off_by: 301,
+                window: 300
+            })
         );
         assert_eq!(
             verify(&h, SDK_BODY, SDK_SECRET, SDK_TS - 301),
-            Err(VerifyError::StaleTimestamp(-301))
+            Err(VerifyError::StaleTimestamp {
+                off_by: -301,
+                window: 300
+            })
         );
     }
 

@@ -5,12 +5,12 @@
 //! stopped by dedup on `X-GitHub-Delivery`, which redeliveries keep.
 
 use chrono::{DateTime, Utc};
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use serde_json::Value;
 use sha1::Sha1;
 use sha2::Sha256;
 
+use super::signing::{hex_signature, matches_any, require_secret};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
     header_override,
@@ -31,22 +31,22 @@ impl Provider for Github {
         settings: &ProviderSettings,
         _now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        if secrets.iter().all(|key| key.is_empty()) {
-            return Err(VerifyError::NoSecret);
-        }
+        require_secret(secrets)?;
+        // GitHub has no rotation of its own, so an owner rotating keeps the old and the
+        // new secret active for a while (octokit's `verifyWithFallback`): each is tried.
         // When sha256 is sent it is the only one checked, even with sha1 allowed: falling
         // back after a sha256 mismatch would let a forger pick the weaker algorithm.
         if let Some(value) = req.headers.get(SHA256_HEADER) {
             let expected = hex_signature(value, "sha256=", 32)
                 .ok_or(VerifyError::MalformedHeader(SHA256_HEADER))?;
-            return matches_any::<Hmac<Sha256>>(secrets, req.body, &expected);
+            return matches_any::<Hmac<Sha256>>(secrets, &[req.body], &[expected]);
         }
         if settings.allow_sha1
             && let Some(value) = req.headers.get(SHA1_HEADER)
         {
             let expected = hex_signature(value, "sha1=", 20)
                 .ok_or(VerifyError::MalformedHeader(SHA1_HEADER))?;
-            return matches_any::<Hmac<Sha1>>(secrets, req.body, &expected);
+            return matches_any::<Hmac<Sha1>>(secrets, &[req.body], &[expected]);
         }
         Err(VerifyError::MissingHeader(SHA256_HEADER))
     }
@@ -76,32 +76,6 @@ impl Provider for Github {
             })
             .unwrap_or_else(|| content_hash(req.body))
     }
-}
-
-/// The digest bytes of `<prefix><hex>`, or None when the shape is wrong.
-fn hex_signature(value: &str, prefix: &str, len: usize) -> Option<Vec<u8>> {
-    let bytes = hex::decode(value.trim().strip_prefix(prefix)?).ok()?;
-    (bytes.len() == len).then_some(bytes)
-}
-
-/// Tries each secret in turn: GitHub has no rotation of its own, so an owner rotating
-/// keeps the old and the new secret active for a while (octokit's `verifyWithFallback`).
-fn matches_any<M: Mac + KeyInit>(
-    secrets: &[&[u8]],
-    body: &[u8],
-    expected: &[u8],
-) -> Result<(), VerifyError> {
-    for key in secrets.iter().filter(|key| !key.is_empty()) {
-        let Ok(mut mac) = <M as KeyInit>::new_from_slice(key) else {
-            continue;
-        };
-        mac.update(body);
-        // verify_slice compares in constant time.
-        if mac.verify_slice(expected).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(VerifyError::NoMatch)
 }
 
 #[cfg(test)]

@@ -5,9 +5,22 @@
 
 mod anthropic;
 mod github;
+mod gitlab;
 mod headers;
+mod intercom;
+mod jira;
+mod linear;
 mod none;
+mod pagerduty;
+mod sentry;
+mod shopify;
+mod signing;
+mod slack;
 mod standard_webhooks;
+mod stripe;
+#[cfg(test)]
+mod testing;
+mod zendesk;
 
 use std::fmt;
 use std::str::FromStr;
@@ -49,8 +62,13 @@ pub enum VerifyError {
     MissingHeader(&'static str),
     #[error("malformed header {0}")]
     MalformedHeader(&'static str),
-    #[error("timestamp is {0} s outside the allowed window of 300 s")]
-    StaleTimestamp(i64),
+    /// `off_by` is `now - timestamp` in seconds (negative: from the future).
+    #[error("timestamp is {off_by} s outside the allowed window of {window} s")]
+    StaleTimestamp { off_by: i64, window: i64 },
+    /// A field the sender signs inside the body (Linear's `webhookTimestamp`) is absent
+    /// or not of the documented shape.
+    #[error("missing or malformed body field {0}")]
+    MalformedBody(&'static str),
     #[error("no signature matched")]
     NoMatch,
     #[error("the source has no usable secret")]
@@ -88,6 +106,12 @@ pub trait Provider: Send + Sync {
 
     /// The key that stays the same across the sender's retries of one delivery.
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey;
+
+    /// An answer the sender expects instead of an acknowledgement, for a verified
+    /// handshake request that is not an event (Slack's `url_verification`).
+    fn handshake(&self, _req: &Inbound<'_>) -> Option<Value> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -96,14 +120,34 @@ pub enum ProviderKind {
     Anthropic,
     StandardWebhooks,
     Github,
+    Stripe,
+    Slack,
+    Shopify,
+    Linear,
+    Sentry,
+    Zendesk,
+    Intercom,
+    Pagerduty,
+    Jira,
+    Gitlab,
     None,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 4] = [
+    pub const ALL: [ProviderKind; 14] = [
         ProviderKind::Anthropic,
         ProviderKind::StandardWebhooks,
         ProviderKind::Github,
+        ProviderKind::Stripe,
+        ProviderKind::Slack,
+        ProviderKind::Shopify,
+        ProviderKind::Linear,
+        ProviderKind::Sentry,
+        ProviderKind::Zendesk,
+        ProviderKind::Intercom,
+        ProviderKind::Pagerduty,
+        ProviderKind::Jira,
+        ProviderKind::Gitlab,
         ProviderKind::None,
     ];
 
@@ -112,6 +156,16 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::StandardWebhooks => "standard_webhooks",
             ProviderKind::Github => "github",
+            ProviderKind::Stripe => "stripe",
+            ProviderKind::Slack => "slack",
+            ProviderKind::Shopify => "shopify",
+            ProviderKind::Linear => "linear",
+            ProviderKind::Sentry => "sentry",
+            ProviderKind::Zendesk => "zendesk",
+            ProviderKind::Intercom => "intercom",
+            ProviderKind::Pagerduty => "pagerduty",
+            ProviderKind::Jira => "jira",
+            ProviderKind::Gitlab => "gitlab",
             ProviderKind::None => "none",
         }
     }
@@ -122,6 +176,16 @@ impl ProviderKind {
             ProviderKind::Anthropic => &anthropic::Anthropic,
             ProviderKind::StandardWebhooks => &standard_webhooks::StandardWebhooks,
             ProviderKind::Github => &github::Github,
+            ProviderKind::Stripe => &stripe::Stripe,
+            ProviderKind::Slack => &slack::Slack,
+            ProviderKind::Shopify => &shopify::Shopify,
+            ProviderKind::Linear => &linear::Linear,
+            ProviderKind::Sentry => &sentry::Sentry,
+            ProviderKind::Zendesk => &zendesk::Zendesk,
+            ProviderKind::Intercom => &intercom::Intercom,
+            ProviderKind::Pagerduty => &pagerduty::Pagerduty,
+            ProviderKind::Jira => &jira::Jira,
+            ProviderKind::Gitlab => &gitlab::Gitlab,
             ProviderKind::None => &none::NoVerification,
         }
     }
@@ -133,12 +197,32 @@ impl ProviderKind {
 
     /// Turns the secret a user pasted into the key bytes the provider signs with, refusing
     /// one that cannot be right (a Standard Webhooks secret that is not `whsec_` base64).
+    ///
+    /// Only Standard Webhooks senders base64-decode what follows `whsec_`; every other
+    /// HMAC provider keys with the secret's UTF-8 bytes exactly as shown, so Stripe's
+    /// `whsec_…` keeps its prefix and Zendesk's or PagerDuty's base64-looking secrets are
+    /// not decoded. GitLab holds either kind: a `whsec_` secret is a signing token
+    /// (Standard Webhooks, decoded here), any other is the plain `X-Gitlab-Token` value.
     pub fn parse_secret(self, secret: &str) -> Result<Vec<u8>, String> {
         match self {
             ProviderKind::Anthropic | ProviderKind::StandardWebhooks => {
                 standard_webhooks::decode_secret(secret)
             }
-            ProviderKind::Github | ProviderKind::None => {
+            ProviderKind::Gitlab if secret.starts_with("whsec_") => {
+                standard_webhooks::decode_secret(secret)
+            }
+            ProviderKind::Github
+            | ProviderKind::Stripe
+            | ProviderKind::Slack
+            | ProviderKind::Shopify
+            | ProviderKind::Linear
+            | ProviderKind::Sentry
+            | ProviderKind::Zendesk
+            | ProviderKind::Intercom
+            | ProviderKind::Pagerduty
+            | ProviderKind::Jira
+            | ProviderKind::Gitlab
+            | ProviderKind::None => {
                 if secret.is_empty() {
                     Err("secret must not be empty".to_owned())
                 } else {
@@ -222,4 +306,67 @@ fn header_override(req: &Inbound<'_>, settings: &ProviderSettings) -> Option<Ded
         value: value.to_owned(),
         kind: DedupKind::ProviderId,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_its_name() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(kind.as_str().parse::<ProviderKind>(), Ok(kind));
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, Value::String(kind.as_str().to_owned()));
+        }
+        assert!("twilio".parse::<ProviderKind>().is_err());
+    }
+
+    #[test]
+    fn every_new_provider_needs_a_secret_and_keys_with_its_utf8_bytes() {
+        for name in [
+            "stripe",
+            "slack",
+            "shopify",
+            "linear",
+            "sentry",
+            "zendesk",
+            "intercom",
+            "pagerduty",
+            "jira",
+            "gitlab",
+        ] {
+            let kind: ProviderKind = name.parse().unwrap();
+            assert!(kind.needs_secret(), "{name}");
+            assert!(kind.parse_secret("").is_err(), "{name}");
+            assert_eq!(
+                kind.parse_secret("dGhpc19zZWNyZXQ=").unwrap(),
+                b"dGhpc19zZWNyZXQ=",
+                "{name}"
+            );
+        }
+        assert_eq!(
+            ProviderKind::Stripe
+                .parse_secret("whsec_test_secret")
+                .unwrap(),
+            b"whsec_test_secret"
+        );
+    }
+
+    #[test]
+    fn gitlab_decodes_a_whsec_secret_and_keeps_a_plain_token() {
+        assert_eq!(
+            ProviderKind::Gitlab
+                .parse_secret("whsec_c2VjcmV0Cg==")
+                .unwrap(),
+            b"secret\n"
+        );
+        assert_eq!(
+            ProviderKind::Gitlab
+                .parse_secret("glwt-test-token")
+                .unwrap(),
+            b"glwt-test-token"
+        );
+        assert!(ProviderKind::Gitlab.parse_secret("whsec_!!").is_err());
+    }
 }

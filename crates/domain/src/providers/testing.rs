@@ -1,0 +1,28 @@
+//! Test helpers shared by the provider modules' unit tests.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{Headers, Inbound};
+
+pub(super) fn headers(pairs: &[(&str, &str)]) -> Headers {
+    Headers::from_pairs(
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+    )
+}
+
+/// Runs `f` on a request whose JSON is parsed from `body` when it is JSON.
+pub(super) fn with_json<T>(headers: &Headers, body: &[u8], f: impl FnOnce(&Inbound<'_>) -> T) -> T {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    f(&Inbound {
+        headers,
+        body,
+        json: json.as_ref(),
+    })
+}
+
+pub(super) fn at(ts: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(ts, 0).unwrap()
+}

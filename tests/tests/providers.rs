@@ -1,0 +1,128 @@
+//! Providers beyond the spine's, end to end: signed the way each sender signs, through
+//! the real ingest path.
+
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use switchyard_tests::TestApp;
+
+fn hmac_hex(key: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn a_stripe_event_is_verified_typed_and_deduplicated_on_its_id() {
+    let app = TestApp::spawn().await;
+    let secret = "whsec_test_secret";
+    let source = app.create_source("stripe", Some(secret)).await;
+    let url = source["ingest_url"].as_str().unwrap();
+    let body =
+        json!({"id": "evt_1", "type": "charge.dispute.created", "object": "event"}).to_string();
+    let t = chrono::Utc::now().timestamp().to_string();
+    let header = format!(
+        "t={t},v1={}",
+        hmac_hex(secret, &[t.as_bytes(), b".", body.as_bytes()])
+    );
+    let (status, first) = app
+        .hook(url, &[("stripe-signature", &header)], body.clone())
+        .await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (StatusCode::OK, Some("accepted")),
+        "{first}"
+    );
+    let (_, again) = app
+        .hook(url, &[("stripe-signature", &header)], body.clone())
+        .await;
+    assert_eq!(again["status"], "duplicate");
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(event["event_type"], "charge.dispute.created");
+    assert_eq!(event["dedup_key"], "evt_1");
+
+    let forged = format!(
+        "t={t},v1={}",
+        hmac_hex("whsec_other", &[t.as_bytes(), b".", body.as_bytes()])
+    );
+    let (status, _) = app.hook(url, &[("stripe-signature", &forged)], body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn slack_url_verification_is_answered_with_its_challenge_and_not_stored() {
+    let app = TestApp::spawn().await;
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let source = app.create_source("slack", Some(secret)).await;
+    let url = source["ingest_url"].as_str().unwrap();
+    let body = json!({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "token": "x"}).to_string();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sig = format!(
+        "v0={}",
+        hmac_hex(secret, &[b"v0:", ts.as_bytes(), b":", body.as_bytes()])
+    );
+    let headers = [
+        ("x-slack-signature", sig.as_str()),
+        ("x-slack-request-timestamp", ts.as_str()),
+    ];
+    let (status, answer) = app.hook(url, &headers, body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+    );
+    let (_, events) = app.get("/api/v1/events").await;
+    assert_eq!(events["data"], Value::Array(vec![]));
+
+    // An unsigned challenge is refused like any other request.
+    let (status, _) = app
+        .hook(
+            url,
+            &[],
+            json!({"type": "url_verification", "challenge": "c"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_catalog_provider_can_be_registered() {
+    let app = TestApp::spawn().await;
+    for provider in [
+        "anthropic",
+        "standard_webhooks",
+        "github",
+        "stripe",
+        "slack",
+        "shopify",
+        "linear",
+        "sentry",
+        "zendesk",
+        "intercom",
+        "pagerduty",
+        "jira",
+        "gitlab",
+    ] {
+        let secret = if matches!(provider, "anthropic" | "standard_webhooks") {
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        } else {
+            "a-shared-secret"
+        };
+        let (status, body) = app
+            .post(
+                "/api/v1/sources",
+                json!({"name": provider, "provider": provider, "secret": secret}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{provider}: {body}");
+        assert_eq!(body["provider"], provider);
+    }
+}

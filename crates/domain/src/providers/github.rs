@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::signing::{hex_signature, matches_any, require_secret};
 use super::{
-    DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
+    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
 };
 
@@ -67,13 +67,7 @@ impl Provider for Github {
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
         header_override(req, settings)
-            .or_else(|| {
-                let delivery = req.headers.get(DELIVERY_HEADER).filter(|d| !d.is_empty())?;
-                Some(DedupKey {
-                    value: delivery.to_owned(),
-                    kind: DedupKind::ProviderId,
-                })
-            })
+            .or_else(|| header_id(req, DELIVERY_HEADER))
             .unwrap_or_else(|| content_hash(req.body))
     }
 }
@@ -81,6 +75,7 @@ impl Provider for Github {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::DedupKind;
     use crate::providers::Headers;
 
     const DOCS_SECRET: &[u8] = b"It's a Secret to Everybody";

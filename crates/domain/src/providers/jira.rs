@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use super::signing::{hex_signature, matches_any, require_secret};
 use super::{
-    DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
+    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
 };
 
@@ -48,16 +48,7 @@ impl Provider for Jira {
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
         header_override(req, settings)
-            .or_else(|| {
-                let id = req
-                    .headers
-                    .get(IDENTIFIER_HEADER)
-                    .filter(|id| !id.is_empty())?;
-                Some(DedupKey {
-                    value: id.to_owned(),
-                    kind: DedupKind::ProviderId,
-                })
-            })
+            .or_else(|| header_id(req, IDENTIFIER_HEADER))
             .unwrap_or_else(|| content_hash(req.body))
     }
 }
@@ -65,6 +56,7 @@ impl Provider for Jira {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::DedupKind;
     use crate::providers::Headers;
     use crate::providers::testing::{at, headers, with_json};
 

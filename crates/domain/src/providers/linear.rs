@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::signing::{hex_signature, matches_any, require_secret};
 use super::{
-    DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
+    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
 };
 
@@ -75,16 +75,7 @@ impl Provider for Linear {
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
         header_override(req, settings)
-            .or_else(|| {
-                let id = req
-                    .headers
-                    .get(DELIVERY_HEADER)
-                    .filter(|id| !id.is_empty())?;
-                Some(DedupKey {
-                    value: id.to_owned(),
-                    kind: DedupKind::ProviderId,
-                })
-            })
+            .or_else(|| header_id(req, DELIVERY_HEADER))
             .unwrap_or_else(|| content_hash(req.body))
     }
 }
@@ -94,8 +85,8 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::providers::Headers;
     use crate::providers::testing::{at, headers, with_json};
+    use crate::providers::{DedupKind, Headers};
 
     /// providers.md §8 [SELF].
     const SECRET: &[u8] = b"lin_wh_test_secret";

@@ -286,6 +286,16 @@ impl DedupKey {
     }
 }
 
+/// The sender's delivery id from `header`, when it sent a non-empty one: a dedup key
+/// for the whole retention.
+fn header_id(req: &Inbound<'_>, header: &str) -> Option<DedupKey> {
+    let id = req.headers.get(header).filter(|id| !id.is_empty())?;
+    Some(DedupKey {
+        value: id.to_owned(),
+        kind: DedupKind::ProviderId,
+    })
+}
+
 /// sha256 of the body, hex: the dedup key of last resort.
 pub fn content_hash(body: &[u8]) -> DedupKey {
     use sha2::{Digest, Sha256};

@@ -13,6 +13,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/sources/{id}"),
     ("delete", "/api/v1/sources/{id}"),
     ("get", "/api/v1/sources/{id}/rejections"),
+    ("get", "/api/v1/sources/{id}/secrets"),
+    ("post", "/api/v1/sources/{id}/secrets"),
+    ("delete", "/api/v1/sources/{id}/secrets/{secret_id}"),
     ("post", "/api/v1/destinations"),
     ("get", "/api/v1/destinations"),
     ("get", "/api/v1/destinations/{id}"),
@@ -136,7 +139,12 @@ async fn another_team_sees_none_of_this_team_s_resources() {
             .client
             .request(method(m), app.url(&path))
             .bearer_auth(&other)
-            .json(&json!({}))
+            // A body the route accepts, so only ownership can refuse it.
+            .json(&if path.ends_with("/secrets") {
+                json!({"secret": "s"})
+            } else {
+                json!({})
+            })
             .send()
             .await
             .unwrap();
@@ -219,7 +227,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
             StatusCode::BAD_REQUEST,
             "{m} {path} malformed"
         );
-        let res = send(br#"{"name":"x","surprise":1}"#.to_vec(), "application/json")
+        let res = send(br#"{"surprise":1}"#.to_vec(), "application/json")
             .await
             .unwrap();
         assert_eq!(

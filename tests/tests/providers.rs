@@ -126,3 +126,94 @@ async fn every_catalog_provider_can_be_registered() {
         assert_eq!(body["provider"], provider);
     }
 }
+
+async fn send_github(app: &TestApp, url: &str, secret: &str, delivery: &str) -> StatusCode {
+    let body = br#"{"action":"opened"}"#;
+    let signature = format!("sha256={}", hmac_hex(secret, &[body]));
+    let headers = [
+        ("x-github-event", "issues"),
+        ("x-github-delivery", delivery),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    app.hook(url, &headers, body.to_vec()).await.0
+}
+
+#[tokio::test]
+async fn a_source_secret_rotates_without_downtime() {
+    let app = TestApp::spawn().await;
+    let source = app.create_source("github", Some("old-secret")).await;
+    let id = source["id"].as_str().unwrap();
+    let url = source["ingest_url"].as_str().unwrap();
+    let secrets_path = format!("/api/v1/sources/{id}/secrets");
+
+    let (status, added) = app
+        .post(&secrets_path, json!({"secret": "new-secret"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert!(added.get("secret").is_none(), "values are never shown");
+    // Both verify during the overlap (the cache is emptied by the change).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while send_github(&app, url, "new-secret", "probe").await != StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new secret never verified"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        send_github(&app, url, "old-secret", "d-old").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_github(&app, url, "new-secret", "d-new").await,
+        StatusCode::OK
+    );
+
+    let (status, problem) = app.post(&secrets_path, json!({"secret": "third"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "two at most: {problem}");
+
+    let (_, listed) = app.get(&secrets_path).await;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let old_id = ids[1];
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{secrets_path}/{old_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while send_github(&app, url, "old-secret", "d-after").await != StatusCode::UNAUTHORIZED {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retired secret still verifies"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        send_github(&app, url, "new-secret", "d-new-2").await,
+        StatusCode::OK
+    );
+
+    let (status, problem) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{secrets_path}/{}", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the last secret stays: {problem}"
+    );
+    let (status, _) = app.post(&secrets_path, json!({"secret": ""})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -3,11 +3,12 @@
 use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
-use switchyard_domain::ids::SourceId;
+use switchyard_domain::ids::{SecretId, SourceId};
 use switchyard_domain::model::{Name, Source};
+use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::{ProviderKind, ProviderSettings};
 use switchyard_domain::secrets::random_token;
-use switchyard_domain::store::sources::{self, NewSource, Rejection, SourcePatch};
+use switchyard_domain::store::sources::{self, NewSource, Rejection, SecretInfo, SourcePatch};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, Invalid, missing, not_found};
@@ -20,7 +21,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get)
         .service(update)
         .service(delete)
-        .service(rejections);
+        .service(rejections)
+        .service(list_secrets)
+        .service(add_secret)
+        .service(retire_secret);
 }
 
 const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
@@ -240,4 +244,74 @@ async fn rejections(
         data,
         next_cursor: None,
     }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddSecret {
+    /// The sender's new signing secret. Both the old and the new one verify until the
+    /// old one is retired.
+    secret: String,
+}
+
+/// The source's secrets (never their values), newest first.
+#[utoipa::path(tag = "sources", responses((status = 200, body = List<SecretInfo>), (status = 404)))]
+#[get("/sources/{id}/secrets")]
+async fn list_secrets(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<List<SecretInfo>>> {
+    let id = parse_id(&id)?;
+    sources::get(&state.pool, &team.0, &id)
+        .await
+        .map_err(missing("source"))?;
+    let data = sources::secrets(&state.pool, &team.0, &id).await?;
+    Ok(web::Json(List {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// Starts a rotation: adds a second secret that verifies alongside the current one.
+#[utoipa::path(tag = "sources", request_body = AddSecret,
+    responses((status = 201, body = SecretInfo), (status = 404), (status = 409), (status = 422)))]
+#[post("/sources/{id}/secrets")]
+async fn add_secret(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+    body: web::Json<AddSecret>,
+) -> ApiResult<HttpResponse> {
+    let id = parse_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let source = sources::get(&mut *tx, &team.0, &id)
+        .await
+        .map_err(missing("source"))?;
+    let key = source
+        .provider
+        .parse_secret(&body.secret)
+        .map_err(|e| Problem::invalid_field("secret", e))?;
+    let added = sources::add_secret(&mut tx, &team.0, &id, &state.key.seal(&key)).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(added))
+}
+
+/// Ends a rotation: the retired secret no longer verifies. The last one cannot go.
+#[utoipa::path(tag = "sources", responses((status = 204), (status = 404), (status = 409)))]
+#[delete("/sources/{id}/secrets/{secret_id}")]
+async fn retire_secret(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, secret_id) = path.into_inner();
+    let id = parse_id(&id)?;
+    let secret_id: SecretId = secret_id.parse().map_err(|_| not_found("secret"))?;
+    let mut tx = state.pool.begin().await?;
+    sources::retire_secret(&mut tx, &team.0, &id, &secret_id)
+        .await
+        .map_err(missing("secret"))?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
 }

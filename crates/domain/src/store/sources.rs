@@ -149,6 +149,109 @@ pub async fn find_for_ingest(
     }))
 }
 
+/// How many secrets a source holds at once: the current one and, during a rotation, the
+/// next (or the previous).
+pub const MAX_SECRETS: i64 = 2;
+
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct SecretInfo {
+    pub id: SecretId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn secrets(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    source: &SourceId,
+) -> Result<Vec<SecretInfo>, StoreError> {
+    Ok(sqlx::query_as::<_, SecretInfo>(
+        "SELECT id, created_at FROM source_secrets
+         WHERE team_id = $1 AND source_id = $2 ORDER BY id DESC",
+    )
+    .bind(team)
+    .bind(source)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Adds a secret for a rotation; refused while the source already holds two. Locks the
+/// source so two concurrent additions cannot both pass the count.
+#[tracing::instrument(skip_all)]
+pub async fn add_secret(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    source: &SourceId,
+    sealed: &[u8],
+) -> Result<SecretInfo, StoreError> {
+    sqlx::query("SELECT id FROM sources WHERE team_id = $1 AND id = $2 FOR UPDATE")
+        .bind(team)
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await?;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM source_secrets WHERE team_id = $1 AND source_id = $2",
+    )
+    .bind(team)
+    .bind(source)
+    .fetch_one(&mut *tx)
+    .await?;
+    if held >= MAX_SECRETS {
+        return Err(StoreError::Conflict(format!(
+            "the source already holds {MAX_SECRETS} secrets; retire one first"
+        )));
+    }
+    Ok(sqlx::query_as::<_, SecretInfo>(
+        "INSERT INTO source_secrets (id, team_id, source_id, ciphertext) VALUES ($1, $2, $3, $4)
+         RETURNING id, created_at",
+    )
+    .bind(SecretId::generate())
+    .bind(team)
+    .bind(source)
+    .bind(sealed)
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// Retires a secret; a source's last secret stays (add the next one first). On the
+/// caller's transaction, which an error leaves to be rolled back.
+#[tracing::instrument(skip_all)]
+pub async fn retire_secret(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    source: &SourceId,
+    secret: &SecretId,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM sources WHERE team_id = $1 AND id = $2 FOR UPDATE")
+        .bind(team)
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await?;
+    let remaining: Option<i64> = sqlx::query_scalar(
+        "WITH gone AS (
+             DELETE FROM source_secrets WHERE team_id = $1 AND source_id = $2 AND id = $3
+             RETURNING id
+         )
+         SELECT count(*) FROM source_secrets
+         WHERE team_id = $1 AND source_id = $2 AND EXISTS (SELECT 1 FROM gone)
+         GROUP BY source_id",
+    )
+    .bind(team)
+    .bind(source)
+    .bind(secret)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match remaining {
+        None => Err(StoreError::NotFound),
+        // The count is taken before the delete: one left means this was the last.
+        Some(n) if n <= 1 => Err(StoreError::Conflict(
+            "this is the source's only secret; add the new one before retiring it".to_owned(),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Notes why a request was refused, keeping only the newest `REJECTIONS_KEPT`.
 #[tracing::instrument(skip_all)]
 pub async fn record_rejection(

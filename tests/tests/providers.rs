@@ -217,3 +217,67 @@ async fn a_source_secret_rotates_without_downtime() {
     let (status, _) = app.post(&secrets_path, json!({"secret": ""})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn a_source_can_take_its_event_type_and_dedup_key_from_the_body() {
+    let app = TestApp::spawn().await;
+    let (status, source) = app
+        .post(
+            "/api/v1/sources",
+            json!({"name": "shop", "provider": "none", "event_type_pointer": "/kind", "dedup_pointer": "/msg/id"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    assert_eq!(source["settings"]["event_type_pointer"], "/kind");
+    let url = source["ingest_url"].as_str().unwrap();
+    let (_, first) = app
+        .hook(
+            url,
+            &[],
+            json!({"kind": "order.paid", "msg": {"id": "m1"}}).to_string(),
+        )
+        .await;
+    let (_, again) = app
+        .hook(
+            url,
+            &[],
+            json!({"kind": "order.paid", "msg": {"id": "m1"}, "retry": 1}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (first["status"].as_str(), again["status"].as_str()),
+        (Some("accepted"), Some("duplicate"))
+    );
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (event["event_type"].as_str(), event["dedup_key"].as_str()),
+        (Some("order.paid"), Some("m1"))
+    );
+
+    let id = source["id"].as_str().unwrap();
+    let (status, cleared) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/sources/{id}"),
+            Some(json!({"event_type_pointer": ""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        cleared["settings"].get("event_type_pointer").is_none(),
+        "{cleared}"
+    );
+    let (status, problem) = app
+        .post(
+            "/api/v1/sources",
+            json!({"name": "bad", "provider": "none", "dedup_pointer": "msg.id"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "dedup_pointer");
+}

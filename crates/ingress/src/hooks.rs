@@ -10,7 +10,9 @@ use serde_json::json;
 use switchyard_domain::ids::EventId;
 use switchyard_domain::model::NewEvent;
 use switchyard_domain::problem::Problem;
-use switchyard_domain::providers::{DedupKind, Headers, Inbound, checked_event_type};
+use switchyard_domain::providers::{
+    DedupKind, Headers, Inbound, checked_event_type, resolve_event_type,
+};
 use switchyard_domain::store::events::Ingested;
 
 use crate::{IngressState, problem};
@@ -84,7 +86,7 @@ pub async fn receive(
     if let Some(answer) = provider.handshake(&inbound) {
         return HttpResponse::Ok().json(answer);
     }
-    let event_type = match checked_event_type(provider.event_type(&inbound)) {
+    let event_type = match checked_event_type(resolve_event_type(provider, &inbound, settings)) {
         Ok(event_type) => event_type,
         Err(reason) => return problem(&Problem::bad_request(reason)),
     };

@@ -41,8 +41,14 @@ pub struct CreateSource {
     secret: Option<String>,
     /// Largest body accepted, in bytes (1 KiB to 10 MiB; default 1 MiB).
     body_limit: Option<i32>,
-    /// Header whose value is the dedup key, instead of the provider's.
+    /// Header whose value is the dedup key, instead of the provider's ("" clears).
     dedup_header: Option<String>,
+    /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
+    dedup_pointer: Option<String>,
+    /// Header whose value is the event type, instead of the provider's ("" clears).
+    event_type_header: Option<String>,
+    /// JSON pointer into the body whose value is the event type ("" clears).
+    event_type_pointer: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     allow_sha1: Option<bool>,
 }
@@ -77,18 +83,68 @@ fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
     }
 }
 
-fn check_header_name(invalid: &mut Invalid, header: Option<String>) -> Option<String> {
-    let header = header?.trim().to_ascii_lowercase();
-    let valid = !header.is_empty()
-        && header.len() <= 100
-        && header
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Some(header)
-    } else {
-        invalid.add("dedup_header", "must be an HTTP header name");
-        None
+/// The provider settings a request carries, flat beside its other fields.
+struct SettingsInput {
+    dedup_header: Option<String>,
+    dedup_pointer: Option<String>,
+    event_type_header: Option<String>,
+    event_type_pointer: Option<String>,
+    allow_sha1: Option<bool>,
+}
+
+/// Applies the fields that were sent to `settings`: a value sets, `""` clears, absence
+/// keeps. Bad values are noted in `invalid`.
+fn apply_settings(invalid: &mut Invalid, settings: &mut ProviderSettings, input: SettingsInput) {
+    let headers = [
+        (
+            "dedup_header",
+            input.dedup_header,
+            &mut settings.dedup_header,
+        ),
+        (
+            "event_type_header",
+            input.event_type_header,
+            &mut settings.event_type_header,
+        ),
+    ];
+    for (field, value, slot) in headers {
+        match value.map(|v| v.trim().to_ascii_lowercase()) {
+            None => {}
+            Some(v) if v.is_empty() => *slot = None,
+            Some(v)
+                if v.len() <= 100
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                *slot = Some(v)
+            }
+            Some(_) => invalid.add(field, "must be an HTTP header name"),
+        }
+    }
+    let pointers = [
+        (
+            "dedup_pointer",
+            input.dedup_pointer,
+            &mut settings.dedup_pointer,
+        ),
+        (
+            "event_type_pointer",
+            input.event_type_pointer,
+            &mut settings.event_type_pointer,
+        ),
+    ];
+    for (field, value, slot) in pointers {
+        match value {
+            None => {}
+            Some(v) if v.is_empty() => *slot = None,
+            Some(v) if v.starts_with('/') && v.len() <= 200 && !v.chars().any(char::is_control) => {
+                *slot = Some(v)
+            }
+            Some(_) => invalid.add(field, "must be a JSON pointer such as /data/id"),
+        }
+    }
+    if let Some(allow) = input.allow_sha1 {
+        settings.allow_sha1 = allow;
     }
 }
 
@@ -105,10 +161,15 @@ async fn create(
     let name = invalid.check("name", Name::parse(&body.name));
     let provider = invalid.check("provider", body.provider.parse::<ProviderKind>());
     let body_limit = check_body_limit(&mut invalid, body.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
-    let settings = ProviderSettings {
-        dedup_header: check_header_name(&mut invalid, body.dedup_header),
-        allow_sha1: body.allow_sha1.unwrap_or(false),
+    let mut settings = ProviderSettings::default();
+    let input = SettingsInput {
+        dedup_header: body.dedup_header,
+        dedup_pointer: body.dedup_pointer,
+        event_type_header: body.event_type_header,
+        event_type_pointer: body.event_type_pointer,
+        allow_sha1: body.allow_sha1,
     };
+    apply_settings(&mut invalid, &mut settings, input);
     let sealed_secret = match (provider, body.secret.as_deref()) {
         (Some(p), None) if p.needs_secret() => {
             invalid.add(
@@ -169,7 +230,15 @@ async fn get(
 pub struct UpdateSource {
     name: Option<String>,
     body_limit: Option<i32>,
+    /// Header whose value is the dedup key, instead of the provider's ("" clears).
     dedup_header: Option<String>,
+    /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
+    dedup_pointer: Option<String>,
+    /// Header whose value is the event type, instead of the provider's ("" clears).
+    event_type_header: Option<String>,
+    /// JSON pointer into the body whose value is the event type ("" clears).
+    event_type_pointer: Option<String>,
+    /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     allow_sha1: Option<bool>,
 }
 
@@ -190,20 +259,20 @@ async fn update(
         .as_deref()
         .and_then(|n| invalid.check("name", Name::parse(n)));
     let body_limit = check_body_limit(&mut invalid, body.body_limit);
-    let dedup_header = check_header_name(&mut invalid, body.dedup_header);
-    invalid.finish()?;
-
     let mut tx = state.pool.begin().await?;
     let current = sources::get(&mut *tx, &team.0, &id)
         .await
         .map_err(missing("source"))?;
     let mut settings = current.settings.0.clone();
-    if dedup_header.is_some() {
-        settings.dedup_header = dedup_header;
-    }
-    if let Some(allow) = body.allow_sha1 {
-        settings.allow_sha1 = allow;
-    }
+    let input = SettingsInput {
+        dedup_header: body.dedup_header,
+        dedup_pointer: body.dedup_pointer,
+        event_type_header: body.event_type_header,
+        event_type_pointer: body.event_type_pointer,
+        allow_sha1: body.allow_sha1,
+    };
+    apply_settings(&mut invalid, &mut settings, input);
+    invalid.finish()?;
     let patch = SourcePatch {
         name: name.map(|n| n.to_string()),
         settings: Some(settings),

@@ -49,9 +49,54 @@ pub struct ProviderSettings {
     /// Header whose value is the dedup key (the `none` provider; overrides elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_header: Option<String>,
+    /// JSON pointer (`/data/id`) into the body whose value is the dedup key; tried after
+    /// `dedup_header`, before the provider's own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_pointer: Option<String>,
+    /// Header whose value is the event type, instead of the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type_header: Option<String>,
+    /// JSON pointer into the body whose value is the event type, instead of the
+    /// provider's; tried after `event_type_header`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type_pointer: Option<String>,
     /// GitHub: also accept the legacy `X-Hub-Signature` (sha1) when no sha256 header is sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_sha1: bool,
+}
+
+impl ProviderSettings {
+    /// The event type a source's overrides name, if they apply to this request.
+    pub fn event_type_override(&self, req: &Inbound<'_>) -> Option<String> {
+        let from_header = || {
+            let name = self.event_type_header.as_deref()?;
+            req.headers
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        from_header().or_else(|| pointed(req, self.event_type_pointer.as_deref()?))
+    }
+}
+
+/// The scalar at a JSON pointer in the body, as text.
+fn pointed(req: &Inbound<'_>, pointer: &str) -> Option<String> {
+    match req.json?.pointer(pointer)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The event type of a request: the source's override, else the provider's.
+pub fn resolve_event_type(
+    provider: &dyn Provider,
+    req: &Inbound<'_>,
+    settings: &ProviderSettings,
+) -> Option<String> {
+    settings
+        .event_type_override(req)
+        .or_else(|| provider.event_type(req))
 }
 
 /// Why a request was refused. The message is shown to the source's owner in the
@@ -309,11 +354,19 @@ pub fn content_hash(body: &[u8]) -> DedupKey {
 /// named it because they know their sender better than our defaults, so it beats every
 /// provider's own key; an empty value is treated as absent, or all such requests would
 /// collapse into one.
+/// The dedup key a source's overrides name (`dedup_header`, then `dedup_pointer`), if
+/// they apply to this request. Every provider tries it before its own key.
 fn header_override(req: &Inbound<'_>, settings: &ProviderSettings) -> Option<DedupKey> {
-    let name = settings.dedup_header.as_deref()?;
-    let value = req.headers.get(name).filter(|v| !v.is_empty())?;
+    let from_header = || {
+        let name = settings.dedup_header.as_deref()?;
+        req.headers
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let value = from_header().or_else(|| pointed(req, settings.dedup_pointer.as_deref()?))?;
     Some(DedupKey {
-        value: value.to_owned(),
+        value,
         kind: DedupKind::ProviderId,
     })
 }
@@ -321,6 +374,41 @@ fn header_override(req: &Inbound<'_>, settings: &ProviderSettings) -> Option<Ded
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_overrides_take_the_event_type_and_dedup_key_from_headers_or_pointers() {
+        let headers = Headers::from_pairs([("x-kind".to_owned(), "from.header".to_owned())]);
+        let json = serde_json::json!({"meta": {"kind": "from.pointer", "seq": 42}});
+        let req = Inbound {
+            headers: &headers,
+            body: b"{}",
+            json: Some(&json),
+        };
+        let by_pointer = ProviderSettings {
+            event_type_pointer: Some("/meta/kind".to_owned()),
+            dedup_pointer: Some("/meta/seq".to_owned()),
+            ..ProviderSettings::default()
+        };
+        let provider = ProviderKind::None.provider();
+        assert_eq!(
+            resolve_event_type(provider, &req, &by_pointer).as_deref(),
+            Some("from.pointer")
+        );
+        assert_eq!(provider.dedup_key(&req, &by_pointer).value, "42");
+        let by_header = ProviderSettings {
+            event_type_header: Some("X-Kind".to_owned()),
+            ..by_pointer.clone()
+        };
+        assert_eq!(
+            resolve_event_type(provider, &req, &by_header).as_deref(),
+            Some("from.header")
+        );
+        let missing = ProviderSettings {
+            event_type_pointer: Some("/nope".to_owned()),
+            ..ProviderSettings::default()
+        };
+        assert_eq!(resolve_event_type(provider, &req, &missing), None);
+    }
 
     #[test]
     fn every_kind_round_trips_through_its_name() {

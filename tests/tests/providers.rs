@@ -281,3 +281,50 @@ async fn a_source_can_take_its_event_type_and_dedup_key_from_the_body() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["field"], "dedup_pointer");
 }
+
+#[tokio::test]
+async fn basic_auth_and_api_key_sources_take_only_their_credential() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let basic = app.create_source("basic_auth", Some("hooks:pa55")).await;
+    let url = basic["ingest_url"].as_str().unwrap();
+    let good = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("hooks:pa55")
+    );
+    let bad = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("hooks:guess")
+    );
+    assert_eq!(
+        app.hook(url, &[("authorization", &good)], "{}").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.hook(url, &[("authorization", &bad)], "{}").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.hook(url, &[], "{}").await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post(
+            "/api/v1/sources",
+            json!({"name": "b", "provider": "basic_auth", "secret": "no-colon"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, keyed) = app
+        .post("/api/v1/sources", json!({"name": "k", "provider": "api_key", "secret": "k-123", "api_key_header": "Authorization"}))
+        .await;
+    let url = keyed["ingest_url"].as_str().unwrap();
+    assert_eq!(
+        app.hook(url, &[("authorization", "Bearer k-123")], "{}")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.hook(url, &[("x-api-key", "k-123")], "{}").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}

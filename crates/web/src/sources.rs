@@ -35,7 +35,8 @@ const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
 pub struct CreateSource {
     name: String,
     /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
-    /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab` or `none`.
+    /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `basic_auth`,
+    /// `api_key` or `none`.
     provider: String,
     /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
     secret: Option<String>,
@@ -49,6 +50,8 @@ pub struct CreateSource {
     event_type_header: Option<String>,
     /// JSON pointer into the body whose value is the event type ("" clears).
     event_type_pointer: Option<String>,
+    /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
+    api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     allow_sha1: Option<bool>,
 }
@@ -85,6 +88,7 @@ fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
 
 /// The provider settings a request carries, flat beside its other fields.
 struct SettingsInput {
+    api_key_header: Option<String>,
     dedup_header: Option<String>,
     dedup_pointer: Option<String>,
     event_type_header: Option<String>,
@@ -96,6 +100,11 @@ struct SettingsInput {
 /// keeps. Bad values are noted in `invalid`.
 fn apply_settings(invalid: &mut Invalid, settings: &mut ProviderSettings, input: SettingsInput) {
     let headers = [
+        (
+            "api_key_header",
+            input.api_key_header,
+            &mut settings.api_key_header,
+        ),
         (
             "dedup_header",
             input.dedup_header,
@@ -163,6 +172,7 @@ async fn create(
     let body_limit = check_body_limit(&mut invalid, body.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
     let mut settings = ProviderSettings::default();
     let input = SettingsInput {
+        api_key_header: body.api_key_header,
         dedup_header: body.dedup_header,
         dedup_pointer: body.dedup_pointer,
         event_type_header: body.event_type_header,
@@ -238,6 +248,8 @@ pub struct UpdateSource {
     event_type_header: Option<String>,
     /// JSON pointer into the body whose value is the event type ("" clears).
     event_type_pointer: Option<String>,
+    /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
+    api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     allow_sha1: Option<bool>,
 }
@@ -265,6 +277,7 @@ async fn update(
         .map_err(missing("source"))?;
     let mut settings = current.settings.0.clone();
     let input = SettingsInput {
+        api_key_header: body.api_key_header,
         dedup_header: body.dedup_header,
         dedup_pointer: body.dedup_pointer,
         event_type_header: body.event_type_header,

@@ -14,9 +14,8 @@
 //! `webhook-id`), then `X-Gitlab-Event-UUID`, which recursive hooks share.
 
 use chrono::{DateTime, Utc};
-use subtle::ConstantTimeEq;
 
-use super::signing::require_secret;
+use super::signing::{equals_any, require_secret};
 use super::standard_webhooks::StandardWebhooks;
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
@@ -46,19 +45,8 @@ impl Provider for Gitlab {
         let token = req
             .headers
             .get(TOKEN_HEADER)
-            .ok_or(VerifyError::MissingHeader(TOKEN_HEADER))?
-            .as_bytes();
-        // The length check leaks only the length; ct_eq compares the bytes in constant
-        // time (it also returns false on unequal lengths, but says so explicitly here).
-        let matches = secrets
-            .iter()
-            .filter(|key| !key.is_empty())
-            .any(|key| key.len() == token.len() && bool::from(key.ct_eq(token)));
-        if matches {
-            Ok(())
-        } else {
-            Err(VerifyError::NoMatch)
-        }
+            .ok_or(VerifyError::MissingHeader(TOKEN_HEADER))?;
+        equals_any(secrets, token.as_bytes())
     }
 
     /// The header as sent: `Push Hook`, `Merge Request Hook`.

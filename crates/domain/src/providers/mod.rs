@@ -4,6 +4,7 @@
 //! in, and a provider sees only the request and the source's secrets and settings.
 
 mod anthropic;
+mod credential;
 mod github;
 mod gitlab;
 mod headers;
@@ -60,6 +61,9 @@ pub struct ProviderSettings {
     /// provider's; tried after `event_type_header`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type_pointer: Option<String>,
+    /// `api_key`: the header that carries the key (default `x-api-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_header: Option<String>,
     /// GitHub: also accept the legacy `X-Hub-Signature` (sha1) when no sha256 header is sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_sha1: bool,
@@ -175,11 +179,13 @@ pub enum ProviderKind {
     Pagerduty,
     Jira,
     Gitlab,
+    BasicAuth,
+    ApiKey,
     None,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 14] = [
+    pub const ALL: [ProviderKind; 16] = [
         ProviderKind::Anthropic,
         ProviderKind::StandardWebhooks,
         ProviderKind::Github,
@@ -193,6 +199,8 @@ impl ProviderKind {
         ProviderKind::Pagerduty,
         ProviderKind::Jira,
         ProviderKind::Gitlab,
+        ProviderKind::BasicAuth,
+        ProviderKind::ApiKey,
         ProviderKind::None,
     ];
 
@@ -211,6 +219,8 @@ impl ProviderKind {
             ProviderKind::Pagerduty => "pagerduty",
             ProviderKind::Jira => "jira",
             ProviderKind::Gitlab => "gitlab",
+            ProviderKind::BasicAuth => "basic_auth",
+            ProviderKind::ApiKey => "api_key",
             ProviderKind::None => "none",
         }
     }
@@ -231,6 +241,8 @@ impl ProviderKind {
             ProviderKind::Pagerduty => &pagerduty::Pagerduty,
             ProviderKind::Jira => &jira::Jira,
             ProviderKind::Gitlab => &gitlab::Gitlab,
+            ProviderKind::BasicAuth => &credential::BasicAuth,
+            ProviderKind::ApiKey => &credential::ApiKey,
             ProviderKind::None => &none::NoVerification,
         }
     }
@@ -256,6 +268,9 @@ impl ProviderKind {
             ProviderKind::Gitlab if secret.starts_with("whsec_") => {
                 standard_webhooks::decode_secret(secret)
             }
+            ProviderKind::BasicAuth if !secret.contains(':') => {
+                Err("a basic_auth secret is user:password".to_owned())
+            }
             ProviderKind::Github
             | ProviderKind::Stripe
             | ProviderKind::Slack
@@ -267,6 +282,8 @@ impl ProviderKind {
             | ProviderKind::Pagerduty
             | ProviderKind::Jira
             | ProviderKind::Gitlab
+            | ProviderKind::BasicAuth
+            | ProviderKind::ApiKey
             | ProviderKind::None => {
                 if secret.is_empty() {
                     Err("secret must not be empty".to_owned())

@@ -61,6 +61,22 @@ pub(super) fn matches_any<M: Mac + KeyInit + Clone>(
     Err(VerifyError::NoMatch)
 }
 
+/// Whether `presented` equals one of the secrets: for schemes that send the shared
+/// secret itself (a token, a password, an API key). The length check leaks only the
+/// length; `ct_eq` compares the bytes in constant time.
+pub(super) fn equals_any(secrets: &[&[u8]], presented: &[u8]) -> Result<(), VerifyError> {
+    use subtle::ConstantTimeEq;
+    let matches = secrets
+        .iter()
+        .filter(|key| !key.is_empty())
+        .any(|key| key.len() == presented.len() && bool::from(key.ct_eq(presented)));
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatch)
+    }
+}
+
 /// Refuses a signed timestamp more than `window_secs` away from `now`, in either
 /// direction: a timestamp far in the future is as suspect as an old one.
 pub(super) fn within_window(

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use hmac::Hmac;
 use sha1::Sha1;
 
-use super::signing::{hex_signature, matches_any, require_secret};
+use super::signing::{Encoding, verify_body_signature};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
     header_override,
@@ -26,14 +26,7 @@ impl Provider for Intercom {
         _settings: &ProviderSettings,
         _now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        require_secret(secrets)?;
-        let value = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let expected = hex_signature(value, "sha1=", 20)
-            .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-        matches_any::<Hmac<Sha1>>(secrets, &[req.body], &[expected])
+        verify_body_signature::<Hmac<Sha1>>(req, secrets, SIGNATURE_HEADER, Encoding::Hex("sha1="))
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::signing::{hex_signature, matches_any, require_secret};
+use super::signing::{Encoding, verify_body_signature};
 use super::{
     DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
@@ -31,14 +31,7 @@ impl Provider for Linear {
         _settings: &ProviderSettings,
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        require_secret(secrets)?;
-        let value = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let expected =
-            hex_signature(value, "", 32).ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-        matches_any::<Hmac<Sha256>>(secrets, &[req.body], &[expected])?;
+        verify_body_signature::<Hmac<Sha256>>(req, secrets, SIGNATURE_HEADER, Encoding::Hex(""))?;
 
         let sent_ms = req
             .json

@@ -11,7 +11,7 @@ use hmac::Hmac;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::signing::{hex_signature, matches_any, require_secret};
+use super::signing::{Encoding, verify_body_signature};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
     header_override,
@@ -30,14 +30,7 @@ impl Provider for Sentry {
         _settings: &ProviderSettings,
         _now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        require_secret(secrets)?;
-        let value = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let expected =
-            hex_signature(value, "", 32).ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-        matches_any::<Hmac<Sha256>>(secrets, &[req.body], &[expected])
+        verify_body_signature::<Hmac<Sha256>>(req, secrets, SIGNATURE_HEADER, Encoding::Hex(""))
     }
 
     /// `issue.created`: the resource header and the body's action; the resource alone

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::signing::{base64_signature, matches_any, require_secret};
+use super::signing::{Encoding, verify_body_signature};
 use super::{
     DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
@@ -30,14 +30,7 @@ impl Provider for Shopify {
         _settings: &ProviderSettings,
         _now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        require_secret(secrets)?;
-        let value = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let expected =
-            base64_signature(value, 32).ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-        matches_any::<Hmac<Sha256>>(secrets, &[req.body], &[expected])
+        verify_body_signature::<Hmac<Sha256>>(req, secrets, SIGNATURE_HEADER, Encoding::Base64)
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {

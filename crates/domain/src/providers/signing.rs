@@ -61,6 +61,36 @@ pub(super) fn matches_any<M: Mac + KeyInit + Clone>(
     Err(VerifyError::NoMatch)
 }
 
+/// How a body signature is written in its header.
+pub(super) enum Encoding {
+    /// Lower-case hex after a fixed prefix (`sha256=`, or none).
+    Hex(&'static str),
+    /// Standard base64.
+    Base64,
+}
+
+/// The most common scheme: one header holding an HMAC of the raw body, keyed with each
+/// active secret in turn.
+pub(super) fn verify_body_signature<M: Mac + KeyInit + Clone>(
+    req: &super::Inbound<'_>,
+    secrets: &[&[u8]],
+    header: &'static str,
+    encoding: Encoding,
+) -> Result<(), VerifyError> {
+    require_secret(secrets)?;
+    let value = req
+        .headers
+        .get(header)
+        .ok_or(VerifyError::MissingHeader(header))?;
+    let len = <M as hmac::digest::OutputSizeUser>::output_size();
+    let expected = match encoding {
+        Encoding::Hex(prefix) => hex_signature(value, prefix, len),
+        Encoding::Base64 => base64_signature(value, len),
+    }
+    .ok_or(VerifyError::MalformedHeader(header))?;
+    matches_any::<M>(secrets, &[req.body], &[expected])
+}
+
 /// Whether `presented` equals one of the secrets: for schemes that send the shared
 /// secret itself (a token, a password, an API key). The length check leaks only the
 /// length; `ct_eq` compares the bytes in constant time.

@@ -109,7 +109,8 @@ pub async fn receive(
         dedup_key,
         dedup_until,
         headers: headers.to_json(),
-        body: body.to_vec(),
+        // The buffer becomes the event's body without a copy.
+        body: Vec::from(body),
         received_at: now,
         targets,
     };

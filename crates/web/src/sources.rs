@@ -317,15 +317,25 @@ async fn rejections(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<List<Rejection>>> {
-    let id = parse_id(&id)?;
+    let id = owned(&state, &team, &id).await?;
+    Ok(whole(sources::rejections(&state.pool, &team.0, &id).await?))
+}
+
+/// The id of one of the team's sources, or the 404 for a sub-resource of another's.
+async fn owned(state: &WebState, team: &ApiTeam, id: &str) -> ApiResult<SourceId> {
+    let id = parse_id(id)?;
     sources::get(&state.pool, &team.0, &id)
         .await
         .map_err(missing("source"))?;
-    let data = sources::rejections(&state.pool, &team.0, &id).await?;
-    Ok(web::Json(List {
+    Ok(id)
+}
+
+/// A short list answered whole: no further page.
+fn whole<T>(data: Vec<T>) -> web::Json<List<T>> {
+    web::Json(List {
         data,
         next_cursor: None,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -344,15 +354,8 @@ async fn list_secrets(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<List<SecretInfo>>> {
-    let id = parse_id(&id)?;
-    sources::get(&state.pool, &team.0, &id)
-        .await
-        .map_err(missing("source"))?;
-    let data = sources::secrets(&state.pool, &team.0, &id).await?;
-    Ok(web::Json(List {
-        data,
-        next_cursor: None,
-    }))
+    let id = owned(&state, &team, &id).await?;
+    Ok(whole(sources::secrets(&state.pool, &team.0, &id).await?))
 }
 
 /// Starts a rotation: adds a second secret that verifies alongside the current one.

@@ -167,7 +167,8 @@ impl TestApp {
         self.call(Method::POST, path, Some(body)).await
     }
 
-    async fn created(&self, path: &str, body: Value) -> Value {
+    /// POSTs `body` and insists on 201 Created.
+    pub async fn created(&self, path: &str, body: Value) -> Value {
         let (status, body) = self.post(path, body).await;
         assert_eq!(status, StatusCode::CREATED, "POST {path}: {body}");
         body

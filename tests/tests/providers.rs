@@ -110,6 +110,7 @@ async fn every_catalog_provider_can_be_registered() {
         "pagerduty",
         "jira",
         "gitlab",
+        "twilio",
     ] {
         let secret = if matches!(provider, "anthropic" | "standard_webhooks") {
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -326,5 +327,156 @@ async fn basic_auth_and_api_key_sources_take_only_their_credential() {
     assert_eq!(
         app.hook(url, &[("x-api-key", "k-123")], "{}").await.0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Twilio's scheme written from its documentation: the URL, then each form parameter as
+/// name and value, sorted by name, HMAC-SHA1 with the Auth Token, base64.
+fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn form_body(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(n, v)| format!("{n}={}", v.replace('+', "%2B").replace(' ', "+")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn a_twilio_status_callback_verifies_against_the_public_url_and_dedups_on_its_token() {
+    let app = TestApp::spawn().await;
+    let token = "twilio-auth-token";
+    let source = app.create_source("twilio", Some(token)).await;
+    // Twilio signs the URL exactly as configured, query string included.
+    let url = format!("{}?tenant=acme", source["ingest_url"].as_str().unwrap());
+    let params = [
+        ("MessageSid", "SM123"),
+        ("MessageStatus", "delivered"),
+        ("To", "+14155550100"),
+        ("Body", "on my way"),
+    ];
+    let body = form_body(&params);
+    let signature = twilio_signature(token, &url, &params);
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-twilio-signature", signature.as_str()),
+        ("i-twilio-idempotency-token", "idem-1"),
+    ];
+    let (status, first) = app.hook(&url, &headers, body.clone()).await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (StatusCode::OK, Some("accepted")),
+        "{first}"
+    );
+    let (_, again) = app.hook(&url, &headers, body.clone()).await;
+    assert_eq!(again["status"], "duplicate");
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(event["event_type"], "message.delivered");
+    assert_eq!(event["dedup_key"], "idem-1");
+
+    // The same signature presented at another URL of the source is not Twilio's.
+    let elsewhere = format!("{}?tenant=other", source["ingest_url"].as_str().unwrap());
+    let (status, problem) = app.hook(&elsewhere, &headers, body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        problem["type"],
+        "https://switchyard.dev/problems/signature-mismatch"
+    );
+}
+
+#[tokio::test]
+async fn an_hmac_source_verifies_its_configured_scheme_and_reads_form_bodies() {
+    let app = TestApp::spawn().await;
+    let secret = "generic-shared-secret";
+    let (status, refused) = app
+        .post(
+            "/api/v1/sources",
+            json!({"name": "n", "provider": "hmac", "secret": secret}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["errors"][0]["field"], "hmac", "{refused}");
+    let (status, refused) = app
+        .post(
+            "/api/v1/sources",
+            json!({"name": "n", "provider": "github", "secret": secret, "hmac": {"header": "x-sig"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
+    let source = app
+        .created(
+            "/api/v1/sources",
+            json!({
+                "name": "vendor", "provider": "hmac", "secret": secret,
+                "hmac": {"header": "X-Vendor-Signature", "prefix": "sha256=",
+                         "timestamp_header": "X-Vendor-Timestamp",
+                         "signed_payload": "{timestamp}:{body}"},
+                "event_type_pointer": "/action",
+                "dedup_pointer": "/delivery",
+            }),
+        )
+        .await;
+    assert_eq!(
+        source["settings"]["hmac"]["algorithm"], "sha256",
+        "{source}"
+    );
+    let url = source["ingest_url"].as_str().unwrap();
+    let body = "action=ticket.closed&delivery=d-77&note=all+done";
+    let send = |ts: i64| {
+        let ts = ts.to_string();
+        let sig = format!(
+            "sha256={}",
+            hmac_hex(secret, &[ts.as_bytes(), b":", body.as_bytes()])
+        );
+        let app = &app;
+        async move {
+            let headers = [
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-vendor-signature", sig.as_str()),
+                ("x-vendor-timestamp", ts.as_str()),
+            ];
+            app.hook(url, &headers, body).await
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (status, accepted) = send(now).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            accepted["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(event["event_type"], "ticket.closed");
+    assert_eq!(event["dedup_key"], "d-77");
+
+    let (status, problem) = send(now - 3600).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        problem["type"],
+        "https://switchyard.dev/problems/timestamp-too-old"
+    );
+    let (status, problem) = send(now + 3600).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        problem["type"],
+        "https://switchyard.dev/problems/timestamp-in-future"
     );
 }

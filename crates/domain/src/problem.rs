@@ -40,6 +40,16 @@ impl Problem {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new("unauthorized", "Unauthorized", 401, Some(detail.into()))
     }
+    /// A webhook whose signature or timestamp failed: `reason` names which
+    /// (`signature-mismatch`, `timestamp-too-old`, …) in the problem's `type`.
+    pub fn signature_rejected(reason: &str, detail: impl Into<String>) -> Self {
+        Self::new(
+            reason,
+            "Signature verification failed",
+            401,
+            Some(detail.into()),
+        )
+    }
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new("not-found", "Not found", 404, Some(detail.into()))
     }

@@ -2,7 +2,7 @@
 //! body within its limit, verify, extract type and dedup key, match routes, commit,
 //! answer.
 
-use actix_web::http::header::{CONNECTION, CONTENT_LENGTH};
+use actix_web::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use futures::StreamExt;
@@ -11,7 +11,7 @@ use switchyard_domain::ids::EventId;
 use switchyard_domain::model::NewEvent;
 use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::{
-    DedupKind, Headers, Inbound, checked_event_type, resolve_event_type,
+    DedupKind, Headers, Inbound, checked_event_type, resolve_event_type, structured,
 };
 use switchyard_domain::store::events::Ingested;
 
@@ -60,8 +60,14 @@ pub async fn receive(
     let headers = Headers::from_pairs(req.headers().iter().filter_map(|(name, value)| {
         Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
     }));
-    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let json = structured(content_type, &body);
+    let url = format!("{}{}", state.public_base, req.uri());
     let inbound = Inbound {
+        url: &url,
         headers: &headers,
         body: &body,
         json: json.as_ref(),
@@ -78,9 +84,7 @@ pub async fn receive(
             e.to_string(),
         );
         metrics::counter!("switchyard_ingest_total", "result" => "rejected").increment(1);
-        return problem(&Problem::unauthorized(format!(
-            "signature verification failed: {e}"
-        )));
+        return problem(&Problem::signature_rejected(e.slug(), e.to_string()));
     }
 
     if let Some(answer) = provider.handshake(&inbound) {

@@ -27,13 +27,16 @@ pub struct IngressState {
     pub cache: Arc<SourceCache>,
     pub committer: Committer,
     pub rejections: rejections::RejectionLog,
+    /// `SWITCHYARD_PUBLIC_URL` without a trailing slash: the ingest URL a sender posts
+    /// to is this plus the request's path and query.
+    pub public_base: Arc<str>,
 }
 
 impl IngressState {
     /// Starts the source cache's change listener and the group committers on the
     /// current runtime. `pool` should have a short acquire timeout: a request waits at
     /// most that long before answering 503.
-    pub fn start(pool: PgPool, key: SecretKey, committers: usize) -> Self {
+    pub fn start(pool: PgPool, key: SecretKey, committers: usize, public_base: &str) -> Self {
         let cache = SourceCache::start(pool.clone(), key, Duration::from_secs(30));
         let committer = Committer::start(pool.clone(), committers);
         let rejections = rejections::RejectionLog::start(pool.clone());
@@ -41,6 +44,7 @@ impl IngressState {
             cache,
             committer,
             rejections,
+            public_base: public_base.trim_end_matches('/').into(),
         }
     }
 }

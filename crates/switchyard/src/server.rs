@@ -81,7 +81,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let ingress = roles
         .ingress
-        .then(|| IngressState::start(pools.ingress.clone(), key.clone(), 8));
+        .then(|| IngressState::start(pools.ingress.clone(), key.clone(), 8, &config.public_base()));
     let web_state = roles.web.then(|| WebState {
         pool: pools.web.clone(),
         key: key.clone(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_domain::ids::{SecretId, SourceId};
 use switchyard_domain::model::{Name, Source};
 use switchyard_domain::problem::Problem;
-use switchyard_domain::providers::{ProviderKind, ProviderSettings};
+use switchyard_domain::providers::{HmacScheme, ProviderKind, ProviderSettings};
 use switchyard_domain::secrets::random_token;
 use switchyard_domain::store::sources::{self, NewSource, Rejection, SecretInfo, SourcePatch};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -35,8 +35,8 @@ const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
 pub struct CreateSource {
     name: String,
     /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
-    /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `basic_auth`,
-    /// `api_key` or `none`.
+    /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `twilio`, `hmac`,
+    /// `basic_auth`, `api_key` or `none`.
     provider: String,
     /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
     secret: Option<String>,
@@ -54,6 +54,8 @@ pub struct CreateSource {
     api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     allow_sha1: Option<bool>,
+    /// `hmac` (required there, refused elsewhere): how the sender signs.
+    hmac: Option<HmacScheme>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -94,11 +96,17 @@ struct SettingsInput {
     event_type_header: Option<String>,
     event_type_pointer: Option<String>,
     allow_sha1: Option<bool>,
+    hmac: Option<HmacScheme>,
 }
 
 /// Applies the fields that were sent to `settings`: a value sets, `""` clears, absence
 /// keeps. Bad values are noted in `invalid`.
-fn apply_settings(invalid: &mut Invalid, settings: &mut ProviderSettings, input: SettingsInput) {
+fn apply_settings(
+    invalid: &mut Invalid,
+    provider: Option<ProviderKind>,
+    settings: &mut ProviderSettings,
+    input: SettingsInput,
+) {
     let headers = [
         (
             "api_key_header",
@@ -155,6 +163,18 @@ fn apply_settings(invalid: &mut Invalid, settings: &mut ProviderSettings, input:
     if let Some(allow) = input.allow_sha1 {
         settings.allow_sha1 = allow;
     }
+    match (provider, input.hmac) {
+        (Some(ProviderKind::Hmac), Some(scheme)) => match scheme.check() {
+            Ok(()) => settings.hmac = Some(scheme),
+            Err(reason) => invalid.add("hmac", reason),
+        },
+        (Some(ProviderKind::Hmac), None) if settings.hmac.is_none() => invalid.add(
+            "hmac",
+            "an hmac source needs its signature scheme: at least the header",
+        ),
+        (Some(_), Some(_)) => invalid.add("hmac", "only hmac sources take a signature scheme"),
+        _ => {}
+    }
 }
 
 #[utoipa::path(tag = "sources", request_body = CreateSource,
@@ -178,8 +198,9 @@ async fn create(
         event_type_header: body.event_type_header,
         event_type_pointer: body.event_type_pointer,
         allow_sha1: body.allow_sha1,
+        hmac: body.hmac,
     };
-    apply_settings(&mut invalid, &mut settings, input);
+    apply_settings(&mut invalid, provider, &mut settings, input);
     let sealed_secret = match (provider, body.secret.as_deref()) {
         (Some(p), None) if p.needs_secret() => {
             invalid.add(
@@ -252,6 +273,8 @@ pub struct UpdateSource {
     api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     allow_sha1: Option<bool>,
+    /// `hmac`: how the sender signs (replaces the whole scheme).
+    hmac: Option<HmacScheme>,
 }
 
 #[utoipa::path(tag = "sources", request_body = UpdateSource,
@@ -283,8 +306,9 @@ async fn update(
         event_type_header: body.event_type_header,
         event_type_pointer: body.event_type_pointer,
         allow_sha1: body.allow_sha1,
+        hmac: body.hmac,
     };
-    apply_settings(&mut invalid, &mut settings, input);
+    apply_settings(&mut invalid, Some(current.provider), &mut settings, input);
     invalid.finish()?;
     let patch = SourcePatch {
         name: name.map(|n| n.to_string()),

@@ -90,6 +90,7 @@ mod tests {
         let key = decode_secret(secret).unwrap();
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let req = Inbound {
+            url: "",
             headers,
             body,
             json: json.as_ref(),
@@ -101,6 +102,7 @@ mod tests {
     fn with_json<T>(headers: &Headers, body: &[u8], f: impl FnOnce(&Inbound<'_>) -> T) -> T {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         f(&Inbound {
+            url: "",
             headers,
             body,
             json: json.as_ref(),
@@ -177,7 +179,7 @@ mod tests {
         ]);
         assert_eq!(
             verify(&h, SDK_BODY, SDK_SECRET, SDK_TS),
-            Err(VerifyError::MissingHeader("webhook-signature"))
+            Err(VerifyError::MissingHeader("webhook-signature".into()))
         );
     }
 

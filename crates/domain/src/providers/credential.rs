@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 
 use super::none::NoVerification;
-use super::signing::{equals_any, require_secret};
+use super::signing::{equals_any, require_secret, required_header};
 use super::{DedupKey, Inbound, Provider, ProviderSettings, VerifyError};
 
 const AUTHORIZATION: &str = "Authorization";
@@ -28,16 +28,13 @@ impl Provider for BasicAuth {
         _now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
-        let value = req
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(VerifyError::MissingHeader(AUTHORIZATION))?;
+        let value = required_header(req, AUTHORIZATION)?;
         let encoded = value
             .strip_prefix("Basic ")
-            .ok_or(VerifyError::MalformedHeader(AUTHORIZATION))?;
+            .ok_or(VerifyError::MalformedHeader(AUTHORIZATION.into()))?;
         let credentials = STANDARD
             .decode(encoded.trim())
-            .map_err(|_| VerifyError::MalformedHeader(AUTHORIZATION))?;
+            .map_err(|_| VerifyError::MalformedHeader(AUTHORIZATION.into()))?;
         equals_any(secrets, &credentials)
     }
 
@@ -66,7 +63,7 @@ impl Provider for ApiKey {
         let value = req
             .headers
             .get(header)
-            .ok_or(VerifyError::MissingHeader("the API key header"))?;
+            .ok_or(VerifyError::MissingHeader("the API key header".into()))?;
         let key = if header.eq_ignore_ascii_case(AUTHORIZATION) {
             value.strip_prefix("Bearer ").unwrap_or(value)
         } else {
@@ -96,6 +93,7 @@ mod tests {
         settings: &ProviderSettings,
     ) -> Result<(), VerifyError> {
         let req = Inbound {
+            url: "",
             headers: &headers,
             body: b"{}",
             json: None,
@@ -126,11 +124,11 @@ mod tests {
                 headers("authorization", "Bearer user:s3cret"),
                 &settings
             ),
-            Err(VerifyError::MalformedHeader(AUTHORIZATION))
+            Err(VerifyError::MalformedHeader(AUTHORIZATION.into()))
         );
         assert_eq!(
             verify(&BasicAuth, Headers::default(), &settings),
-            Err(VerifyError::MissingHeader(AUTHORIZATION))
+            Err(VerifyError::MissingHeader(AUTHORIZATION.into()))
         );
     }
 

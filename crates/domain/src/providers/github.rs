@@ -38,17 +38,17 @@ impl Provider for Github {
         // back after a sha256 mismatch would let a forger pick the weaker algorithm.
         if let Some(value) = req.headers.get(SHA256_HEADER) {
             let expected = hex_signature(value, "sha256=", 32)
-                .ok_or(VerifyError::MalformedHeader(SHA256_HEADER))?;
+                .ok_or(VerifyError::MalformedHeader(SHA256_HEADER.into()))?;
             return matches_any::<Hmac<Sha256>>(secrets, &[req.body], &[expected]);
         }
         if settings.allow_sha1
             && let Some(value) = req.headers.get(SHA1_HEADER)
         {
             let expected = hex_signature(value, "sha1=", 20)
-                .ok_or(VerifyError::MalformedHeader(SHA1_HEADER))?;
+                .ok_or(VerifyError::MalformedHeader(SHA1_HEADER.into()))?;
             return matches_any::<Hmac<Sha1>>(secrets, &[req.body], &[expected]);
         }
-        Err(VerifyError::MissingHeader(SHA256_HEADER))
+        Err(VerifyError::MissingHeader(SHA256_HEADER.into()))
     }
 
     /// `issues.opened` rather than `issues`: most GitHub events are only useful to route
@@ -103,6 +103,7 @@ mod tests {
         settings: &ProviderSettings,
     ) -> Result<(), VerifyError> {
         let req = Inbound {
+            url: "",
             headers,
             body,
             json: None,
@@ -124,6 +125,7 @@ mod tests {
     fn with_json<T>(headers: &Headers, body: &[u8], f: impl FnOnce(&Inbound<'_>) -> T) -> T {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         f(&Inbound {
+            url: "",
             headers,
             body,
             json: json.as_ref(),
@@ -164,7 +166,7 @@ mod tests {
         let h = headers(&[("X-Hub-Signature", DOCS_SHA1)]);
         assert_eq!(
             verify(&h, DOCS_BODY),
-            Err(VerifyError::MissingHeader("X-Hub-Signature-256"))
+            Err(VerifyError::MissingHeader("X-Hub-Signature-256".into()))
         );
     }
 
@@ -210,7 +212,7 @@ mod tests {
     fn missing_signature_header_is_reported() {
         assert_eq!(
             verify(&Headers::default(), DOCS_BODY),
-            Err(VerifyError::MissingHeader("X-Hub-Signature-256"))
+            Err(VerifyError::MissingHeader("X-Hub-Signature-256".into()))
         );
     }
 
@@ -226,7 +228,7 @@ mod tests {
             let h = headers(&[("X-Hub-Signature-256", value)]);
             assert_eq!(
                 verify(&h, DOCS_BODY),
-                Err(VerifyError::MalformedHeader("X-Hub-Signature-256")),
+                Err(VerifyError::MalformedHeader("X-Hub-Signature-256".into())),
                 "{value}"
             );
         }

@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::signing::{equals_any, require_secret};
+use super::signing::{equals_any, require_secret, required_header};
 use super::standard_webhooks::StandardWebhooks;
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
@@ -42,10 +42,7 @@ impl Provider for Gitlab {
             return StandardWebhooks.verify(req, secrets, settings, now);
         }
         require_secret(secrets)?;
-        let token = req
-            .headers
-            .get(TOKEN_HEADER)
-            .ok_or(VerifyError::MissingHeader(TOKEN_HEADER))?;
+        let token = required_header(req, TOKEN_HEADER)?;
         equals_any(secrets, token.as_bytes())
     }
 
@@ -133,7 +130,7 @@ mod tests {
     fn missing_token_and_missing_secret_are_reported() {
         assert_eq!(
             verify(&Headers::default(), b"{}", &[TOKEN.as_bytes()], 0),
-            Err(VerifyError::MissingHeader("X-Gitlab-Token"))
+            Err(VerifyError::MissingHeader("X-Gitlab-Token".into()))
         );
         let h = headers(&[("X-Gitlab-Token", "")]);
         assert_eq!(verify(&h, b"{}", &[b""], 0), Err(VerifyError::NoSecret));

@@ -184,12 +184,12 @@ mod tests {
     fn missing_and_malformed_signatures_are_reported() {
         assert_eq!(
             verify(&Headers::default(), BODY, &[SECRET]),
-            Err(VerifyError::MissingHeader("Linear-Signature"))
+            Err(VerifyError::MissingHeader("Linear-Signature".into()))
         );
         let h = headers(&[("Linear-Signature", &format!("sha256={SIG}"))]);
         assert_eq!(
             verify(&h, BODY, &[SECRET]),
-            Err(VerifyError::MalformedHeader("Linear-Signature"))
+            Err(VerifyError::MalformedHeader("Linear-Signature".into()))
         );
     }
 

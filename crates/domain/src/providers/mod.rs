@@ -4,7 +4,9 @@
 //! in, and a provider sees only the request and the source's secrets and settings.
 
 mod anthropic;
+mod body;
 mod credential;
+mod generic;
 mod github;
 mod gitlab;
 mod headers;
@@ -21,8 +23,10 @@ mod standard_webhooks;
 mod stripe;
 #[cfg(test)]
 mod testing;
+mod twilio;
 mod zendesk;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -30,13 +34,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use body::{form_pairs, structured};
+pub use generic::{DigestEncoding, HmacAlgorithm, HmacScheme};
 pub use headers::Headers;
 pub use standard_webhooks::{decode_secret, sign as sign_standard_webhook};
 
-/// The request as a provider sees it: headers, the exact bytes received and, when the
-/// body is JSON, its parsed form (parsed once by the caller).
+/// The request as a provider sees it: the URL the sender requested, headers, the exact
+/// bytes received and, when the body is JSON or a form, its structured form
+/// ([`structured`], computed once by the caller).
 #[derive(Debug, Clone, Copy)]
 pub struct Inbound<'a> {
+    /// The public URL the sender posted to, query string included, as the sender wrote it
+    /// (Twilio signs it). Empty where nobody needs it.
+    pub url: &'a str,
     pub headers: &'a Headers,
     pub body: &'a [u8],
     pub json: Option<&'a Value>,
@@ -67,6 +77,9 @@ pub struct ProviderSettings {
     /// GitHub: also accept the legacy `X-Hub-Signature` (sha1) when no sha256 header is sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_sha1: bool,
+    /// `hmac`: how the sender signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<HmacScheme>,
 }
 
 impl ProviderSettings {
@@ -108,9 +121,9 @@ pub fn resolve_event_type(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("missing header {0}")]
-    MissingHeader(&'static str),
+    MissingHeader(Cow<'static, str>),
     #[error("malformed header {0}")]
-    MalformedHeader(&'static str),
+    MalformedHeader(Cow<'static, str>),
     /// `off_by` is `now - timestamp` in seconds (negative: from the future).
     #[error("timestamp is {off_by} s outside the allowed window of {window} s")]
     StaleTimestamp { off_by: i64, window: i64 },
@@ -122,6 +135,26 @@ pub enum VerifyError {
     NoMatch,
     #[error("the source has no usable secret")]
     NoSecret,
+    #[error("the source's signature scheme is not configured")]
+    Unconfigured,
+}
+
+impl VerifyError {
+    /// A stable name for the reason, the last segment of the 401 problem's `type`, so a
+    /// sender's operator can tell a clock problem from a wrong secret without parsing
+    /// the detail.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            VerifyError::MissingHeader(_) => "signature-missing",
+            VerifyError::MalformedHeader(_) | VerifyError::MalformedBody(_) => {
+                "signature-malformed"
+            }
+            VerifyError::StaleTimestamp { off_by, .. } if *off_by < 0 => "timestamp-in-future",
+            VerifyError::StaleTimestamp { .. } => "timestamp-too-old",
+            VerifyError::NoMatch => "signature-mismatch",
+            VerifyError::NoSecret | VerifyError::Unconfigured => "source-not-configured",
+        }
+    }
 }
 
 /// How long a dedup key holds: a sender's own id dedups for the team's whole retention;
@@ -179,13 +212,15 @@ pub enum ProviderKind {
     Pagerduty,
     Jira,
     Gitlab,
+    Twilio,
+    Hmac,
     BasicAuth,
     ApiKey,
     None,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 16] = [
+    pub const ALL: [ProviderKind; 18] = [
         ProviderKind::Anthropic,
         ProviderKind::StandardWebhooks,
         ProviderKind::Github,
@@ -199,6 +234,8 @@ impl ProviderKind {
         ProviderKind::Pagerduty,
         ProviderKind::Jira,
         ProviderKind::Gitlab,
+        ProviderKind::Twilio,
+        ProviderKind::Hmac,
         ProviderKind::BasicAuth,
         ProviderKind::ApiKey,
         ProviderKind::None,
@@ -219,6 +256,8 @@ impl ProviderKind {
             ProviderKind::Pagerduty => "pagerduty",
             ProviderKind::Jira => "jira",
             ProviderKind::Gitlab => "gitlab",
+            ProviderKind::Twilio => "twilio",
+            ProviderKind::Hmac => "hmac",
             ProviderKind::BasicAuth => "basic_auth",
             ProviderKind::ApiKey => "api_key",
             ProviderKind::None => "none",
@@ -241,6 +280,8 @@ impl ProviderKind {
             ProviderKind::Pagerduty => &pagerduty::Pagerduty,
             ProviderKind::Jira => &jira::Jira,
             ProviderKind::Gitlab => &gitlab::Gitlab,
+            ProviderKind::Twilio => &twilio::Twilio,
+            ProviderKind::Hmac => &generic::GenericHmac,
             ProviderKind::BasicAuth => &credential::BasicAuth,
             ProviderKind::ApiKey => &credential::ApiKey,
             ProviderKind::None => &none::NoVerification,
@@ -282,6 +323,8 @@ impl ProviderKind {
             | ProviderKind::Pagerduty
             | ProviderKind::Jira
             | ProviderKind::Gitlab
+            | ProviderKind::Twilio
+            | ProviderKind::Hmac
             | ProviderKind::BasicAuth
             | ProviderKind::ApiKey
             | ProviderKind::None => {
@@ -367,12 +410,10 @@ pub fn content_hash(body: &[u8]) -> DedupKey {
     }
 }
 
-/// The source's `dedup_header` setting, when the request carries that header. The owner
-/// named it because they know their sender better than our defaults, so it beats every
-/// provider's own key; an empty value is treated as absent, or all such requests would
-/// collapse into one.
 /// The dedup key a source's overrides name (`dedup_header`, then `dedup_pointer`), if
-/// they apply to this request. Every provider tries it before its own key.
+/// they apply to this request. The owner named them because they know their sender
+/// better than our defaults, so every provider tries them before its own key; an empty
+/// value is treated as absent, or all such requests would collapse into one.
 fn header_override(req: &Inbound<'_>, settings: &ProviderSettings) -> Option<DedupKey> {
     let from_header = || {
         let name = settings.dedup_header.as_deref()?;
@@ -397,6 +438,7 @@ mod tests {
         let headers = Headers::from_pairs([("x-kind".to_owned(), "from.header".to_owned())]);
         let json = serde_json::json!({"meta": {"kind": "from.pointer", "seq": 42}});
         let req = Inbound {
+            url: "",
             headers: &headers,
             body: b"{}",
             json: Some(&json),
@@ -434,7 +476,7 @@ mod tests {
             let json = serde_json::to_value(kind).unwrap();
             assert_eq!(json, Value::String(kind.as_str().to_owned()));
         }
-        assert!("twilio".parse::<ProviderKind>().is_err());
+        assert!("twillio".parse::<ProviderKind>().is_err());
     }
 
     #[test]
@@ -450,6 +492,8 @@ mod tests {
             "pagerduty",
             "jira",
             "gitlab",
+            "twilio",
+            "hmac",
         ] {
             let kind: ProviderKind = name.parse().unwrap();
             assert!(kind.needs_secret(), "{name}");

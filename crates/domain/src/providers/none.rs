@@ -44,6 +44,7 @@ mod tests {
     fn with_json<T>(headers: &Headers, body: &[u8], f: impl FnOnce(&Inbound<'_>) -> T) -> T {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         f(&Inbound {
+            url: "",
             headers,
             body,
             json: json.as_ref(),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::signing::{hex_signature, matches_any, require_secret};
+use super::signing::{hex_signature, matches_any, require_secret, required_header};
 use super::{
     DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
@@ -29,14 +29,11 @@ impl Provider for Pagerduty {
         _now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
-        let value = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
+        let value = required_header(req, SIGNATURE_HEADER)?;
         // A `v1=` item that is not 32-byte hex cannot match and is dropped, as go-pagerduty
         // does; a header with no `version=` item at all is not this scheme.
         if !value.split(',').any(|item| item.contains('=')) {
-            return Err(VerifyError::MalformedHeader(SIGNATURE_HEADER));
+            return Err(VerifyError::MalformedHeader(SIGNATURE_HEADER.into()));
         }
         let candidates: Vec<Vec<u8>> = value
             .split(',')
@@ -159,12 +156,12 @@ mod tests {
     fn missing_and_malformed_signatures_are_reported() {
         assert_eq!(
             verify(&Headers::default(), SHORT_BODY, &[SHORT_SECRET]),
-            Err(VerifyError::MissingHeader("X-PagerDuty-Signature"))
+            Err(VerifyError::MissingHeader("X-PagerDuty-Signature".into()))
         );
         let bare = SHORT_SIG.trim_start_matches("v1=");
         assert_eq!(
             verify(&signed(bare), SHORT_BODY, &[SHORT_SECRET]),
-            Err(VerifyError::MalformedHeader("X-PagerDuty-Signature"))
+            Err(VerifyError::MalformedHeader("X-PagerDuty-Signature".into()))
         );
     }
 

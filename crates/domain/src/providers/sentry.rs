@@ -148,12 +148,12 @@ mod tests {
     fn missing_and_malformed_signatures_are_reported() {
         assert_eq!(
             verify(&Headers::default(), BODY, &[SECRET]),
-            Err(VerifyError::MissingHeader("Sentry-Hook-Signature"))
+            Err(VerifyError::MissingHeader("Sentry-Hook-Signature".into()))
         );
         let h = headers(&[("Sentry-Hook-Signature", &SIG[..40])]);
         assert_eq!(
             verify(&h, BODY, &[SECRET]),
-            Err(VerifyError::MalformedHeader("Sentry-Hook-Signature"))
+            Err(VerifyError::MalformedHeader("Sentry-Hook-Signature".into()))
         );
     }
 

@@ -20,6 +20,16 @@ pub(super) fn require_secret(secrets: &[&[u8]]) -> Result<(), VerifyError> {
     }
 }
 
+/// The value of a header the scheme cannot do without.
+pub(super) fn required_header<'a>(
+    req: &super::Inbound<'a>,
+    name: &'static str,
+) -> Result<&'a str, VerifyError> {
+    req.headers
+        .get(name)
+        .ok_or(VerifyError::MissingHeader(name.into()))
+}
+
 /// The digest bytes of `<prefix><hex>` (hex in either case), or None when the shape or
 /// the length is wrong. An empty prefix reads a bare hex digest.
 pub(super) fn hex_signature(value: &str, prefix: &str, len: usize) -> Option<Vec<u8>> {
@@ -78,16 +88,13 @@ pub(super) fn verify_body_signature<M: Mac + KeyInit + Clone>(
     encoding: Encoding,
 ) -> Result<(), VerifyError> {
     require_secret(secrets)?;
-    let value = req
-        .headers
-        .get(header)
-        .ok_or(VerifyError::MissingHeader(header))?;
+    let value = required_header(req, header)?;
     let len = <M as hmac::digest::OutputSizeUser>::output_size();
     let expected = match encoding {
         Encoding::Hex(prefix) => hex_signature(value, prefix, len),
         Encoding::Base64 => base64_signature(value, len),
     }
-    .ok_or(VerifyError::MalformedHeader(header))?;
+    .ok_or(VerifyError::MalformedHeader(header.into()))?;
     matches_any::<M>(secrets, &[req.body], &[expected])
 }
 

@@ -3,8 +3,8 @@
 //! looks like hex and must not be decoded), with a ±300 s window both ways as in
 //! slack_sdk. Slack signs no second secret, so rotation is trying old and new. Bodies come
 //! in two shapes: JSON (Events API) and `application/x-www-form-urlencoded` (slash
-//! commands; interactivity, whose JSON sits in a `payload` field). Both are read here, and
-//! only the Events API carries a real delivery id (`event_id`); the others fall back to
+//! commands; interactivity, whose JSON sits in a `payload` field). Both are read through
+//! the structured body (`/payload/type` for interactivity), and only the Events API carries a real delivery id (`event_id`); the others fall back to
 //! `trigger_id`, which is one per user action.
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,9 @@ use hmac::Hmac;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::signing::{hex_signature, matches_any, require_secret, unix_seconds, within_window};
+use super::signing::{
+    hex_signature, matches_any, require_secret, required_header, unix_seconds, within_window,
+};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
     header_override,
@@ -33,18 +35,13 @@ impl Provider for Slack {
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
-        let signature = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let timestamp = req
-            .headers
-            .get(TIMESTAMP_HEADER)
-            .ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
-        let ts = unix_seconds(timestamp).ok_or(VerifyError::MalformedHeader(TIMESTAMP_HEADER))?;
+        let signature = required_header(req, SIGNATURE_HEADER)?;
+        let timestamp = required_header(req, TIMESTAMP_HEADER)?;
+        let ts =
+            unix_seconds(timestamp).ok_or(VerifyError::MalformedHeader(TIMESTAMP_HEADER.into()))?;
         within_window(now, ts, TOLERANCE_SECS)?;
         let expected = hex_signature(signature, "v0=", 32)
-            .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+            .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER.into()))?;
         let signed: [&[u8]; 4] = [b"v0:", timestamp.as_bytes(), b":", req.body];
         matches_any::<Hmac<Sha256>>(secrets, &signed, &[expected])
     }
@@ -53,28 +50,15 @@ impl Provider for Slack {
     /// the envelope's `type` (`url_verification`); for form posts the interactivity
     /// payload's `type` (`block_actions`) or the slash command (`/deploy`).
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        if let Some(json) = req.json {
-            let inner = json.get("event").and_then(|e| e.get("type"));
-            return string_field(inner.or_else(|| json.get("type")));
-        }
-        if let Some(payload) = interactivity_payload(req.body) {
-            return string_field(payload.get("type"));
-        }
-        form_value(req.body, "command").filter(|c| !c.is_empty())
+        first_string(req, &["/event/type", "/payload/type", "/type", "/command"])
     }
 
+    /// The Events API's `event_id`; interactions and slash commands carry only their
+    /// `trigger_id`.
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
         header_override(req, settings)
             .or_else(|| {
-                let id = match req.json {
-                    Some(json) => string_field(json.get("event_id"))
-                        .or_else(|| string_field(json.get("trigger_id"))),
-                    None => form_value(req.body, "trigger_id")
-                        .filter(|t| !t.is_empty())
-                        .or_else(|| {
-                            string_field(interactivity_payload(req.body)?.get("trigger_id"))
-                        }),
-                }?;
+                let id = first_string(req, &["/event_id", "/trigger_id", "/payload/trigger_id"])?;
                 Some(DedupKey {
                     value: id,
                     kind: DedupKind::ProviderId,
@@ -95,51 +79,15 @@ impl Provider for Slack {
     }
 }
 
-fn string_field(value: Option<&Value>) -> Option<String> {
-    value?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
-}
-
-/// The JSON in an interactivity post's `payload` field.
-fn interactivity_payload(body: &[u8]) -> Option<Value> {
-    serde_json::from_str(&form_value(body, "payload")?).ok()
-}
-
-/// The first value of `name` in a form-encoded body, decoded (`+` is a space, `%XX` a
-/// byte; invalid UTF-8 is replaced). Minimal on purpose: names are compared after
-/// decoding, and a malformed escape is kept literally rather than failing the lookup.
-fn form_value(body: &[u8], name: &str) -> Option<String> {
-    body.split(|&b| b == b'&').find_map(|pair| {
-        let (key, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
-        (percent_decode(key) == name).then(|| percent_decode(value))
+/// The first non-empty string found at one of `pointers` in the structured body.
+fn first_string(req: &Inbound<'_>, pointers: &[&str]) -> Option<String> {
+    let json = req.json?;
+    pointers.iter().find_map(|p| {
+        json.pointer(p)?
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     })
-}
-
-fn percent_decode(raw: &[u8]) -> String {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let byte = raw
-                    .get(i + 1..i + 3)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-                if let Some(byte) = byte {
-                    out.push(byte);
-                    i += 2;
-                } else {
-                    out.push(b'%');
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -159,6 +107,10 @@ mod tests {
             ("X-Slack-Signature", sig),
             ("X-Slack-Request-Timestamp", &TS.to_string()),
         ])
+    }
+
+    fn form() -> Headers {
+        headers(&[("Content-Type", "application/x-www-form-urlencoded")])
     }
 
     fn verify_with(
@@ -227,23 +179,25 @@ mod tests {
     fn missing_and_malformed_headers_are_reported() {
         assert_eq!(
             verify(&Headers::default(), BODY, TS),
-            Err(VerifyError::MissingHeader("X-Slack-Signature"))
+            Err(VerifyError::MissingHeader("X-Slack-Signature".into()))
         );
         let h = headers(&[("X-Slack-Signature", SIG)]);
         assert_eq!(
             verify(&h, BODY, TS),
-            Err(VerifyError::MissingHeader("X-Slack-Request-Timestamp"))
+            Err(VerifyError::MissingHeader(
+                "X-Slack-Request-Timestamp".into()
+            ))
         );
         let h = signed(SIG.trim_start_matches("v0="));
         assert_eq!(
             verify(&h, BODY, TS),
-            Err(VerifyError::MalformedHeader("X-Slack-Signature"))
+            Err(VerifyError::MalformedHeader("X-Slack-Signature".into()))
         );
     }
 
     #[test]
     fn slash_command_event_type_is_the_command_and_dedup_is_the_trigger_id() {
-        let h = Headers::default();
+        let h = form();
         assert_eq!(
             with_json(&h, BODY, |req| Slack.event_type(req)).as_deref(),
             Some("/webhook-collect")
@@ -292,7 +246,7 @@ mod tests {
     fn interactivity_payload_gives_the_type_and_the_trigger_id() {
         let body =
             b"payload=%7B%22type%22%3A%22block_actions%22%2C%22trigger_id%22%3A%2212.34.ab%22%7D";
-        let h = Headers::default();
+        let h = form();
         assert_eq!(
             with_json(&h, body, |req| Slack.event_type(req)).as_deref(),
             Some("block_actions")
@@ -301,17 +255,6 @@ mod tests {
             Slack.dedup_key(req, &ProviderSettings::default())
         });
         assert_eq!(key.value, "12.34.ab");
-    }
-
-    #[test]
-    fn form_values_are_percent_and_plus_decoded() {
-        assert_eq!(
-            form_value(b"a=1&text=hello+w%6Frld%21", "text").as_deref(),
-            Some("hello world!")
-        );
-        assert_eq!(form_value(b"flag&b=%zz", "b").as_deref(), Some("%zz"));
-        assert_eq!(form_value(b"flag&b=2", "flag").as_deref(), Some(""));
-        assert_eq!(form_value(b"a=1", "b"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::signing::{matches_any, require_secret, unix_seconds, within_window};
+use super::signing::{matches_any, require_secret, required_header, unix_seconds, within_window};
 use super::{
     DedupKey, DedupKind, Headers, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
     header_override,
@@ -79,11 +79,7 @@ impl Provider for StandardWebhooks {
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
         let family = Family::of(req.headers);
-        let required = |name: &'static str| {
-            req.headers
-                .get(name)
-                .ok_or(VerifyError::MissingHeader(name))
-        };
+        let required = |name: &'static str| required_header(req, name);
         let id = required(family.id)?;
         let timestamp = required(family.timestamp)?;
         let signature = required(family.signature)?;
@@ -91,16 +87,17 @@ impl Provider for StandardWebhooks {
         // A '.' in the id would make the signed content ambiguous (ids `a.b` and `a` could
         // sign the same bytes); the timestamp is held to digits below for the same reason.
         if id.is_empty() || id.contains('.') {
-            return Err(VerifyError::MalformedHeader(family.id));
+            return Err(VerifyError::MalformedHeader(family.id.into()));
         }
-        let ts = unix_seconds(timestamp).ok_or(VerifyError::MalformedHeader(family.timestamp))?;
+        let ts =
+            unix_seconds(timestamp).ok_or(VerifyError::MalformedHeader(family.timestamp.into()))?;
 
         // Window before signature, as the reference libraries do: a replayed request is
         // refused for being old whatever its signature says.
         within_window(now, ts, TOLERANCE_SECS)?;
 
-        let candidates =
-            v1_signatures(signature).ok_or(VerifyError::MalformedHeader(family.signature))?;
+        let candidates = v1_signatures(signature)
+            .ok_or(VerifyError::MalformedHeader(family.signature.into()))?;
         let signed: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", req.body];
         matches_any::<Hmac<Sha256>>(secrets, &signed, &candidates)
     }
@@ -257,6 +254,7 @@ mod tests {
     ) -> Result<(), VerifyError> {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let req = Inbound {
+            url: "",
             headers,
             body,
             json: json.as_ref(),
@@ -271,6 +269,7 @@ mod tests {
 
     fn dedup(headers: &Headers, body: &[u8], settings: &ProviderSettings) -> DedupKey {
         let req = Inbound {
+            url: "",
             headers,
             body,
             json: None,
@@ -387,7 +386,7 @@ mod tests {
         ]);
         assert_eq!(
             verify(&h, BODY, TS),
-            Err(VerifyError::MissingHeader("webhook-signature"))
+            Err(VerifyError::MissingHeader("webhook-signature".into()))
         );
     }
 
@@ -395,12 +394,12 @@ mod tests {
     fn missing_headers_are_named() {
         assert_eq!(
             verify(&Headers::default(), BODY, TS),
-            Err(VerifyError::MissingHeader("webhook-id"))
+            Err(VerifyError::MissingHeader("webhook-id".into()))
         );
         let h = headers(&[("webhook-id", MSG_ID), ("webhook-signature", SIGNATURE)]);
         assert_eq!(
             verify(&h, BODY, TS),
-            Err(VerifyError::MissingHeader("webhook-timestamp"))
+            Err(VerifyError::MissingHeader("webhook-timestamp".into()))
         );
     }
 
@@ -413,7 +412,7 @@ mod tests {
         ]);
         assert_eq!(
             verify(&h, BODY, TS),
-            Err(VerifyError::MalformedHeader("webhook-id"))
+            Err(VerifyError::MalformedHeader("webhook-id".into()))
         );
     }
 
@@ -435,7 +434,7 @@ mod tests {
             ]);
             assert_eq!(
                 verify(&h, BODY, TS),
-                Err(VerifyError::MalformedHeader("webhook-timestamp")),
+                Err(VerifyError::MalformedHeader("webhook-timestamp".into())),
                 "{bad:?}"
             );
         }
@@ -449,7 +448,7 @@ mod tests {
                 BODY,
                 TS
             ),
-            Err(VerifyError::MalformedHeader("webhook-signature"))
+            Err(VerifyError::MalformedHeader("webhook-signature".into()))
         );
     }
 
@@ -518,6 +517,7 @@ mod tests {
         let json: Value = serde_json::from_slice(body).unwrap();
         let h = Headers::default();
         let req = Inbound {
+            url: "",
             headers: &h,
             body,
             json: Some(&json),
@@ -527,6 +527,7 @@ mod tests {
             Some("invoice.paid")
         );
         let no_json = Inbound {
+            url: "",
             headers: &h,
             body,
             json: None,

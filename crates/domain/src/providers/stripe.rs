@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::signing::{hex_signature, matches_any, require_secret, unix_seconds, within_window};
+use super::signing::{
+    hex_signature, matches_any, require_secret, required_header, unix_seconds, within_window,
+};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
     header_override,
@@ -32,13 +34,11 @@ impl Provider for Stripe {
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
-        let header = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let parsed = parse_header(header).ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-        let ts =
-            unix_seconds(parsed.timestamp).ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+        let header = required_header(req, SIGNATURE_HEADER)?;
+        let parsed =
+            parse_header(header).ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER.into()))?;
+        let ts = unix_seconds(parsed.timestamp)
+            .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER.into()))?;
         within_window(now, ts, TOLERANCE_SECS)?;
         let signed: [&[u8]; 3] = [parsed.timestamp.as_bytes(), b".", req.body];
         matches_any::<Hmac<Sha256>>(secrets, &signed, &parsed.v1)
@@ -204,7 +204,7 @@ mod tests {
     fn missing_or_malformed_headers_are_reported() {
         assert_eq!(
             verify(&Headers::default(), BODY, TS),
-            Err(VerifyError::MissingHeader("Stripe-Signature"))
+            Err(VerifyError::MissingHeader("Stripe-Signature".into()))
         );
         for bad in [
             format!("v1={SIG}"),
@@ -213,7 +213,7 @@ mod tests {
         ] {
             assert_eq!(
                 verify(&header(&bad), BODY, TS),
-                Err(VerifyError::MalformedHeader("Stripe-Signature")),
+                Err(VerifyError::MalformedHeader("Stripe-Signature".into())),
                 "{bad}"
             );
         }

@@ -13,10 +13,22 @@ pub(super) fn headers(pairs: &[(&str, &str)]) -> Headers {
     )
 }
 
-/// Runs `f` on a request whose JSON is parsed from `body` when it is JSON.
+/// Runs `f` on a request whose structured body is read from `body` as the ingest path
+/// reads it.
 pub(super) fn with_json<T>(headers: &Headers, body: &[u8], f: impl FnOnce(&Inbound<'_>) -> T) -> T {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
+    with_url("", headers, body, f)
+}
+
+/// As [`with_json`], for a request the sender made to `url`.
+pub(super) fn with_url<T>(
+    url: &str,
+    headers: &Headers,
+    body: &[u8],
+    f: impl FnOnce(&Inbound<'_>) -> T,
+) -> T {
+    let json: Option<Value> = super::structured(headers.get("content-type"), body);
     f(&Inbound {
+        url,
         headers,
         body,
         json: json.as_ref(),

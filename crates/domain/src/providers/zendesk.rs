@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::signing::{base64_signature, matches_any, require_secret, within_window};
+use super::signing::{
+    base64_signature, matches_any, require_secret, required_header, within_window,
+};
 use super::{
     DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
     header_override,
@@ -31,19 +33,13 @@ impl Provider for Zendesk {
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
-        let signature = req
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let timestamp = req
-            .headers
-            .get(TIMESTAMP_HEADER)
-            .ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
+        let signature = required_header(req, SIGNATURE_HEADER)?;
+        let timestamp = required_header(req, TIMESTAMP_HEADER)?;
         let signed_at = DateTime::parse_from_rfc3339(timestamp)
-            .map_err(|_| VerifyError::MalformedHeader(TIMESTAMP_HEADER))?;
+            .map_err(|_| VerifyError::MalformedHeader(TIMESTAMP_HEADER.into()))?;
         within_window(now, signed_at.timestamp(), TOLERANCE_SECS)?;
         let expected = base64_signature(signature, 32)
-            .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
+            .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER.into()))?;
         let signed: [&[u8]; 2] = [timestamp.as_bytes(), req.body];
         matches_any::<Hmac<Sha256>>(secrets, &signed, &[expected])
     }
@@ -177,24 +173,28 @@ mod tests {
     fn missing_and_malformed_headers_are_reported() {
         assert_eq!(
             verify(&Headers::default(), BODY, TS_UNIX),
-            Err(VerifyError::MissingHeader("X-Zendesk-Webhook-Signature"))
+            Err(VerifyError::MissingHeader(
+                "X-Zendesk-Webhook-Signature".into()
+            ))
         );
         let h = headers(&[("X-Zendesk-Webhook-Signature", SIG)]);
         assert_eq!(
             verify(&h, BODY, TS_UNIX),
             Err(VerifyError::MissingHeader(
-                "X-Zendesk-Webhook-Signature-Timestamp"
+                "X-Zendesk-Webhook-Signature-Timestamp".into()
             ))
         );
         assert_eq!(
             verify(&signed("1616648967", SIG), BODY, TS_UNIX),
             Err(VerifyError::MalformedHeader(
-                "X-Zendesk-Webhook-Signature-Timestamp"
+                "X-Zendesk-Webhook-Signature-Timestamp".into()
             ))
         );
         assert_eq!(
             verify(&signed(TS, "S/RDdU2ERmj7"), BODY, TS_UNIX),
-            Err(VerifyError::MalformedHeader("X-Zendesk-Webhook-Signature"))
+            Err(VerifyError::MalformedHeader(
+                "X-Zendesk-Webhook-Signature".into()
+            ))
         );
     }
 

@@ -168,7 +168,7 @@ impl HmacScheme {
     }
 
     /// Every well-formed digest in the header's value.
-    fn candidates(&self, value: &str) -> Vec<Vec<u8>> {
+    pub(super) fn candidates(&self, value: &str) -> Vec<Vec<u8>> {
         value
             .split([',', ' '])
             .filter_map(|entry| entry.trim().strip_prefix(self.prefix.as_str()))

@@ -15,6 +15,8 @@ mod jira;
 mod linear;
 mod none;
 mod pagerduty;
+#[cfg(test)]
+mod properties;
 mod sentry;
 mod shopify;
 mod signing;

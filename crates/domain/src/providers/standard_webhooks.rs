@@ -128,7 +128,7 @@ pub(super) fn message_id(headers: &Headers) -> Option<DedupKey> {
 /// no item has that shape at all. Other versions (`v1a` is ed25519, later ones unknown)
 /// are skipped: the list exists so senders can offer several and receivers upgrade at
 /// their own pace. A `v1` item that is not base64 cannot match, so it is dropped too.
-fn v1_signatures(header: &str) -> Option<Vec<Vec<u8>>> {
+pub(super) fn v1_signatures(header: &str) -> Option<Vec<Vec<u8>>> {
     let mut well_formed = false;
     let mut v1 = Vec::new();
     for item in header.split_ascii_whitespace() {

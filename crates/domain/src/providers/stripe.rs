@@ -65,15 +65,15 @@ impl Provider for Stripe {
     }
 }
 
-struct Parsed<'a> {
+pub(super) struct Parsed<'a> {
     /// As sent: the signed payload uses these exact characters.
-    timestamp: &'a str,
-    v1: Vec<Vec<u8>>,
+    pub(super) timestamp: &'a str,
+    pub(super) v1: Vec<Vec<u8>>,
 }
 
 /// Splits on `,` then on the first `=`. None without exactly one `t`. `v1` values that
 /// are not 32-byte hex cannot match and are dropped; other schemes are ignored.
-fn parse_header(header: &str) -> Option<Parsed<'_>> {
+pub(super) fn parse_header(header: &str) -> Option<Parsed<'_>> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for item in header.split(',') {

@@ -138,7 +138,7 @@ fn sorted_params(body: &[u8]) -> String {
 
 /// The URL without its port, and with one (its own, or the scheme's default when none
 /// is written). A URL whose authority cannot be found is returned as it is, twice.
-fn port_variants(url: &str) -> (String, String) {
+pub(super) fn port_variants(url: &str) -> (String, String) {
     let Some(scheme_end) = url.find("://") else {
         return (url.to_owned(), url.to_owned());
     };

@@ -167,6 +167,25 @@ impl TestApp {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// Polls `probe` until it yields something; panics after five seconds.
+    pub async fn eventually<T, F, Fut>(&self, probe: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(found) = probe().await {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing turned up within five seconds"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// POSTs `body` and insists on 201 Created.
     pub async fn created(&self, path: &str, body: Value) -> Value {
         let (status, body) = self.post(path, body).await;

@@ -297,14 +297,35 @@ async fn basic_auth_and_api_key_sources_take_only_their_credential() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("hooks:guess")
     );
-    assert_eq!(
-        app.hook(url, &[("authorization", &good)], "{}").await.0,
-        StatusCode::OK
+    let (status, accepted) = app.hook(url, &[("authorization", &good)], "{}").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .hook(url, &[("authorization", &bad)], r#"{"refused":true}"#)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Neither the event nor the rejection log keeps the credential.
+    let stored: Value = sqlx::query_scalar("SELECT headers FROM events WHERE id = $1")
+        .bind(accepted["event_id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored["authorization"], "[redacted]", "{stored}");
+    let rejections = format!(
+        "/api/v1/sources/{}/rejections",
+        basic["id"].as_str().unwrap()
     );
+    let rejection = app
+        .eventually(|| async {
+            let (_, log) = app.get(&rejections).await;
+            log["data"].get(0).cloned()
+        })
+        .await;
+    assert_eq!(rejection["reason"], "no signature matched");
     assert_eq!(
-        app.hook(url, &[("authorization", &bad)], "{}").await.0,
-        StatusCode::UNAUTHORIZED
+        rejection["headers"]["authorization"], "[redacted]",
+        "{rejection}"
     );
+    assert_eq!(rejection["body_excerpt"], r#"{"refused":true}"#);
     assert_eq!(app.hook(url, &[], "{}").await.0, StatusCode::UNAUTHORIZED);
     let (status, _) = app
         .post(

@@ -14,6 +14,7 @@ use switchyard_domain::providers::{
     DedupKind, Headers, Inbound, checked_event_type, resolve_event_type, structured,
 };
 use switchyard_domain::store::events::Ingested;
+use switchyard_domain::store::sources::Rejection;
 
 use crate::{IngressState, problem};
 
@@ -77,11 +78,13 @@ pub async fn receive(
     let provider = source.config.source.provider.provider();
     let settings = &source.config.source.settings.0;
     let secrets: Vec<&[u8]> = source.secrets.iter().map(Vec::as_slice).collect();
+    // Headers as stored: a basic_auth or api_key source's credential is never kept.
+    let stored_headers = headers.to_stored_json(settings.api_key_header.as_deref());
     if let Err(e) = provider.verify(&inbound, &secrets, settings, now) {
         state.rejections.note(
             source.config.source.team_id.clone(),
             source.config.source.id.clone(),
-            e.to_string(),
+            Rejection::new(e.to_string(), stored_headers, &body),
         );
         metrics::counter!("switchyard_ingest_total", "result" => "rejected").increment(1);
         return problem(&Problem::signature_rejected(e.slug(), e.to_string()));
@@ -112,7 +115,7 @@ pub async fn receive(
         event_type,
         dedup_key,
         dedup_until,
-        headers: headers.to_json(),
+        headers: stored_headers,
         // The buffer becomes the event's body without a copy.
         body: Vec::from(body),
         received_at: now,

@@ -43,15 +43,41 @@ impl Headers {
             .map(String::as_str)
     }
 
-    /// An object of lower-cased name to value, for storage with the event.
-    pub fn to_json(&self) -> Value {
+    /// An object of lower-cased name to value, for storage with an event or a rejection:
+    /// the value of every header that carries a credential (`Authorization`,
+    /// `X-Gitlab-Token`, the source's own `secret_header`, …) is replaced by `[redacted]`.
+    pub fn to_stored_json(&self, secret_header: Option<&str>) -> Value {
+        let secret_header = secret_header.map(str::to_ascii_lowercase);
         Value::Object(
             self.by_name
                 .iter()
-                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .map(|(name, value)| {
+                    let value = if carries_secret(name) || secret_header.as_deref() == Some(name) {
+                        REDACTED
+                    } else {
+                        value
+                    };
+                    (name.clone(), Value::String(value.to_owned()))
+                })
                 .collect(),
         )
     }
+}
+
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether a header (lower-cased name) carries a credential rather than describing the
+/// request. Signatures are not credentials: they prove one body and help debugging.
+fn carries_secret(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization" | "proxy-authorization" | "cookie" | "x-gitlab-token" | "x-api-key"
+    ) || [
+        "secret", "password", "passwd", "api-key", "apikey", "api_key",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+        || (name.contains("token") && !name.contains("idempotency"))
 }
 
 /// Names only: headers carry bearer tokens and shared secrets (`Authorization`,
@@ -101,7 +127,7 @@ mod tests {
     fn json_form_has_lower_cased_names() {
         let h = headers(&[("Webhook-Id", "msg_1"), ("X-A", "1"), ("x-a", "2")]);
         assert_eq!(
-            h.to_json(),
+            h.to_stored_json(None),
             serde_json::json!({"webhook-id": "msg_1", "x-a": "1, 2"})
         );
     }
@@ -110,7 +136,30 @@ mod tests {
     fn default_headers_are_empty() {
         let h = Headers::default();
         assert_eq!(h.get("anything"), None);
-        assert_eq!(h.to_json(), serde_json::json!({}));
+        assert_eq!(h.to_stored_json(None), serde_json::json!({}));
+    }
+
+    #[test]
+    fn stored_form_redacts_credentials_but_keeps_signatures_and_ids() {
+        let h = headers(&[
+            ("Authorization", "Basic dTpw"),
+            ("X-Gitlab-Token", "glpat"),
+            ("X-Shared-Secret", "s"),
+            ("X-Vendor-Key", "k"),
+            ("I-Twilio-Idempotency-Token", "idem-1"),
+            ("X-Hub-Signature-256", "sha256=ab"),
+        ]);
+        assert_eq!(
+            h.to_stored_json(Some("X-Vendor-Key")),
+            serde_json::json!({
+                "authorization": REDACTED,
+                "x-gitlab-token": REDACTED,
+                "x-shared-secret": REDACTED,
+                "x-vendor-key": REDACTED,
+                "i-twilio-idempotency-token": "idem-1",
+                "x-hub-signature-256": "sha256=ab",
+            })
+        );
     }
 
     #[test]

@@ -252,19 +252,23 @@ pub async fn retire_secret(
     }
 }
 
-/// Notes why a request was refused, keeping only the newest `REJECTIONS_KEPT`.
+/// The most of a refused request's body that is kept.
+pub const REJECTED_BODY_KEPT: usize = 4096;
+
+/// Notes why a request was refused and what it looked like, keeping only the newest
+/// `REJECTIONS_KEPT`.
 #[tracing::instrument(skip_all)]
 pub async fn record_rejection(
     db: &mut PgConnection,
     team: &TeamId,
     source: &SourceId,
-    reason: &str,
-    at: DateTime<Utc>,
+    rejection: &Rejection,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "WITH added AS (
-             INSERT INTO source_rejections (team_id, source_id, received_at, reason)
-             VALUES ($1, $2, $3, $4)
+             INSERT INTO source_rejections
+                 (team_id, source_id, received_at, reason, headers, body_excerpt)
+             VALUES ($1, $2, $3, $4, $6, $7)
          )
          DELETE FROM source_rejections WHERE team_id = $1 AND source_id = $2 AND id <= (
              SELECT id FROM source_rejections WHERE source_id = $2
@@ -273,9 +277,11 @@ pub async fn record_rejection(
     )
     .bind(team)
     .bind(source)
-    .bind(at)
-    .bind(reason)
+    .bind(rejection.received_at)
+    .bind(&rejection.reason)
     .bind(REJECTIONS_KEPT)
+    .bind(&rejection.headers)
+    .bind(&rejection.body_excerpt)
     .execute(db)
     .await?;
     Ok(())
@@ -285,6 +291,25 @@ pub async fn record_rejection(
 pub struct Rejection {
     pub received_at: DateTime<Utc>,
     pub reason: String,
+    /// The request's headers, lower-cased, with credentials shown as `[redacted]`.
+    #[schema(value_type = Object)]
+    pub headers: Option<serde_json::Value>,
+    /// The first 4 KiB of the body, as text (invalid UTF-8 replaced).
+    pub body_excerpt: Option<String>,
+}
+
+impl Rejection {
+    /// A rejection of a request with these (already redacted) headers and this body.
+    pub fn new(reason: String, headers: serde_json::Value, body: &[u8]) -> Rejection {
+        let excerpt = &body[..body.len().min(REJECTED_BODY_KEPT)];
+        Rejection {
+            received_at: Utc::now(),
+            reason,
+            headers: Some(headers),
+            // PostgreSQL text cannot hold NUL.
+            body_excerpt: Some(String::from_utf8_lossy(excerpt).replace('\0', "\u{fffd}")),
+        }
+    }
 }
 
 #[tracing::instrument(skip_all)]
@@ -294,7 +319,7 @@ pub async fn rejections(
     source: &SourceId,
 ) -> Result<Vec<Rejection>, StoreError> {
     Ok(sqlx::query_as::<_, Rejection>(
-        "SELECT received_at, reason FROM source_rejections
+        "SELECT received_at, reason, headers, body_excerpt FROM source_rejections
          WHERE team_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT $3",
     )
     .bind(team)

@@ -160,8 +160,10 @@ fn apply_settings(
             Some(_) => invalid.add(field, "must be a JSON pointer such as /data/id"),
         }
     }
-    if let Some(allow) = input.allow_sha1 {
-        settings.allow_sha1 = allow;
+    match (provider, input.allow_sha1) {
+        (Some(ProviderKind::Github), Some(allow)) => settings.allow_sha1 = allow,
+        (Some(_), Some(_)) => invalid.add("allow_sha1", "only github sources take allow_sha1"),
+        _ => {}
     }
     match (provider, input.hmac) {
         (Some(ProviderKind::Hmac), Some(scheme)) => match scheme.check() {
@@ -206,6 +208,13 @@ async fn create(
             invalid.add(
                 "secret",
                 format!("the {p} provider needs the sender's signing secret"),
+            );
+            None
+        }
+        (Some(ProviderKind::None), Some(_)) => {
+            invalid.add(
+                "secret",
+                "a none source verifies nothing and takes no secret",
             );
             None
         }

@@ -29,8 +29,7 @@ impl Provider for BasicAuth {
     ) -> Result<(), VerifyError> {
         require_secret(secrets)?;
         let value = required_header(req, AUTHORIZATION)?;
-        let encoded = value
-            .strip_prefix("Basic ")
+        let encoded = strip_scheme(value, "Basic")
             .ok_or(VerifyError::MalformedHeader(AUTHORIZATION.into()))?;
         let credentials = STANDARD
             .decode(encoded.trim())
@@ -63,9 +62,9 @@ impl Provider for ApiKey {
         let value = req
             .headers
             .get(header)
-            .ok_or(VerifyError::MissingHeader("the API key header".into()))?;
+            .ok_or_else(|| VerifyError::MissingHeader(header.to_owned().into()))?;
         let key = if header.eq_ignore_ascii_case(AUTHORIZATION) {
-            value.strip_prefix("Bearer ").unwrap_or(value)
+            strip_scheme(value, "Bearer").unwrap_or(value)
         } else {
             value
         };
@@ -79,6 +78,13 @@ impl Provider for ApiKey {
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
         NoVerification.dedup_key(req, settings)
     }
+}
+
+/// The credentials after an HTTP auth scheme, whose name is case-insensitive
+/// (RFC 9110 §11.1).
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, rest) = value.trim_start().split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 #[cfg(test)]

@@ -94,8 +94,17 @@ impl HmacScheme {
         if !is_header_name(&self.header) {
             return Err("header must be an HTTP header name".to_owned());
         }
-        if self.prefix.len() > 50 || self.prefix.chars().any(|c| c.is_control() || c == ',') {
-            return Err("prefix must be at most 50 characters, without commas".to_owned());
+        // The header's value is split on commas and spaces, so a prefix holding either
+        // could never match.
+        if self.prefix.len() > 50
+            || self
+                .prefix
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == ',')
+        {
+            return Err(
+                "prefix must be at most 50 characters, without commas or spaces".to_owned(),
+            );
         }
         if let Some(name) = &self.timestamp_header
             && !is_header_name(name)
@@ -441,6 +450,7 @@ mod tests {
             serde_json::json!({"header": "X-Sig", "signed_payload": "{method}{body}"}),
             serde_json::json!({"header": "X-Sig", "tolerance_seconds": 0}),
             serde_json::json!({"header": "X-Sig", "prefix": "a,b"}),
+            serde_json::json!({"header": "X-Sig", "prefix": "HMAC "}),
         ];
         for json in bad {
             assert!(scheme(json.clone()).check().is_err(), "{json}");

@@ -55,9 +55,13 @@ impl Provider for Github {
     /// on together with their action.
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
         let event = req.headers.get(EVENT_HEADER).filter(|e| !e.is_empty())?;
+        // A form-encoded delivery carries the JSON in its `payload` field.
         let action = req
             .json
-            .and_then(|json| json.get("action"))
+            .and_then(|json| {
+                json.get("action")
+                    .or_else(|| json.pointer("/payload/action"))
+            })
             .and_then(Value::as_str);
         Some(match action {
             Some(action) => format!("{event}.{action}"),

@@ -116,6 +116,7 @@ pub fn resolve_event_type(
     settings
         .event_type_override(req)
         .or_else(|| provider.event_type(req))
+        .filter(|t| !t.is_empty())
 }
 
 /// Why a request was refused. The message is shown to the source's owner in the
@@ -303,7 +304,9 @@ impl ProviderKind {
     /// `whsec_…` keeps its prefix and Zendesk's or PagerDuty's base64-looking secrets are
     /// not decoded. GitLab holds either kind: a `whsec_` secret is a signing token
     /// (Standard Webhooks, decoded here), any other is the plain `X-Gitlab-Token` value.
+    /// Whitespace around a pasted secret is a copying accident, never part of the key.
     pub fn parse_secret(self, secret: &str) -> Result<Vec<u8>, String> {
+        let secret = secret.trim();
         match self {
             ProviderKind::Anthropic | ProviderKind::StandardWebhooks => {
                 standard_webhooks::decode_secret(secret)

@@ -1,8 +1,8 @@
 //! The `none` provider: for senders that sign nothing, or that the owner verifies some
 //! other way (a secret path, an allow-listed network). Every request is accepted, so this
 //! module must not be chosen silently: a source is `none` only because its owner said so.
-//! Dedup has no sender id to lean on, hence the owner-named `dedup_header` or a content
-//! hash.
+//! Dedup has no sender id to lean on, hence the owner-named `dedup_header` or
+//! `dedup_pointer`, or a content hash.
 
 use chrono::{DateTime, Utc};
 

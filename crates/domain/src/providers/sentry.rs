@@ -57,8 +57,8 @@ impl Provider for Sentry {
 
 /// `sentry:` + sha256 hex of the JSON array `[resource, action, installation.uuid,
 /// object id]` (an array, so no choice of values can make two different tuples encode
-/// alike). The object id is the `id` under the first key of `data`, in sorted key order
-/// so the choice does not depend on how the JSON map keeps its keys; a numeric id is
+/// alike). The object id is the `id` of the first object under `data` that has one, in
+/// sorted key order so the choice does not depend on how the JSON map keeps its keys; a numeric id is
 /// taken as its decimal text. None when the body is not JSON or names neither an
 /// installation nor an object: such a key would merge unrelated deliveries.
 fn payload_key(req: &Inbound<'_>) -> Option<DedupKey> {

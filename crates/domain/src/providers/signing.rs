@@ -73,7 +73,7 @@ pub(super) fn matches_any<M: Mac + KeyInit + Clone>(
 
 /// How a body signature is written in its header.
 pub(super) enum Encoding {
-    /// Lower-case hex after a fixed prefix (`sha256=`, or none).
+    /// Hex (either case) after a fixed prefix (`sha256=`, or none).
     Hex(&'static str),
     /// Standard base64.
     Base64,

@@ -501,3 +501,100 @@ async fn an_hmac_source_verifies_its_configured_scheme_and_reads_form_bodies() {
         "https://switchyard.dev/problems/timestamp-in-future"
     );
 }
+
+#[tokio::test]
+async fn an_anthropic_retry_resigned_later_is_a_duplicate_and_an_unknown_type_is_kept() {
+    let app = TestApp::spawn().await;
+    let secret = switchyard_tests::sign::new_whsec();
+    let source = app.create_source("anthropic", Some(&secret)).await;
+    let url = source["ingest_url"].as_str().unwrap();
+    // A type Anthropic may add tomorrow: stored and acknowledged, not refused.
+    let body = json!({"type": "event", "id": "whe_9", "created_at": "2026-11-27T10:00:00Z",
+                      "data": {"type": "session.something_new", "id": "sesn_1"}})
+    .to_string();
+    let send = |ts: i64| {
+        let signature =
+            switchyard_tests::sign::standard_webhooks(&secret, "whe_9", ts, body.as_bytes());
+        let body = body.clone();
+        let app = &app;
+        async move {
+            let ts = ts.to_string();
+            let headers = [
+                ("webhook-id", "whe_9"),
+                ("webhook-timestamp", ts.as_str()),
+                ("webhook-signature", signature.as_str()),
+            ];
+            app.hook(url, &headers, body).await
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (status, first) = send(now - 60).await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (StatusCode::OK, Some("accepted")),
+        "{first}"
+    );
+    let (status, retry) = send(now).await;
+    assert_eq!(
+        (status, retry["status"].as_str()),
+        (StatusCode::OK, Some("duplicate"))
+    );
+    assert_eq!(retry["event_id"], first["event_id"]);
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(event["event_type"], "session.something_new");
+}
+
+#[tokio::test]
+async fn a_standard_webhooks_source_takes_the_svix_header_family() {
+    let app = TestApp::spawn().await;
+    let secret = switchyard_tests::sign::new_whsec();
+    let source = app.create_source("standard_webhooks", Some(&secret)).await;
+    let url = source["ingest_url"].as_str().unwrap();
+    let body = json!({"type": "invoice.paid", "data": {"id": "in_1"}}).to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let signature =
+        switchyard_tests::sign::standard_webhooks(&secret, "msg_1", ts, body.as_bytes());
+    let ts = ts.to_string();
+    let headers = [
+        ("svix-id", "msg_1"),
+        ("svix-timestamp", ts.as_str()),
+        ("svix-signature", signature.as_str()),
+    ];
+    let (status, first) = app.hook(url, &headers, body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (_, again) = app.hook(url, &headers, body.clone()).await;
+    assert_eq!(again["status"], "duplicate");
+    let (_, event) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (event["event_type"].as_str(), event["dedup_key"].as_str()),
+        (Some("invoice.paid"), Some("msg_1"))
+    );
+
+    let forged = switchyard_tests::sign::standard_webhooks(
+        &switchyard_tests::sign::new_whsec(),
+        "msg_2",
+        0,
+        body.as_bytes(),
+    );
+    let headers = [
+        ("svix-id", "msg_2"),
+        ("svix-timestamp", ts.as_str()),
+        ("svix-signature", forged.as_str()),
+    ];
+    let (status, problem) = app.hook(url, &headers, body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        problem["type"],
+        "https://switchyard.dev/problems/signature-mismatch"
+    );
+}

@@ -46,6 +46,7 @@ pub fn test_worker_settings() -> WorkerSettings {
         workers: 2,
         upkeep_every: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(5),
+        send_timeout: Duration::from_secs(5),
     }
 }
 

@@ -197,7 +197,7 @@ async fn a_private_address_is_refused_unless_allowed() {
 fn switchyard_worker_outbound(
     policy: switchyard_domain::netguard::Policy,
 ) -> switchyard_worker::Outbound {
-    switchyard_worker::Outbound::new(policy).unwrap()
+    switchyard_worker::Outbound::new(policy, std::time::Duration::from_secs(30)).unwrap()
 }
 
 #[tokio::test]

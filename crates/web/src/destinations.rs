@@ -2,12 +2,18 @@
 
 use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use switchyard_domain::delivery::DestinationKind;
+use switchyard_domain::StoreError;
+use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
-use switchyard_domain::model::{Destination, DestinationUrl, Name};
+use switchyard_domain::model::{
+    Credentials, Destination, DestinationSettings, DestinationUrl, Name, hint,
+};
+use switchyard_domain::netguard::Policy;
+use switchyard_domain::problem::Problem;
 use switchyard_domain::secrets::new_signing_secret;
-use switchyard_domain::store::destinations::{self, DestinationPatch};
+use switchyard_domain::store::destinations::{self, DestinationPatch, NewDestination};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, Invalid, missing, not_found};
@@ -30,10 +36,24 @@ fn parse_id(id: &str) -> ApiResult<DestinationId> {
 #[serde(deny_unknown_fields)]
 pub struct CreateDestination {
     name: String,
-    /// `http`. Routines, Slack and email are added with their delivery rules.
+    /// `http`, `routine` or `slack`.
     kind: String,
-    /// An `https://` URL on a public address.
-    url: String,
+    /// `http`: an `https://` URL on a public address. `slack`: the incoming-webhook URL
+    /// (`https://hooks.slack.com/services/…`), kept encrypted and shown masked.
+    url: Option<String>,
+    /// `routine`: the routine's fire URL (`…/v1/claude_code/routines/trig_…/fire`).
+    fire_url: Option<String>,
+    /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
+    token: Option<String>,
+}
+
+/// The kind-specific fields of a request. Each kind takes its own and refuses the
+/// others'. (The request structs list them again, flat: serde cannot refuse unknown
+/// fields through a flattened struct.)
+struct TargetInput {
+    url: Option<String>,
+    fire_url: Option<String>,
+    token: Option<String>,
 }
 
 /// A destination as created: the only time its signing secret is shown.
@@ -47,11 +67,113 @@ pub struct CreatedDestination {
 
 fn parse_kind(raw: &str) -> Result<DestinationKind, String> {
     match raw.parse::<DestinationKind>()? {
-        DestinationKind::Http => Ok(DestinationKind::Http),
-        other => Err(format!(
-            "{other} destinations are not available yet; use http"
-        )),
+        DestinationKind::Email => Err("email destinations are not available yet".to_owned()),
+        other => Ok(other),
     }
+}
+
+/// Where a destination sends, as stored: the visible URL, what may be shown about its
+/// credentials, and the credentials themselves.
+struct Target {
+    url: Option<String>,
+    settings: DestinationSettings,
+    credentials: Option<Credentials>,
+}
+
+const TOKEN_PREFIX: &str = "sk-ant-oat01-";
+
+/// Reads the kind's fields from `input` over `current` (a PATCH keeps what it does not
+/// name). Fields of other kinds are refused by name.
+fn parse_target(
+    invalid: &mut Invalid,
+    kind: DestinationKind,
+    input: TargetInput,
+    mut current: Target,
+    policy: Policy,
+) -> Target {
+    let foreign = |invalid: &mut Invalid, field: &str, given: bool| {
+        if given {
+            invalid.add(field, format!("{kind} destinations do not take {field}"));
+        }
+    };
+    match kind {
+        DestinationKind::Http => {
+            foreign(invalid, "fire_url", input.fire_url.is_some());
+            foreign(invalid, "token", input.token.is_some());
+            if let Some(url) = input.url.as_deref() {
+                current.url = invalid
+                    .check("url", DestinationUrl::parse(url, policy))
+                    .map(|u| u.as_str().to_owned());
+            }
+        }
+        DestinationKind::Routine => {
+            foreign(invalid, "url", input.url.is_some());
+            if let Some(url) = input.fire_url.as_deref() {
+                current.url = invalid
+                    .check("fire_url", DestinationUrl::parse_fire_url(url, policy))
+                    .map(|u| u.as_str().to_owned());
+            }
+            if let Some(token) = input.token.map(|t| t.trim().to_owned()) {
+                if token.starts_with(TOKEN_PREFIX) && token.len() > TOKEN_PREFIX.len() + 8 {
+                    current.settings.credential_hint = Some(hint(&token, TOKEN_PREFIX.len(), 4));
+                    current
+                        .credentials
+                        .get_or_insert_with(Credentials::default)
+                        .token = Some(token);
+                } else {
+                    invalid.add(
+                        "token",
+                        format!("a routine token starts with {TOKEN_PREFIX}"),
+                    );
+                }
+            }
+            if current.url.is_none() {
+                invalid.add("fire_url", "a routine destination needs its fire_url");
+            }
+            if current
+                .credentials
+                .as_ref()
+                .and_then(|c| c.token.as_ref())
+                .is_none()
+            {
+                invalid.add("token", "a routine destination needs its token");
+            }
+        }
+        DestinationKind::Slack => {
+            foreign(invalid, "fire_url", input.fire_url.is_some());
+            foreign(invalid, "token", input.token.is_some());
+            if let Some(url) = input.url.as_deref()
+                && let Some(url) = invalid.check("url", DestinationUrl::parse_slack(url, policy))
+            {
+                current.settings.credential_hint = Some(url.hint());
+                current
+                    .credentials
+                    .get_or_insert_with(Credentials::default)
+                    .url = Some(url.as_str().to_owned());
+            }
+            if current
+                .credentials
+                .as_ref()
+                .and_then(|c| c.url.as_ref())
+                .is_none()
+            {
+                invalid.add("url", "a slack destination needs its incoming-webhook url");
+            }
+        }
+        DestinationKind::Email => {}
+    }
+    if kind == DestinationKind::Http && current.url.is_none() {
+        invalid.add("url", "an http destination needs its url");
+    }
+    current
+}
+
+fn seal(state: &WebState, credentials: &Option<Credentials>) -> ApiResult<Option<Vec<u8>>> {
+    credentials
+        .as_ref()
+        .map(|c| serde_json::to_vec(c).map(|json| state.key.seal(&json)))
+        .transpose()
+        .map_err(|_| Problem::internal().into())
 }
 
 #[utoipa::path(tag = "destinations", request_body = CreateDestination,
@@ -62,25 +184,37 @@ async fn create(
     state: web::Data<WebState>,
     body: web::Json<CreateDestination>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&body.name));
     let kind = invalid.check("kind", parse_kind(&body.kind));
-    let url = invalid.check("url", DestinationUrl::parse(&body.url, state.policy));
+    let input = TargetInput {
+        url: body.url,
+        fire_url: body.fire_url,
+        token: body.token,
+    };
+    let empty = Target {
+        url: None,
+        settings: DestinationSettings::default(),
+        credentials: None,
+    };
+    let target = kind.map(|kind| parse_target(&mut invalid, kind, input, empty, state.policy));
     invalid.finish()?;
-    let (Some(name), Some(kind), Some(url)) = (name, kind, url) else {
-        return Err(switchyard_domain::problem::Problem::internal().into());
+    let (Some(name), Some(kind), Some(target)) = (name, kind, target) else {
+        return Err(Problem::internal().into());
     };
     let signing_secret = new_signing_secret();
     let sealed = state.key.seal(signing_secret.as_bytes());
-    let destination = destinations::insert(
-        &state.pool,
-        &team.0,
-        name.as_str(),
+    let sealed_credentials = seal(&state, &target.credentials)?;
+    let new = NewDestination {
+        name: name.as_str(),
         kind,
-        url.as_str(),
-        &sealed,
-    )
-    .await?;
+        url: target.url.as_deref(),
+        settings: &target.settings,
+        sealed_signing_secret: &sealed,
+        sealed_credentials: sealed_credentials.as_deref(),
+    };
+    let destination = destinations::insert(&state.pool, &team.0, new).await?;
     Ok(HttpResponse::Created().json(CreatedDestination {
         destination,
         signing_secret,
@@ -115,7 +249,17 @@ async fn get(
 #[serde(deny_unknown_fields)]
 pub struct UpdateDestination {
     name: Option<String>,
+    /// `paused` stops sending and holds deliveries; `active` resumes at once (whatever
+    /// paused, disabled or slowed the destination) and releases held deliveries in the
+    /// order they were created.
+    state: Option<String>,
+    /// `http`: an `https://` URL on a public address. `slack`: the incoming-webhook URL
+    /// (`https://hooks.slack.com/services/…`), kept encrypted and shown masked.
     url: Option<String>,
+    /// `routine`: the routine's fire URL (`…/v1/claude_code/routines/trig_…/fire`).
+    fire_url: Option<String>,
+    /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
+    token: Option<String>,
 }
 
 #[utoipa::path(tag = "destinations", request_body = UpdateDestination,
@@ -128,23 +272,65 @@ async fn update(
     body: web::Json<UpdateDestination>,
 ) -> ApiResult<web::Json<Destination>> {
     let id = parse_id(&id)?;
+    let body = body.into_inner();
+    let mut tx = state.pool.begin().await?;
+    let (current, sealed) = destinations::lock_with_credentials(&mut *tx, &team.0, &id)
+        .await
+        .map_err(missing("destination"))?;
+    let credentials = sealed
+        .map(|blob| -> Result<Credentials, StoreError> {
+            let json = state.key.open(&blob)?;
+            serde_json::from_slice(&json).map_err(|e| StoreError::Internal(e.to_string()))
+        })
+        .transpose()?;
     let mut invalid = Invalid::default();
     let name = body
         .name
         .as_deref()
         .and_then(|n| invalid.check("name", Name::parse(n)));
-    let url = body
-        .url
-        .as_deref()
-        .and_then(|u| invalid.check("url", DestinationUrl::parse(u, state.policy)));
+    let input = TargetInput {
+        url: body.url,
+        fire_url: body.fire_url,
+        token: body.token,
+    };
+    let target = Target {
+        url: current.url.clone(),
+        settings: current.settings.0.clone(),
+        credentials,
+    };
+    let target = parse_target(&mut invalid, current.kind, input, target, state.policy);
+    let new_state = body.state.as_deref().and_then(|raw| {
+        invalid.check(
+            "state",
+            match raw.parse::<DestinationState>() {
+                Ok(s @ (DestinationState::Active | DestinationState::Paused)) => Ok(s),
+                _ => Err("state may be set to active or paused"),
+            },
+        )
+    });
     invalid.finish()?;
+    let sealed_credentials = seal(&state, &target.credentials)?;
     let patch = DestinationPatch {
         name: name.map(|n| n.to_string()),
-        url: url.map(|u| u.as_str().to_owned()),
+        url: target.url,
+        settings: target.settings,
+        sealed_credentials,
     };
-    let updated = destinations::update(&state.pool, &team.0, &id, patch)
-        .await
-        .map_err(missing("destination"))?;
+    let mut updated = destinations::update(&mut *tx, &team.0, &id, patch).await?;
+    match new_state {
+        Some(DestinationState::Paused) => {
+            destinations::pause(&mut tx, &team.0, &id, Utc::now()).await?;
+        }
+        Some(DestinationState::Active) => {
+            let released = destinations::resume(&mut tx, &team.0, &id, Utc::now()).await?;
+            tracing::info!(destination = %id, released, "destination resumed");
+        }
+        _ => {}
+    }
+    if new_state.is_some() {
+        updated = destinations::get(&mut *tx, &team.0, &id).await?;
+    }
+    tx.commit().await?;
     Ok(web::Json(updated))
 }
 

@@ -10,12 +10,11 @@ use chrono::Utc;
 use switchyard_domain::StoreError;
 use switchyard_domain::delivery::{Decision, decide};
 use switchyard_domain::ids::AttemptId;
-use switchyard_domain::providers::{decode_secret, sign_standard_webhook};
-use switchyard_domain::store::attempts::{self, AttemptRecord, Claim, Claimed};
+use switchyard_domain::store::attempts::{self, AttemptRecord, Claim};
 use switchyard_domain::store::queue::DeliveryTask;
 
-use crate::Deliverer;
 use crate::outbound::Sent;
+use crate::{Deliverer, request};
 
 pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
@@ -36,21 +35,32 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
 
     metrics::histogram!("switchyard_attempt_claim_seconds").record(started.elapsed().as_secs_f64());
     let body = std::mem::take(&mut claimed.body);
-    let sent = match signed_request(&ctx, &claimed, &body) {
-        Ok(headers) => ctx.outbound.post(&claimed.url, headers, body).await,
+    let (sent, request_headers) = match request::build(&ctx.key, &claimed, body) {
+        Ok(req) => {
+            let stored = req.stored_headers();
+            (
+                ctx.outbound.post(&req.url, req.headers, req.body).await,
+                Some(stored),
+            )
+        }
         Err(e) => {
-            // Not worth retrying: the stored signing secret cannot be used.
-            tracing::error!(delivery = %task.delivery_id, error = %e, "cannot sign the request");
-            Sent::refused(format!("the request could not be signed: {e}"))
+            // Not worth retrying: the destination cannot be sent to as configured.
+            tracing::error!(delivery = %task.delivery_id, error = %e, "cannot build the request");
+            (
+                Sent::refused(format!("the request could not be built: {e}")),
+                None,
+            )
         }
     };
     metrics::histogram!("switchyard_attempt_send_seconds").record(sent.duration.as_secs_f64());
+    let reading = request::read(claimed.kind, &sent);
     let now = Utc::now();
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
     let decision = decide(
         claimed.kind,
         claimed.series_attempt,
         &sent.outcome,
+        reading.error.as_deref(),
         now,
         jitter,
     );
@@ -64,7 +74,11 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
         duration_ms: i32::try_from(sent.duration.as_millis()).unwrap_or(i32::MAX),
         response_status: sent.status.map(i32::from),
         response_excerpt: sent.excerpt,
-        error: sent.error,
+        error: reading.error.or(sent.error),
+        request_headers,
+        claude_code_session_id: reading.session_id,
+        claude_code_session_url: reading.session_url,
+        destination: reading.effect,
     };
     let recording = std::time::Instant::now();
     persist(|| async {
@@ -75,45 +89,6 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     metrics::histogram!("switchyard_attempt_record_seconds")
         .record(recording.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// The headers of an HTTP delivery: the original content type and Standard Webhooks
-/// signing. `webhook-id` is the delivery id, stable across retries, and `…_r{n}` for the
-/// n-th replay, so a receiver deduping on it drops retries but takes a deliberate replay.
-fn signed_request(
-    ctx: &Deliverer,
-    claimed: &Claimed,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, StoreError> {
-    let delivery = &claimed.delivery;
-    let secret =
-        String::from_utf8(ctx.key.open(&claimed.sealed_signing_secret)?).unwrap_or_default();
-    let key = decode_secret(&secret).map_err(StoreError::Internal)?;
-    let msg_id = match delivery.replay_count {
-        0 => delivery.id.to_string(),
-        n => format!("{}_r{n}", delivery.id),
-    };
-    let timestamp = Utc::now().timestamp();
-    let content_type = claimed
-        .headers
-        .get("content-type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("application/json")
-        .to_owned();
-    Ok(vec![
-        ("content-type".to_owned(), content_type),
-        ("webhook-id".to_owned(), msg_id.clone()),
-        ("webhook-timestamp".to_owned(), timestamp.to_string()),
-        (
-            "webhook-signature".to_owned(),
-            sign_standard_webhook(&key, &msg_id, timestamp, body),
-        ),
-        (
-            "switchyard-event-id".to_owned(),
-            delivery.event_id.to_string(),
-        ),
-        ("switchyard-delivery-id".to_owned(), delivery.id.to_string()),
-    ])
 }
 
 /// Runs a database step until it succeeds, waiting out an unreachable database for as

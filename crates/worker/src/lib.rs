@@ -4,6 +4,7 @@
 
 mod deliver;
 pub mod outbound;
+mod request;
 mod upkeep;
 
 use std::future::Future;
@@ -36,6 +37,8 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// How often upkeep rescues stranded deliveries and prunes dedup rows.
     pub upkeep_every: Duration,
+    /// The most one send may take, answer included.
+    pub send_timeout: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -48,6 +51,7 @@ impl Default for WorkerSettings {
             workers: 4,
             shutdown_timeout: Duration::from_secs(35),
             upkeep_every: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -74,7 +78,7 @@ pub async fn run(
     let deliverer = Arc::new(Deliverer {
         pool: pool.clone(),
         key,
-        outbound: Outbound::new(policy)?,
+        outbound: Outbound::new(policy, settings.send_timeout)?,
     });
     // Unique per process: apalis keys heartbeats and orphan recovery on the name.
     let name = format!(

@@ -32,14 +32,15 @@ pub struct Sent {
 }
 
 impl Outbound {
-    pub fn new(policy: Policy) -> Result<Self, reqwest::Error> {
+    /// `timeout` bounds a whole send, answer included (30 s in production).
+    pub fn new(policy: Policy, timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { policy }))
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve and connect on our behalf, past the address checks.
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;

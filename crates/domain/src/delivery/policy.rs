@@ -55,11 +55,13 @@ pub enum Decision {
 }
 
 /// `attempt` is the 1-based number of the attempt just made within its series; `jitter`
-/// is in [-1, 1] and spreads retries by ±20 %.
+/// is in [-1, 1] and spreads retries by ±20 %. `detail` is what the answer said beyond
+/// its status (an API's error message), used in place of the bare status in reasons.
 pub fn decide(
     kind: DestinationKind,
     attempt: u32,
     outcome: &Outcome,
+    detail: Option<&str>,
     now: DateTime<Utc>,
     jitter: f64,
 ) -> Decision {
@@ -87,7 +89,7 @@ pub fn decide(
             status,
             retry_after,
         } => {
-            let reason = format!("HTTP {status}");
+            let reason = detail.map_or_else(|| format!("HTTP {status}"), str::to_owned);
             let retryable = if routine {
                 matches!(status, 429 | 500 | 502 | 503 | 504)
             } else {
@@ -161,7 +163,7 @@ mod tests {
     fn two_hundreds_succeed() {
         for code in [200, 201, 202, 204, 299] {
             assert_eq!(
-                decide(Http, 1, &status(code), now(), 0.0),
+                decide(Http, 1, &status(code), None, now(), 0.0),
                 Decision::Succeeded
             );
         }
@@ -171,7 +173,7 @@ mod tests {
     fn retries_follow_the_schedule_without_jitter() {
         let expected = [5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200];
         for (i, secs) in expected.iter().enumerate() {
-            let d = delay(decide(Http, i as u32 + 1, &status(503), now(), 0.0));
+            let d = delay(decide(Http, i as u32 + 1, &status(503), None, now(), 0.0));
             assert_eq!(d, Duration::seconds(*secs), "after attempt {}", i + 1);
         }
     }
@@ -179,22 +181,22 @@ mod tests {
     #[test]
     fn jitter_stays_within_twenty_percent() {
         assert_eq!(
-            delay(decide(Http, 2, &status(500), now(), 1.0)),
+            delay(decide(Http, 2, &status(500), None, now(), 1.0)),
             Duration::seconds(36)
         );
         assert_eq!(
-            delay(decide(Http, 2, &status(500), now(), -1.0)),
+            delay(decide(Http, 2, &status(500), None, now(), -1.0)),
             Duration::seconds(24)
         );
         assert_eq!(
-            delay(decide(Http, 2, &status(500), now(), 7.0)),
+            delay(decide(Http, 2, &status(500), None, now(), 7.0)),
             Duration::seconds(36)
         );
     }
 
     #[test]
     fn the_tenth_failure_is_final() {
-        match decide(Http, 10, &status(500), now(), 0.0) {
+        match decide(Http, 10, &status(500), None, now(), 0.0) {
             Decision::Failed { reason } => assert!(reason.contains("10 attempts"), "{reason}"),
             other => panic!("{other:?}"),
         }
@@ -224,7 +226,7 @@ mod tests {
             (307, false),
         ];
         for (code, retried) in table {
-            let decision = decide(Http, 1, &status(code), now(), 0.0);
+            let decision = decide(Http, 1, &status(code), None, now(), 0.0);
             assert_eq!(
                 matches!(decision, Decision::RetryAt(_)),
                 retried,
@@ -247,7 +249,7 @@ mod tests {
             (400, false),
         ];
         for (code, retried) in table {
-            let decision = decide(Routine, 1, &status(code), now(), 0.0);
+            let decision = decide(Routine, 1, &status(code), None, now(), 0.0);
             assert_eq!(
                 matches!(decision, Decision::RetryAt(_)),
                 retried,
@@ -262,20 +264,42 @@ mod tests {
             error: "timed out".into(),
         };
         assert!(matches!(
-            decide(Http, 1, &lost, now(), 0.0),
+            decide(Http, 1, &lost, None, now(), 0.0),
             Decision::RetryAt(_)
         ));
         assert!(matches!(
-            decide(Routine, 1, &lost, now(), 0.0),
+            decide(Routine, 1, &lost, None, now(), 0.0),
             Decision::UnknownOutcome { .. }
         ));
         let unsent = Outcome::NotSent {
             error: "connection refused".into(),
         };
         assert!(matches!(
-            decide(Routine, 1, &unsent, now(), 0.0),
+            decide(Routine, 1, &unsent, None, now(), 0.0),
             Decision::RetryAt(_)
         ));
+    }
+
+    #[test]
+    fn an_answer_s_own_message_names_the_failure() {
+        let detail = Some("HTTP 400 invalid_request_error: This routine is paused.");
+        assert_eq!(
+            decide(Routine, 1, &status(400), detail, now(), 0.0),
+            Decision::Failed {
+                reason: "HTTP 400 invalid_request_error: This routine is paused.".to_owned()
+            }
+        );
+        match decide(
+            Http,
+            MAX_ATTEMPTS,
+            &status(500),
+            Some("HTTP 500 busy"),
+            now(),
+            0.0,
+        ) {
+            Decision::Failed { reason } => assert!(reason.starts_with("HTTP 500 busy; gave up")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -284,7 +308,7 @@ mod tests {
             error: "private address".into(),
         };
         assert!(matches!(
-            decide(Http, 1, &refused, now(), 0.0),
+            decide(Http, 1, &refused, None, now(), 0.0),
             Decision::Failed { .. }
         ));
     }
@@ -296,19 +320,25 @@ mod tests {
             retry_after: Some(now() + Duration::seconds(2)),
         };
         assert_eq!(
-            delay(decide(Http, 1, &soon, now(), 0.9)),
+            delay(decide(Http, 1, &soon, None, now(), 0.9)),
             Duration::seconds(2)
         );
         let far = Outcome::Response {
             status: 503,
             retry_after: Some(now() + Duration::days(3)),
         };
-        assert_eq!(delay(decide(Http, 1, &far, now(), 0.0)), RETRY_AFTER_CAP);
+        assert_eq!(
+            delay(decide(Http, 1, &far, None, now(), 0.0)),
+            RETRY_AFTER_CAP
+        );
         let past = Outcome::Response {
             status: 503,
             retry_after: Some(now() - Duration::days(1)),
         };
-        assert_eq!(delay(decide(Http, 1, &past, now(), 0.0)), Duration::zero());
+        assert_eq!(
+            delay(decide(Http, 1, &past, None, now(), 0.0)),
+            Duration::zero()
+        );
     }
 
     #[test]

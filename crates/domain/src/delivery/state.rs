@@ -106,7 +106,7 @@ impl DeliveryStatus {
             (Pending, InFlight | Held | Throttled | Cancelled | Failed)
                 | (
                     InFlight,
-                    Succeeded | Failed | Pending | UnknownOutcome | InFlight
+                    Succeeded | Failed | Pending | UnknownOutcome | InFlight | Held
                 )
                 | (Held | Throttled, Pending | Cancelled)
                 | (Succeeded | Failed | UnknownOutcome | Cancelled, Pending)
@@ -132,6 +132,8 @@ mod tests {
             // A worker that died mid-send leaves the delivery in flight; the next run
             // starts a new attempt from there.
             (InFlight, InFlight, true),
+            // The receiver said it is gone (Slack's no_service): the delivery waits.
+            (InFlight, Held, true),
             (Succeeded, Failed, false),
             (Succeeded, InFlight, false),
             (Failed, Pending, true),

@@ -24,6 +24,9 @@ pub struct Delivery {
     pub task_seq: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// A routine delivery: the Claude Code session its fire started.
+    pub claude_code_session_id: Option<String>,
+    pub claude_code_session_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -37,9 +40,13 @@ pub struct Attempt {
     pub status: String,
     pub started_at: DateTime<Utc>,
     pub duration_ms: Option<i32>,
+    /// The headers sent, with credentials shown as `[redacted]`.
+    #[schema(value_type = Option<Object>)]
+    pub request_headers: Option<serde_json::Value>,
     pub response_status: Option<i32>,
     pub response_excerpt: Option<String>,
     pub error: Option<String>,
+    pub claude_code_session_id: Option<String>,
     pub claude_code_session_url: Option<String>,
 }
 

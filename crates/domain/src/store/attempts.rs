@@ -9,7 +9,7 @@ use sqlx::{Connection, PgConnection};
 use super::StoreError;
 use super::deliveries::lock;
 use super::queue::{DeliveryTask, push_deliveries};
-use crate::delivery::{Decision, DeliveryStatus, DestinationKind};
+use crate::delivery::{Decision, DeliveryStatus, DestinationKind, DestinationState};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
 use crate::model::Delivery;
 
@@ -18,11 +18,16 @@ use crate::model::Delivery;
 pub struct Claimed {
     pub delivery: Delivery,
     pub kind: DestinationKind,
-    pub url: String,
+    pub url: Option<String>,
     pub sealed_signing_secret: Vec<u8>,
+    /// The destination's [`Credentials`](crate::model::Credentials), sealed.
+    pub sealed_credentials: Option<Vec<u8>>,
     /// The event as received: headers (lower-cased names) and raw body.
     pub headers: serde_json::Value,
     pub body: Vec<u8>,
+    pub event_type: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub source_name: String,
     pub attempt_id: AttemptId,
     /// Number within the series, for the retry policy.
     pub series_attempt: u32,
@@ -41,10 +46,40 @@ struct Started {
     delivery: Delivery,
     #[sqlx(try_from = "String")]
     kind: DestinationKind,
-    url: String,
+    url: Option<String>,
     signing_secret: Vec<u8>,
+    sealed_credentials: Option<Vec<u8>>,
     headers: serde_json::Value,
     body: Vec<u8>,
+    event_type: Option<String>,
+    received_at: DateTime<Utc>,
+    source_name: String,
+}
+
+/// What a claim reads besides the delivery: its destination, its event and the event's
+/// source, joined on the delivery row `s` (aliases `dst`, `e`, `src`).
+macro_rules! claimed_columns {
+    () => {
+        "dst.kind, dst.url, dst.signing_secret, dst.sealed_credentials, e.headers, e.body,
+         e.event_type, e.received_at, src.name AS source_name"
+    };
+}
+macro_rules! claimed_joins {
+    ($delivery:literal) => {
+        concat!(
+            " JOIN destinations dst ON dst.team_id = ",
+            $delivery,
+            ".team_id AND dst.id = ",
+            $delivery,
+            ".destination_id",
+            " JOIN events e ON e.team_id = ",
+            $delivery,
+            ".team_id AND e.id = ",
+            $delivery,
+            ".event_id",
+            " JOIN sources src ON src.team_id = e.team_id AND src.id = e.source_id"
+        )
+    };
 }
 
 /// Starts attempt `attempt_id`: checks that the task is current and inserts the attempt
@@ -69,7 +104,8 @@ pub async fn claim(
 }
 
 /// The common case in one statement: a delivery in state `from` whose task is current
-/// becomes `in_flight` with a new attempt.
+/// and whose destination is taking deliveries becomes `in_flight` with a new attempt.
+/// A destination backing off takes them again once its `paused_until` has passed.
 async fn start(
     conn: &mut PgConnection,
     task: &DeliveryTask,
@@ -77,11 +113,14 @@ async fn start(
     from: DeliveryStatus,
     now: DateTime<Utc>,
 ) -> Result<Option<Box<Claimed>>, StoreError> {
-    let started = sqlx::query_as::<_, Started>(
+    let started = sqlx::query_as::<_, Started>(concat!(
         "WITH current AS (
-             SELECT id FROM deliveries
-             WHERE team_id = $1 AND id = $2 AND task_seq = $3 AND status = $4
-             FOR UPDATE
+             SELECT d.id FROM deliveries d
+             JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
+             WHERE d.team_id = $1 AND d.id = $2 AND d.task_seq = $3 AND d.status = $4
+               AND (dst.state = 'active'
+                    OR (dst.state = 'backing_off' AND dst.paused_until <= $5))
+             FOR UPDATE OF d
          ), started AS (
              UPDATE deliveries d SET status = 'in_flight', attempt_count = d.attempt_count + 1,
                  series_attempts = d.series_attempts + 1, updated_at = $5
@@ -91,11 +130,11 @@ async fn start(
              INSERT INTO attempts (id, team_id, delivery_id, number, replay, status, started_at)
              SELECT $6, team_id, id, attempt_count, replay_count > 0, 'in_flight', $5 FROM started
          )
-         SELECT s.*, dst.kind, dst.url, dst.signing_secret, e.headers, e.body
-         FROM started s
-         JOIN destinations dst ON dst.team_id = s.team_id AND dst.id = s.destination_id
-         JOIN events e ON e.team_id = s.team_id AND e.id = s.event_id",
-    )
+         SELECT s.*, ",
+        claimed_columns!(),
+        " FROM started s",
+        claimed_joins!("s")
+    ))
     .bind(&task.team_id)
     .bind(&task.delivery_id)
     .bind(task.seq)
@@ -115,8 +154,12 @@ impl Started {
             kind: self.kind,
             url: self.url,
             sealed_signing_secret: self.signing_secret,
+            sealed_credentials: self.sealed_credentials,
             headers: self.headers,
             body: self.body,
+            event_type: self.event_type,
+            received_at: self.received_at,
+            source_name: self.source_name,
             attempt_id: attempt_id.clone(),
             series_attempt,
         })
@@ -129,14 +172,14 @@ async fn load_own(
     task: &DeliveryTask,
     attempt_id: &AttemptId,
 ) -> Result<Option<Box<Claimed>>, StoreError> {
-    let own = sqlx::query_as::<_, Started>(
-        "SELECT d.*, dst.kind, dst.url, dst.signing_secret, e.headers, e.body
-         FROM deliveries d
-         JOIN attempts a ON a.team_id = d.team_id AND a.delivery_id = d.id
-         JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
-         JOIN events e ON e.team_id = d.team_id AND e.id = d.event_id
-         WHERE d.team_id = $1 AND d.id = $2 AND a.id = $3 AND a.status = 'in_flight'",
-    )
+    let own = sqlx::query_as::<_, Started>(concat!(
+        "SELECT d.*, ",
+        claimed_columns!(),
+        " FROM deliveries d
+         JOIN attempts a ON a.team_id = d.team_id AND a.delivery_id = d.id",
+        claimed_joins!("d"),
+        " WHERE d.team_id = $1 AND d.id = $2 AND a.id = $3 AND a.status = 'in_flight'"
+    ))
     .bind(&task.team_id)
     .bind(&task.delivery_id)
     .bind(attempt_id)
@@ -198,9 +241,68 @@ async fn recover(
     Ok(
         match start(tx, task, attempt_id, delivery.status, now).await? {
             Some(claimed) => Claim::Send(claimed),
-            None => Claim::Skip("destination or event no longer exists"),
+            None => wait_for_destination(tx, &delivery, now).await?,
         },
     )
+}
+
+/// A delivery whose destination is not taking deliveries waits for it: until
+/// `paused_until` when it is backing off (without spending an attempt), or `held` while
+/// it is paused or disabled, until a person or a recovery releases it.
+async fn wait_for_destination(
+    tx: &mut PgConnection,
+    delivery: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<Claim, StoreError> {
+    let destination: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT state, paused_until FROM destinations WHERE team_id = $1 AND id = $2",
+    )
+    .bind(&delivery.team_id)
+    .bind(&delivery.destination_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((state, paused_until)) = destination else {
+        return Ok(Claim::Skip("destination no longer exists"));
+    };
+    let state: DestinationState = state.parse().map_err(StoreError::Internal)?;
+    match (state, paused_until) {
+        (DestinationState::BackingOff, Some(until)) if until > now => {
+            let seq: i32 = sqlx::query_scalar(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $3,
+                     task_seq = task_seq + 1, updated_at = $4
+                 WHERE team_id = $1 AND id = $2 RETURNING task_seq",
+            )
+            .bind(&delivery.team_id)
+            .bind(&delivery.id)
+            .bind(until)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let task = DeliveryTask {
+                team_id: delivery.team_id.clone(),
+                delivery_id: delivery.id.clone(),
+                seq,
+            };
+            push_deliveries(tx, &[(task, Some(until))]).await?;
+            Ok(Claim::Skip(
+                "destination backing off; waiting until it resumes",
+            ))
+        }
+        (DestinationState::Paused | DestinationState::AutoDisabled, _) => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'held', next_attempt_at = NULL,
+                     task_seq = task_seq + 1, updated_at = $3
+                 WHERE team_id = $1 AND id = $2",
+            )
+            .bind(&delivery.team_id)
+            .bind(&delivery.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(Claim::Skip("destination not taking deliveries; held"))
+        }
+        _ => Ok(Claim::Skip("event no longer exists")),
+    }
 }
 
 async fn destination_kind(
@@ -246,6 +348,25 @@ pub struct AttemptRecord {
     pub response_status: Option<i32>,
     pub response_excerpt: Option<String>,
     pub error: Option<String>,
+    /// The headers sent, credentials redacted.
+    pub request_headers: Option<serde_json::Value>,
+    /// A routine's answer: the session the fire started.
+    pub claude_code_session_id: Option<String>,
+    pub claude_code_session_url: Option<String>,
+    /// What the answer says about the destination as a whole.
+    pub destination: DestinationEffect,
+}
+
+/// What an answer means for every delivery to its destination, not only this one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DestinationEffect {
+    #[default]
+    None,
+    /// A 429 with `Retry-After` from a routine or Slack: hold sends until then.
+    BackOffUntil(DateTime<Utc>),
+    /// The receiver says it is gone for good (Slack's `no_service`): stop sending and
+    /// hold deliveries until a person resumes the destination.
+    Disable(String),
 }
 
 /// A late outcome: another worker took the delivery over (this one looked dead) or a
@@ -266,7 +387,10 @@ pub async fn record(
     decision: &Decision,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let disabling = matches!(attempt.destination, DestinationEffect::Disable(_));
     let (status, error, next_at) = match decision {
+        // The delivery did nothing wrong: it waits for the destination to be fixed.
+        _ if disabling => (DeliveryStatus::Held, attempt.error.clone(), None),
         Decision::Succeeded => (DeliveryStatus::Succeeded, None, None),
         Decision::Failed { reason } => (DeliveryStatus::Failed, Some(reason.clone()), None),
         Decision::UnknownOutcome { reason } => {
@@ -284,11 +408,19 @@ pub async fn record(
     let statement = sqlx::query_scalar::<_, i32>(
         "WITH finished AS (
              UPDATE attempts SET status = $3, duration_ms = $4, response_status = $5,
-                 response_excerpt = $6, error = $7
+                 response_excerpt = $6, error = $7, request_headers = $15,
+                 claude_code_session_id = $16, claude_code_session_url = $17
              WHERE team_id = $1 AND id = $2 AND status = 'in_flight'
+         ), resumed AS (
+             -- A success after a back-off's time has passed ends it.
+             UPDATE destinations SET state = 'active', paused_until = NULL, updated_at = $13
+             WHERE team_id = $1 AND id = $18 AND $9 = 'succeeded'
+               AND state = 'backing_off' AND paused_until <= $13
          )
          UPDATE deliveries SET status = $9, last_error = $10, next_attempt_at = $11,
-             task_seq = task_seq + $12, updated_at = $13
+             task_seq = task_seq + $12, updated_at = $13,
+             claude_code_session_id = coalesce($16, claude_code_session_id),
+             claude_code_session_url = coalesce($17, claude_code_session_url)
          WHERE team_id = $1 AND id = $8 AND status = 'in_flight' AND task_seq = $14
          RETURNING task_seq",
     )
@@ -309,25 +441,74 @@ pub async fn record(
     .bind(next_at)
     .bind(i32::from(next_at.is_some()))
     .bind(now)
-    .bind(claimed.delivery.task_seq);
-    let Some(at) = next_at else {
+    .bind(claimed.delivery.task_seq)
+    .bind(&attempt.request_headers)
+    .bind(&attempt.claude_code_session_id)
+    .bind(&attempt.claude_code_session_url)
+    .bind(&claimed.delivery.destination_id);
+    if next_at.is_none() && attempt.destination == DestinationEffect::None {
         if statement.fetch_optional(conn).await?.is_none() {
             stale(claimed);
         }
         return Ok(());
-    };
+    }
     let mut tx = conn.begin().await?;
     let Some(seq) = statement.fetch_optional(&mut *tx).await? else {
         stale(claimed);
         return Ok(());
     };
-    let task = DeliveryTask {
-        team_id: claimed.delivery.team_id.clone(),
-        delivery_id: claimed.delivery.id.clone(),
-        seq,
-    };
-    push_deliveries(&mut tx, &[(task, Some(at))]).await?;
+    apply_effect(&mut tx, claimed, &attempt.destination, now).await?;
+    if let Some(at) = next_at {
+        let task = DeliveryTask {
+            team_id: claimed.delivery.team_id.clone(),
+            delivery_id: claimed.delivery.id.clone(),
+            seq,
+        };
+        push_deliveries(&mut tx, &[(task, Some(at))]).await?;
+    }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Moves the destination as an answer demands. A person's pause stands: neither effect
+/// overrides it.
+async fn apply_effect(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    effect: &DestinationEffect,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let team = &claimed.delivery.team_id;
+    let id = &claimed.delivery.destination_id;
+    match effect {
+        DestinationEffect::None => {}
+        DestinationEffect::BackOffUntil(until) => {
+            sqlx::query(
+                "UPDATE destinations SET state = 'backing_off', updated_at = $4,
+                     paused_until = greatest(coalesce(paused_until, $3), $3)
+                 WHERE team_id = $1 AND id = $2 AND state IN ('active', 'backing_off')",
+            )
+            .bind(team)
+            .bind(id)
+            .bind(until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        DestinationEffect::Disable(reason) => {
+            sqlx::query(
+                "UPDATE destinations SET state = 'auto_disabled', state_reason = $3,
+                     paused_until = NULL, updated_at = $4
+                 WHERE team_id = $1 AND id = $2 AND state <> 'paused'",
+            )
+            .bind(team)
+            .bind(id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     Ok(())
 }
 

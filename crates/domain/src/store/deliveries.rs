@@ -13,14 +13,15 @@ use crate::model::{Attempt, Delivery, DeliveryFilter, Page, PageRequest};
 macro_rules! columns {
     () => {
         "id, team_id, event_id, route_id, destination_id, status, attempt_count,
-    series_attempts, replay_count, task_seq, next_attempt_at, last_error, created_at, updated_at"
+    series_attempts, replay_count, task_seq, next_attempt_at, last_error,
+    claude_code_session_id, claude_code_session_url, created_at, updated_at"
     };
 }
 
 macro_rules! attempt_columns {
     () => {
-        "id, number, replay, status, started_at, duration_ms,
-    response_status, response_excerpt, error, claude_code_session_url"
+        "id, number, replay, status, started_at, duration_ms, request_headers,
+    response_status, response_excerpt, error, claude_code_session_id, claude_code_session_url"
     };
 }
 

@@ -1,48 +1,92 @@
 //! Destinations and their sealed signing secrets.
 
-use sqlx::PgExecutor;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
+use super::queue::{DeliveryTask, push_deliveries};
 use crate::delivery::DestinationKind;
-use crate::ids::{DestinationId, TeamId};
-use crate::model::Destination;
+use crate::ids::{DeliveryId, DestinationId, TeamId};
+use crate::model::{Destination, DestinationSettings};
 
 macro_rules! columns {
     () => {
-        "id, team_id, name, kind, state, state_reason, paused_until, url, created_at, updated_at"
+        "id, team_id, name, kind, state, state_reason, paused_until, url, settings, created_at, updated_at"
     };
 }
 
 team_table!("destinations", Destination, DestinationId, columns!());
 
+/// A destination to create; secrets arrive sealed.
+#[derive(Debug)]
+pub struct NewDestination<'a> {
+    pub name: &'a str,
+    pub kind: DestinationKind,
+    pub url: Option<&'a str>,
+    pub settings: &'a DestinationSettings,
+    pub sealed_signing_secret: &'a [u8],
+    pub sealed_credentials: Option<&'a [u8]>,
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn insert(
     db: impl PgExecutor<'_>,
     team: &TeamId,
-    name: &str,
-    kind: DestinationKind,
-    url: &str,
-    sealed_signing_secret: &[u8],
+    new: NewDestination<'_>,
 ) -> Result<Destination, StoreError> {
     Ok(sqlx::query_as::<_, Destination>(concat!(
-        "INSERT INTO destinations (id, team_id, name, kind, url, signing_secret)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        "INSERT INTO destinations
+             (id, team_id, name, kind, url, settings, signing_secret, sealed_credentials)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
         columns!()
     ))
     .bind(DestinationId::generate())
     .bind(team)
-    .bind(name)
-    .bind(kind.as_str())
-    .bind(url)
-    .bind(sealed_signing_secret)
+    .bind(new.name)
+    .bind(new.kind.as_str())
+    .bind(new.url)
+    .bind(Json(new.settings))
+    .bind(new.sealed_signing_secret)
+    .bind(new.sealed_credentials)
     .fetch_one(db)
     .await?)
 }
 
-#[derive(Debug, Default)]
+/// A destination's new shape, whole: the caller read the current one under
+/// [`lock_with_credentials`] and changed what the request named.
+#[derive(Debug)]
 pub struct DestinationPatch {
     pub name: Option<String>,
     pub url: Option<String>,
+    pub settings: DestinationSettings,
+    pub sealed_credentials: Option<Vec<u8>>,
+}
+
+/// The destination and its sealed credentials, locked until the transaction ends so a
+/// concurrent change cannot be lost between reading and writing them.
+#[tracing::instrument(skip_all)]
+pub async fn lock_with_credentials(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &DestinationId,
+) -> Result<(Destination, Option<Vec<u8>>), StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        destination: Destination,
+        sealed_credentials: Option<Vec<u8>>,
+    }
+    let row = sqlx::query_as::<_, Row>(concat!(
+        "SELECT ",
+        columns!(),
+        ", sealed_credentials FROM destinations WHERE team_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(team)
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    Ok((row.destination, row.sealed_credentials))
 }
 
 #[tracing::instrument(skip_all)]
@@ -55,7 +99,9 @@ pub async fn update(
     Ok(sqlx::query_as::<_, Destination>(concat!(
         "UPDATE destinations SET
              name = coalesce($3, name),
-             url = coalesce($4, url),
+             url = $4,
+             settings = $5,
+             sealed_credentials = $6,
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -64,6 +110,78 @@ pub async fn update(
     .bind(id)
     .bind(patch.name)
     .bind(patch.url)
+    .bind(Json(patch.settings))
+    .bind(patch.sealed_credentials)
     .fetch_one(db)
     .await?)
+}
+
+/// A person pauses the destination: nothing more is sent, and its deliveries are held
+/// as their turn comes, until it is resumed.
+#[tracing::instrument(skip_all)]
+pub async fn pause(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    id: &DestinationId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE destinations SET state = 'paused', state_reason = 'paused by a person',
+             paused_until = NULL, updated_at = $3
+         WHERE team_id = $1 AND id = $2",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A person (or a recovery) makes the destination active again: whatever paused,
+/// disabled or slowed it is cleared, and its held deliveries are released at once, in
+/// the order they were created. Returns how many were released.
+#[tracing::instrument(skip_all)]
+pub async fn resume(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    id: &DestinationId,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    sqlx::query(
+        "UPDATE destinations SET state = 'active', state_reason = NULL, paused_until = NULL,
+             updated_at = $3
+         WHERE team_id = $1 AND id = $2",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let mut released: Vec<(DeliveryId, i32)> = sqlx::query_as(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3,
+             task_seq = task_seq + 1, updated_at = $3
+         WHERE team_id = $1 AND destination_id = $2 AND status = 'held'
+         RETURNING id, task_seq",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Ids sort by creation time.
+    released.sort();
+    let tasks: Vec<_> = released
+        .into_iter()
+        .map(|(delivery_id, seq)| {
+            let task = DeliveryTask {
+                team_id: team.clone(),
+                delivery_id,
+                seq,
+            };
+            (task, None)
+        })
+        .collect();
+    push_deliveries(tx, &tasks).await?;
+    Ok(tasks.len())
 }

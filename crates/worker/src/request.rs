@@ -1,0 +1,219 @@
+//! What each destination kind sends, and what its answer means beyond the status code:
+//! a routine's session, Slack's reasons for refusing, a back-off the whole destination
+//! must respect.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use switchyard_domain::StoreError;
+use switchyard_domain::delivery::compose::{self, EventView};
+use switchyard_domain::delivery::{DestinationKind, Outcome};
+use switchyard_domain::model::Credentials;
+use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook};
+use switchyard_domain::secrets::SecretKey;
+use switchyard_domain::store::attempts::{Claimed, DestinationEffect};
+
+use crate::outbound::Sent;
+
+/// The `anthropic-version` and `anthropic-beta` a routine fire is sent with.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub const ROUTINE_BETA: &str = "experimental-cc-routine-2026-04-01";
+
+/// One request, ready to send.
+#[derive(Debug)]
+pub struct Request {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The headers as the attempt stores them: credentials shown as `[redacted]`.
+    pub fn stored_headers(&self) -> Value {
+        Headers::from_pairs(self.headers.iter().cloned()).to_stored_json(None)
+    }
+}
+
+/// Builds the request for `claimed`, whose event body is `body`. An error means the
+/// destination cannot be sent to as configured (a credential that does not open); it is
+/// not worth retrying.
+pub fn build(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Request, String> {
+    match claimed.kind {
+        DestinationKind::Http => {
+            let url = claimed.url.clone().ok_or("the destination has no URL")?;
+            let headers = signed_headers(key, claimed, &body).map_err(|e| e.to_string())?;
+            Ok(Request { url, headers, body })
+        }
+        DestinationKind::Routine => {
+            let url = claimed.url.clone().ok_or("the routine has no fire URL")?;
+            let token = credentials(key, claimed)?
+                .token
+                .ok_or("the routine's token is missing")?;
+            let text = compose::routine_text(&view(claimed, &body));
+            Ok(Request {
+                url,
+                headers: vec![
+                    ("authorization".to_owned(), format!("Bearer {token}")),
+                    ("anthropic-version".to_owned(), ANTHROPIC_VERSION.to_owned()),
+                    ("anthropic-beta".to_owned(), ROUTINE_BETA.to_owned()),
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                ],
+                body: json_body(&json!({ "text": text })),
+            })
+        }
+        DestinationKind::Slack => {
+            let url = credentials(key, claimed)?
+                .url
+                .ok_or("the Slack webhook URL is missing")?;
+            let text = compose::slack_text(&view(claimed, &body));
+            Ok(Request {
+                url,
+                headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+                body: json_body(&json!({ "text": text })),
+            })
+        }
+        DestinationKind::Email => Err("email destinations are not sent by this worker".to_owned()),
+    }
+}
+
+fn json_body(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn view<'a>(claimed: &'a Claimed, body: &'a [u8]) -> EventView<'a> {
+    EventView {
+        id: claimed.delivery.event_id.as_str(),
+        event_type: claimed.event_type.as_deref(),
+        source_name: &claimed.source_name,
+        received_at: claimed.received_at,
+        body,
+    }
+}
+
+fn credentials(key: &SecretKey, claimed: &Claimed) -> Result<Credentials, String> {
+    let sealed = claimed
+        .sealed_credentials
+        .as_deref()
+        .ok_or("the destination has no credentials")?;
+    let json = key.open(sealed).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&json).map_err(|_| "the stored credentials are unreadable".to_owned())
+}
+
+/// An HTTP delivery's headers: the original content type and Standard Webhooks signing.
+/// `webhook-id` is the delivery id, stable across retries, and `…_r{n}` for the n-th
+/// replay, so a receiver deduping on it drops retries but takes a deliberate replay.
+fn signed_headers(
+    key: &SecretKey,
+    claimed: &Claimed,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let delivery = &claimed.delivery;
+    let secret = String::from_utf8(key.open(&claimed.sealed_signing_secret)?).unwrap_or_default();
+    let signing_key = decode_secret(&secret).map_err(StoreError::Internal)?;
+    let msg_id = match delivery.replay_count {
+        0 => delivery.id.to_string(),
+        n => format!("{}_r{n}", delivery.id),
+    };
+    let timestamp = Utc::now().timestamp();
+    let content_type = claimed
+        .headers
+        .get("content-type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("application/json")
+        .to_owned();
+    Ok(vec![
+        ("content-type".to_owned(), content_type),
+        ("webhook-id".to_owned(), msg_id.clone()),
+        ("webhook-timestamp".to_owned(), timestamp.to_string()),
+        (
+            "webhook-signature".to_owned(),
+            sign_standard_webhook(&signing_key, &msg_id, timestamp, body),
+        ),
+        (
+            "switchyard-event-id".to_owned(),
+            delivery.event_id.to_string(),
+        ),
+        ("switchyard-delivery-id".to_owned(), delivery.id.to_string()),
+    ])
+}
+
+/// What an answer says besides its status.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// A clearer error than the status alone (the API's own message).
+    pub error: Option<String>,
+    pub session_id: Option<String>,
+    pub session_url: Option<String>,
+    pub effect: DestinationEffect,
+}
+
+/// Slack's answers that mean the webhook is gone for good, not that this message failed.
+const SLACK_GONE: [(u16, &str); 5] = [
+    (404, "no_service"),
+    (410, "channel_is_archived"),
+    (403, "invalid_token"),
+    (404, "channel_not_found"),
+    (410, "team_disabled"),
+];
+
+pub fn read(kind: DestinationKind, sent: &Sent) -> Reading {
+    let Outcome::Response {
+        status,
+        retry_after,
+    } = sent.outcome
+    else {
+        return Reading::default();
+    };
+    let excerpt = sent.excerpt.as_deref().unwrap_or_default();
+    let backs_off = matches!(kind, DestinationKind::Routine | DestinationKind::Slack);
+    let effect = match retry_after {
+        Some(until) if status == 429 && backs_off => DestinationEffect::BackOffUntil(until),
+        _ => DestinationEffect::None,
+    };
+    match kind {
+        DestinationKind::Routine if (200..300).contains(&status) => {
+            let answer: Value = serde_json::from_str(excerpt).unwrap_or_default();
+            let field = |name: &str| answer.get(name).and_then(Value::as_str).map(str::to_owned);
+            Reading {
+                session_id: field("claude_code_session_id"),
+                session_url: field("claude_code_session_url"),
+                ..Reading::default()
+            }
+        }
+        DestinationKind::Routine => {
+            let answer: Value = serde_json::from_str(excerpt).unwrap_or_default();
+            let error = answer.get("error");
+            let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str);
+            let message = error.and_then(|e| e.get("message")).and_then(Value::as_str);
+            Reading {
+                error: match (kind, message) {
+                    (Some(kind), Some(message)) => Some(format!("HTTP {status} {kind}: {message}")),
+                    (Some(kind), None) => Some(format!("HTTP {status} {kind}")),
+                    _ => None,
+                },
+                effect,
+                ..Reading::default()
+            }
+        }
+        DestinationKind::Slack if !(200..300).contains(&status) => {
+            let reason = excerpt.trim();
+            let error = (!reason.is_empty() && reason.len() <= 100)
+                .then(|| format!("HTTP {status} {reason}"));
+            let effect = if SLACK_GONE.contains(&(status, reason)) {
+                DestinationEffect::Disable(format!(
+                    "Slack answered {status} {reason}: the incoming webhook no longer works; update its URL and resume"
+                ))
+            } else {
+                effect
+            };
+            Reading {
+                error,
+                effect,
+                ..Reading::default()
+            }
+        }
+        _ => Reading {
+            effect,
+            ..Reading::default()
+        },
+    }
+}

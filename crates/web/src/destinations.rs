@@ -5,6 +5,7 @@ use actix_web::{delete, get, patch, post};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use switchyard_domain::StoreError;
+use switchyard_domain::delivery::limits::Limits;
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
 use switchyard_domain::model::{
@@ -45,6 +46,14 @@ pub struct CreateDestination {
     fire_url: Option<String>,
     /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
     token: Option<String>,
+    /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
+    rate_per_minute: Option<u32>,
+    /// Sends in flight at once at most. 0 removes.
+    max_in_flight: Option<u32>,
+    /// Sends per UTC clock hour at most (a routine's budget of sessions). 0 removes.
+    budget_per_hour: Option<u32>,
+    /// Sends per UTC day at most. 0 removes.
+    budget_per_day: Option<u32>,
 }
 
 /// The kind-specific fields of a request. Each kind takes its own and refuses the
@@ -54,6 +63,7 @@ struct TargetInput {
     url: Option<String>,
     fire_url: Option<String>,
     token: Option<String>,
+    limits: [(&'static str, Option<u32>); 4],
 }
 
 /// A destination as created: the only time its signing secret is shown.
@@ -165,7 +175,36 @@ fn parse_target(
     if kind == DestinationKind::Http && current.url.is_none() {
         invalid.add("url", "an http destination needs its url");
     }
+    apply_limits(invalid, &mut current.settings.limits, input.limits);
     current
+}
+
+/// The most each limit may be set to.
+const LIMIT_MAX: [u32; 4] = [60_000, 1_000, 1_000_000, 1_000_000];
+
+/// Sets each limit that was sent: a number sets it, 0 removes it.
+fn apply_limits(
+    invalid: &mut Invalid,
+    limits: &mut Limits,
+    input: [(&'static str, Option<u32>); 4],
+) {
+    let slots = [
+        &mut limits.rate_per_minute,
+        &mut limits.max_in_flight,
+        &mut limits.budget_per_hour,
+        &mut limits.budget_per_day,
+    ];
+    for (((field, value), slot), max) in input.into_iter().zip(slots).zip(LIMIT_MAX) {
+        match value {
+            None => {}
+            Some(0) => *slot = None,
+            Some(v) if v <= max => *slot = Some(v),
+            Some(_) => invalid.add(
+                field,
+                format!("must be at most {max} (0 removes the limit)"),
+            ),
+        }
+    }
 }
 
 fn seal(state: &WebState, credentials: &Option<Credentials>) -> ApiResult<Option<Vec<u8>>> {
@@ -192,10 +231,24 @@ async fn create(
         url: body.url,
         fire_url: body.fire_url,
         token: body.token,
+        limits: [
+            ("rate_per_minute", body.rate_per_minute),
+            ("max_in_flight", body.max_in_flight),
+            ("budget_per_hour", body.budget_per_hour),
+            ("budget_per_day", body.budget_per_day),
+        ],
+    };
+    // Slack takes about one message a second per webhook; start there.
+    let limits = Limits {
+        rate_per_minute: (kind == Some(DestinationKind::Slack)).then_some(60),
+        ..Limits::default()
     };
     let empty = Target {
         url: None,
-        settings: DestinationSettings::default(),
+        settings: DestinationSettings {
+            limits,
+            ..DestinationSettings::default()
+        },
         credentials: None,
     };
     let target = kind.map(|kind| parse_target(&mut invalid, kind, input, empty, state.policy));
@@ -260,6 +313,14 @@ pub struct UpdateDestination {
     fire_url: Option<String>,
     /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
     token: Option<String>,
+    /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
+    rate_per_minute: Option<u32>,
+    /// Sends in flight at once at most. 0 removes.
+    max_in_flight: Option<u32>,
+    /// Sends per UTC clock hour at most (a routine's budget of sessions). 0 removes.
+    budget_per_hour: Option<u32>,
+    /// Sends per UTC day at most. 0 removes.
+    budget_per_day: Option<u32>,
 }
 
 #[utoipa::path(tag = "destinations", request_body = UpdateDestination,
@@ -292,6 +353,12 @@ async fn update(
         url: body.url,
         fire_url: body.fire_url,
         token: body.token,
+        limits: [
+            ("rate_per_minute", body.rate_per_minute),
+            ("max_in_flight", body.max_in_flight),
+            ("budget_per_hour", body.budget_per_hour),
+            ("budget_per_day", body.budget_per_day),
+        ],
     };
     let target = Target {
         url: current.url.clone(),

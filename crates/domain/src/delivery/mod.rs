@@ -2,6 +2,7 @@
 //! when (if ever) the next attempt runs. All pure: time and jitter come in as arguments.
 
 pub mod compose;
+pub mod limits;
 mod policy;
 mod state;
 

@@ -108,7 +108,9 @@ impl DeliveryStatus {
                     InFlight,
                     Succeeded | Failed | Pending | UnknownOutcome | InFlight | Held
                 )
-                | (Held | Throttled, Pending | Cancelled)
+                | (Held, Pending | Cancelled | Throttled)
+                // A throttled delivery is claimed where it waits, or waits again.
+                | (Throttled, InFlight | Throttled | Pending | Held | Cancelled)
                 | (Succeeded | Failed | UnknownOutcome | Cancelled, Pending)
         )
     }
@@ -143,6 +145,10 @@ mod tests {
             (Held, Pending, true),
             (Held, InFlight, false),
             (Throttled, Pending, true),
+            (Throttled, InFlight, true),
+            (Throttled, Throttled, true),
+            (Throttled, Succeeded, false),
+            (Pending, Throttled, true),
             (Cancelled, Pending, true),
             (Cancelled, InFlight, false),
         ];

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
+use crate::delivery::limits::Limits;
 use crate::delivery::{DestinationKind, DestinationState};
 use crate::ids::{DestinationId, TeamId};
 use crate::netguard::{Policy, Refusal};
@@ -30,12 +31,15 @@ pub struct Destination {
 
 /// What a destination needs that is safe to show. Its secrets are [`Credentials`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DestinationSettings {
     /// The credential's first and last characters (`sk-ant-oat01-…Q2xA`, a Slack URL's
     /// host and the end of its path), so a person can tell which one is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_hint: Option<String>,
+    /// Rate, concurrency and budgets; the keys sit beside the others
+    /// (`rate_per_minute`, …), as the database's `limited` column expects.
+    #[serde(flatten)]
+    pub limits: Limits,
 }
 
 /// What a destination needs that must never be shown or logged: sealed at rest as one

@@ -8,6 +8,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::StoreError;
 use super::deliveries::lock;
+use super::limits;
 use super::queue::{DeliveryTask, push_deliveries};
 use crate::delivery::{Decision, DeliveryStatus, DestinationKind, DestinationState};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
@@ -94,7 +95,9 @@ pub async fn claim(
     attempt_id: &AttemptId,
     now: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
-    if let Some(claimed) = start(conn, task, attempt_id, DeliveryStatus::Pending, now).await? {
+    if let Some(claimed) =
+        start(conn, task, attempt_id, DeliveryStatus::Pending, now, false).await?
+    {
         return Ok(Claim::Send(claimed));
     }
     let mut tx = conn.begin().await?;
@@ -105,13 +108,15 @@ pub async fn claim(
 
 /// The common case in one statement: a delivery in state `from` whose task is current
 /// and whose destination is taking deliveries becomes `in_flight` with a new attempt.
-/// A destination backing off takes them again once its `paused_until` has passed.
+/// A destination backing off takes them again once its `paused_until` has passed; a
+/// destination with limits only once `limits_checked` says its gate let this one by.
 async fn start(
     conn: &mut PgConnection,
     task: &DeliveryTask,
     attempt_id: &AttemptId,
     from: DeliveryStatus,
     now: DateTime<Utc>,
+    limits_checked: bool,
 ) -> Result<Option<Box<Claimed>>, StoreError> {
     let started = sqlx::query_as::<_, Started>(concat!(
         "WITH current AS (
@@ -120,6 +125,7 @@ async fn start(
              WHERE d.team_id = $1 AND d.id = $2 AND d.task_seq = $3 AND d.status = $4
                AND (dst.state = 'active'
                     OR (dst.state = 'backing_off' AND dst.paused_until <= $5))
+               AND (NOT dst.limited OR $7)
              FOR UPDATE OF d
          ), started AS (
              UPDATE deliveries d SET status = 'in_flight', attempt_count = d.attempt_count + 1,
@@ -141,6 +147,7 @@ async fn start(
     .bind(from.as_str())
     .bind(now)
     .bind(attempt_id)
+    .bind(limits_checked)
     .fetch_optional(conn)
     .await?;
     Ok(started.map(|s| s.into_claimed(attempt_id)))
@@ -235,11 +242,15 @@ async fn recover(
                 return Ok(Claim::Skip("routine fire outcome unknown"));
             }
         }
-        DeliveryStatus::Pending => {}
+        DeliveryStatus::Pending | DeliveryStatus::Throttled => {}
         _ => return Ok(Claim::Skip("delivery already settled")),
     }
+    if let Some(reason) = limits::admit(tx, &delivery, now).await? {
+        tracing::debug!(delivery = %delivery.id, reason, "throttled");
+        return Ok(Claim::Skip("throttled by the destination's limits"));
+    }
     Ok(
-        match start(tx, task, attempt_id, delivery.status, now).await? {
+        match start(tx, task, attempt_id, delivery.status, now, true).await? {
             Some(claimed) => Claim::Send(claimed),
             None => wait_for_destination(tx, &delivery, now).await?,
         },
@@ -512,8 +523,8 @@ async fn apply_effect(
     Ok(())
 }
 
-/// Gives deliveries stranded without a live task a fresh one: `pending` long past their
-/// time, or `in_flight` long after any send could have ended (a worker that failed to
+/// Gives deliveries stranded without a live task a fresh one: `pending` or `throttled`
+/// long past their time, or `in_flight` long after any send could have ended (a worker that failed to
 /// record, or a task apalis lost). Bumping `task_seq` makes any old task a no-op. The
 /// system's own upkeep, so it runs across teams; each task carries its delivery's team.
 #[tracing::instrument(skip_all)]
@@ -527,7 +538,7 @@ pub async fn rescue_stranded(
         "UPDATE deliveries d SET task_seq = d.task_seq + 1, updated_at = $1
          FROM (
              SELECT id FROM deliveries
-             WHERE (status = 'pending' AND next_attempt_at < $2)
+             WHERE (status IN ('pending', 'throttled') AND next_attempt_at < $2)
                 OR (status = 'in_flight' AND updated_at < $2)
              ORDER BY id
              LIMIT 500

@@ -139,8 +139,9 @@ pub async fn pause(
 }
 
 /// A person (or a recovery) makes the destination active again: whatever paused,
-/// disabled or slowed it is cleared, and its held deliveries are released at once, in
-/// the order they were created. Returns how many were released.
+/// disabled or slowed it is cleared, and its held deliveries are released in the order
+/// they were created. Under a rate limit each gets its own send slot in that order (so
+/// they also arrive in it); otherwise all go at once. Returns how many were released.
 #[tracing::instrument(skip_all)]
 pub async fn resume(
     tx: &mut PgConnection,
@@ -148,38 +149,59 @@ pub async fn resume(
     id: &DestinationId,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    sqlx::query(
-        "UPDATE destinations SET state = 'active', state_reason = NULL, paused_until = NULL,
-             updated_at = $3
-         WHERE team_id = $1 AND id = $2",
+    let (settings, next_slot_at): (Json<DestinationSettings>, Option<DateTime<Utc>>) =
+        sqlx::query_as(
+            "UPDATE destinations SET state = 'active', state_reason = NULL,
+                 paused_until = NULL, updated_at = $3
+             WHERE team_id = $1 AND id = $2 RETURNING settings, next_slot_at",
+        )
+        .bind(team)
+        .bind(id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+    let interval = settings.0.limits.interval();
+    let base = next_slot_at.map_or(now, |at| at.max(now));
+    // Ids sort by creation time; the i-th held delivery gets slot base + i × interval.
+    let mut released: Vec<(DeliveryId, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "UPDATE deliveries d SET
+             status = CASE WHEN $5::bigint IS NULL THEN 'pending' ELSE 'throttled' END,
+             slot_at = $4 + held.i * ($5::bigint * interval '1 millisecond'),
+             next_attempt_at = coalesce($4 + held.i * ($5::bigint * interval '1 millisecond'), $3),
+             task_seq = d.task_seq + 1, updated_at = $3
+         FROM (
+             SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM deliveries
+             WHERE team_id = $1 AND destination_id = $2 AND status = 'held'
+         ) AS held
+         WHERE d.id = held.id
+         RETURNING d.id, d.task_seq, d.slot_at",
     )
     .bind(team)
     .bind(id)
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let mut released: Vec<(DeliveryId, i32)> = sqlx::query_as(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3,
-             task_seq = task_seq + 1, updated_at = $3
-         WHERE team_id = $1 AND destination_id = $2 AND status = 'held'
-         RETURNING id, task_seq",
-    )
-    .bind(team)
-    .bind(id)
-    .bind(now)
+    .bind(base)
+    .bind(interval.map(|i| i.num_milliseconds()))
     .fetch_all(&mut *tx)
     .await?;
-    // Ids sort by creation time.
     released.sort();
+    if let Some(interval) = interval {
+        let taken = i32::try_from(released.len()).unwrap_or(i32::MAX);
+        sqlx::query("UPDATE destinations SET next_slot_at = $3 WHERE team_id = $1 AND id = $2")
+            .bind(team)
+            .bind(id)
+            .bind(base + interval * taken)
+            .execute(&mut *tx)
+            .await?;
+    }
     let tasks: Vec<_> = released
         .into_iter()
-        .map(|(delivery_id, seq)| {
+        .map(|(delivery_id, seq, slot)| {
             let task = DeliveryTask {
                 team_id: team.clone(),
                 delivery_id,
                 seq,
             };
-            (task, None)
+            (task, slot)
         })
         .collect();
     push_deliveries(tx, &tasks).await?;

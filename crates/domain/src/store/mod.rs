@@ -75,6 +75,7 @@ pub mod attempts;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;
+mod limits;
 pub mod queue;
 pub mod routes;
 pub mod sources;

@@ -34,6 +34,8 @@ pub struct Options {
     pub no_worker: bool,
     /// Apply the production SSRF policy: no private addresses, https only.
     pub strict_destinations: bool,
+    /// `SWITCHYARD_SMTP_URL` for the app.
+    pub smtp_url: Option<String>,
 }
 
 /// Workers tuned for tests: quick heartbeats so a dead worker is noticed in seconds.
@@ -58,20 +60,30 @@ mod clap_free {
         database_url: &str,
         public_url: &str,
         allow_private: bool,
+        smtp_url: Option<&str>,
     ) -> switchyard::Config {
-        Cli::try_parse_from([
-            "switchyard",
-            "--database-url",
-            database_url,
-            "--public-url",
-            public_url,
-            "--bind",
-            "127.0.0.1:0",
-            "--allow-private-destinations",
-            if allow_private { "true" } else { "false" },
-            "--env",
-            "development",
-        ])
+        let smtp = smtp_url
+            .map(|url| vec!["--smtp-url", url])
+            .unwrap_or_default();
+        Cli::try_parse_from(
+            [
+                "switchyard",
+                "--database-url",
+                database_url,
+                "--public-url",
+                public_url,
+                "--bind",
+                "127.0.0.1:0",
+                "--allow-private-destinations",
+                if allow_private { "true" } else { "false" },
+                "--env",
+                "development",
+                "--smtp-from",
+                "Switchyard <alerts@switchyard.test>",
+            ]
+            .into_iter()
+            .chain(smtp),
+        )
         .expect("test config")
         .config
     }
@@ -100,7 +112,12 @@ impl TestApp {
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind app");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = parse_config(&app_url, &base, !options.strict_destinations);
+        let config = parse_config(
+            &app_url,
+            &base,
+            !options.strict_destinations,
+            options.smtp_url.as_deref(),
+        );
         let roles = Roles {
             worker: !options.no_worker,
             ..Roles::ALL
@@ -342,7 +359,7 @@ pub async fn run_worker_process() {
         panic!("worker_process only runs as the child of a test");
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let config = parse_config(&url, "http://127.0.0.1", true);
+    let config = parse_config(&url, "http://127.0.0.1", true, None);
     let roles = Roles {
         ingress: false,
         web: false,

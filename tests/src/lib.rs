@@ -10,8 +10,10 @@ pub mod fakes;
 pub mod proxy;
 pub mod receiver;
 pub mod sign;
+pub mod smtp;
 
 pub use app::TestApp;
 pub use fakes::{Answer, FakeRoutines, FakeSlack, SlackAnswer};
 pub use proxy::DbProxy;
 pub use receiver::{Receiver, Reply};
+pub use smtp::SmtpServer;

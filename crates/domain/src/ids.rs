@@ -94,6 +94,7 @@ prefixed_id!(RouteId, "rte");
 prefixed_id!(EventId, "evt");
 prefixed_id!(DeliveryId, "dlv");
 prefixed_id!(AttemptId, "att");
+prefixed_id!(UserId, "usr");
 
 #[cfg(test)]
 mod tests {

@@ -177,6 +177,17 @@ impl Config {
     }
 
     /// The public URL without its trailing slash.
+    /// The SMTP client, or one that fails every send with "SMTP not configured".
+    pub fn mailer(&self) -> anyhow::Result<switchyard_worker::Mailer> {
+        let url = self.smtp_url.as_ref().map(|u| u.expose_secret().to_owned());
+        switchyard_worker::Mailer::new(
+            url.as_deref(),
+            &self.smtp_from,
+            std::time::Duration::from_secs(30),
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
     pub fn public_base(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_owned()
     }

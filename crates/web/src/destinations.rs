@@ -46,6 +46,9 @@ pub struct CreateDestination {
     fire_url: Option<String>,
     /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
     token: Option<String>,
+    /// `email`: the recipients (up to 20); empty or absent sends to the team's owners and
+    /// admins.
+    to: Option<Vec<String>>,
     /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
     rate_per_minute: Option<u32>,
     /// Sends in flight at once at most. 0 removes.
@@ -63,6 +66,7 @@ struct TargetInput {
     url: Option<String>,
     fire_url: Option<String>,
     token: Option<String>,
+    to: Option<Vec<String>>,
     limits: [(&'static str, Option<u32>); 4],
 }
 
@@ -76,9 +80,26 @@ pub struct CreatedDestination {
 }
 
 fn parse_kind(raw: &str) -> Result<DestinationKind, String> {
-    match raw.parse::<DestinationKind>()? {
-        DestinationKind::Email => Err("email destinations are not available yet".to_owned()),
-        other => Ok(other),
+    raw.parse::<DestinationKind>()
+}
+
+const MAX_RECIPIENTS: usize = 20;
+
+/// A plausible address: something, `@`, a domain; nothing that could smuggle a second
+/// header or recipient.
+fn email_address(raw: &str) -> Result<String, String> {
+    let address = raw.trim();
+    let plausible = address.len() <= 254
+        && address.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !address.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, ',' | ';' | '<' | '>' | '"')
+        });
+    if plausible {
+        Ok(address.to_owned())
+    } else {
+        Err(format!("{raw:?} is not an email address"))
     }
 }
 
@@ -106,6 +127,9 @@ fn parse_target(
             invalid.add(field, format!("{kind} destinations do not take {field}"));
         }
     };
+    if kind != DestinationKind::Email {
+        foreign(invalid, "to", input.to.is_some());
+    }
     match kind {
         DestinationKind::Http => {
             foreign(invalid, "fire_url", input.fire_url.is_some());
@@ -170,8 +194,25 @@ fn parse_target(
                 invalid.add("url", "a slack destination needs its incoming-webhook url");
             }
         }
-        DestinationKind::Email => {}
+        DestinationKind::Email => {
+            foreign(invalid, "url", input.url.is_some());
+            foreign(invalid, "fire_url", input.fire_url.is_some());
+            foreign(invalid, "token", input.token.is_some());
+            if let Some(to) = input.to {
+                if to.len() > MAX_RECIPIENTS {
+                    invalid.add("to", format!("at most {MAX_RECIPIENTS} recipients"));
+                } else {
+                    let parsed: Result<Vec<String>, String> =
+                        to.iter().map(|a| email_address(a)).collect();
+                    match parsed {
+                        Ok(to) => current.settings.to = to,
+                        Err(e) => invalid.add("to", e),
+                    }
+                }
+            }
+        }
     }
+
     if kind == DestinationKind::Http && current.url.is_none() {
         invalid.add("url", "an http destination needs its url");
     }
@@ -231,6 +272,7 @@ async fn create(
         url: body.url,
         fire_url: body.fire_url,
         token: body.token,
+        to: body.to,
         limits: [
             ("rate_per_minute", body.rate_per_minute),
             ("max_in_flight", body.max_in_flight),
@@ -313,6 +355,9 @@ pub struct UpdateDestination {
     fire_url: Option<String>,
     /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
     token: Option<String>,
+    /// `email`: the recipients (up to 20); empty or absent sends to the team's owners and
+    /// admins.
+    to: Option<Vec<String>>,
     /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
     rate_per_minute: Option<u32>,
     /// Sends in flight at once at most. 0 removes.
@@ -353,6 +398,7 @@ async fn update(
         url: body.url,
         fire_url: body.fire_url,
         token: body.token,
+        to: body.to,
         limits: [
             ("rate_per_minute", body.rate_per_minute),
             ("max_in_flight", body.max_in_flight),

@@ -12,8 +12,10 @@ use switchyard_domain::delivery::{Decision, decide};
 use switchyard_domain::ids::AttemptId;
 use switchyard_domain::store::attempts::{self, AttemptRecord, Claim};
 use switchyard_domain::store::queue::DeliveryTask;
+use switchyard_domain::store::teams;
 
 use crate::outbound::Sent;
+use crate::request::Prepared;
 use crate::{Deliverer, request};
 
 pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
@@ -36,12 +38,29 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     metrics::histogram!("switchyard_attempt_claim_seconds").record(started.elapsed().as_secs_f64());
     let body = std::mem::take(&mut claimed.body);
     let (sent, request_headers) = match request::build(&ctx.key, &claimed, body) {
-        Ok(req) => {
+        Ok(Prepared::Http(req)) => {
             let stored = req.stored_headers();
             (
                 ctx.outbound.post(&req.url, req.headers, req.body).await,
                 Some(stored),
             )
+        }
+        Ok(Prepared::Email(mut email)) => {
+            if email.to.is_empty() {
+                email.to =
+                    persist(|| teams::admin_emails(&ctx.pool, &claimed.delivery.team_id)).await?;
+            }
+            let sent = if email.to.is_empty() {
+                Sent::refused(
+                    "the destination names no recipients and the team has no admins".to_owned(),
+                )
+            } else {
+                ctx.mailer.send(&email).await
+            };
+            // What an email attempt stores in place of request headers.
+            let envelope =
+                serde_json::json!({ "to": email.to.join(", "), "subject": email.subject });
+            (sent, Some(envelope))
         }
         Err(e) => {
             // Not worth retrying: the destination cannot be sent to as configured.

@@ -3,6 +3,7 @@
 //! the next task, in the same transaction as the outcome.
 
 mod deliver;
+pub mod mail;
 pub mod outbound;
 mod request;
 mod upkeep;
@@ -18,6 +19,7 @@ use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::queue::{DELIVERIES, DeliveryTask};
 
+pub use mail::Mailer;
 pub use outbound::Outbound;
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,7 @@ pub struct Deliverer {
     pub pool: PgPool,
     pub key: SecretKey,
     pub outbound: Outbound,
+    pub mailer: Mailer,
 }
 
 /// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
@@ -71,6 +74,7 @@ pub async fn run(
     queue: PgPool,
     key: SecretKey,
     policy: Policy,
+    mailer: Mailer,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -79,6 +83,7 @@ pub async fn run(
         pool: pool.clone(),
         key,
         outbound: Outbound::new(policy, settings.send_timeout)?,
+        mailer,
     });
     // Unique per process: apalis keys heartbeats and orphan recovery on the name.
     let name = format!(

@@ -12,6 +12,7 @@ use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::attempts::{Claimed, DestinationEffect};
 
+use crate::mail::Email;
 use crate::outbound::Sent;
 
 /// The `anthropic-version` and `anthropic-beta` a routine fire is sent with.
@@ -33,10 +34,32 @@ impl Request {
     }
 }
 
-/// Builds the request for `claimed`, whose event body is `body`. An error means the
+/// What one attempt sends.
+#[derive(Debug)]
+pub enum Prepared {
+    Http(Request),
+    /// An email; empty `to` means the team's owners and admins.
+    Email(Email),
+}
+
+/// Builds what `claimed` sends, whose event body is `body`. An error means the
 /// destination cannot be sent to as configured (a credential that does not open); it is
 /// not worth retrying.
-pub fn build(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Request, String> {
+pub fn build(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Prepared, String> {
+    if claimed.kind == DestinationKind::Email {
+        let event = view(claimed, &body);
+        let text = compose::email_text(&event);
+        return Ok(Prepared::Email(Email {
+            to: claimed.settings.to.clone(),
+            subject: compose::email_subject(&event),
+            html: compose::html_from_text(&text),
+            text,
+        }));
+    }
+    build_http(key, claimed, body).map(Prepared::Http)
+}
+
+fn build_http(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Request, String> {
     match claimed.kind {
         DestinationKind::Http => {
             let url = claimed.url.clone().ok_or("the destination has no URL")?;
@@ -71,7 +94,7 @@ pub fn build(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Reques
                 body: json_body(&json!({ "text": text })),
             })
         }
-        DestinationKind::Email => Err("email destinations are not sent by this worker".to_owned()),
+        DestinationKind::Email => Err("an email is not an HTTP request".to_owned()),
     }
 }
 

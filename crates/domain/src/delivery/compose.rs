@@ -106,6 +106,44 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// The default subject: `[Switchyard] {event_type} from {source}`.
+pub fn email_subject(event: &EventView<'_>) -> String {
+    shorten(
+        &format!(
+            "[Switchyard] {} from {}",
+            event.event_type.unwrap_or("Event"),
+            event.source_name
+        ),
+        200,
+    )
+}
+
+/// The longest email text composed by default, in characters.
+pub const EMAIL_TEXT_MAX: usize = 100_000;
+
+/// The default text body: the summary line and the payload, as a routine gets it.
+pub fn email_text(event: &EventView<'_>) -> String {
+    truncate(routine_text(event), EMAIL_TEXT_MAX)
+}
+
+/// The HTML alternative of a text body: the text, escaped, kept as written.
+pub fn html_from_text(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 128);
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    format!(
+        "<!doctype html><html><body><pre style=\"font-family: ui-monospace, monospace; white-space: pre-wrap\">{escaped}</pre></body></html>"
+    )
+}
+
 /// `text` within `max` characters: a longer one keeps its start and ends with a marker
 /// that says how much was dropped, the marker counted within `max`.
 pub fn truncate(text: String, max: usize) -> String {
@@ -173,6 +211,18 @@ mod tests {
             ..view(b"not json")
         };
         assert_eq!(slack_text(&untyped), "*Event* from agents");
+    }
+
+    #[test]
+    fn email_defaults_name_the_event_and_escape_the_html() {
+        let event = view(br#"{"note":"<b>&</b>"}"#);
+        assert_eq!(
+            email_subject(&event),
+            "[Switchyard] session.status_idled from agents"
+        );
+        let html = html_from_text(&email_text(&event));
+        assert!(html.contains("&lt;b&gt;&amp;&lt;/b&gt;"), "{html}");
+        assert!(!html.contains("<b>"));
     }
 
     #[test]

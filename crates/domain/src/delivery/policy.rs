@@ -85,6 +85,15 @@ pub fn decide(
     let routine = kind == DestinationKind::Routine;
     match outcome {
         Outcome::Response { status, .. } if (200..300).contains(status) => Decision::Succeeded,
+        // An SMTP reply: 4xx says try again later, 5xx says never.
+        Outcome::Response { status, .. } if kind == DestinationKind::Email => {
+            let reason = detail.map_or_else(|| format!("SMTP {status}"), str::to_owned);
+            if (400..500).contains(status) {
+                retry(reason, None)
+            } else {
+                Decision::Failed { reason }
+            }
+        }
         Outcome::Response {
             status,
             retry_after,
@@ -138,7 +147,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use DestinationKind::{Http, Routine};
+    use DestinationKind::{Email, Http, Routine};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -300,6 +309,24 @@ mod tests {
             Decision::Failed { reason } => assert!(reason.starts_with("HTTP 500 busy; gave up")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn smtp_replies_retry_on_4xx_and_fail_on_5xx() {
+        assert_eq!(
+            decide(Email, 1, &status(250), None, now(), 0.0),
+            Decision::Succeeded
+        );
+        assert!(matches!(
+            decide(Email, 1, &status(451), None, now(), 0.0),
+            Decision::RetryAt(_)
+        ));
+        assert_eq!(
+            decide(Email, 1, &status(550), None, now(), 0.0),
+            Decision::Failed {
+                reason: "SMTP 550".to_owned()
+            }
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct DestinationSettings {
     /// host and the end of its path), so a person can tell which one is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_hint: Option<String>,
+    /// `email`: the recipients; empty sends to the team's owners and admins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
     /// Rate, concurrency and budgets; the keys sit beside the others
     /// (`rate_per_minute`, …), as the database's `limited` column expects.
     #[serde(flatten)]

@@ -12,7 +12,7 @@ use super::limits;
 use super::queue::{DeliveryTask, push_deliveries};
 use crate::delivery::{Decision, DeliveryStatus, DestinationKind, DestinationState};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
-use crate::model::Delivery;
+use crate::model::{Delivery, DestinationSettings};
 
 /// An attempt committed as `in_flight`, with what the worker needs to send it.
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub struct Claimed {
     pub delivery: Delivery,
     pub kind: DestinationKind,
     pub url: Option<String>,
+    pub settings: DestinationSettings,
     pub sealed_signing_secret: Vec<u8>,
     /// The destination's [`Credentials`](crate::model::Credentials), sealed.
     pub sealed_credentials: Option<Vec<u8>>,
@@ -48,6 +49,7 @@ struct Started {
     #[sqlx(try_from = "String")]
     kind: DestinationKind,
     url: Option<String>,
+    settings: sqlx::types::Json<DestinationSettings>,
     signing_secret: Vec<u8>,
     sealed_credentials: Option<Vec<u8>>,
     headers: serde_json::Value,
@@ -61,7 +63,7 @@ struct Started {
 /// source, joined on the delivery row `s` (aliases `dst`, `e`, `src`).
 macro_rules! claimed_columns {
     () => {
-        "dst.kind, dst.url, dst.signing_secret, dst.sealed_credentials, e.headers, e.body,
+        "dst.kind, dst.url, dst.settings, dst.signing_secret, dst.sealed_credentials, e.headers, e.body,
          e.event_type, e.received_at, src.name AS source_name"
     };
 }
@@ -160,6 +162,7 @@ impl Started {
             delivery: self.delivery,
             kind: self.kind,
             url: self.url,
+            settings: self.settings.0,
             sealed_signing_secret: self.signing_secret,
             sealed_credentials: self.sealed_credentials,
             headers: self.headers,

@@ -1,9 +1,9 @@
 //! Teams.
 
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
-use crate::ids::TeamId;
+use crate::ids::{TeamId, UserId};
 use crate::model::Team;
 
 #[tracing::instrument(skip_all)]
@@ -26,6 +26,54 @@ pub async fn find_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Team, S
     )
     .bind(slug)
     .fetch_one(db)
+    .await?)
+}
+
+/// Adds the person with `email` to the team with `role` (`owner`, `admin`, `member` or
+/// `viewer`), creating the user if there is none with that address yet.
+#[tracing::instrument(skip_all)]
+pub async fn add_member(
+    db: &mut PgConnection,
+    team: &TeamId,
+    email: &str,
+    role: &str,
+) -> Result<UserId, StoreError> {
+    let user: UserId = sqlx::query_scalar(
+        "WITH found AS (SELECT id FROM users WHERE lower(email) = lower($2)),
+              made AS (
+                  INSERT INTO users (id, email) SELECT $1, $2
+                  WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id
+              )
+         SELECT id FROM found UNION ALL SELECT id FROM made",
+    )
+    .bind(UserId::generate())
+    .bind(email)
+    .fetch_one(&mut *db)
+    .await?;
+    sqlx::query(
+        "INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(team)
+    .bind(&user)
+    .bind(role)
+    .execute(&mut *db)
+    .await?;
+    Ok(user)
+}
+
+/// The addresses of the team's owners and admins: who hears about its destinations.
+#[tracing::instrument(skip_all)]
+pub async fn admin_emails(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.team_id = $1 AND m.role IN ('owner', 'admin') ORDER BY u.email",
+    )
+    .bind(team)
+    .fetch_all(db)
     .await?)
 }
 

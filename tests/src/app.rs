@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchyard::{Roles, Running, WorkerSettings};
+use switchyard_domain::delivery::breaker::BreakerPolicy;
 use switchyard_domain::store::{api_keys, teams};
 
 use crate::{DbProxy, db, sign};
@@ -36,6 +37,9 @@ pub struct Options {
     pub strict_destinations: bool,
     /// `SWITCHYARD_SMTP_URL` for the app.
     pub smtp_url: Option<String>,
+    /// The circuit breaker's policy, where the test default (one-second cool-downs)
+    /// would let a probe run in the middle of the test.
+    pub breaker: Option<BreakerPolicy>,
 }
 
 /// Workers tuned for tests: quick heartbeats so a dead worker is noticed in seconds.
@@ -49,6 +53,12 @@ pub fn test_worker_settings() -> WorkerSettings {
         upkeep_every: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(5),
         send_timeout: Duration::from_secs(5),
+        // DESIGN's threshold, with cool-downs short enough to watch a probe.
+        breaker: BreakerPolicy {
+            threshold: 10,
+            first_cooldown: chrono::Duration::seconds(1),
+            max_cooldown: chrono::Duration::seconds(4),
+        },
     }
 }
 
@@ -122,7 +132,11 @@ impl TestApp {
             worker: !options.no_worker,
             ..Roles::ALL
         };
-        let running = switchyard::start(&config, roles, test_worker_settings(), listener)
+        let mut settings = test_worker_settings();
+        if let Some(breaker) = options.breaker {
+            settings.breaker = breaker;
+        }
+        let running = switchyard::start(&config, roles, settings, listener)
             .await
             .expect("start switchyard");
         let pool = PgPool::connect(&direct_url).await.expect("test pool");

@@ -89,6 +89,11 @@ impl Receiver {
         format!("{}{path}", self.base)
     }
 
+    /// Replaces the script: later requests get these replies (the last one repeats).
+    pub fn script(&self, replies: Vec<Reply>) {
+        *self.inner.script.lock().expect("lock") = replies.into();
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().expect("lock").clone()
     }

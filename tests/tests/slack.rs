@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use switchyard_domain::delivery::breaker::BreakerPolicy;
+use switchyard_tests::app::Options;
 use switchyard_tests::{FakeSlack, SlackAnswer, TestApp};
 
 const SECRET: &str = "gh-secret";
@@ -55,7 +57,15 @@ async fn a_message_names_the_event_and_its_key_fields_and_the_url_stays_secret()
 #[tokio::test]
 async fn a_dead_webhook_disables_the_destination_holds_deliveries_and_resume_releases_them_in_order()
  {
-    let app = TestApp::spawn().await;
+    // No probe within the test: a person resumes here.
+    let app = TestApp::spawn_with(Options {
+        breaker: Some(BreakerPolicy {
+            first_cooldown: chrono::Duration::minutes(5),
+            ..BreakerPolicy::default()
+        }),
+        ..Options::default()
+    })
+    .await;
     let slack = FakeSlack::start(vec![SlackAnswer::Error(404, "no_service")]).await;
     let (source, destination) = wire(&app, &slack).await;
     let path = format!(

@@ -102,7 +102,7 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     let recording = std::time::Instant::now();
     persist(|| async {
         let mut conn = ctx.pool.acquire().await?;
-        attempts::record(&mut conn, &claimed, &record, &decision, now).await
+        attempts::record(&mut conn, &claimed, &record, &decision, &ctx.breaker, now).await
     })
     .await?;
     metrics::histogram!("switchyard_attempt_record_seconds")

@@ -2,6 +2,7 @@
 //! attempt; what happens next is decided by the domain's retry policy and written, with
 //! the next task, in the same transaction as the outcome.
 
+mod alerts;
 mod deliver;
 pub mod mail;
 pub mod outbound;
@@ -15,9 +16,10 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use sqlx::PgPool;
+use switchyard_domain::delivery::breaker::BreakerPolicy;
 use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
-use switchyard_domain::store::queue::{DELIVERIES, DeliveryTask};
+use switchyard_domain::store::queue::{ALERTS, AlertTask, DELIVERIES, DeliveryTask};
 
 pub use mail::Mailer;
 pub use outbound::Outbound;
@@ -41,6 +43,8 @@ pub struct WorkerSettings {
     pub upkeep_every: Duration,
     /// The most one send may take, answer included.
     pub send_timeout: Duration,
+    /// When the circuit breaker opens and how long it waits between probes.
+    pub breaker: BreakerPolicy,
 }
 
 impl Default for WorkerSettings {
@@ -54,6 +58,7 @@ impl Default for WorkerSettings {
             shutdown_timeout: Duration::from_secs(35),
             upkeep_every: Duration::from_secs(60),
             send_timeout: Duration::from_secs(30),
+            breaker: BreakerPolicy::default(),
         }
     }
 }
@@ -64,6 +69,7 @@ pub struct Deliverer {
     pub key: SecretKey,
     pub outbound: Outbound,
     pub mailer: Mailer,
+    pub breaker: BreakerPolicy,
 }
 
 /// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
@@ -84,6 +90,7 @@ pub async fn run(
         key,
         outbound: Outbound::new(policy, settings.send_timeout)?,
         mailer,
+        breaker: settings.breaker,
     });
     // Unique per process: apalis keys heartbeats and orphan recovery on the name.
     let name = format!(
@@ -98,8 +105,30 @@ pub async fn run(
         // A fetched task is already `Queued` under this worker's name, which orphan
         // recovery covers; marking each one `Running` as well would cost a commit per task.
         .lock_tasks(false);
+    let alerts_queue = queue.clone();
+    let alerts_config = Config::default()
+        .queue(ALERTS)
+        .heartbeat_interval(settings.heartbeat)
+        .missed_heartbeats(settings.missed_heartbeats);
+    let alerts_deliverer = deliverer.clone();
+    let alerts_name = format!("{name}-alerts");
+    let poll_interval = settings.poll_interval;
     let monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_timeout)
+        .register(move |_restarts| {
+            let strategy = Strategy::new()
+                .stream(Pubsub::new(alerts_queue.clone(), ALERTS.to_owned()))
+                .interval(poll_interval);
+            let backend = PostgresStorage::<AlertTask>::new(&alerts_queue)
+                .with_config(alerts_config.clone())
+                .poll_with_strategy(strategy);
+            WorkerBuilder::new(alerts_name.clone())
+                .backend(backend)
+                .concurrency(2)
+                .catch_panic()
+                .data(alerts_deliverer.clone())
+                .build(alerts::send)
+        })
         .register_n(settings.workers.max(1), move |index, _restarts| {
             let strategy = Strategy::new()
                 .stream(Pubsub::new(queue.clone(), DELIVERIES.to_owned()))

@@ -1,12 +1,13 @@
 //! Upkeep, once a minute in every worker process: give stranded deliveries a fresh task,
-//! and prune dedup rows whose window has passed. Safe to run in several processes at
-//! once (rows are taken with SKIP LOCKED; deletes are idempotent).
+//! start the circuit breaker's probes whose cool-down has passed, and prune dedup rows
+//! whose window has passed. Safe to run in several processes at once (rows are taken
+//! with SKIP LOCKED or re-checked; deletes are idempotent).
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use switchyard_domain::store::{attempts, events};
+use switchyard_domain::store::{attempts, destinations, events};
 
 /// How long past due a delivery must be before the sweep takes it for stranded: well
 /// beyond a send's 30 s limit and a dead worker's 30 s takeover.
@@ -26,6 +27,15 @@ pub async fn run(pool: PgPool, every: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(count = n, "gave stranded deliveries a new task"),
             Err(e) => tracing::debug!(error = %e, "upkeep: rescue skipped"),
+        }
+        let probes = match pool.acquire().await {
+            Ok(mut conn) => destinations::start_probes(&mut conn, now).await,
+            Err(e) => Err(e.into()),
+        };
+        match probes {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "probing disabled destinations"),
+            Err(e) => tracing::debug!(error = %e, "upkeep: probes skipped"),
         }
         if let Err(e) = events::prune_dedup(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: dedup prune skipped");

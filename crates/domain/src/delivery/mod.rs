@@ -1,6 +1,7 @@
 //! What happens to a delivery: its states, how an attempt's outcome is classified, and
 //! when (if ever) the next attempt runs. All pure: time and jitter come in as arguments.
 
+pub mod breaker;
 pub mod compose;
 pub mod limits;
 mod policy;

@@ -21,6 +21,10 @@ pub struct Destination {
     pub state: DestinationState,
     pub state_reason: Option<String>,
     pub paused_until: Option<DateTime<Utc>>,
+    /// Failed attempts in a row; the circuit breaker opens at its threshold.
+    pub consecutive_failures: i32,
+    /// While the breaker is open: when the next probe may go.
+    pub probe_at: Option<DateTime<Utc>>,
     /// Where requests go, for kinds whose target is not a secret (`http`, `routine`).
     pub url: Option<String>,
     #[schema(value_type = DestinationSettings)]

@@ -8,8 +8,10 @@ use sqlx::{Connection, PgConnection};
 
 use super::StoreError;
 use super::deliveries::lock;
+use super::destinations;
 use super::limits;
-use super::queue::{DeliveryTask, push_deliveries};
+use super::queue::{Alert, AlertTask, DeliveryTask, push_alert, push_deliveries};
+use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::{Decision, DeliveryStatus, DestinationKind, DestinationState};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
 use crate::model::{Delivery, DestinationSettings};
@@ -30,6 +32,8 @@ pub struct Claimed {
     pub event_type: Option<String>,
     pub received_at: DateTime<Utc>,
     pub source_name: String,
+    /// The breaker is open and this delivery is its probe.
+    pub is_probe: bool,
     pub attempt_id: AttemptId,
     /// Number within the series, for the retry policy.
     pub series_attempt: u32,
@@ -52,6 +56,7 @@ struct Started {
     settings: sqlx::types::Json<DestinationSettings>,
     signing_secret: Vec<u8>,
     sealed_credentials: Option<Vec<u8>>,
+    probe_delivery_id: Option<DeliveryId>,
     headers: serde_json::Value,
     body: Vec<u8>,
     event_type: Option<String>,
@@ -63,7 +68,8 @@ struct Started {
 /// source, joined on the delivery row `s` (aliases `dst`, `e`, `src`).
 macro_rules! claimed_columns {
     () => {
-        "dst.kind, dst.url, dst.settings, dst.signing_secret, dst.sealed_credentials, e.headers, e.body,
+        "dst.kind, dst.url, dst.settings, dst.signing_secret, dst.sealed_credentials,
+         dst.probe_delivery_id, e.headers, e.body,
          e.event_type, e.received_at, src.name AS source_name"
     };
 }
@@ -126,7 +132,8 @@ async fn start(
              JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
              WHERE d.team_id = $1 AND d.id = $2 AND d.task_seq = $3 AND d.status = $4
                AND (dst.state = 'active'
-                    OR (dst.state = 'backing_off' AND dst.paused_until <= $5))
+                    OR (dst.state = 'backing_off' AND dst.paused_until <= $5)
+                    OR (dst.state = 'auto_disabled' AND dst.probe_delivery_id = d.id))
                AND (NOT dst.limited OR $7)
              FOR UPDATE OF d
          ), started AS (
@@ -158,6 +165,7 @@ async fn start(
 impl Started {
     fn into_claimed(self, attempt_id: &AttemptId) -> Box<Claimed> {
         let series_attempt = u32::try_from(self.delivery.series_attempts).unwrap_or(1);
+        let is_probe = self.probe_delivery_id.as_ref() == Some(&self.delivery.id);
         Box::new(Claimed {
             delivery: self.delivery,
             kind: self.kind,
@@ -170,6 +178,7 @@ impl Started {
             event_type: self.event_type,
             received_at: self.received_at,
             source_name: self.source_name,
+            is_probe,
             attempt_id: attempt_id.clone(),
             series_attempt,
         })
@@ -399,12 +408,18 @@ pub async fn record(
     claimed: &Claimed,
     attempt: &AttemptRecord,
     decision: &Decision,
+    breaker: &BreakerPolicy,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let disabling = matches!(attempt.destination, DestinationEffect::Disable(_));
+    let succeeded = matches!(decision, Decision::Succeeded);
     let (status, error, next_at) = match decision {
         // The delivery did nothing wrong: it waits for the destination to be fixed.
         _ if disabling => (DeliveryStatus::Held, attempt.error.clone(), None),
+        // A failed probe goes back to wait with the others; exhaustion still wins.
+        Decision::RetryAt(_) if claimed.is_probe => {
+            (DeliveryStatus::Held, attempt.error.clone(), None)
+        }
         Decision::Succeeded => (DeliveryStatus::Succeeded, None, None),
         Decision::Failed { reason } => (DeliveryStatus::Failed, Some(reason.clone()), None),
         Decision::UnknownOutcome { reason } => {
@@ -425,11 +440,16 @@ pub async fn record(
                  response_excerpt = $6, error = $7, request_headers = $15,
                  claude_code_session_id = $16, claude_code_session_url = $17
              WHERE team_id = $1 AND id = $2 AND status = 'in_flight'
-         ), resumed AS (
-             -- A success after a back-off's time has passed ends it.
-             UPDATE destinations SET state = 'active', paused_until = NULL, updated_at = $13
+         ), healthy AS (
+             -- A success resets the breaker's count and ends a back-off whose time passed.
+             UPDATE destinations SET consecutive_failures = 0,
+                 state = CASE WHEN state = 'backing_off' AND paused_until <= $13
+                              THEN 'active' ELSE state END,
+                 paused_until = CASE WHEN state = 'backing_off' AND paused_until <= $13
+                                     THEN NULL ELSE paused_until END
              WHERE team_id = $1 AND id = $18 AND $9 = 'succeeded'
-               AND state = 'backing_off' AND paused_until <= $13
+               AND (consecutive_failures <> 0
+                    OR (state = 'backing_off' AND paused_until <= $13))
          )
          UPDATE deliveries SET status = $9, last_error = $10, next_attempt_at = $11,
              task_seq = task_seq + $12, updated_at = $13,
@@ -451,7 +471,7 @@ pub async fn record(
     .bind(&attempt.error)
     .bind(&claimed.delivery.id)
     .bind(status.as_str())
-    .bind(error)
+    .bind(&error)
     .bind(next_at)
     .bind(i32::from(next_at.is_some()))
     .bind(now)
@@ -460,7 +480,8 @@ pub async fn record(
     .bind(&attempt.claude_code_session_id)
     .bind(&attempt.claude_code_session_url)
     .bind(&claimed.delivery.destination_id);
-    if next_at.is_none() && attempt.destination == DestinationEffect::None {
+    let quiet = succeeded && !claimed.is_probe;
+    if quiet && next_at.is_none() && attempt.destination == DestinationEffect::None {
         if statement.fetch_optional(conn).await?.is_none() {
             stale(claimed);
         }
@@ -471,7 +492,12 @@ pub async fn record(
         stale(claimed);
         return Ok(());
     };
-    apply_effect(&mut tx, claimed, &attempt.destination, now).await?;
+    apply_effect(&mut tx, claimed, &attempt.destination, breaker, now).await?;
+    if claimed.is_probe {
+        finish_probe(&mut tx, claimed, succeeded, breaker, now).await?;
+    } else if !succeeded {
+        count_failure(&mut tx, claimed, error.as_deref(), breaker, now).await?;
+    }
     if let Some(at) = next_at {
         let task = DeliveryTask {
             team_id: claimed.delivery.team_id.clone(),
@@ -490,6 +516,7 @@ async fn apply_effect(
     tx: &mut PgConnection,
     claimed: &Claimed,
     effect: &DestinationEffect,
+    breaker: &BreakerPolicy,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let team = &claimed.delivery.team_id;
@@ -510,19 +537,123 @@ async fn apply_effect(
             .await?;
         }
         DestinationEffect::Disable(reason) => {
-            sqlx::query(
-                "UPDATE destinations SET state = 'auto_disabled', state_reason = $3,
-                     paused_until = NULL, updated_at = $4
-                 WHERE team_id = $1 AND id = $2 AND state <> 'paused'",
-            )
-            .bind(team)
-            .bind(id)
-            .bind(reason)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            open_breaker(tx, claimed, reason, breaker, now).await?;
         }
     }
+    Ok(())
+}
+
+/// Opens the breaker unless it is open already or a person paused the destination:
+/// new and pending deliveries are held as their turn comes, a probe is due after the
+/// first cool-down, and the team's admins get one email.
+async fn open_breaker(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    reason: &str,
+    breaker: &BreakerPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let team = &claimed.delivery.team_id;
+    let id = &claimed.delivery.destination_id;
+    let cooldown = breaker.first_cooldown;
+    let opened = sqlx::query(
+        "UPDATE destinations SET state = 'auto_disabled', state_reason = $3,
+             paused_until = NULL, cooldown_seconds = $4, probe_at = $5,
+             probe_delivery_id = NULL, updated_at = $6
+         WHERE team_id = $1 AND id = $2 AND state NOT IN ('paused', 'auto_disabled')",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(reason)
+    .bind(i32::try_from(cooldown.num_seconds()).unwrap_or(i32::MAX))
+    .bind(now + cooldown)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if opened > 0 {
+        tracing::warn!(destination = %id, reason, "destination disabled");
+        let alert = AlertTask {
+            team_id: team.clone(),
+            destination_id: id.clone(),
+            alert: Alert::Disabled {
+                reason: reason.to_owned(),
+            },
+        };
+        push_alert(tx, &alert).await?;
+    }
+    Ok(())
+}
+
+/// Counts a failed attempt against the destination; the threshold opens the breaker.
+async fn count_failure(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    error: Option<&str>,
+    breaker: &BreakerPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let failures: Option<i32> = sqlx::query_scalar(
+        "UPDATE destinations SET consecutive_failures = consecutive_failures + 1
+         WHERE team_id = $1 AND id = $2 RETURNING consecutive_failures",
+    )
+    .bind(&claimed.delivery.team_id)
+    .bind(&claimed.delivery.destination_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match failures {
+        Some(n) if breaker.opens_at(n) => {
+            let reason = format!(
+                "{n} consecutive failed attempts; the last: {}",
+                error.unwrap_or("no answer")
+            );
+            open_breaker(tx, claimed, &reason, breaker, now).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A probe's outcome: success closes the breaker and releases what it held; failure
+/// doubles the cool-down before the next probe.
+async fn finish_probe(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    succeeded: bool,
+    breaker: &BreakerPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let team = &claimed.delivery.team_id;
+    let id = &claimed.delivery.destination_id;
+    if succeeded {
+        let released = destinations::resume(tx, team, id, now).await?;
+        tracing::info!(destination = %id, released, "probe succeeded; destination recovered");
+        let alert = AlertTask {
+            team_id: team.clone(),
+            destination_id: id.clone(),
+            alert: Alert::Recovered {
+                released: u32::try_from(released).unwrap_or(u32::MAX),
+            },
+        };
+        return push_alert(tx, &alert).await;
+    }
+    let last: i32 = sqlx::query_scalar(
+        "SELECT cooldown_seconds FROM destinations WHERE team_id = $1 AND id = $2",
+    )
+    .bind(team)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let cooldown = breaker.after_failed_probe(chrono::Duration::seconds(i64::from(last)));
+    sqlx::query(
+        "UPDATE destinations SET cooldown_seconds = $3, probe_at = $4, probe_delivery_id = NULL
+         WHERE team_id = $1 AND id = $2 AND state = 'auto_disabled'",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(i32::try_from(cooldown.num_seconds()).unwrap_or(i32::MAX))
+    .bind(now + cooldown)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

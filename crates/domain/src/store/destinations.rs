@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{Connection, PgConnection, PgExecutor};
 
 use super::StoreError;
 use super::queue::{DeliveryTask, push_deliveries};
@@ -12,7 +12,8 @@ use crate::model::{Destination, DestinationSettings};
 
 macro_rules! columns {
     () => {
-        "id, team_id, name, kind, state, state_reason, paused_until, url, settings, created_at, updated_at"
+        "id, team_id, name, kind, state, state_reason, paused_until, consecutive_failures,
+         probe_at, url, settings, created_at, updated_at"
     };
 }
 
@@ -152,7 +153,8 @@ pub async fn resume(
     let (settings, next_slot_at): (Json<DestinationSettings>, Option<DateTime<Utc>>) =
         sqlx::query_as(
             "UPDATE destinations SET state = 'active', state_reason = NULL,
-                 paused_until = NULL, updated_at = $3
+                 paused_until = NULL, consecutive_failures = 0, cooldown_seconds = 0,
+                 probe_at = NULL, probe_delivery_id = NULL, updated_at = $3
              WHERE team_id = $1 AND id = $2 RETURNING settings, next_slot_at",
         )
         .bind(team)
@@ -205,5 +207,56 @@ pub async fn resume(
         })
         .collect();
     push_deliveries(tx, &tasks).await?;
+    Ok(tasks.len())
+}
+
+/// Starts the probes that are due: for each open breaker whose cool-down has passed, its
+/// oldest held delivery is sent (and only it may be, until its outcome is recorded).
+/// Safe in several upkeep processes at once: each change re-checks what it relies on.
+/// The system's own upkeep, so it runs across teams; each task carries its team.
+#[tracing::instrument(skip_all)]
+pub async fn start_probes(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut tx = conn.begin().await?;
+    let probes: Vec<(TeamId, DeliveryId, i32)> = sqlx::query_as(
+        "WITH due AS (
+             SELECT DISTINCT ON (d.destination_id) d.destination_id, d.id
+             FROM destinations x
+             JOIN deliveries d ON d.team_id = x.team_id AND d.destination_id = x.id
+                 AND d.status = 'held'
+             WHERE x.state = 'auto_disabled' AND x.probe_delivery_id IS NULL
+               AND x.probe_at <= $1
+             ORDER BY d.destination_id, d.id
+             LIMIT 100
+         ), marked AS (
+             UPDATE destinations x SET probe_delivery_id = due.id
+             FROM due
+             WHERE x.id = due.destination_id AND x.probe_delivery_id IS NULL
+             RETURNING due.id
+         )
+         UPDATE deliveries d SET status = 'pending', next_attempt_at = $1,
+             task_seq = d.task_seq + 1, updated_at = $1
+         FROM marked
+         WHERE d.id = marked.id AND d.status = 'held'
+         RETURNING d.team_id, d.id, d.task_seq",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let tasks: Vec<_> = probes
+        .into_iter()
+        .map(|(team_id, delivery_id, seq)| {
+            let task = DeliveryTask {
+                team_id,
+                delivery_id,
+                seq,
+            };
+            (task, None)
+        })
+        .collect();
+    push_deliveries(&mut tx, &tasks).await?;
+    tx.commit().await?;
     Ok(tasks.len())
 }

@@ -8,10 +8,39 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::StoreError;
-use crate::ids::{DeliveryId, TeamId};
+use crate::ids::{DeliveryId, DestinationId, TeamId};
 
 /// The queue delivery attempts run on.
 pub const DELIVERIES: &str = "switchyard::deliveries";
+
+/// The queue of alert emails to a team's admins.
+pub const ALERTS: &str = "switchyard::alerts";
+
+/// An email to a team's owners and admins about one of its destinations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertTask {
+    pub team_id: TeamId,
+    pub destination_id: DestinationId,
+    pub alert: Alert,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Alert {
+    /// The destination stopped taking deliveries by itself; `reason` says why.
+    Disabled { reason: String },
+    /// A probe went through and the held deliveries are on their way.
+    Recovered { released: u32 },
+}
+
+/// Pushes an alert on the caller's transaction, so it goes out if and only if the change
+/// it reports commits. apalis retries it a few times if the SMTP server refuses.
+pub async fn push_alert(tx: &mut PgConnection, alert: &AlertTask) -> Result<(), StoreError> {
+    let args = serde_json::to_vec(alert).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let task = TaskBuilder::new(args).max_attempts(5).build();
+    apalis_postgres::queries::push_tasks(tx, ALERTS, vec![task]).await?;
+    Ok(())
+}
 
 /// One attempt of one delivery. Carries ids, never a snapshot: the worker re-reads the
 /// delivery and does nothing when `seq` is no longer the delivery's `task_seq`.

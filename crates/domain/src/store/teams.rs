@@ -20,6 +20,16 @@ pub async fn insert(db: impl PgExecutor<'_>, slug: &str, name: &str) -> Result<T
 }
 
 #[tracing::instrument(skip_all)]
+pub async fn get(db: impl PgExecutor<'_>, id: &TeamId) -> Result<Team, StoreError> {
+    Ok(sqlx::query_as::<_, Team>(
+        "SELECT id, slug, name, retention_days, created_at FROM teams WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
 pub async fn find_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Team, StoreError> {
     Ok(sqlx::query_as::<_, Team>(
         "SELECT id, slug, name, retention_days, created_at FROM teams WHERE slug = $1",

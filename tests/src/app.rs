@@ -218,6 +218,36 @@ impl TestApp {
         }
     }
 
+    /// POSTs `body` to `path` and insists on 422 naming `field` among the bad fields.
+    pub async fn refused(&self, path: &str, body: Value, field: &str) {
+        let (status, problem) = self.post(path, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} -> {problem}"
+        );
+        let named = problem["errors"]
+            .as_array()
+            .is_some_and(|errors| errors.iter().any(|e| e["field"] == field));
+        assert!(named, "{body} -> {problem}");
+    }
+
+    /// Sends a signed GitHub `issues` event and returns the id of its one delivery.
+    pub async fn send_issue(
+        &self,
+        source: &Value,
+        secret: &str,
+        guid: &str,
+        body: &[u8],
+    ) -> String {
+        let (status, answer) = self.send_github(source, secret, "issues", guid, body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let delivery = self
+            .delivery_of(answer["event_id"].as_str().expect("event_id"))
+            .await;
+        delivery["id"].as_str().expect("delivery id").to_owned()
+    }
+
     /// POSTs `body` and insists on 201 Created.
     pub async fn created(&self, path: &str, body: Value) -> Value {
         let (status, body) = self.post(path, body).await;

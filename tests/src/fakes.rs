@@ -95,6 +95,7 @@ fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
         .collect();
     shared.received.lock().expect("lock").push(Received {
         at: std::time::Instant::now(),
+        method: req.method().to_string(),
         path: req.path().to_owned(),
         headers,
         body: body.to_vec(),

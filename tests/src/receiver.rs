@@ -44,6 +44,7 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
@@ -130,6 +131,7 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Inner>>
         .collect();
     state.received.lock().expect("lock").push(Received {
         at: Instant::now(),
+        method: req.method().to_string(),
         path: req.path().to_owned(),
         headers,
         body: body.to_vec(),

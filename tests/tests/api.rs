@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/destinations/{id}"),
     ("patch", "/api/v1/destinations/{id}"),
     ("delete", "/api/v1/destinations/{id}"),
+    ("post", "/api/v1/destinations/{id}/rotate-signing-secret"),
     ("post", "/api/v1/routes"),
     ("get", "/api/v1/routes"),
     ("get", "/api/v1/routes/{id}"),

@@ -58,16 +58,9 @@ async fn rig() -> Rig {
 impl Rig {
     async fn send(&self, guid: &str) -> String {
         let body = format!(r#"{{"action":"opened","guid":"{guid}"}}"#);
-        let (status, answer) = self
-            .app
-            .send_github(&self.source, SECRET, "issues", guid, body.as_bytes())
-            .await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        let delivery = self
-            .app
-            .delivery_of(answer["event_id"].as_str().unwrap())
-            .await;
-        delivery["id"].as_str().unwrap().to_owned()
+        self.app
+            .send_issue(&self.source, SECRET, guid, body.as_bytes())
+            .await
     }
 
     async fn destination(&self) -> Value {

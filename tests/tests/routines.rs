@@ -28,12 +28,7 @@ async fn wire(app: &TestApp, fake: &FakeRoutines) -> (Value, Value) {
 /// Sends one GitHub event and returns its delivery's id.
 async fn send(app: &TestApp, source: &Value, guid: &str) -> String {
     let body = format!(r#"{{"action":"opened","issue":{{"number":1,"title":"{guid}"}}}}"#);
-    let (status, answer) = app
-        .send_github(source, SECRET, "issues", guid, body.as_bytes())
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let delivery = app.delivery_of(answer["event_id"].as_str().unwrap()).await;
-    delivery["id"].as_str().unwrap().to_owned()
+    app.send_issue(source, SECRET, guid, body.as_bytes()).await
 }
 
 async fn settles_as(app: &TestApp, id: &str, status: &str, within: u64) -> Value {
@@ -291,15 +286,7 @@ async fn routine_destinations_are_validated_and_never_show_their_token() {
             "token",
         ),
     ] {
-        let (status, problem) = app.post("/api/v1/destinations", body.clone()).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        let fields: Vec<_> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].clone())
-            .collect();
-        assert!(fields.contains(&json!(field)), "{body} -> {problem}");
+        app.refused("/api/v1/destinations", body, field).await;
     }
     let created = app
         .created(

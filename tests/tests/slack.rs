@@ -24,12 +24,7 @@ async fn wire(app: &TestApp, slack: &FakeSlack) -> (Value, Value) {
 
 async fn send(app: &TestApp, source: &Value, guid: &str) -> String {
     let body = format!(r#"{{"action":"opened","issue":{{"number":7,"title":"{guid}"}}}}"#);
-    let (status, answer) = app
-        .send_github(source, SECRET, "issues", guid, body.as_bytes())
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let delivery = app.delivery_of(answer["event_id"].as_str().unwrap()).await;
-    delivery["id"].as_str().unwrap().to_owned()
+    app.send_issue(source, SECRET, guid, body.as_bytes()).await
 }
 
 #[tokio::test]

@@ -79,7 +79,8 @@ pub async fn receive(
     let settings = &source.config.source.settings.0;
     let secrets: Vec<&[u8]> = source.secrets.iter().map(Vec::as_slice).collect();
     // Headers as stored: a basic_auth or api_key source's credential is never kept.
-    let stored_headers = headers.to_stored_json(settings.api_key_header.as_deref());
+    let api_key_header: Vec<&str> = settings.api_key_header.iter().map(String::as_str).collect();
+    let stored_headers = headers.to_stored_json(&api_key_header);
     if let Err(e) = provider.verify(&inbound, &secrets, settings, now) {
         state.rejections.note(
             source.config.source.team_id.clone(),

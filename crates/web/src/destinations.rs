@@ -1,5 +1,7 @@
 //! `/api/v1/destinations`: where deliveries go.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use chrono::Utc;
@@ -18,6 +20,7 @@ use switchyard_domain::store::destinations::{self, DestinationPatch, NewDestinat
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::http_target::{self, AuthInput};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
@@ -26,7 +29,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list)
         .service(get)
         .service(update)
-        .service(delete);
+        .service(delete)
+        .service(http_target::rotate_signing_secret);
 }
 
 fn parse_id(id: &str) -> ApiResult<DestinationId> {
@@ -49,6 +53,14 @@ pub struct CreateDestination {
     /// `email`: the recipients (up to 20); empty or absent sends to the team's owners and
     /// admins.
     to: Option<Vec<String>>,
+    /// `http`: `POST` (the default), `PUT` or `PATCH`.
+    method: Option<String>,
+    /// `http`: custom headers sent with every request (their values are kept encrypted
+    /// and never shown); replaces the whole set, `{}` removes them.
+    headers: Option<BTreeMap<String, String>>,
+    /// `http`: an `Authorization` to send: `{"type":"bearer","token":…}`,
+    /// `{"type":"basic","username":…,"password":…}` or `{"type":"none"}`.
+    auth: Option<AuthInput>,
     /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
     rate_per_minute: Option<u32>,
     /// Sends in flight at once at most. 0 removes.
@@ -67,6 +79,9 @@ struct TargetInput {
     fire_url: Option<String>,
     token: Option<String>,
     to: Option<Vec<String>>,
+    method: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    auth: Option<AuthInput>,
     limits: [(&'static str, Option<u32>); 4],
 }
 
@@ -130,6 +145,11 @@ fn parse_target(
     if kind != DestinationKind::Email {
         foreign(invalid, "to", input.to.is_some());
     }
+    if kind != DestinationKind::Http {
+        foreign(invalid, "method", input.method.is_some());
+        foreign(invalid, "headers", input.headers.is_some());
+        foreign(invalid, "auth", input.auth.is_some());
+    }
     match kind {
         DestinationKind::Http => {
             foreign(invalid, "fire_url", input.fire_url.is_some());
@@ -139,6 +159,14 @@ fn parse_target(
                     .check("url", DestinationUrl::parse(url, policy))
                     .map(|u| u.as_str().to_owned());
             }
+            http_target::apply(
+                invalid,
+                input.method.as_deref(),
+                input.headers,
+                input.auth,
+                &mut current.settings,
+                &mut current.credentials,
+            );
         }
         DestinationKind::Routine => {
             foreign(invalid, "url", input.url.is_some());
@@ -273,6 +301,9 @@ async fn create(
         fire_url: body.fire_url,
         token: body.token,
         to: body.to,
+        method: body.method,
+        headers: body.headers,
+        auth: body.auth,
         limits: [
             ("rate_per_minute", body.rate_per_minute),
             ("max_in_flight", body.max_in_flight),
@@ -358,6 +389,14 @@ pub struct UpdateDestination {
     /// `email`: the recipients (up to 20); empty or absent sends to the team's owners and
     /// admins.
     to: Option<Vec<String>>,
+    /// `http`: `POST` (the default), `PUT` or `PATCH`.
+    method: Option<String>,
+    /// `http`: custom headers sent with every request (their values are kept encrypted
+    /// and never shown); replaces the whole set, `{}` removes them.
+    headers: Option<BTreeMap<String, String>>,
+    /// `http`: an `Authorization` to send: `{"type":"bearer","token":…}`,
+    /// `{"type":"basic","username":…,"password":…}` or `{"type":"none"}`.
+    auth: Option<AuthInput>,
     /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
     rate_per_minute: Option<u32>,
     /// Sends in flight at once at most. 0 removes.
@@ -399,6 +438,9 @@ async fn update(
         fire_url: body.fire_url,
         token: body.token,
         to: body.to,
+        method: body.method,
+        headers: body.headers,
+        auth: body.auth,
         limits: [
             ("rate_per_minute", body.rate_per_minute),
             ("max_in_flight", body.max_in_flight),

@@ -7,6 +7,7 @@ mod deliveries;
 mod destinations;
 mod error;
 mod events;
+mod http_target;
 mod list;
 mod routes;
 mod sources;

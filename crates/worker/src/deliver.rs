@@ -41,7 +41,9 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
         Ok(Prepared::Http(req)) => {
             let stored = req.stored_headers();
             (
-                ctx.outbound.post(&req.url, req.headers, req.body).await,
+                ctx.outbound
+                    .send(req.method, &req.url, req.headers, req.body)
+                    .await,
                 Some(stored),
             )
         }

@@ -49,6 +49,17 @@ impl Outbound {
 
     /// Sends a POST. Never fails: every way a send can go wrong is an `Outcome`.
     pub async fn post(&self, url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Sent {
+        self.send(reqwest::Method::POST, url, headers, body).await
+    }
+
+    /// Sends a request. Never fails: every way a send can go wrong is an `Outcome`.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Sent {
         let started = Instant::now();
         let url = match reqwest::Url::parse(url) {
             Ok(url) => url,
@@ -57,7 +68,7 @@ impl Outbound {
         if let Err(refusal) = self.policy.check_url(&url) {
             return refused(started, refusal.to_string());
         }
-        let mut request = self.client.post(url).body(body);
+        let mut request = self.client.request(method, url).body(body);
         for (name, value) in headers {
             request = request.header(name, value);
         }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use switchyard_domain::StoreError;
 use switchyard_domain::delivery::compose::{self, EventView};
 use switchyard_domain::delivery::{DestinationKind, Outcome};
-use switchyard_domain::model::Credentials;
+use switchyard_domain::model::{Credentials, HttpMethod};
 use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook};
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::attempts::{Claimed, DestinationEffect};
@@ -22,15 +22,29 @@ pub const ROUTINE_BETA: &str = "experimental-cc-routine-2026-04-01";
 /// One request, ready to send.
 #[derive(Debug)]
 pub struct Request {
+    pub method: reqwest::Method,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Headers whose values are the destination's secrets, beyond the well-known ones.
+    pub secret_headers: Vec<String>,
 }
 
 impl Request {
+    fn post(url: String, headers: Vec<(String, String)>, body: Vec<u8>) -> Request {
+        Request {
+            method: reqwest::Method::POST,
+            url,
+            headers,
+            body,
+            secret_headers: Vec::new(),
+        }
+    }
+
     /// The headers as the attempt stores them: credentials shown as `[redacted]`.
     pub fn stored_headers(&self) -> Value {
-        Headers::from_pairs(self.headers.iter().cloned()).to_stored_json(None)
+        let secret: Vec<&str> = self.secret_headers.iter().map(String::as_str).collect();
+        Headers::from_pairs(self.headers.iter().cloned()).to_stored_json(&secret)
     }
 }
 
@@ -63,8 +77,31 @@ fn build_http(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Reque
     match claimed.kind {
         DestinationKind::Http => {
             let url = claimed.url.clone().ok_or("the destination has no URL")?;
-            let headers = signed_headers(key, claimed, &body).map_err(|e| e.to_string())?;
-            Ok(Request { url, headers, body })
+            let mut headers = signed_headers(key, claimed, &body).map_err(|e| e.to_string())?;
+            let settings = &claimed.settings;
+            let mut secret_headers = Vec::new();
+            if !settings.header_names.is_empty() || settings.auth.is_some() {
+                let credentials = credentials(key, claimed)?;
+                for (name, value) in credentials.headers {
+                    secret_headers.push(name.clone());
+                    headers.push((name, value));
+                }
+                if let Some(authorization) = credentials.authorization {
+                    headers.push(("authorization".to_owned(), authorization));
+                }
+            }
+            let method = match settings.method.unwrap_or_default() {
+                HttpMethod::Post => reqwest::Method::POST,
+                HttpMethod::Put => reqwest::Method::PUT,
+                HttpMethod::Patch => reqwest::Method::PATCH,
+            };
+            Ok(Request {
+                method,
+                url,
+                headers,
+                body,
+                secret_headers,
+            })
         }
         DestinationKind::Routine => {
             let url = claimed.url.clone().ok_or("the routine has no fire URL")?;
@@ -72,27 +109,27 @@ fn build_http(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Reque
                 .token
                 .ok_or("the routine's token is missing")?;
             let text = compose::routine_text(&view(claimed, &body));
-            Ok(Request {
+            Ok(Request::post(
                 url,
-                headers: vec![
+                vec![
                     ("authorization".to_owned(), format!("Bearer {token}")),
                     ("anthropic-version".to_owned(), ANTHROPIC_VERSION.to_owned()),
                     ("anthropic-beta".to_owned(), ROUTINE_BETA.to_owned()),
                     ("content-type".to_owned(), "application/json".to_owned()),
                 ],
-                body: json_body(&json!({ "text": text })),
-            })
+                json_body(&json!({ "text": text })),
+            ))
         }
         DestinationKind::Slack => {
             let url = credentials(key, claimed)?
                 .url
                 .ok_or("the Slack webhook URL is missing")?;
             let text = compose::slack_text(&view(claimed, &body));
-            Ok(Request {
+            Ok(Request::post(
                 url,
-                headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-                body: json_body(&json!({ "text": text })),
-            })
+                vec![("content-type".to_owned(), "application/json".to_owned())],
+                json_body(&json!({ "text": text })),
+            ))
         }
         DestinationKind::Email => Err("an email is not an HTTP request".to_owned()),
     }
@@ -124,14 +161,22 @@ fn credentials(key: &SecretKey, claimed: &Claimed) -> Result<Credentials, String
 /// An HTTP delivery's headers: the original content type and Standard Webhooks signing.
 /// `webhook-id` is the delivery id, stable across retries, and `…_r{n}` for the n-th
 /// replay, so a receiver deduping on it drops retries but takes a deliberate replay.
+/// While a rotated-out secret still signs, both signatures are sent, space-separated,
+/// the new one first: a receiver with either secret verifies.
 fn signed_headers(
     key: &SecretKey,
     claimed: &Claimed,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, StoreError> {
     let delivery = &claimed.delivery;
-    let secret = String::from_utf8(key.open(&claimed.sealed_signing_secret)?).unwrap_or_default();
-    let signing_key = decode_secret(&secret).map_err(StoreError::Internal)?;
+    let open = |sealed: &[u8]| -> Result<Vec<u8>, StoreError> {
+        let secret = String::from_utf8(key.open(sealed)?).unwrap_or_default();
+        decode_secret(&secret).map_err(StoreError::Internal)
+    };
+    let signing_keys = std::iter::once(claimed.sealed_signing_secret.as_slice())
+        .chain(claimed.sealed_previous_signing_secret.as_deref())
+        .map(open)
+        .collect::<Result<Vec<_>, _>>()?;
     let msg_id = match delivery.replay_count {
         0 => delivery.id.to_string(),
         n => format!("{}_r{n}", delivery.id),
@@ -149,7 +194,11 @@ fn signed_headers(
         ("webhook-timestamp".to_owned(), timestamp.to_string()),
         (
             "webhook-signature".to_owned(),
-            sign_standard_webhook(&signing_key, &msg_id, timestamp, body),
+            signing_keys
+                .iter()
+                .map(|k| sign_standard_webhook(k, &msg_id, timestamp, body))
+                .collect::<Vec<_>>()
+                .join(" "),
         ),
         (
             "switchyard-event-id".to_owned(),

@@ -43,10 +43,45 @@ pub struct DestinationSettings {
     /// `email`: the recipients; empty sends to the team's owners and admins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
+    /// `http`: the method (POST when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+    /// `http`: the names of the custom headers sent; their values are credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_names: Vec<String>,
+    /// `http`: the `Authorization` scheme sent, if any; the credential itself is sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthScheme>,
     /// Rate, concurrency and budgets; the keys sit beside the others
     /// (`rate_per_minute`, …), as the database's `limited` column expects.
     #[serde(flatten)]
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Post,
+    Put,
+    Patch,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    Bearer,
+    Basic,
 }
 
 /// What a destination needs that must never be shown or logged: sealed at rest as one
@@ -59,6 +94,12 @@ pub struct Credentials {
     /// `slack`: the incoming-webhook URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// `http`: custom headers, name and value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// `http`: the whole `Authorization` value (`Bearer …`, `Basic …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {

@@ -11,7 +11,9 @@ mod source;
 mod team;
 
 pub use delivery::{Attempt, Delivery, DeliveryFilter};
-pub use destination::{Credentials, Destination, DestinationSettings, DestinationUrl, hint};
+pub use destination::{
+    AuthScheme, Credentials, Destination, DestinationSettings, DestinationUrl, HttpMethod, hint,
+};
 pub use event::{Event, EventFilter, NewEvent};
 pub use names::{Name, NameError};
 pub use route::{Route, RouteTarget};

@@ -43,16 +43,17 @@ impl Headers {
             .map(String::as_str)
     }
 
-    /// An object of lower-cased name to value, for storage with an event or a rejection:
-    /// the value of every header that carries a credential (`Authorization`,
-    /// `X-Gitlab-Token`, the source's own `secret_header`, …) is replaced by `[redacted]`.
-    pub fn to_stored_json(&self, secret_header: Option<&str>) -> Value {
-        let secret_header = secret_header.map(str::to_ascii_lowercase);
+    /// An object of lower-cased name to value, for storage with an event, a rejection or
+    /// an attempt: the value of every header that carries a credential (`Authorization`,
+    /// `X-Gitlab-Token`, and the `secret_headers` the caller knows of, …) is replaced by
+    /// `[redacted]`.
+    pub fn to_stored_json(&self, secret_headers: &[&str]) -> Value {
         Value::Object(
             self.by_name
                 .iter()
                 .map(|(name, value)| {
-                    let value = if carries_secret(name) || secret_header.as_deref() == Some(name) {
+                    let named = secret_headers.iter().any(|h| h.eq_ignore_ascii_case(name));
+                    let value = if carries_secret(name) || named {
                         REDACTED
                     } else {
                         value
@@ -127,7 +128,7 @@ mod tests {
     fn json_form_has_lower_cased_names() {
         let h = headers(&[("Webhook-Id", "msg_1"), ("X-A", "1"), ("x-a", "2")]);
         assert_eq!(
-            h.to_stored_json(None),
+            h.to_stored_json(&[]),
             serde_json::json!({"webhook-id": "msg_1", "x-a": "1, 2"})
         );
     }
@@ -136,7 +137,7 @@ mod tests {
     fn default_headers_are_empty() {
         let h = Headers::default();
         assert_eq!(h.get("anything"), None);
-        assert_eq!(h.to_stored_json(None), serde_json::json!({}));
+        assert_eq!(h.to_stored_json(&[]), serde_json::json!({}));
     }
 
     #[test]
@@ -150,7 +151,7 @@ mod tests {
             ("X-Hub-Signature-256", "sha256=ab"),
         ]);
         assert_eq!(
-            h.to_stored_json(Some("X-Vendor-Key")),
+            h.to_stored_json(&["X-Vendor-Key"]),
             serde_json::json!({
                 "authorization": REDACTED,
                 "x-gitlab-token": REDACTED,

@@ -24,6 +24,8 @@ pub struct Claimed {
     pub url: Option<String>,
     pub settings: DestinationSettings,
     pub sealed_signing_secret: Vec<u8>,
+    /// The secret being rotated out, while it still signs beside the new one.
+    pub sealed_previous_signing_secret: Option<Vec<u8>>,
     /// The destination's [`Credentials`](crate::model::Credentials), sealed.
     pub sealed_credentials: Option<Vec<u8>>,
     /// The event as received: headers (lower-cased names) and raw body.
@@ -56,6 +58,7 @@ struct Started {
     settings: sqlx::types::Json<DestinationSettings>,
     signing_secret: Vec<u8>,
     sealed_credentials: Option<Vec<u8>>,
+    previous_signing_secret: Option<Vec<u8>>,
     probe_delivery_id: Option<DeliveryId>,
     headers: serde_json::Value,
     body: Vec<u8>,
@@ -69,6 +72,8 @@ struct Started {
 macro_rules! claimed_columns {
     () => {
         "dst.kind, dst.url, dst.settings, dst.signing_secret, dst.sealed_credentials,
+         CASE WHEN dst.previous_signing_until > now() THEN dst.previous_signing_secret END
+             AS previous_signing_secret,
          dst.probe_delivery_id, e.headers, e.body,
          e.event_type, e.received_at, src.name AS source_name"
     };
@@ -172,6 +177,7 @@ impl Started {
             url: self.url,
             settings: self.settings.0,
             sealed_signing_secret: self.signing_secret,
+            sealed_previous_signing_secret: self.previous_signing_secret,
             sealed_credentials: self.sealed_credentials,
             headers: self.headers,
             body: self.body,

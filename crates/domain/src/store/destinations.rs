@@ -260,3 +260,30 @@ pub async fn start_probes(
     tx.commit().await?;
     Ok(tasks.len())
 }
+
+/// Replaces the destination's signing secret with `sealed_new`; the current one keeps
+/// signing beside it until `overlap_until`.
+#[tracing::instrument(skip_all)]
+pub async fn rotate_signing_secret(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &DestinationId,
+    sealed_new: &[u8],
+    overlap_until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rotated = sqlx::query(
+        "UPDATE destinations SET previous_signing_secret = signing_secret,
+             previous_signing_until = $4, signing_secret = $3, updated_at = now()
+         WHERE team_id = $1 AND id = $2",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(sealed_new)
+    .bind(overlap_until)
+    .execute(db)
+    .await?;
+    if rotated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

@@ -43,6 +43,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Re-seal every stored secret with the current SWITCHYARD_SECRET_KEY (after a key
+    /// change, with the old key in SWITCHYARD_PREVIOUS_SECRET_KEYS); prints how many.
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +111,10 @@ pub struct Config {
     /// 64 hex characters (32 bytes) that seal secrets at rest: `openssl rand -hex 32`.
     #[arg(long, env = "SWITCHYARD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<SecretString>,
+    /// Keys that sealed secrets before the current one, comma-separated: what they sealed
+    /// still opens, and `switchyard rekey` re-seals it with the current key.
+    #[arg(long, env = "SWITCHYARD_PREVIOUS_SECRET_KEYS", hide_env_values = true)]
+    pub previous_secret_keys: Option<SecretString>,
     /// SMTP server for email, e.g. `smtp://localhost:1025`.
     #[arg(long, env = "SWITCHYARD_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
@@ -156,7 +163,14 @@ impl Config {
                 "SWITCHYARD_SECRET_KEY must not be the development key in production".to_owned(),
             );
         }
-        SecretKey::from_hex(&hex).map_err(|e| format!("SWITCHYARD_SECRET_KEY: {e}"))
+        let key = SecretKey::from_hex(&hex).map_err(|e| format!("SWITCHYARD_SECRET_KEY: {e}"))?;
+        let previous = self
+            .previous_secret_keys
+            .as_ref()
+            .map(|keys| keys.expose_secret().to_owned())
+            .unwrap_or_default();
+        key.with_previous(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))
+            .map_err(|e| format!("SWITCHYARD_PREVIOUS_SECRET_KEYS: {e}"))
     }
 
     /// Everything that can be wrong before touching the network.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchyard::config::{ApiKeyCommand, Cli, Command, LogFormat, TeamCommand};
 use switchyard::{Roles, WorkerSettings, db};
-use switchyard_domain::store::{api_keys, teams};
+use switchyard_domain::store::{api_keys, secrets, teams};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,6 +59,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let team = teams::insert(&pool, &slug, name.as_deref().unwrap_or(&slug)).await?;
             println!("{}", team.id);
+            return Ok(());
+        }
+        Command::Rekey => {
+            let pool = admin_pool(&config).await?;
+            let key = config.secret_key().map_err(anyhow::Error::msg)?;
+            let resealed = secrets::rekey(&pool, &key).await?;
+            println!("{resealed}");
             return Ok(());
         }
         Command::ApiKey {

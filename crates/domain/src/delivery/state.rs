@@ -1,9 +1,10 @@
 //! Delivery and destination states, and which moves between them are allowed.
-//! `DeliveryStatus::can_become` is the specification; the store enforces it in SQL, where
-//! a concurrent change cannot slip between check and write: every update names the state
-//! it leaves (a claim leaves `pending`, an outcome leaves `in_flight` with its task, a
-//! replay leaves a settled state), so a delivery never leaves `succeeded` by accident and
-//! `unknown_outcome` waits for a person.
+//! `can_become` on each is the specification, tested as a whole table; the store
+//! enforces it in SQL, where a concurrent change cannot slip between check and write:
+//! every update names the state it leaves (a claim leaves `pending` or `throttled`, an
+//! outcome leaves `in_flight` with its task, a replay leaves a settled state, the breaker
+//! opens only an `active` or `backing_off` destination), so a delivery never leaves
+//! `succeeded` by accident and `unknown_outcome` waits for a person.
 
 use std::fmt;
 use std::str::FromStr;
@@ -116,44 +117,70 @@ impl DeliveryStatus {
     }
 }
 
+impl DestinationState {
+    /// Who moves a destination where: a person pauses and resumes; a 429 backs it off
+    /// and its time or a success ends that; the circuit breaker (or a receiver saying it
+    /// is gone) disables it, and a probe or a person brings it back.
+    pub fn can_become(self, next: DestinationState) -> bool {
+        use DestinationState::*;
+        matches!(
+            (self, next),
+            (Active, Paused | BackingOff | AutoDisabled)
+                | (BackingOff, Active | BackingOff | Paused | AutoDisabled)
+                | (AutoDisabled, Active | Paused)
+                | (Paused, Active)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DeliveryStatus::*;
     use super::*;
 
+    /// Every delivery transition, allowed or not: (from, the states it may become).
     #[test]
-    fn transition_table() {
-        // (from, to, allowed)
-        let table = [
-            (Pending, InFlight, true),
-            (Pending, Succeeded, false),
-            (InFlight, Succeeded, true),
-            (InFlight, Failed, true),
-            (InFlight, Pending, true),
-            (InFlight, UnknownOutcome, true),
-            // A worker that died mid-send leaves the delivery in flight; the next run
-            // starts a new attempt from there.
-            (InFlight, InFlight, true),
-            // The receiver said it is gone (Slack's no_service): the delivery waits.
-            (InFlight, Held, true),
-            (Succeeded, Failed, false),
-            (Succeeded, InFlight, false),
-            (Failed, Pending, true),
-            (Failed, Succeeded, false),
-            (UnknownOutcome, InFlight, false),
-            (UnknownOutcome, Pending, true),
-            (Held, Pending, true),
-            (Held, InFlight, false),
-            (Throttled, Pending, true),
-            (Throttled, InFlight, true),
-            (Throttled, Throttled, true),
-            (Throttled, Succeeded, false),
-            (Pending, Throttled, true),
-            (Cancelled, Pending, true),
-            (Cancelled, InFlight, false),
+    fn delivery_transition_table() {
+        use DeliveryStatus::*;
+        let allowed: [(DeliveryStatus, &[DeliveryStatus]); 8] = [
+            // Claimed, parked behind its destination, or cancelled before sending.
+            (Pending, &[InFlight, Held, Throttled, Cancelled, Failed]),
+            // An outcome; a retry; a routine fire nobody can vouch for; a dead worker's
+            // attempt taken over; a receiver that is gone (held for the destination).
+            (
+                InFlight,
+                &[Succeeded, Failed, Pending, UnknownOutcome, InFlight, Held],
+            ),
+            (Succeeded, &[Pending]),
+            (Failed, &[Pending]),
+            // Released (at once, or into a rate slot), or cancelled.
+            (Held, &[Pending, Cancelled, Throttled]),
+            (Throttled, &[InFlight, Throttled, Pending, Held, Cancelled]),
+            // Only a person's replay moves a settled delivery.
+            (UnknownOutcome, &[Pending]),
+            (Cancelled, &[Pending]),
         ];
-        for (from, to, allowed) in table {
-            assert_eq!(from.can_become(to), allowed, "{from} -> {to}");
+        for (from, to) in allowed {
+            for next in DeliveryStatus::ALL {
+                assert_eq!(from.can_become(*next), to.contains(next), "{from} -> {next}");
+            }
+        }
+    }
+
+    /// Every destination transition, allowed or not.
+    #[test]
+    fn destination_transition_table() {
+        use DestinationState::*;
+        let allowed: [(DestinationState, &[DestinationState]); 4] = [
+            (Active, &[Paused, BackingOff, AutoDisabled]),
+            (BackingOff, &[Active, BackingOff, Paused, AutoDisabled]),
+            (AutoDisabled, &[Active, Paused]),
+            (Paused, &[Active]),
+        ];
+        for (from, to) in allowed {
+            for next in DestinationState::ALL {
+                assert_eq!(from.can_become(*next), to.contains(next), "{from} -> {next}");
+            }
         }
     }
 

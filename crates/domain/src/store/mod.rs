@@ -78,6 +78,7 @@ pub mod events;
 mod limits;
 pub mod queue;
 pub mod routes;
+pub mod secrets;
 pub mod sources;
 pub mod teams;
 

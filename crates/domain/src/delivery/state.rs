@@ -162,7 +162,11 @@ mod tests {
         ];
         for (from, to) in allowed {
             for next in DeliveryStatus::ALL {
-                assert_eq!(from.can_become(*next), to.contains(next), "{from} -> {next}");
+                assert_eq!(
+                    from.can_become(*next),
+                    to.contains(next),
+                    "{from} -> {next}"
+                );
             }
         }
     }
@@ -179,7 +183,11 @@ mod tests {
         ];
         for (from, to) in allowed {
             for next in DestinationState::ALL {
-                assert_eq!(from.can_become(*next), to.contains(next), "{from} -> {next}");
+                assert_eq!(
+                    from.can_become(*next),
+                    to.contains(next),
+                    "{from} -> {next}"
+                );
             }
         }
     }

@@ -1,6 +1,8 @@
-//! Which events a route takes. Event-type globs live here; payload filters and templates
-//! join them with the routing work.
+//! Which events a route takes and what each becomes: event-type globs, payload filters
+//! and templates.
 
 mod glob;
+pub mod template;
 
 pub use glob::{EventTypes, Glob, GlobError};
+pub use template::{EventContext, Filter, TemplateError};

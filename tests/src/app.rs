@@ -59,6 +59,7 @@ pub fn test_worker_settings() -> WorkerSettings {
             first_cooldown: chrono::Duration::seconds(1),
             max_cooldown: chrono::Duration::seconds(4),
         },
+        ..WorkerSettings::default()
     }
 }
 

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use switchyard_domain::StoreError;
 use switchyard_domain::model::RouteTarget;
-use switchyard_domain::routing::EventTypes;
+use switchyard_domain::routing::{EventTypes, Filter};
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::sources::{self, IngestConfig};
 
@@ -97,13 +97,19 @@ impl SourceCache {
         let routes = config
             .routes
             .iter()
-            .filter_map(|(route_id, destination_id, patterns)| {
+            .filter_map(|route| {
                 // Patterns were validated when saved; one that no longer parses matches nothing.
-                let event_types = EventTypes::parse(patterns).ok()?;
+                let event_types = EventTypes::parse(&route.event_types).ok()?;
+                let filter = route.filter.as_deref().map(|source| {
+                    Filter::compile(source)
+                        .map(Arc::new)
+                        .map_err(|e| format!("the route's filter does not compile: {e}"))
+                });
                 Some(RouteTarget {
-                    route_id: route_id.clone(),
-                    destination_id: destination_id.clone(),
+                    route_id: route.id.clone(),
+                    destination_id: route.destination_id.clone(),
                     event_types,
+                    filter,
                 })
             })
             .collect();

@@ -8,11 +8,12 @@ use chrono::{Duration, Utc};
 use futures::StreamExt;
 use serde_json::json;
 use switchyard_domain::ids::EventId;
-use switchyard_domain::model::NewEvent;
+use switchyard_domain::model::{NewEvent, Target};
 use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::{
     DedupKind, Headers, Inbound, checked_event_type, resolve_event_type, structured,
 };
+use switchyard_domain::routing::template::{EventContext, EventMeta, Links, SourceContext};
 use switchyard_domain::store::events::Ingested;
 use switchyard_domain::store::sources::Rejection;
 
@@ -103,14 +104,58 @@ pub async fn receive(
         DedupKind::ProviderId => now + Duration::days(i64::from(source.config.retention_days)),
         DedupKind::ContentHash => now + CONTENT_DEDUP_WINDOW,
     };
-    let targets = source
+    let id = EventId::generate();
+    let matched = source
         .routes
         .iter()
-        .filter(|r| r.event_types.matches(event_type.as_deref()))
-        .map(|r| (r.route_id.clone(), r.destination_id.clone()))
-        .collect();
+        .filter(|r| r.event_types.matches(event_type.as_deref()));
+    // The filters' context is built once, and only when a matched route has a filter.
+    let mut context = None;
+    let mut targets = Vec::new();
+    for route in matched {
+        let failure = match &route.filter {
+            None => None,
+            Some(Err(e)) => Some(e.clone()),
+            Some(Ok(filter)) => {
+                let ctx = context.get_or_insert_with(|| {
+                    let links = Links {
+                        event: format!(
+                            "{}/t/{}/events/{id}",
+                            state.public_base, source.config.team_slug
+                        ),
+                    };
+                    EventContext {
+                        event_type: event_type.as_deref(),
+                        payload: json.as_ref(),
+                        headers: &stored_headers,
+                        source: SourceContext {
+                            name: &source.config.source.name,
+                            provider: source.config.source.provider.as_str(),
+                        },
+                        event: EventMeta {
+                            id: id.as_str(),
+                            received_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                            dedup_key: &dedup_key.value,
+                        },
+                        links,
+                    }
+                    .to_value()
+                });
+                match filter.matches(ctx) {
+                    Ok(true) => None,
+                    Ok(false) => continue,
+                    Err(e) => Some(e),
+                }
+            }
+        };
+        targets.push(Target {
+            route_id: route.route_id.clone(),
+            destination_id: route.destination_id.clone(),
+            failure,
+        });
+    }
     let event = NewEvent {
-        id: EventId::generate(),
+        id,
         team_id: source.config.source.team_id.clone(),
         source_id: source.config.source.id.clone(),
         event_type,

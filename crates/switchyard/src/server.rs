@@ -164,6 +164,10 @@ pub async fn start(
     let server_task = tokio::spawn(server);
 
     let mailer = config.mailer()?;
+    let worker_settings = WorkerSettings {
+        public_base: config.public_base(),
+        ..worker_settings
+    };
     let worker = roles.worker.then(|| {
         let (stop, stopped) = oneshot::channel::<()>();
         let (pool, queue, policy) = (pools.worker.clone(), pools.queue.clone(), config.policy());

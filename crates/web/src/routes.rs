@@ -7,6 +7,8 @@ use switchyard_domain::ids::{DestinationId, RouteId, SourceId};
 use switchyard_domain::model::{Name, Route};
 use switchyard_domain::problem::Problem;
 use switchyard_domain::routing::EventTypes;
+use switchyard_domain::routing::template::check_template;
+use switchyard_domain::routing::{Filter, TemplateError};
 use switchyard_domain::store::routes::{self, NewRoute, RoutePatch};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -34,13 +36,49 @@ pub struct CreateRoute {
     destination_id: String,
     /// Globs: `*` matches anything (dots too), `!pattern` excludes. Default `["*"]`.
     event_types: Option<Vec<String>>,
-    /// Payload filters arrive with routing; only `null` is accepted for now.
-    #[schema(value_type = Option<Object>)]
-    filter: Option<serde_json::Value>,
-    /// Templates arrive with routing; only `null` is accepted for now.
-    #[schema(value_type = Option<Object>)]
-    template: Option<serde_json::Value>,
+    /// A boolean minijinja expression over `payload`, `headers` and `event_type`, e.g.
+    /// `payload.action == "opened"`; the route takes only events for which it is true.
+    filter: Option<String>,
+    /// What the destination takes, as a minijinja template: a routine's text, a Slack
+    /// message (or a Block Kit object, when it renders JSON), an email's text body, an
+    /// HTTP body. Null: the destination kind's default.
+    template: Option<String>,
+    /// Email routes: the subject, as a minijinja template.
+    subject: Option<String>,
     paused: Option<bool>,
+}
+
+/// The longest filter, template or subject accepted.
+const MAX_TEMPLATE: usize = 64 * 1024;
+
+/// A filter, template or subject that compiles, or the reason with its line and column.
+fn check_source(
+    invalid: &mut Invalid,
+    field: &str,
+    source: Option<String>,
+    check: impl Fn(&str) -> Result<(), TemplateError>,
+) -> Option<String> {
+    let source = source?;
+    if source.len() > MAX_TEMPLATE {
+        invalid.add(field, format!("must be at most {MAX_TEMPLATE} bytes"));
+        return None;
+    }
+    match check(&source) {
+        Ok(()) => Some(source),
+        Err(e) => {
+            invalid.add(field, e);
+            None
+        }
+    }
+}
+
+fn check_filter(source: &str) -> Result<(), TemplateError> {
+    Filter::compile(source).map(|_| ())
+}
+
+/// `Some(None)` for an explicit `null` (clear), `None` when the field is absent.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 fn check_patterns(invalid: &mut Invalid, patterns: Vec<String>) -> Option<Vec<String>> {
@@ -69,11 +107,9 @@ async fn create(
         &mut invalid,
         body.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
     );
-    for (field, value) in [("filter", &body.filter), ("template", &body.template)] {
-        if value.as_ref().is_some_and(|v| !v.is_null()) {
-            invalid.add(field, "not supported yet; send null");
-        }
-    }
+    let filter = check_source(&mut invalid, "filter", body.filter, check_filter);
+    let template = check_source(&mut invalid, "template", body.template, check_template);
+    let subject = check_source(&mut invalid, "subject", body.subject, check_template);
     invalid.finish()?;
     let (Some(name), Some(source_id), Some(destination_id), Some(event_types)) =
         (name, source_id, destination_id, event_types)
@@ -85,6 +121,9 @@ async fn create(
         source_id: &source_id,
         destination_id: &destination_id,
         event_types,
+        filter,
+        template,
+        subject,
         paused: body.paused.unwrap_or(false),
     };
     let route = routes::insert(&state.pool, &team.0, new)
@@ -130,6 +169,15 @@ pub struct UpdateRoute {
     name: Option<String>,
     event_types: Option<Vec<String>>,
     paused: Option<bool>,
+    /// A new filter; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    filter: Option<Option<String>>,
+    /// A new template; `null` returns to the kind's default.
+    #[serde(default, deserialize_with = "nullable")]
+    template: Option<Option<String>>,
+    /// A new subject template; `null` returns to the default.
+    #[serde(default, deserialize_with = "nullable")]
+    subject: Option<Option<String>>,
 }
 
 #[utoipa::path(tag = "routes", request_body = UpdateRoute,
@@ -151,11 +199,22 @@ async fn update(
     let event_types = body
         .event_types
         .and_then(|p| check_patterns(&mut invalid, p));
+    let mut replace = |field: &str,
+                       value: Option<Option<String>>,
+                       check: fn(&str) -> Result<(), TemplateError>| {
+        value.map(|v| check_source(&mut invalid, field, v, check))
+    };
+    let filter = replace("filter", body.filter, check_filter);
+    let template = replace("template", body.template, check_template);
+    let subject = replace("subject", body.subject, check_template);
     invalid.finish()?;
     let patch = RoutePatch {
         name: name.map(|n| n.to_string()),
         event_types,
         paused: body.paused,
+        filter,
+        template,
+        subject,
     };
     Ok(web::Json(
         routes::update(&state.pool, &team.0, &id, patch)

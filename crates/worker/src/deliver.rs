@@ -37,7 +37,7 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
 
     metrics::histogram!("switchyard_attempt_claim_seconds").record(started.elapsed().as_secs_f64());
     let body = std::mem::take(&mut claimed.body);
-    let (sent, request_headers) = match request::build(&ctx.key, &claimed, body) {
+    let (sent, request_headers) = match request::build(&ctx.key, &claimed, body, &ctx.public_base) {
         Ok(Prepared::Http(req)) => {
             let stored = req.stored_headers();
             (

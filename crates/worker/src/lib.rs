@@ -45,6 +45,8 @@ pub struct WorkerSettings {
     pub send_timeout: Duration,
     /// When the circuit breaker opens and how long it waits between probes.
     pub breaker: BreakerPolicy,
+    /// `SWITCHYARD_PUBLIC_URL`, for the links templates and alerts carry.
+    pub public_base: String,
 }
 
 impl Default for WorkerSettings {
@@ -59,6 +61,7 @@ impl Default for WorkerSettings {
             upkeep_every: Duration::from_secs(60),
             send_timeout: Duration::from_secs(30),
             breaker: BreakerPolicy::default(),
+            public_base: "http://localhost:8080".to_owned(),
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct Deliverer {
     pub outbound: Outbound,
     pub mailer: Mailer,
     pub breaker: BreakerPolicy,
+    /// `SWITCHYARD_PUBLIC_URL` without a trailing slash, for links in messages.
+    pub public_base: String,
 }
 
 /// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
@@ -91,6 +96,7 @@ pub async fn run(
         outbound: Outbound::new(policy, settings.send_timeout)?,
         mailer,
         breaker: settings.breaker,
+        public_base: settings.public_base.trim_end_matches('/').to_owned(),
     });
     // Unique per process: apalis keys heartbeats and orphan recovery on the name.
     let name = format!(

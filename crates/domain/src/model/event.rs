@@ -31,7 +31,7 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     pub received_at: DateTime<Utc>,
     /// One delivery per matched route: (route, destination).
-    pub targets: Vec<(crate::ids::RouteId, crate::ids::DestinationId)>,
+    pub targets: Vec<Target>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,4 +41,13 @@ pub struct EventFilter {
     pub dedup_key: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+}
+
+/// One delivery an event makes: to `destination_id` through `route_id`, or, when the
+/// route's filter failed on it, a `failed` delivery carrying the reason.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub route_id: crate::ids::RouteId,
+    pub destination_id: crate::ids::DestinationId,
+    pub failure: Option<String>,
 }

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ids::{DestinationId, RouteId, SourceId, TeamId};
-use crate::routing::EventTypes;
+use std::sync::Arc;
+
+use crate::routing::{EventTypes, Filter};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Route {
@@ -15,6 +17,13 @@ pub struct Route {
     pub source_id: SourceId,
     pub destination_id: DestinationId,
     pub event_types: Vec<String>,
+    /// A boolean minijinja expression over `payload`, `headers` and `event_type`; the
+    /// route takes only events for which it is true.
+    pub filter: Option<String>,
+    /// What the destination takes, as a minijinja template (null: the kind's default).
+    pub template: Option<String>,
+    /// Email routes: the subject, as a minijinja template.
+    pub subject: Option<String>,
     pub paused: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -26,4 +35,7 @@ pub struct RouteTarget {
     pub route_id: RouteId,
     pub destination_id: DestinationId,
     pub event_types: EventTypes,
+    /// The compiled filter; an error here (a filter that no longer compiles) fails every
+    /// delivery the route would make, saying why.
+    pub filter: Option<Result<Arc<Filter>, String>>,
 }

@@ -7,6 +7,8 @@
 use std::io::{self, Write};
 use std::sync::LazyLock;
 
+/// The context a template renders against, built by [`EventContext::to_value`].
+pub use minijinja::value::Value as TemplateValue;
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, Expression, UndefinedBehavior};
 use serde::Serialize;

@@ -33,7 +33,14 @@ pub struct Claimed {
     pub body: Vec<u8>,
     pub event_type: Option<String>,
     pub received_at: DateTime<Utc>,
+    pub dedup_key: String,
     pub source_name: String,
+    pub source_provider: String,
+    pub team_slug: String,
+    /// The route's template and email subject (none: the kind's default, or the route
+    /// is gone).
+    pub template: Option<String>,
+    pub subject: Option<String>,
     /// The breaker is open and this delivery is its probe.
     pub is_probe: bool,
     pub attempt_id: AttemptId,
@@ -64,7 +71,12 @@ struct Started {
     body: Vec<u8>,
     event_type: Option<String>,
     received_at: DateTime<Utc>,
+    dedup_key: String,
     source_name: String,
+    source_provider: String,
+    team_slug: String,
+    route_template: Option<String>,
+    route_subject: Option<String>,
 }
 
 /// What a claim reads besides the delivery: its destination, its event and the event's
@@ -75,7 +87,9 @@ macro_rules! claimed_columns {
          CASE WHEN dst.previous_signing_until > now() THEN dst.previous_signing_secret END
              AS previous_signing_secret,
          dst.probe_delivery_id, e.headers, e.body,
-         e.event_type, e.received_at, src.name AS source_name"
+         e.event_type, e.received_at, e.dedup_key, src.name AS source_name,
+         src.provider AS source_provider, t.slug AS team_slug,
+         r.template AS route_template, r.subject AS route_subject"
     };
 }
 macro_rules! claimed_joins {
@@ -91,7 +105,15 @@ macro_rules! claimed_joins {
             ".team_id AND e.id = ",
             $delivery,
             ".event_id",
-            " JOIN sources src ON src.team_id = e.team_id AND src.id = e.source_id"
+            " JOIN sources src ON src.team_id = e.team_id AND src.id = e.source_id",
+            " JOIN teams t ON t.id = ",
+            $delivery,
+            ".team_id",
+            " LEFT JOIN routes r ON r.team_id = ",
+            $delivery,
+            ".team_id AND r.id = ",
+            $delivery,
+            ".route_id"
         )
     };
 }
@@ -183,7 +205,12 @@ impl Started {
             body: self.body,
             event_type: self.event_type,
             received_at: self.received_at,
+            dedup_key: self.dedup_key,
             source_name: self.source_name,
+            source_provider: self.source_provider,
+            team_slug: self.team_slug,
+            template: self.route_template,
+            subject: self.route_subject,
             is_probe,
             attempt_id: attempt_id.clone(),
             series_attempt,

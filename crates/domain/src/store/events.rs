@@ -8,8 +8,8 @@ use sqlx::{PgConnection, PgExecutor};
 use super::queue::{DeliveryTask, push_deliveries};
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
-use crate::ids::{DeliveryId, DestinationId, EventId, RouteId, SourceId, TeamId};
-use crate::model::{Event, EventFilter, NewEvent, Page, PageRequest};
+use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
+use crate::model::{Event, EventFilter, NewEvent, Page, PageRequest, Target};
 
 macro_rules! columns {
     () => {
@@ -166,12 +166,12 @@ async fn insert_events(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<()
 
 /// One `pending` delivery per matched route of each event, and its first task.
 async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
-    let rows: Vec<(DeliveryId, &NewEvent, &RouteId, &DestinationId)> = events
+    let rows: Vec<(DeliveryId, &NewEvent, &Target)> = events
         .iter()
         .flat_map(|e| {
             e.targets
                 .iter()
-                .map(move |(route, destination)| (DeliveryId::generate(), *e, route, destination))
+                .map(move |t| (DeliveryId::generate(), *e, t))
         })
         .collect();
     if rows.is_empty() {
@@ -179,28 +179,38 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
     }
     // Joined with routes and destinations: one deleted since the source was cached is
     // skipped rather than failing the batch.
-    let inserted: Vec<(DeliveryId, TeamId)> = sqlx::query_as(
+    // A delivery whose route's filter failed is made `failed`, with the reason, and gets
+    // no task: the owner sees it instead of the event vanishing.
+    let inserted: Vec<(DeliveryId, TeamId, String)> = sqlx::query_as(
         "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
-                                 task_seq, next_attempt_at, created_at)
-         SELECT d.id, d.team_id, d.event_id, d.route_id, d.destination_id, $6, 1, d.at, d.at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::timestamptz[])
-              AS d (id, team_id, event_id, route_id, destination_id, at)
+                                 last_error, task_seq, next_attempt_at, created_at)
+         SELECT d.id, d.team_id, d.event_id, d.route_id, d.destination_id,
+                CASE WHEN d.failure IS NULL THEN 'pending' ELSE 'failed' END, d.failure,
+                1, CASE WHEN d.failure IS NULL THEN d.at END, d.at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::text[])
+              AS d (id, team_id, event_id, route_id, destination_id, at, failure)
          JOIN routes r ON r.team_id = d.team_id AND r.id = d.route_id
          JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
-         RETURNING id, team_id",
+         RETURNING id, team_id, status",
     )
     .bind(rows.iter().map(|r| &r.0).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| &r.1.team_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| &r.1.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
-    .bind(DeliveryStatus::Pending.as_str())
+    .bind(rows.iter().map(|r| &r.2.route_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.2.destination_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.1.received_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.2.failure.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     let tasks: Vec<_> = inserted
         .into_iter()
-        .map(|(delivery_id, team_id)| {
+        .filter(|(_, _, status)| status == DeliveryStatus::Pending.as_str())
+        .map(|(delivery_id, team_id, _)| {
             (
                 DeliveryTask {
                     team_id,

@@ -8,7 +8,8 @@ use crate::model::Route;
 
 macro_rules! columns {
     () => {
-        "id, team_id, name, source_id, destination_id, event_types, paused, created_at, updated_at"
+        "id, team_id, name, source_id, destination_id, event_types, filter, template, subject,
+         paused, created_at, updated_at"
     };
 }
 
@@ -19,6 +20,9 @@ pub struct NewRoute<'a> {
     pub source_id: &'a SourceId,
     pub destination_id: &'a DestinationId,
     pub event_types: Vec<String>,
+    pub filter: Option<String>,
+    pub template: Option<String>,
+    pub subject: Option<String>,
     pub paused: bool,
 }
 
@@ -31,8 +35,9 @@ pub async fn insert(
     new: NewRoute<'_>,
 ) -> Result<Route, StoreError> {
     Ok(sqlx::query_as::<_, Route>(concat!(
-        "INSERT INTO routes (id, team_id, name, source_id, destination_id, event_types, paused)
-         SELECT $1, $2, $3, s.id, d.id, $6, $7
+        "INSERT INTO routes (id, team_id, name, source_id, destination_id, event_types, paused,
+                             filter, template, subject)
+         SELECT $1, $2, $3, s.id, d.id, $6, $7, $8, $9, $10
          FROM sources s, destinations d
          WHERE s.team_id = $2 AND s.id = $4 AND d.team_id = $2 AND d.id = $5
          RETURNING ",
@@ -45,15 +50,22 @@ pub async fn insert(
     .bind(new.destination_id)
     .bind(new.event_types)
     .bind(new.paused)
+    .bind(new.filter)
+    .bind(new.template)
+    .bind(new.subject)
     .fetch_one(db)
     .await?)
 }
 
+/// What a PATCH changes; for the templates, `Some(None)` clears.
 #[derive(Debug, Default)]
 pub struct RoutePatch {
     pub name: Option<String>,
     pub event_types: Option<Vec<String>>,
     pub paused: Option<bool>,
+    pub filter: Option<Option<String>>,
+    pub template: Option<Option<String>>,
+    pub subject: Option<Option<String>>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -68,6 +80,9 @@ pub async fn update(
              name = coalesce($3, name),
              event_types = coalesce($4, event_types),
              paused = coalesce($5, paused),
+             filter = CASE WHEN $6 THEN $7 ELSE filter END,
+             template = CASE WHEN $8 THEN $9 ELSE template END,
+             subject = CASE WHEN $10 THEN $11 ELSE subject END,
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -77,6 +92,12 @@ pub async fn update(
     .bind(patch.name)
     .bind(patch.event_types)
     .bind(patch.paused)
+    .bind(patch.filter.is_some())
+    .bind(patch.filter.flatten())
+    .bind(patch.template.is_some())
+    .bind(patch.template.flatten())
+    .bind(patch.subject.is_some())
+    .bind(patch.subject.flatten())
     .fetch_one(db)
     .await?)
 }

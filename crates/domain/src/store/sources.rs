@@ -101,7 +101,17 @@ pub struct IngestConfig {
     pub source: Source,
     pub retention_days: i32,
     pub sealed_secrets: Vec<Vec<u8>>,
-    pub routes: Vec<(RouteId, DestinationId, Vec<String>)>,
+    pub routes: Vec<IngestRoute>,
+    /// For links: the team's slug.
+    pub team_slug: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IngestRoute {
+    pub id: RouteId,
+    pub destination_id: DestinationId,
+    pub event_types: Vec<String>,
+    pub filter: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -120,8 +130,8 @@ pub async fn find_for_ingest(
     else {
         return Ok(None);
     };
-    let retention_days =
-        sqlx::query_scalar::<_, i32>("SELECT retention_days FROM teams WHERE id = $1")
+    let (retention_days, team_slug) =
+        sqlx::query_as::<_, (i32, String)>("SELECT retention_days, slug FROM teams WHERE id = $1")
             .bind(&source.team_id)
             .fetch_one(&mut *db)
             .await?;
@@ -133,8 +143,8 @@ pub async fn find_for_ingest(
     .bind(&source.id)
     .fetch_all(&mut *db)
     .await?;
-    let routes = sqlx::query_as::<_, (RouteId, DestinationId, Vec<String>)>(
-        "SELECT id, destination_id, event_types FROM routes
+    let routes = sqlx::query_as::<_, IngestRoute>(
+        "SELECT id, destination_id, event_types, filter FROM routes
          WHERE team_id = $1 AND source_id = $2 AND NOT paused ORDER BY id",
     )
     .bind(&source.team_id)
@@ -146,6 +156,7 @@ pub async fn find_for_ingest(
         retention_days,
         sealed_secrets,
         routes,
+        team_slug,
     }))
 }
 

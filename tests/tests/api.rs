@@ -32,6 +32,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/deliveries"),
     ("get", "/api/v1/deliveries/{id}"),
     ("post", "/api/v1/deliveries/{id}/replay"),
+    ("get", "/api/v1/recipes"),
+    ("post", "/api/v1/recipes/{name}"),
 ];
 
 fn method(name: &str) -> Method {
@@ -208,9 +210,14 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
         .iter()
         .filter(|(m, p)| matches!(*m, "post" | "patch") && !p.ends_with("/replay"))
         .map(|(m, p)| {
-            let kind = p.split('/').nth(3).unwrap();
-            let id = &ids.iter().find(|(k, _)| *k == kind).unwrap().1;
-            (method(m), p.replace("{id}", id))
+            let path = if p.contains("{id}") {
+                let kind = p.split('/').nth(3).unwrap();
+                let id = &ids.iter().find(|(k, _)| *k == kind).unwrap().1;
+                p.replace("{id}", id)
+            } else {
+                p.replace("{name}", "github-issue-to-routine")
+            };
+            (method(m), path)
         })
         .collect();
     for (m, path) in &writes {

@@ -258,3 +258,83 @@ async fn one_event_fans_out_to_every_matching_route_and_its_duplicate_to_none() 
     paths.sort();
     assert_eq!(paths, ["/a", "/b", "/c"]);
 }
+
+#[tokio::test]
+async fn a_recipe_wires_a_source_to_a_routine_with_its_template() {
+    use switchyard_tests::{Answer, FakeRoutines};
+    let app = TestApp::spawn().await;
+    let (_, listed) = app.get("/api/v1/recipes").await;
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"github-issue-to-routine"), "{listed}");
+    let vault = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "vault-refresh-failed-to-email")
+        .unwrap();
+    assert_eq!(vault["inputs"], json!(["to"]));
+
+    let token = "sk-ant-oat01-recipe-token-0000000";
+    let fake = FakeRoutines::start(token, vec![Answer::Fire]).await;
+    let source = app.create_source("github", Some(SECRET)).await;
+    let (status, applied) = app
+        .post(
+            "/api/v1/recipes/github-issue-to-routine",
+            json!({"source_id": source["id"], "fire_url": fake.fire_url("trig_01RECIPE"), "token": token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{applied}");
+    assert_eq!(applied["destination"]["kind"], "routine");
+    assert_eq!(applied["route"]["event_types"], json!(["issues.opened"]));
+
+    let mut body: Value = serde_json::from_slice(&issue("opened", &["bug"])).unwrap();
+    body["issue"]["user"] = json!({"login": "octocat"});
+    body["issue"]["html_url"] = json!("https://github.com/acme/app/issues/42");
+    app.send_issue(&source, SECRET, "g-1", body.to_string().as_bytes())
+        .await;
+    let got = fake.wait_for(1, Duration::from_secs(10)).await;
+    let text = serde_json::from_slice::<Value>(&got[0].body).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.starts_with("A new GitHub issue was opened in acme/app."),
+        "{text}"
+    );
+    assert!(
+        text.contains("#42: Crash on save\nAuthor: octocat\nLabels: bug"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Triage this issue: label it, and propose a fix."),
+        "{text}"
+    );
+
+    // A recipe for another sender's events, or none at all, is refused.
+    let (status, problem) = app
+        .post("/api/v1/recipes/stripe-dispute-to-routine", json!({"source_id": source["id"], "fire_url": fake.fire_url("trig_01X"), "token": token}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, _) = app
+        .post(
+            "/api/v1/recipes/no-such-recipe",
+            json!({"source_id": source["id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Bad destination input names its field, and nothing is half-created.
+    let (status, problem) = app
+        .post(
+            "/api/v1/recipes/github-issue-to-routine",
+            json!({"source_id": source["id"], "token": "nope"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (_, destinations) = app.get("/api/v1/destinations").await;
+    assert_eq!(destinations["data"].as_array().unwrap().len(), 1);
+}

@@ -74,22 +74,23 @@ pub struct CreateDestination {
 /// The kind-specific fields of a request. Each kind takes its own and refuses the
 /// others'. (The request structs list them again, flat: serde cannot refuse unknown
 /// fields through a flattened struct.)
-struct TargetInput {
-    url: Option<String>,
-    fire_url: Option<String>,
-    token: Option<String>,
-    to: Option<Vec<String>>,
-    method: Option<String>,
-    headers: Option<BTreeMap<String, String>>,
-    auth: Option<AuthInput>,
-    limits: [(&'static str, Option<u32>); 4],
+#[derive(Default)]
+pub(crate) struct TargetInput {
+    pub(crate) url: Option<String>,
+    pub(crate) fire_url: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) to: Option<Vec<String>>,
+    pub(crate) method: Option<String>,
+    pub(crate) headers: Option<BTreeMap<String, String>>,
+    pub(crate) auth: Option<AuthInput>,
+    pub(crate) limits: [(&'static str, Option<u32>); 4],
 }
 
 /// A destination as created: the only time its signing secret is shown.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedDestination {
     #[serde(flatten)]
-    destination: Destination,
+    pub(crate) destination: Destination,
     /// `whsec_…`: verify Switchyard's `webhook-signature` with it (Standard Webhooks).
     signing_secret: String,
 }
@@ -293,9 +294,6 @@ async fn create(
     body: web::Json<CreateDestination>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let mut invalid = Invalid::default();
-    let name = invalid.check("name", Name::parse(&body.name));
-    let kind = invalid.check("kind", parse_kind(&body.kind));
     let input = TargetInput {
         url: body.url,
         fire_url: body.fire_url,
@@ -311,6 +309,23 @@ async fn create(
             ("budget_per_day", body.budget_per_day),
         ],
     };
+    let created = insert_new(&state.pool, &state, &team, &body.name, &body.kind, input).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Validates a new destination and inserts it on `db`: for the destinations API and for
+/// recipes, which create one in the same transaction as its route.
+pub(crate) async fn insert_new(
+    db: impl sqlx::PgExecutor<'_>,
+    state: &WebState,
+    team: &ApiTeam,
+    name: &str,
+    kind: &str,
+    input: TargetInput,
+) -> ApiResult<CreatedDestination> {
+    let mut invalid = Invalid::default();
+    let name = invalid.check("name", Name::parse(name));
+    let kind = invalid.check("kind", parse_kind(kind));
     // Slack takes about one message a second per webhook; start there.
     let limits = Limits {
         rate_per_minute: (kind == Some(DestinationKind::Slack)).then_some(60),
@@ -331,7 +346,7 @@ async fn create(
     };
     let signing_secret = new_signing_secret();
     let sealed = state.key.seal(signing_secret.as_bytes());
-    let sealed_credentials = seal(&state, &target.credentials)?;
+    let sealed_credentials = seal(state, &target.credentials)?;
     let new = NewDestination {
         name: name.as_str(),
         kind,
@@ -340,11 +355,11 @@ async fn create(
         sealed_signing_secret: &sealed,
         sealed_credentials: sealed_credentials.as_deref(),
     };
-    let destination = destinations::insert(&state.pool, &team.0, new).await?;
-    Ok(HttpResponse::Created().json(CreatedDestination {
+    let destination = destinations::insert(db, &team.0, new).await?;
+    Ok(CreatedDestination {
         destination,
         signing_secret,
-    }))
+    })
 }
 
 #[utoipa::path(tag = "destinations", params(Paging), responses((status = 200, body = List<Destination>)))]

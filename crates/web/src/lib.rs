@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod http_target;
 mod list;
+mod recipes;
 mod routes;
 mod sources;
 
@@ -52,7 +53,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(destinations::routes)
                     .configure(routes::routes)
                     .configure(events::routes)
-                    .configure(deliveries::routes),
+                    .configure(deliveries::routes)
+                    .configure(recipes::routes),
             )
             .split_for_parts();
         drop(app);
@@ -68,7 +70,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(|c| register(c, destinations::routes))
                     .configure(|c| register(c, routes::routes))
                     .configure(|c| register(c, events::routes))
-                    .configure(|c| register(c, deliveries::routes)),
+                    .configure(|c| register(c, deliveries::routes))
+                    .configure(|c| register(c, recipes::routes)),
             )
             .route(
                 "/api/openapi.json",

@@ -2,6 +2,7 @@
 //! and templates.
 
 mod glob;
+pub mod recipes;
 pub mod template;
 
 pub use glob::{EventTypes, Glob, GlobError};

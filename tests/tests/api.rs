@@ -27,6 +27,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/routes/{id}"),
     ("patch", "/api/v1/routes/{id}"),
     ("delete", "/api/v1/routes/{id}"),
+    ("post", "/api/v1/routes/{id}/preview"),
+    ("post", "/api/v1/routes/preview"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/events/{id}"),
     ("get", "/api/v1/deliveries"),

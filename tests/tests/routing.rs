@@ -338,3 +338,94 @@ async fn a_recipe_wires_a_source_to_a_routine_with_its_template() {
     let (_, destinations) = app.get("/api/v1/destinations").await;
     assert_eq!(destinations["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_preview_shows_whether_a_route_matches_and_what_it_would_send() {
+    let app = TestApp::spawn().await;
+    let source = app.create_source("github", Some(SECRET)).await;
+    let destination = app.create_destination("http://127.0.0.1:9/hook").await;
+    let saved = route(
+        &app,
+        &source,
+        &destination,
+        json!({"event_types": ["issues.*"], "filter": r#"payload.action == "opened""#,
+               "template": "#{{ payload.issue.number }} {{ payload.issue.title }} ({{ source.name }})"}),
+    )
+    .await;
+    let path = format!("/api/v1/routes/{}/preview", saved["id"].as_str().unwrap());
+    // Against a stored event.
+    let (_, answer) = app
+        .send_github(&source, SECRET, "issues", "g-1", &issue("opened", &[]))
+        .await;
+    let (status, preview) = app
+        .post(&path, json!({"event_id": answer["event_id"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        preview,
+        json!({"matched": true, "reason": null, "output": "#42 Crash on save (github)",
+               "subject": null, "error": null})
+    );
+    // Against pasted samples: a type the route does not take, a filter that says no.
+    let sample = serde_json::from_slice::<Value>(&issue("closed", &[])).unwrap();
+    let (_, preview) = app
+        .post(&path, json!({"payload": sample, "event_type": "push"}))
+        .await;
+    assert_eq!(preview["matched"], false);
+    assert_eq!(
+        preview["reason"],
+        "the event type push matches none of issues.*"
+    );
+    let (_, preview) = app
+        .post(
+            &path,
+            json!({"payload": sample, "event_type": "issues.closed"}),
+        )
+        .await;
+    assert_eq!(preview["reason"], "the filter is false for this event");
+    let (status, _) = app.post(&path, json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a sample is needed"
+    );
+
+    // An unsaved route to an email destination: its subject, and a template error.
+    let email = app
+        .created(
+            "/api/v1/destinations",
+            json!({"name": "e", "kind": "email", "to": ["a@b.test"]}),
+        )
+        .await;
+    let (status, preview) = app
+        .post(
+            "/api/v1/routes/preview",
+            json!({"source_id": source["id"], "destination_id": email["id"],
+                   "subject": "Issue {{ payload.issue.number }}", "payload": sample,
+                   "event_type": "issues.closed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["subject"], "Issue 42");
+    assert!(
+        preview["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("issues.closed from github (")
+    );
+    let (_, preview) = app
+        .post(
+            "/api/v1/routes/preview",
+            json!({"source_id": source["id"], "destination_id": email["id"],
+                   "template": "{{ payload.issue.number + 'x' }}", "payload": sample}),
+        )
+        .await;
+    assert_eq!(preview["matched"], true);
+    assert!(
+        preview["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the route's template failed"),
+        "{preview}"
+    );
+}

@@ -10,6 +10,7 @@ mod events;
 mod http_target;
 mod list;
 mod recipes;
+mod route_preview;
 mod routes;
 mod sources;
 

@@ -21,7 +21,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list)
         .service(get)
         .service(update)
-        .service(delete);
+        .service(delete)
+        .service(crate::route_preview::preview_saved)
+        .service(crate::route_preview::preview_unsaved);
 }
 
 fn parse_id(id: &str) -> ApiResult<RouteId> {

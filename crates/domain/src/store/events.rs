@@ -273,6 +273,32 @@ pub async fn get(
     .await?)
 }
 
+/// An event with what it carried: its stored headers and its raw body.
+#[tracing::instrument(skip_all)]
+pub async fn get_with_body(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &EventId,
+) -> Result<(Event, serde_json::Value, Vec<u8>), StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        event: Event,
+        headers: serde_json::Value,
+        body: Vec<u8>,
+    }
+    let row = sqlx::query_as::<_, Row>(concat!(
+        "SELECT ",
+        columns!(),
+        ", headers, body FROM events WHERE team_id = $1 AND id = $2"
+    ))
+    .bind(team)
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    Ok((row.event, row.headers, row.body))
+}
+
 /// Deletes dedup rows whose window has passed, a bounded batch at a time. The system's
 /// own upkeep, across teams. Returns how many went.
 #[tracing::instrument(skip_all)]

@@ -200,3 +200,14 @@ async fn http_settings_are_validated() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn header_values_with_control_characters_are_refused() {
+    let app = TestApp::spawn().await;
+    app.refused(
+        "/api/v1/destinations",
+        json!({"name": "a", "kind": "http", "url": "https://example.com/h", "headers": {"x-a": "bell\u{7}"}}),
+        "headers",
+    )
+    .await;
+}

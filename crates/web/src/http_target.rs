@@ -107,8 +107,10 @@ pub fn apply(
     }
 }
 
+/// What an HTTP header value may hold: visible ASCII, spaces and tabs, and UTF-8 beyond
+/// ASCII; never control characters (CR and LF would start a new header).
 fn valid_value(value: &str) -> bool {
-    value.len() <= MAX_HEADER_VALUE && !value.chars().any(|c| matches!(c, '\r' | '\n' | '\0'))
+    value.len() <= MAX_HEADER_VALUE && !value.chars().any(|c| c.is_control() && c != '\t')
 }
 
 fn check_headers(headers: BTreeMap<String, String>) -> Result<Vec<(String, String)>, String> {

@@ -82,7 +82,9 @@ pub fn gate(
         && state.in_flight >= i64::from(max)
     {
         let reason = format!("the destination's limit of {max} sends at once is reached");
-        return (wait(now + IN_FLIGHT_RETRY, reserved, reason), state);
+        // A rate slot held while waiting on something else would be spent late, in a
+        // burst with the slots after it: give it up.
+        return (wait(now + IN_FLIGHT_RETRY, None, reason), state);
     }
     next.hour = current(state.hour, hour_start(now));
     next.day = current(state.day, day_start(now));
@@ -100,11 +102,12 @@ pub fn gate(
             && window.used >= i32::try_from(max).unwrap_or(i32::MAX)
         {
             let reason = format!("the destination's budget of {max} sends per {name} is spent");
-            return (wait(start + length, reserved, reason), state);
+            return (wait(start + length, None, reason), state);
         }
     }
     if let Some(interval) = limits.interval() {
         match reserved {
+            // Its own slot, come due (a task runs a little after its time).
             Some(slot) if slot <= now => {}
             Some(slot) => {
                 return (
@@ -283,6 +286,20 @@ mod tests {
             }
             Verdict::Send => panic!("the day's budget is spent"),
         }
+    }
+
+    #[test]
+    fn waiting_on_concurrency_or_a_budget_gives_up_a_reserved_slot() {
+        let l = limits(Some(60), Some(1), None, None);
+        let busy = LimitState {
+            in_flight: 1,
+            ..LimitState::default()
+        };
+        let (verdict, _) = gate(&l, busy, Some(at(10, 0, 1)), at(10, 0, 5));
+        assert!(
+            matches!(verdict, Verdict::Wait { reserved: None, .. }),
+            "{verdict:?}"
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc
     }
     DateTime::parse_from_rfc2822(value)
         .ok()
-        .map(|at| at.with_timezone(&Utc))
+        .map(|at| at.with_timezone(&Utc).min(now + RETRY_AFTER_CAP))
 }
 
 #[cfg(test)]
@@ -378,6 +378,11 @@ mod tests {
         assert_eq!(
             parse_retry_after("Fri, 27 Nov 2026 12:00:30 GMT", now()),
             Some(now() + Duration::seconds(30))
+        );
+        // A date decades away backs off no longer than the cap.
+        assert_eq!(
+            parse_retry_after("Fri, 27 Nov 2099 12:00:00 GMT", now()),
+            Some(now() + RETRY_AFTER_CAP)
         );
         assert_eq!(parse_retry_after("soon", now()), None);
         assert_eq!(parse_retry_after("-5", now()), None);

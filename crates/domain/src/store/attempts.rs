@@ -446,11 +446,13 @@ pub async fn record(
 ) -> Result<(), StoreError> {
     let disabling = matches!(attempt.destination, DestinationEffect::Disable(_));
     let succeeded = matches!(decision, Decision::Succeeded);
+    // A probe whose breaker a person closed (or paused) meanwhile is an ordinary attempt.
+    let settled_probe = claimed.is_probe && !still_probing(conn, claimed).await?;
     let (status, error, next_at) = match decision {
         // The delivery did nothing wrong: it waits for the destination to be fixed.
         _ if disabling => (DeliveryStatus::Held, attempt.error.clone(), None),
         // A failed probe goes back to wait with the others; exhaustion still wins.
-        Decision::RetryAt(_) if claimed.is_probe => {
+        Decision::RetryAt(_) if claimed.is_probe && !settled_probe => {
             (DeliveryStatus::Held, attempt.error.clone(), None)
         }
         Decision::Succeeded => (DeliveryStatus::Succeeded, None, None),
@@ -526,9 +528,11 @@ pub async fn record(
         return Ok(());
     };
     apply_effect(&mut tx, claimed, &attempt.destination, breaker, now).await?;
+    let backing_off = matches!(attempt.destination, DestinationEffect::BackOffUntil(_));
     if claimed.is_probe {
         finish_probe(&mut tx, claimed, succeeded, breaker, now).await?;
-    } else if !succeeded {
+    } else if !succeeded && !backing_off {
+        // A 429 asks for patience, not a verdict on the receiver: it backs off instead.
         count_failure(&mut tx, claimed, error.as_deref(), breaker, now).await?;
     }
     if let Some(at) = next_at {
@@ -646,8 +650,24 @@ async fn count_failure(
     }
 }
 
+/// Whether the destination's breaker is still open with this delivery as its probe.
+async fn still_probing(conn: &mut PgConnection, claimed: &Claimed) -> Result<bool, StoreError> {
+    let probing: Option<bool> = sqlx::query_scalar(
+        "SELECT state = 'auto_disabled' AND probe_delivery_id = $3
+         FROM destinations WHERE team_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(&claimed.delivery.team_id)
+    .bind(&claimed.delivery.destination_id)
+    .bind(&claimed.delivery.id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(probing.unwrap_or(false))
+}
+
 /// A probe's outcome: success closes the breaker and releases what it held; failure
-/// doubles the cool-down before the next probe.
+/// doubles the cool-down before the next probe. Checked again under the destination's
+/// lock: if a person resumed or paused the destination meanwhile, theirs is the last word,
+/// and a probe that was held back to wait is released if nothing else will release it.
 async fn finish_probe(
     tx: &mut PgConnection,
     claimed: &Claimed,
@@ -657,6 +677,18 @@ async fn finish_probe(
 ) -> Result<(), StoreError> {
     let team = &claimed.delivery.team_id;
     let id = &claimed.delivery.destination_id;
+    if !still_probing(tx, claimed).await? {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM destinations WHERE team_id = $1 AND id = $2")
+                .bind(team)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if state.as_deref() == Some("active") {
+            release_if_held(tx, claimed, now).await?;
+        }
+        return Ok(());
+    }
     if succeeded {
         let released = destinations::resume(tx, team, id, now).await?;
         tracing::info!(destination = %id, released, "probe succeeded; destination recovered");
@@ -687,6 +719,33 @@ async fn finish_probe(
     .bind(now + cooldown)
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+/// Sends a delivery left `held` back to the queue.
+async fn release_if_held(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let seq: Option<i32> = sqlx::query_scalar(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3,
+             task_seq = task_seq + 1, updated_at = $3
+         WHERE team_id = $1 AND id = $2 AND status = 'held' RETURNING task_seq",
+    )
+    .bind(&claimed.delivery.team_id)
+    .bind(&claimed.delivery.id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(seq) = seq {
+        let task = DeliveryTask {
+            team_id: claimed.delivery.team_id.clone(),
+            delivery_id: claimed.delivery.id.clone(),
+            seq,
+        };
+        push_deliveries(tx, &[(task, None)]).await?;
+    }
     Ok(())
 }
 

@@ -150,20 +150,32 @@ pub async fn resume(
     id: &DestinationId,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let (settings, next_slot_at): (Json<DestinationSettings>, Option<DateTime<Utc>>) =
-        sqlx::query_as(
-            "UPDATE destinations SET state = 'active', state_reason = NULL,
+    let (settings,): (Json<DestinationSettings>,) = sqlx::query_as(
+        "UPDATE destinations SET state = 'active', state_reason = NULL,
                  paused_until = NULL, consecutive_failures = 0, cooldown_seconds = 0,
                  probe_at = NULL, probe_delivery_id = NULL, updated_at = $3
-             WHERE team_id = $1 AND id = $2 RETURNING settings, next_slot_at",
-        )
-        .bind(team)
-        .bind(id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+             WHERE team_id = $1 AND id = $2 RETURNING settings",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
     let interval = settings.0.limits.interval();
-    let base = next_slot_at.map_or(now, |at| at.max(now));
+    // Slots reserved by deliveries that were held instead are free again: start after
+    // the last one still taken, not after the last one ever handed out.
+    let taken: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(slot_at) FROM deliveries
+         WHERE team_id = $1 AND destination_id = $2 AND status = 'throttled'",
+    )
+    .bind(team)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let base = match (taken, interval) {
+        (Some(at), Some(interval)) => (at + interval).max(now),
+        _ => now,
+    };
     // Ids sort by creation time; the i-th held delivery gets slot base + i × interval.
     let mut released: Vec<(DeliveryId, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
         "UPDATE deliveries d SET
@@ -220,6 +232,19 @@ pub async fn start_probes(
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let mut tx = conn.begin().await?;
+    // A probe that settled some other way (a routine fire whose worker died, a delivery
+    // deleted with its source) leaves the pointer behind; clear it so another is chosen.
+    sqlx::query(
+        "UPDATE destinations x SET probe_delivery_id = NULL
+         WHERE x.state = 'auto_disabled' AND x.probe_delivery_id IS NOT NULL
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.id = x.probe_delivery_id
+                 AND d.status IN ('pending', 'in_flight', 'throttled')
+           )",
+    )
+    .execute(&mut *tx)
+    .await?;
     let probes: Vec<(TeamId, DeliveryId, i32)> = sqlx::query_as(
         "WITH due AS (
              SELECT DISTINCT ON (d.destination_id) d.destination_id, d.id
@@ -234,6 +259,7 @@ pub async fn start_probes(
              UPDATE destinations x SET probe_delivery_id = due.id
              FROM due
              WHERE x.id = due.destination_id AND x.probe_delivery_id IS NULL
+               AND x.state = 'auto_disabled'
              RETURNING due.id
          )
          UPDATE deliveries d SET status = 'pending', next_attempt_at = $1,

@@ -2,6 +2,7 @@
 //! knows actix-web or apalis's workers: the data plane, control plane and worker crates
 //! call into this one, never the other way.
 
+pub mod accounts;
 pub mod delivery;
 pub mod ids;
 pub mod model;

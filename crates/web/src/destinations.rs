@@ -7,6 +7,7 @@ use actix_web::{delete, get, patch, post};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use switchyard_domain::StoreError;
+use switchyard_domain::accounts;
 use switchyard_domain::delivery::limits::Limits;
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
@@ -100,24 +101,6 @@ fn parse_kind(raw: &str) -> Result<DestinationKind, String> {
 }
 
 const MAX_RECIPIENTS: usize = 20;
-
-/// A plausible address: something, `@`, a domain; nothing that could smuggle a second
-/// header or recipient.
-fn email_address(raw: &str) -> Result<String, String> {
-    let address = raw.trim();
-    let plausible = address.len() <= 254
-        && address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !address.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, ',' | ';' | '<' | '>' | '"')
-        });
-    if plausible {
-        Ok(address.to_owned())
-    } else {
-        Err(format!("{raw:?} is not an email address"))
-    }
-}
 
 /// Where a destination sends, as stored: the visible URL, what may be shown about its
 /// credentials, and the credentials themselves.
@@ -232,7 +215,7 @@ fn parse_target(
                     invalid.add("to", format!("at most {MAX_RECIPIENTS} recipients"));
                 } else {
                     let parsed: Result<Vec<String>, String> =
-                        to.iter().map(|a| email_address(a)).collect();
+                        to.iter().map(|a| accounts::email_address(a)).collect();
                     match parsed {
                         Ok(to) => current.settings.to = to,
                         Err(e) => invalid.add("to", e),

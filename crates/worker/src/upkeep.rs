@@ -1,13 +1,13 @@
 //! Upkeep, once a minute in every worker process: give stranded deliveries a fresh task,
 //! start the circuit breaker's probes whose cool-down has passed, and prune dedup rows
-//! whose window has passed. Safe to run in several processes at once (rows are taken
+//! whose window has passed and sessions idle past their expiry. Safe to run in several processes at once (rows are taken
 //! with SKIP LOCKED or re-checked; deletes are idempotent).
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use switchyard_domain::store::{attempts, destinations, events};
+use switchyard_domain::store::{accounts, attempts, destinations, events};
 
 /// How long past due a delivery must be before the sweep takes it for stranded: well
 /// beyond a send's 30 s limit and a dead worker's 30 s takeover.
@@ -36,6 +36,9 @@ pub async fn run(pool: PgPool, every: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "probing disabled destinations"),
             Err(e) => tracing::debug!(error = %e, "upkeep: probes skipped"),
+        }
+        if let Err(e) = accounts::prune_sessions(&pool, now).await {
+            tracing::debug!(error = %e, "upkeep: session prune skipped");
         }
         if let Err(e) = events::prune_dedup(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: dedup prune skipped");

@@ -70,6 +70,7 @@ macro_rules! team_table {
     };
 }
 
+pub mod accounts;
 pub mod api_keys;
 pub mod attempts;
 pub mod deliveries;

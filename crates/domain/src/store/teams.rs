@@ -19,6 +19,59 @@ pub async fn insert(db: impl PgExecutor<'_>, slug: &str, name: &str) -> Result<T
     .await?)
 }
 
+/// A team named `name` whose slug is derived from the name (`Acme Corp` → `acme-corp`),
+/// with a number added when the slug is taken.
+#[tracing::instrument(skip_all)]
+pub async fn insert_unique(db: &mut PgConnection, name: &str) -> Result<Team, StoreError> {
+    let base = slug_from(name);
+    for n in 1..=50 {
+        let slug = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let team = sqlx::query_as::<_, Team>(
+            "INSERT INTO teams (id, slug, name) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING
+             RETURNING id, slug, name, retention_days, created_at",
+        )
+        .bind(TeamId::generate())
+        .bind(&slug)
+        .bind(name)
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(team) = team {
+            return Ok(team);
+        }
+    }
+    Err(StoreError::Conflict(
+        "no free slug for this team name".to_owned(),
+    ))
+}
+
+/// Lower-case letters, digits and single dashes from a team's name, starting with a
+/// letter, as `valid_slug` wants.
+pub fn slug_from(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug
+        .trim_matches('-')
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    let mut slug: String = slug.trim_start_matches('-').chars().take(36).collect();
+    while slug.ends_with('-') {
+        slug.pop();
+    }
+    if slug.len() < 2 {
+        slug = format!("team{slug}");
+    }
+    slug
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn get(db: impl PgExecutor<'_>, id: &TeamId) -> Result<Team, StoreError> {
     Ok(sqlx::query_as::<_, Team>(
@@ -99,6 +152,24 @@ pub fn valid_slug(slug: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slugs_from_names_are_valid() {
+        for (name, slug) in [
+            ("Acme Corp", "acme-corp"),
+            ("  Ünïcode  Team!! ", "n-code-team"),
+            ("42 Labs", "labs"),
+            ("x", "teamx"),
+            ("---", "team"),
+        ] {
+            let made = super::slug_from(name);
+            assert_eq!(made, slug, "{name}");
+            assert!(super::valid_slug(&made), "{made}");
+        }
+        assert!(super::valid_slug(&super::slug_from(
+            &"long name ".repeat(20)
+        )));
+    }
+
     #[test]
     fn slugs() {
         for ok in ["acme", "a1", "acme-corp"] {

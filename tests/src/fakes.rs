@@ -337,15 +337,5 @@ fn serve(configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -
 }
 
 async fn wait_for(shared: &Shared, n: usize, within: Duration) -> Vec<Received> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let notified = shared.arrived.notified();
-        let got = shared.received.lock().expect("lock").clone();
-        if got.len() >= n {
-            return got;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            panic!("expected {n} requests within {within:?}, got {}", got.len());
-        }
-    }
+    crate::receiver::wait_for(&shared.received, &shared.arrived, n, within).await
 }

@@ -101,19 +101,27 @@ impl Receiver {
 
     /// Waits until at least `n` requests arrived; panics after `within`.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let notified = self.inner.arrived.notified();
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "expected {n} requests within {within:?}, got {}",
-                    self.received().len()
-                );
-            }
+        wait_for(&self.inner.received, &self.inner.arrived, n, within).await
+    }
+}
+
+/// Waits until `received` holds at least `n` requests, woken by `arrived`; panics after
+/// `within`.
+pub(crate) async fn wait_for(
+    received: &Mutex<Vec<Received>>,
+    arrived: &Notify,
+    n: usize,
+    within: Duration,
+) -> Vec<Received> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let notified = arrived.notified();
+        let got = received.lock().expect("lock").clone();
+        if got.len() >= n {
+            return got;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            panic!("expected {n} requests within {within:?}, got {}", got.len());
         }
     }
 }

@@ -42,7 +42,7 @@ fn parse_id(id: &str) -> ApiResult<DestinationId> {
 #[serde(deny_unknown_fields)]
 pub struct CreateDestination {
     name: String,
-    /// `http`, `routine` or `slack`.
+    /// `http`, `routine`, `slack` or `email`.
     kind: String,
     /// `http`: an `https://` URL on a public address. `slack`: the incoming-webhook URL
     /// (`https://hooks.slack.com/services/…`), kept encrypted and shown masked.
@@ -75,6 +75,27 @@ pub struct CreateDestination {
 /// The kind-specific fields of a request. Each kind takes its own and refuses the
 /// others'. (The request structs list them again, flat: serde cannot refuse unknown
 /// fields through a flattened struct.)
+/// A create or update request's kind-specific fields, gathered.
+macro_rules! target_input {
+    ($body:expr) => {
+        TargetInput {
+            url: $body.url,
+            fire_url: $body.fire_url,
+            token: $body.token,
+            to: $body.to,
+            method: $body.method,
+            headers: $body.headers,
+            auth: $body.auth,
+            limits: [
+                ("rate_per_minute", $body.rate_per_minute),
+                ("max_in_flight", $body.max_in_flight),
+                ("budget_per_hour", $body.budget_per_hour),
+                ("budget_per_day", $body.budget_per_day),
+            ],
+        }
+    };
+}
+
 #[derive(Default)]
 pub(crate) struct TargetInput {
     pub(crate) url: Option<String>,
@@ -94,10 +115,6 @@ pub struct CreatedDestination {
     pub(crate) destination: Destination,
     /// `whsec_…`: verify Switchyard's `webhook-signature` with it (Standard Webhooks).
     signing_secret: String,
-}
-
-fn parse_kind(raw: &str) -> Result<DestinationKind, String> {
-    raw.parse::<DestinationKind>()
 }
 
 const MAX_RECIPIENTS: usize = 20;
@@ -277,21 +294,7 @@ async fn create(
     body: web::Json<CreateDestination>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let input = TargetInput {
-        url: body.url,
-        fire_url: body.fire_url,
-        token: body.token,
-        to: body.to,
-        method: body.method,
-        headers: body.headers,
-        auth: body.auth,
-        limits: [
-            ("rate_per_minute", body.rate_per_minute),
-            ("max_in_flight", body.max_in_flight),
-            ("budget_per_hour", body.budget_per_hour),
-            ("budget_per_day", body.budget_per_day),
-        ],
-    };
+    let input = target_input!(body);
     let created = insert_new(&state.pool, &state, &team, &body.name, &body.kind, input).await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -308,7 +311,7 @@ pub(crate) async fn insert_new(
 ) -> ApiResult<CreatedDestination> {
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(name));
-    let kind = invalid.check("kind", parse_kind(kind));
+    let kind = invalid.check("kind", kind.parse::<DestinationKind>());
     // Slack takes about one message a second per webhook; start there.
     let limits = Limits {
         rate_per_minute: (kind == Some(DestinationKind::Slack)).then_some(60),
@@ -431,21 +434,7 @@ async fn update(
         .name
         .as_deref()
         .and_then(|n| invalid.check("name", Name::parse(n)));
-    let input = TargetInput {
-        url: body.url,
-        fire_url: body.fire_url,
-        token: body.token,
-        to: body.to,
-        method: body.method,
-        headers: body.headers,
-        auth: body.auth,
-        limits: [
-            ("rate_per_minute", body.rate_per_minute),
-            ("max_in_flight", body.max_in_flight),
-            ("budget_per_hour", body.budget_per_hour),
-            ("budget_per_day", body.budget_per_day),
-        ],
-    };
+    let input = target_input!(body);
     let target = Target {
         url: current.url.clone(),
         settings: current.settings.0.clone(),

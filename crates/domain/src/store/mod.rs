@@ -73,6 +73,7 @@ macro_rules! team_table {
 pub mod accounts;
 pub mod api_keys;
 pub mod attempts;
+mod breaker;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;

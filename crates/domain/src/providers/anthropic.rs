@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::standard_webhooks::{StandardWebhooks, message_id};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
-    header_override,
+    header_override, json_str,
 };
 
 pub struct Anthropic;
@@ -26,11 +26,7 @@ impl Provider for Anthropic {
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?
-            .get("data")?
-            .get("type")?
-            .as_str()
-            .map(str::to_owned)
+        json_str(req, "/data/type")
     }
 
     /// `webhook-id` equals the body `id` in current deliveries; the body is the fallback

@@ -11,10 +11,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use super::signing::{hex_signature, matches_any, require_secret};
-use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
-};
+use super::{DedupKey, Inbound, Provider, ProviderSettings, VerifyError, keyed_by_header};
 
 pub struct Github;
 
@@ -70,9 +67,7 @@ impl Provider for Github {
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, DELIVERY_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, DELIVERY_HEADER)
     }
 }
 
@@ -81,6 +76,7 @@ mod tests {
     use super::*;
     use crate::providers::DedupKind;
     use crate::providers::Headers;
+    use crate::providers::content_hash;
 
     const DOCS_SECRET: &[u8] = b"It's a Secret to Everybody";
     const DOCS_BODY: &[u8] = b"Hello, World!";

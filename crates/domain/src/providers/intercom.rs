@@ -11,7 +11,7 @@ use sha1::Sha1;
 use super::signing::{Encoding, verify_body_signature};
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
-    header_override,
+    header_override, json_str,
 };
 
 pub struct Intercom;
@@ -30,11 +30,7 @@ impl Provider for Intercom {
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?
-            .get("topic")?
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+        json_str(req, "/topic")
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {

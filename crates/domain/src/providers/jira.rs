@@ -11,8 +11,7 @@ use sha2::Sha256;
 
 use super::signing::{Encoding, verify_body_signature};
 use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
+    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, json_str, keyed_by_header,
 };
 
 pub struct Jira;
@@ -37,17 +36,11 @@ impl Provider for Jira {
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?
-            .get("webhookEvent")?
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+        json_str(req, "/webhookEvent")
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, IDENTIFIER_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, IDENTIFIER_HEADER)
     }
 }
 
@@ -56,6 +49,7 @@ mod tests {
     use super::*;
     use crate::providers::DedupKind;
     use crate::providers::Headers;
+    use crate::providers::content_hash;
     use crate::providers::testing::{at, headers, with_json};
 
     /// providers.md §15 [SELF].

@@ -11,10 +11,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::signing::{Encoding, verify_body_signature};
-use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
-};
+use super::{DedupKey, Inbound, Provider, ProviderSettings, VerifyError, keyed_by_header};
 
 pub struct Linear;
 
@@ -67,9 +64,7 @@ impl Provider for Linear {
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, DELIVERY_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, DELIVERY_HEADER)
     }
 }
 
@@ -78,6 +73,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
+    use crate::providers::content_hash;
     use crate::providers::testing::{at, headers, with_json};
     use crate::providers::{DedupKind, Headers};
 

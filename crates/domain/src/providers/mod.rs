@@ -101,10 +101,18 @@ impl ProviderSettings {
 /// The scalar at a JSON pointer in the body, as text.
 fn pointed(req: &Inbound<'_>, pointer: &str) -> Option<String> {
     match req.json?.pointer(pointer)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
-        _ => None,
+        _ => json_str(req, pointer),
     }
+}
+
+/// The non-empty string at a JSON pointer in the (structured) body.
+fn json_str(req: &Inbound<'_>, pointer: &str) -> Option<String> {
+    req.json?
+        .pointer(pointer)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// The event type of a request: the source's override, else the provider's.
@@ -404,6 +412,14 @@ fn header_id(req: &Inbound<'_>, header: &str) -> Option<DedupKey> {
         value: id.to_owned(),
         kind: DedupKind::ProviderId,
     })
+}
+
+/// The usual dedup key: the source's overrides, else the sender's delivery id in
+/// `header`, else the content hash.
+fn keyed_by_header(req: &Inbound<'_>, settings: &ProviderSettings, header: &str) -> DedupKey {
+    header_override(req, settings)
+        .or_else(|| header_id(req, header))
+        .unwrap_or_else(|| content_hash(req.body))
 }
 
 /// sha256 of the body, hex: the dedup key of last resort.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_override,
+    json_str,
 };
 
 pub struct NoVerification;
@@ -26,7 +27,7 @@ impl Provider for NoVerification {
     /// A top-level `type` is the most common convention among unsigned senders; anything
     /// else is left for routing on the body.
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?.get("type")?.as_str().map(str::to_owned)
+        json_str(req, "/type")
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {

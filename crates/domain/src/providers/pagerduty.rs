@@ -11,8 +11,7 @@ use sha2::Sha256;
 
 use super::signing::{hex_signature, matches_any, require_secret, required_header};
 use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
+    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, json_str, keyed_by_header,
 };
 
 pub struct Pagerduty;
@@ -43,18 +42,11 @@ impl Provider for Pagerduty {
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?
-            .get("event")?
-            .get("event_type")?
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+        json_str(req, "/event/event_type")
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, WEBHOOK_ID_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, WEBHOOK_ID_HEADER)
     }
 }
 
@@ -63,6 +55,7 @@ mod tests {
     use super::*;
     use crate::providers::DedupKind;
     use crate::providers::Headers;
+    use crate::providers::content_hash;
     use crate::providers::testing::{at, headers, with_json};
 
     /// providers.md §12 [OFFICIAL]: go-pagerduty `webhookv3/webhookv3_test.go`.

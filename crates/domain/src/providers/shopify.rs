@@ -11,10 +11,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::signing::{Encoding, verify_body_signature};
-use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
-};
+use super::{DedupKey, Inbound, Provider, ProviderSettings, VerifyError, keyed_by_header};
 
 pub struct Shopify;
 
@@ -41,9 +38,7 @@ impl Provider for Shopify {
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, WEBHOOK_ID_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, WEBHOOK_ID_HEADER)
     }
 }
 
@@ -52,6 +47,7 @@ mod tests {
     use super::*;
     use crate::providers::DedupKind;
     use crate::providers::Headers;
+    use crate::providers::content_hash;
     use crate::providers::testing::{at, headers, with_json};
 
     /// providers.md §7 [SELF].

@@ -17,7 +17,7 @@ use super::signing::{
 };
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
-    header_override,
+    header_override, json_str,
 };
 
 pub struct Slack;
@@ -81,13 +81,7 @@ impl Provider for Slack {
 
 /// The first non-empty string found at one of `pointers` in the structured body.
 fn first_string(req: &Inbound<'_>, pointers: &[&str]) -> Option<String> {
-    let json = req.json?;
-    pointers.iter().find_map(|p| {
-        json.pointer(p)?
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    })
+    pointers.iter().find_map(|p| json_str(req, p))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use sha2::Sha256;
 use super::signing::{matches_any, require_secret, required_header, unix_seconds, within_window};
 use super::{
     DedupKey, DedupKind, Headers, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
-    header_override,
+    header_override, json_str,
 };
 
 pub struct StandardWebhooks;
@@ -103,7 +103,7 @@ impl Provider for StandardWebhooks {
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?.get("type")?.as_str().map(str::to_owned)
+        json_str(req, "/type")
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {

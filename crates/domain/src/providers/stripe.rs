@@ -17,7 +17,7 @@ use super::signing::{
 };
 use super::{
     DedupKey, DedupKind, Inbound, Provider, ProviderSettings, VerifyError, content_hash,
-    header_override,
+    header_override, json_str,
 };
 
 pub struct Stripe;
@@ -45,11 +45,7 @@ impl Provider for Stripe {
     }
 
     fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        req.json?
-            .get("type")?
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+        json_str(req, "/type")
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {

@@ -31,10 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::body::{form_pairs, is_form};
 use super::signing::{base64_signature, matches_any, require_secret, required_header};
-use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
-};
+use super::{DedupKey, Inbound, Provider, ProviderSettings, VerifyError, keyed_by_header};
 
 pub struct Twilio;
 
@@ -101,9 +98,7 @@ impl Provider for Twilio {
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, IDEMPOTENCY_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, IDEMPOTENCY_HEADER)
     }
 }
 
@@ -173,6 +168,7 @@ pub(super) fn port_variants(url: &str) -> (String, String) {
 mod tests {
     use super::*;
     use crate::providers::Headers;
+    use crate::providers::content_hash;
     use crate::providers::testing::{at, headers, with_url};
 
     /// providers.md §13 [OFFICIAL]: twilio-python's request validator tests.

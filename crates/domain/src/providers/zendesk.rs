@@ -12,10 +12,7 @@ use sha2::Sha256;
 use super::signing::{
     base64_signature, matches_any, require_secret, required_header, within_window,
 };
-use super::{
-    DedupKey, Inbound, Provider, ProviderSettings, VerifyError, content_hash, header_id,
-    header_override,
-};
+use super::{DedupKey, Inbound, Provider, ProviderSettings, VerifyError, keyed_by_header};
 
 pub struct Zendesk;
 
@@ -57,9 +54,7 @@ impl Provider for Zendesk {
     }
 
     fn dedup_key(&self, req: &Inbound<'_>, settings: &ProviderSettings) -> DedupKey {
-        header_override(req, settings)
-            .or_else(|| header_id(req, INVOCATION_HEADER))
-            .unwrap_or_else(|| content_hash(req.body))
+        keyed_by_header(req, settings, INVOCATION_HEADER)
     }
 }
 
@@ -68,6 +63,7 @@ mod tests {
     use super::*;
     use crate::providers::DedupKind;
     use crate::providers::Headers;
+    use crate::providers::content_hash;
     use crate::providers::testing::{at, headers, with_json};
 
     /// providers.md §10 [SELF]: the webhook builder's static test secret, used verbatim.

@@ -11,9 +11,11 @@ pub mod proxy;
 pub mod receiver;
 pub mod sign;
 pub mod smtp;
+pub mod visitor;
 
 pub use app::TestApp;
 pub use fakes::{Answer, FakeRoutines, FakeSlack, SlackAnswer};
 pub use proxy::DbProxy;
 pub use receiver::{Receiver, Reply};
 pub use smtp::SmtpServer;
+pub use visitor::{Page, Visitor};

@@ -95,6 +95,7 @@ prefixed_id!(EventId, "evt");
 prefixed_id!(DeliveryId, "dlv");
 prefixed_id!(AttemptId, "att");
 prefixed_id!(UserId, "usr");
+prefixed_id!(InvitationId, "inv");
 
 #[cfg(test)]
 mod tests {

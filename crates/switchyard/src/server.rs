@@ -87,6 +87,7 @@ pub async fn start(
         key: key.clone(),
         policy: config.policy(),
         public_url: config.public_base(),
+        smtp_configured: config.smtp_url.is_some(),
     });
     // Ready when the pool this process leans on answers.
     let ready_pool = if roles.ingress {

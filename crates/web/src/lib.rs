@@ -1,8 +1,10 @@
 //! The control plane: the team-scoped JSON API under `/api/v1` and its OpenAPI document.
 //! Handlers are thin: extract the team from the API key, parse the body into domain types,
-//! call the store in one transaction, answer. The dashboard joins this crate later.
+//! call the store in one transaction, answer. The dashboard (`dashboard`) serves every
+//! other path: pages for people, with the same rules.
 
 mod auth;
+mod dashboard;
 mod deliveries;
 mod destinations;
 mod error;
@@ -30,8 +32,17 @@ pub struct WebState {
     pub pool: PgPool,
     pub key: SecretKey,
     pub policy: Policy,
-    /// Base of ingest URLs, without a trailing slash.
+    /// Base of ingest URLs and of links in emails, without a trailing slash.
     pub public_url: String,
+    /// Whether account emails can go out now (else they wait and the pages say so).
+    pub smtp_configured: bool,
+}
+
+impl WebState {
+    /// Cookies are `Secure` when people reach Switchyard over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
 }
 
 #[derive(OpenApi)]
@@ -80,7 +91,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     let doc = doc.clone();
                     async move { web::Json(doc) }
                 }),
-            );
+            )
+            .configure(dashboard::configure);
     }
 }
 

@@ -1,13 +1,16 @@
 //! Alert emails to a team's owners and admins, one per task on the alerts queue. The
 //! task was pushed in the transaction that changed the destination, so an alert goes
 //! out if and only if that change happened; apalis retries a refused send a few times.
+//! Account emails (verification, password reset, invitations) ride a queue of their own.
 
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use askama::Template;
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use switchyard_domain::delivery::compose;
-use switchyard_domain::store::queue::{Alert, AlertTask};
+use switchyard_domain::store::queue::{Alert, AlertTask, MailTask};
 use switchyard_domain::store::{destinations, teams};
 
 use crate::Deliverer;
@@ -64,6 +67,42 @@ pub async fn send(task: AlertTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxD
         .send(&Email {
             to,
             subject,
+            text,
+            html,
+        })
+        .await;
+    match sent.error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
+/// Sends one account email (verification, reset, invitation). Its text was sealed by
+/// the web process; a text that no longer opens (the key was rotated away) is dropped.
+pub async fn send_account_mail(
+    task: MailTask,
+    ctx: Data<Arc<Deliverer>>,
+) -> Result<(), BoxDynError> {
+    let sealed = match BASE64_STANDARD.decode(&task.sealed_text) {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            tracing::warn!(error = %e, "account email dropped: its text is not base64");
+            return Ok(());
+        }
+    };
+    let text = match ctx.key.open(&sealed).map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        _ => {
+            tracing::warn!("account email dropped: its text does not open with the current keys");
+            return Ok(());
+        }
+    };
+    let html = compose::html_from_text(&text);
+    let sent = ctx
+        .mailer
+        .send(&Email {
+            to: vec![task.to],
+            subject: task.subject,
             text,
             html,
         })

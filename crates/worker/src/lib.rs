@@ -19,7 +19,9 @@ use sqlx::PgPool;
 use switchyard_domain::delivery::breaker::BreakerPolicy;
 use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
-use switchyard_domain::store::queue::{ALERTS, AlertTask, DELIVERIES, DeliveryTask};
+use switchyard_domain::store::queue::{
+    ALERTS, AlertTask, DELIVERIES, DeliveryTask, MAIL, MailTask,
+};
 
 pub use mail::Mailer;
 pub use outbound::Outbound;
@@ -111,44 +113,60 @@ pub async fn run(
         // A fetched task is already `Queued` under this worker's name, which orphan
         // recovery covers; marking each one `Running` as well would cost a commit per task.
         .lock_tasks(false);
-    let alerts_queue = queue.clone();
-    let alerts_config = Config::default()
-        .queue(ALERTS)
-        .heartbeat_interval(settings.heartbeat)
-        .missed_heartbeats(settings.missed_heartbeats);
-    let alerts_deliverer = deliverer.clone();
-    let alerts_name = format!("{name}-alerts");
-    let poll_interval = settings.poll_interval;
-    let monitor = Monitor::new()
+    // The two email queues: few tasks, two at a time each, polled like the deliveries.
+    macro_rules! email_worker {
+        ($queue:expr, $task:ty, $handler:path, $suffix:literal) => {{
+            let pool = queue.clone();
+            let config = Config::default()
+                .queue($queue)
+                .heartbeat_interval(settings.heartbeat)
+                .missed_heartbeats(settings.missed_heartbeats);
+            let deliverer = deliverer.clone();
+            let name = format!("{name}-{}", $suffix);
+            let poll_interval = settings.poll_interval;
+            move |_restarts| {
+                let strategy = Strategy::new()
+                    .stream(Pubsub::new(pool.clone(), $queue.to_owned()))
+                    .interval(poll_interval);
+                let backend = PostgresStorage::<$task>::new(&pool)
+                    .with_config(config.clone())
+                    .poll_with_strategy(strategy);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .concurrency(2)
+                    .catch_panic()
+                    .data(deliverer.clone())
+                    .build($handler)
+            }
+        }};
+    }
+    let mut monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_timeout)
-        .register(move |_restarts| {
-            let strategy = Strategy::new()
-                .stream(Pubsub::new(alerts_queue.clone(), ALERTS.to_owned()))
-                .interval(poll_interval);
-            let backend = PostgresStorage::<AlertTask>::new(&alerts_queue)
-                .with_config(alerts_config.clone())
-                .poll_with_strategy(strategy);
-            WorkerBuilder::new(alerts_name.clone())
-                .backend(backend)
-                .concurrency(2)
-                .catch_panic()
-                .data(alerts_deliverer.clone())
-                .build(alerts::send)
-        })
-        .register_n(settings.workers.max(1), move |index, _restarts| {
-            let strategy = Strategy::new()
-                .stream(Pubsub::new(queue.clone(), DELIVERIES.to_owned()))
-                .interval(settings.poll_interval);
-            let backend = PostgresStorage::<DeliveryTask>::new(&queue)
-                .with_config(config.clone())
-                .poll_with_strategy(strategy);
-            WorkerBuilder::new(format!("{name}-{index}"))
-                .backend(backend)
-                .concurrency(settings.concurrency.div_ceil(settings.workers.max(1)))
-                .catch_panic()
-                .data(deliverer.clone())
-                .build(deliver::attempt)
-        });
+        .register(email_worker!(ALERTS, AlertTask, alerts::send, "alerts"));
+    // Without SMTP nobody takes account emails: they wait in the queue, unspent, until a
+    // worker that can send starts.
+    if deliverer.mailer.is_configured() {
+        monitor = monitor.register(email_worker!(
+            MAIL,
+            MailTask,
+            alerts::send_account_mail,
+            "mail"
+        ));
+    }
+    let monitor = monitor.register_n(settings.workers.max(1), move |index, _restarts| {
+        let strategy = Strategy::new()
+            .stream(Pubsub::new(queue.clone(), DELIVERIES.to_owned()))
+            .interval(settings.poll_interval);
+        let backend = PostgresStorage::<DeliveryTask>::new(&queue)
+            .with_config(config.clone())
+            .poll_with_strategy(strategy);
+        WorkerBuilder::new(format!("{name}-{index}"))
+            .backend(backend)
+            .concurrency(settings.concurrency.div_ceil(settings.workers.max(1)))
+            .catch_panic()
+            .data(deliverer.clone())
+            .build(deliver::attempt)
+    });
     let upkeep = tokio::spawn(upkeep::run(upkeep_pool, settings.upkeep_every));
     let result = monitor
         .run_with_signal(async move {

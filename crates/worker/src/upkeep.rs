@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use switchyard_domain::store::{accounts, attempts, destinations, events};
+use switchyard_domain::store::{accounts, attempts, destinations, events, throttle};
 
 /// How long past due a delivery must be before the sweep takes it for stranded: well
 /// beyond a send's 30 s limit and a dead worker's 30 s takeover.
@@ -39,6 +39,9 @@ pub async fn run(pool: PgPool, every: Duration) {
         }
         if let Err(e) = accounts::prune_sessions(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: session prune skipped");
+        }
+        if let Err(e) = throttle::prune(&pool, now).await {
+            tracing::debug!(error = %e, "upkeep: throttle prune skipped");
         }
         if let Err(e) = events::prune_dedup(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: dedup prune skipped");

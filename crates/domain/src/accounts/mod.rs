@@ -2,8 +2,10 @@
 //! and memberships live in the store.
 
 mod password;
+mod roles;
 
 pub use password::{PasswordError, hash_password, verify_nobody, verify_password};
+pub use roles::{Action, Role};
 
 /// A plausible email address, trimmed: something, `@`, a domain; nothing that could
 /// smuggle a second header or recipient.

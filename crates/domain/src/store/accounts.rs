@@ -189,3 +189,158 @@ pub async fn prune_sessions(
         .await?
         .rows_affected())
 }
+
+/// What a mailed link lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::VerifyEmail => "verify_email",
+            LinkPurpose::ResetPassword => "reset_password",
+        }
+    }
+
+    /// How long a link works.
+    pub fn lifetime(self) -> Duration {
+        match self {
+            LinkPurpose::VerifyEmail => Duration::days(7),
+            LinkPurpose::ResetPassword => Duration::hours(1),
+        }
+    }
+}
+
+/// Makes a single-use link token for `user` and returns it: the only copy.
+#[tracing::instrument(skip_all)]
+pub async fn create_link(
+    db: impl PgExecutor<'_>,
+    user: &UserId,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let token = random_token(32);
+    sqlx::query(
+        "INSERT INTO account_links (token_hash, user_id, purpose, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash(&token))
+    .bind(user)
+    .bind(purpose.as_str())
+    .bind(now)
+    .bind(now + purpose.lifetime())
+    .execute(db)
+    .await?;
+    Ok(token)
+}
+
+/// The person a link is for, if the token is one of `purpose`'s, unused and unexpired.
+/// Does not use it up.
+#[tracing::instrument(skip_all)]
+pub async fn peek_link(
+    db: impl PgExecutor<'_>,
+    token: &str,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> Result<Option<User>, StoreError> {
+    Ok(sqlx::query_as::<_, User>(
+        "SELECT u.id, u.email, u.password_hash, u.email_verified_at
+         FROM account_links l JOIN users u ON u.id = l.user_id
+         WHERE l.token_hash = $1 AND l.purpose = $2 AND l.used_at IS NULL AND l.expires_at > $3",
+    )
+    .bind(token_hash(token))
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Uses a link up and returns its person; `None` when it is unknown, used or expired.
+/// Using one reset link retires the person's other links of that purpose.
+#[tracing::instrument(skip_all)]
+pub async fn use_link(
+    tx: &mut PgConnection,
+    token: &str,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> Result<Option<UserId>, StoreError> {
+    let user: Option<UserId> = sqlx::query_scalar(
+        "UPDATE account_links SET used_at = $3
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+         RETURNING user_id",
+    )
+    .bind(token_hash(token))
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(user) = &user {
+        sqlx::query(
+            "UPDATE account_links SET used_at = $3
+             WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        )
+        .bind(user)
+        .bind(purpose.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(user)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn mark_verified(
+    db: impl PgExecutor<'_>,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, $2) WHERE id = $1",
+    )
+    .bind(user)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets a new password. The caller ends the person's sessions in the same transaction.
+#[tracing::instrument(skip_all)]
+pub async fn set_password(
+    db: impl PgExecutor<'_>,
+    user: &UserId,
+    password_hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user)
+        .bind(password_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Creates a person invited by email who has no account yet, with the password they
+/// chose; `Conflict` when the address is taken.
+#[tracing::instrument(skip_all)]
+pub async fn create_user(
+    db: impl PgExecutor<'_>,
+    email: &str,
+    password_hash: &str,
+    verified_at: Option<DateTime<Utc>>,
+) -> Result<User, StoreError> {
+    sqlx::query_as::<_, User>(
+        "INSERT INTO users (id, email, password_hash, email_verified_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING
+         RETURNING id, email, password_hash, email_verified_at",
+    )
+    .bind(UserId::generate())
+    .bind(email)
+    .bind(password_hash)
+    .bind(verified_at)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| StoreError::Conflict("an account with this email exists".to_owned()))
+}

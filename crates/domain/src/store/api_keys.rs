@@ -63,3 +63,34 @@ pub async fn authenticate(
     .fetch_optional(db)
     .await?)
 }
+
+/// The team's keys, live ones first, newest first.
+#[tracing::instrument(skip_all)]
+pub async fn list(db: impl PgExecutor<'_>, team: &TeamId) -> Result<Vec<ApiKey>, StoreError> {
+    Ok(sqlx::query_as::<_, ApiKey>(
+        "SELECT id, team_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+         WHERE team_id = $1 ORDER BY revoked_at IS NOT NULL, created_at DESC",
+    )
+    .bind(team)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Revokes a key at once; `NotFound` when the team has no such live key.
+#[tracing::instrument(skip_all)]
+pub async fn revoke(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &ApiKeyId,
+) -> Result<ApiKey, StoreError> {
+    sqlx::query_as::<_, ApiKey>(
+        "UPDATE api_keys SET revoked_at = now()
+         WHERE team_id = $1 AND id = $2 AND revoked_at IS NULL
+         RETURNING id, team_id, name, prefix, created_at, last_used_at, revoked_at",
+    )
+    .bind(team)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)
+}

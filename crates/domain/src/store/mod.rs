@@ -73,16 +73,19 @@ macro_rules! team_table {
 pub mod accounts;
 pub mod api_keys;
 pub mod attempts;
+pub mod audit;
 mod breaker;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;
 mod limits;
+pub mod members;
 pub mod queue;
 pub mod routes;
 pub mod secrets;
 pub mod sources;
 pub mod teams;
+pub mod throttle;
 
 use crate::model::{Page, PageRequest};
 use crate::secrets::SecretError;

@@ -42,6 +42,28 @@ pub async fn push_alert(tx: &mut PgConnection, alert: &AlertTask) -> Result<(), 
     Ok(())
 }
 
+/// The queue of account emails: address verification, password resets, invitations.
+pub const MAIL: &str = "switchyard::mail";
+
+/// One email to one person. Its text holds a single-use link, so the text is sealed with
+/// the secret key: the queue's table never holds a usable link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailTask {
+    pub to: String,
+    pub subject: String,
+    /// The sealed plain-text body, base64.
+    pub sealed_text: String,
+}
+
+/// Pushes an account email on the caller's transaction. Without SMTP no worker takes
+/// the queue, so the email waits there until one is configured.
+pub async fn push_mail(tx: &mut PgConnection, mail: &MailTask) -> Result<(), StoreError> {
+    let args = serde_json::to_vec(mail).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let task = TaskBuilder::new(args).max_attempts(10).build();
+    apalis_postgres::queries::push_tasks(tx, MAIL, vec![task]).await?;
+    Ok(())
+}
+
 /// One attempt of one delivery. Carries ids, never a snapshot: the worker re-reads the
 /// delivery and does nothing when `seq` is no longer the delivery's `task_seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

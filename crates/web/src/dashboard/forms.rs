@@ -1,0 +1,151 @@
+//! Forms: every state-changing request carries a CSRF token, as the `csrf_token` field or
+//! (from htmx) the `X-CSRF-Token` header. A signed-in person's token is their session's;
+//! the sign-in forms, which come before any session, use a random token that is also set
+//! as a cookie (double submit). Validation errors go back next to their fields.
+
+use std::collections::BTreeMap;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use switchyard_domain::secrets::random_token;
+
+use super::error::PageError;
+use super::session::{MaybeViewer, state};
+
+/// The largest form the dashboard reads (a route's template is the largest field).
+pub const FORM_LIMIT: usize = 256 * 1024;
+const ANON_CSRF_COOKIE: &str = "sy_csrf";
+const CSRF_FIELD: &str = "csrf_token";
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A form body whose CSRF token checked out, parsed into `T`. Repeated fields fill a
+/// `Vec` (a multi-select).
+pub struct Posted<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = body.await.map_err(|_| PageError::TooLarge)?;
+            let presented = req
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| {
+                    serde_html_form::from_bytes::<Vec<(String, String)>>(&body)
+                        .ok()?
+                        .into_iter()
+                        .find(|(k, _)| k == CSRF_FIELD)
+                        .map(|(_, v)| v)
+                })
+                .ok_or(PageError::Csrf)?;
+            let viewer = MaybeViewer::extract(&req).await?;
+            let session_token = viewer.0.map(|v| v.csrf);
+            let cookie_token = req.cookie(ANON_CSRF_COOKIE).map(|c| c.value().to_owned());
+            let matches = [session_token, cookie_token]
+                .into_iter()
+                .flatten()
+                .any(|expected| same(&expected, &presented));
+            if !matches {
+                return Err(PageError::Csrf);
+            }
+            serde_html_form::from_bytes::<T>(&body)
+                .map(Posted)
+                .map_err(|e| PageError::BadRequest(format!("this form could not be read: {e}")))
+        })
+    }
+}
+
+fn same(expected: &str, presented: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// The CSRF token for a form shown before sign-in, and the cookie to set when the
+/// browser has none yet.
+pub fn anonymous_csrf(req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+    if let Some(c) = req.cookie(ANON_CSRF_COOKIE)
+        && c.value().len() >= 32
+    {
+        return (c.value().to_owned(), None);
+    }
+    let token = random_token(32);
+    let secure = state(req).map(|s| s.secure_cookies()).unwrap_or(false);
+    let cookie = Cookie::build(ANON_CSRF_COOKIE, token.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish();
+    (token, Some(cookie))
+}
+
+/// A form that carries nothing but its CSRF token (a button).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
+
+/// Form errors by field name; `form` holds those of no single field.
+#[derive(Debug, Clone, Default)]
+pub struct Errors(BTreeMap<String, String>);
+
+impl Errors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| message.into());
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+}
+
+/// Percent-encodes a value for a query string.
+pub fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// A `next` target that stays on this site: a path, never `//host` or a URL.
+pub fn local_path(next: Option<&str>) -> Option<String> {
+    let next = next?.trim();
+    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\'))
+        .then(|| next.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(
+            local_path(Some("/t/acme/sources")).as_deref(),
+            Some("/t/acme/sources")
+        );
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "",
+            "sources",
+        ] {
+            assert_eq!(local_path(Some(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", ""));
+    }
+}

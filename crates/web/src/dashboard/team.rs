@@ -1,0 +1,326 @@
+//! A team's overview and settings: its people and their roles, invitations, API keys,
+//! the audit log, and deleting the team.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::Utc;
+use serde::Deserialize;
+use switchyard_domain::StoreError;
+use switchyard_domain::accounts::{self, Action, Role};
+use switchyard_domain::ids::{ApiKeyId, InvitationId, UserId};
+use switchyard_domain::model::{ApiKey, Name};
+use switchyard_domain::store::members::{self, Invitation, Member as TeamMember};
+use switchyard_domain::store::{api_keys, audit, teams};
+
+use super::error::PageError;
+use super::forms::{Errors, NoFields, Posted};
+use super::session::Member;
+use super::{Nav, html, mail, see_other};
+use crate::WebState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(overview)
+        .service(settings)
+        .service(change_member)
+        .service(invite)
+        .service(revoke_invitation)
+        .service(create_key)
+        .service(revoke_key)
+        .service(delete_team);
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/overview.html")]
+struct OverviewPage {
+    nav: Nav,
+    counts: teams::Counts,
+}
+
+#[get("/t/{team}")]
+async fn overview(state: web::Data<WebState>, member: Member) -> Result<OverviewPage, PageError> {
+    member.require(Action::Read)?;
+    let counts = teams::counts(&state.pool, member.team_id(), Utc::now()).await?;
+    Ok(OverviewPage {
+        nav: Nav::new(&member, "overview", state.smtp_configured),
+        counts,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    members: Vec<TeamMember>,
+    invitations: Vec<Invitation>,
+    keys: Vec<ApiKey>,
+    log: Vec<audit::Entry>,
+    roles: [Role; 4],
+    /// A key just created: its only showing.
+    new_key: Option<String>,
+    invite_email: String,
+    invite_role: String,
+    key_name: String,
+    errors: Errors,
+}
+
+impl SettingsPage {
+    async fn load(state: &WebState, member: &Member) -> Result<SettingsPage, PageError> {
+        let team = member.team_id();
+        Ok(SettingsPage {
+            nav: Nav::new(member, "settings", state.smtp_configured),
+            members: members::list(&state.pool, team).await?,
+            invitations: members::pending(&state.pool, team, Utc::now()).await?,
+            keys: if member.role.may(Action::Manage) {
+                api_keys::list(&state.pool, team).await?
+            } else {
+                Vec::new()
+            },
+            log: audit::latest(&state.pool, team, 50).await?,
+            roles: Role::ALL,
+            new_key: None,
+            invite_email: String::new(),
+            invite_role: "member".to_owned(),
+            key_name: String::new(),
+            errors: Errors::default(),
+        })
+    }
+}
+
+#[get("/t/{team}/settings")]
+async fn settings(state: web::Data<WebState>, member: Member) -> Result<SettingsPage, PageError> {
+    member.require(Action::Read)?;
+    SettingsPage::load(&state, &member).await
+}
+
+/// Parses an id from the URL; a malformed one is as missing as an unknown one.
+fn id<T: std::str::FromStr>(raw: &str) -> Result<T, PageError> {
+    raw.parse().map_err(|_| PageError::NotFound)
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberForm {
+    /// A role, or `remove`.
+    #[serde(default)]
+    role: String,
+}
+
+#[post("/t/{team}/members/{user}")]
+async fn change_member(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<MemberForm>,
+) -> Result<HttpResponse, PageError> {
+    let user: UserId = id(&path.1)?;
+    let leaving = user == member.viewer.user.id && form.role == "remove";
+    if !leaving {
+        member.require(Action::Manage)?;
+    }
+    let role = match form.role.as_str() {
+        "remove" => None,
+        other => Some(other.parse::<Role>().map_err(PageError::BadRequest)?),
+    };
+    if let Some(role) = role
+        && !member.role.may_grant(role)
+    {
+        return Err(PageError::Forbidden(
+            "You cannot give a role above your own.",
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let people = members::list(&mut *tx, member.team_id()).await?;
+    let target = people
+        .iter()
+        .find(|m| m.user_id == user)
+        .ok_or(PageError::NotFound)?;
+    // An admin manages admins and below; only an owner changes an owner.
+    if target.role == Role::Owner && member.role != Role::Owner && !leaving {
+        return Err(PageError::Forbidden(
+            "Only an owner can change another owner.",
+        ));
+    }
+    match members::change(&mut tx, member.team_id(), &user, role).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(why)) => {
+            let mut page = SettingsPage::load(&state, &member).await?;
+            page.errors.add("members", super::account::sentence(&why));
+            return html(&page, StatusCode::CONFLICT);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let action = match role {
+        Some(_) => "member.role",
+        None => "member.remove",
+    };
+    let detail = match role {
+        Some(role) => format!("{} → {role}", target.email),
+        None => target.email.clone(),
+    };
+    member.audit(&mut *tx, action, &detail).await?;
+    tx.commit().await?;
+    Ok(see_other(if leaving {
+        "/account".to_owned()
+    } else {
+        member.path("settings#members")
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct InviteForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+#[post("/t/{team}/invitations")]
+async fn invite(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<InviteForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Manage)?;
+    let mut errors = Errors::default();
+    let email = accounts::email_address(&form.email)
+        .map_err(|_| {
+            errors.add(
+                "invite_email",
+                "Enter an email address such as ada@example.com.",
+            )
+        })
+        .ok();
+    let role = form
+        .role
+        .parse::<Role>()
+        .ok()
+        .filter(|r| *r != Role::Owner && member.role.may_grant(*r));
+    if role.is_none() {
+        errors.add("invite_role", "Choose admin, member or viewer.");
+    }
+    let (Some(email), Some(role)) = (email, role) else {
+        let mut page = SettingsPage::load(&state, &member).await?;
+        page.invite_email = form.email;
+        page.invite_role = form.role;
+        page.errors = errors;
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let mut tx = state.pool.begin().await?;
+    let (_, token) = members::invite(
+        &mut tx,
+        member.team_id(),
+        &email,
+        role,
+        &member.viewer.user.id,
+        Utc::now(),
+    )
+    .await?;
+    mail::invitation(
+        &mut tx,
+        &state,
+        &email,
+        member.actor(),
+        &member.team.name,
+        role.as_str(),
+        &token,
+    )
+    .await?;
+    member
+        .audit(&mut *tx, "invitation.create", &format!("{email} as {role}"))
+        .await?;
+    tx.commit().await?;
+    Ok(see_other(member.path("settings#invitations")))
+}
+
+#[post("/t/{team}/invitations/{id}/revoke")]
+async fn revoke_invitation(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Manage)?;
+    let invitation: InvitationId = id(&path.1)?;
+    let mut tx = state.pool.begin().await?;
+    members::revoke(&mut *tx, member.team_id(), &invitation).await?;
+    member
+        .audit(&mut *tx, "invitation.revoke", invitation.as_str())
+        .await?;
+    tx.commit().await?;
+    Ok(see_other(member.path("settings#invitations")))
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Creates a key and shows it on the answer to this form: its one and only showing.
+#[post("/t/{team}/api-keys")]
+async fn create_key(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<KeyForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Manage)?;
+    let name = match Name::parse(&form.name) {
+        Ok(name) => name,
+        Err(e) => {
+            let mut page = SettingsPage::load(&state, &member).await?;
+            page.key_name = form.name;
+            page.errors.add(
+                "key_name",
+                super::account::sentence(&format!("the key's {e}")),
+            );
+            return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
+    let mut tx = state.pool.begin().await?;
+    let (key, plaintext) = api_keys::create(&mut *tx, member.team_id(), name.as_str()).await?;
+    member.audit(&mut *tx, "api_key.create", &key.name).await?;
+    tx.commit().await?;
+    let mut page = SettingsPage::load(&state, &member).await?;
+    page.new_key = Some(plaintext);
+    html(&page, StatusCode::CREATED)
+}
+
+#[post("/t/{team}/api-keys/{id}/revoke")]
+async fn revoke_key(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Manage)?;
+    let key: ApiKeyId = id(&path.1)?;
+    let mut tx = state.pool.begin().await?;
+    let key = api_keys::revoke(&mut *tx, member.team_id(), &key).await?;
+    member.audit(&mut *tx, "api_key.revoke", &key.name).await?;
+    tx.commit().await?;
+    Ok(see_other(member.path("settings#api-keys")))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+#[post("/t/{team}/delete")]
+async fn delete_team(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<DeleteForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::DeleteTeam)?;
+    if form.confirm.trim() != member.team.slug {
+        let mut page = SettingsPage::load(&state, &member).await?;
+        page.errors
+            .add("confirm", format!("Type {} to confirm.", member.team.slug));
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    teams::delete(&state.pool, member.team_id()).await?;
+    Ok(see_other("/account"))
+}

@@ -1,0 +1,139 @@
+//! A person at the dashboard without a browser: a cookie jar, no automatic redirects (so
+//! tests see each 303), and the CSRF token of the last page seen, sent with each form
+//! the way the page's hidden field would be.
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+
+use crate::TestApp;
+
+pub struct Visitor {
+    client: reqwest::Client,
+    base: String,
+    /// The `csrf_token` of the last page that had a form.
+    pub csrf: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    #[track_caller]
+    pub fn assert_redirect(&self, to: &str) {
+        assert_eq!(self.status, StatusCode::SEE_OTHER, "{}", self.body);
+        assert_eq!(self.location.as_deref(), Some(to));
+    }
+
+    #[track_caller]
+    pub fn assert_contains(&self, text: &str) {
+        assert!(
+            self.body.contains(text),
+            "{text:?} not on the page ({}):\n{}",
+            self.status,
+            self.body
+        );
+    }
+}
+
+/// The value of the first `name="csrf_token"` hidden field.
+pub fn csrf_in(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
+    let end = html[at..].find('"')?;
+    Some(html[at..at + end].to_owned())
+}
+
+impl Visitor {
+    pub fn new(app: &TestApp) -> Visitor {
+        Visitor {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            base: app.base.clone(),
+            csrf: None,
+        }
+    }
+
+    async fn read(&mut self, res: reqwest::Response) -> Page {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let location = headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = res.text().await.expect("body");
+        if let Some(token) = csrf_in(&body) {
+            self.csrf = Some(token);
+        }
+        Page {
+            status,
+            location,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        self.read(res).await
+    }
+
+    /// Posts a form with the CSRF token of the last page.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf.clone().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly these fields: no token added.
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
+        self.read(res).await
+    }
+
+    /// Signs up through the form and returns the new team's path (`/t/{slug}`).
+    pub async fn sign_up(&mut self, email: &str, team: &str) -> String {
+        self.get("/signup").await;
+        let page = self
+            .post(
+                "/signup",
+                &[
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("team_name", team),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        let to = page.location.expect("a redirect to the team");
+        self.get(&to).await;
+        to
+    }
+
+    pub async fn log_in(&mut self, email: &str, password: &str) -> Page {
+        self.get("/login").await;
+        self.post("/login", &[("email", email), ("password", password)])
+            .await
+    }
+}
+
+/// The password the helpers sign up with.
+pub const PASSWORD: &str = "correct horse battery";

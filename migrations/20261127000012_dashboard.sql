@@ -47,3 +47,6 @@ CREATE TABLE audit_log (
     at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX audit_log_team ON audit_log (team_id, id DESC);
+
+-- The sources page counts each source's events of the last day.
+CREATE INDEX events_source_received ON events (source_id, received_at);

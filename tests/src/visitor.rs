@@ -89,6 +89,20 @@ impl Visitor {
         self.read(res).await
     }
 
+    /// Reloads `path` until it shows `text` (what a background writer adds); panics
+    /// after five seconds.
+    pub async fn get_until(&mut self, path: &str, text: &str) -> Page {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let page = self.get(path).await;
+            if page.body.contains(text) || tokio::time::Instant::now() > deadline {
+                page.assert_contains(text);
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Posts a form with the CSRF token of the last page.
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let token = self.csrf.clone().unwrap_or_default();

@@ -14,10 +14,24 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use crate::WebState;
 use crate::error::ApiError;
 
-/// The team the request's API key acts for. Set by `authenticate` before any extractor
-/// runs, so a request with a bad key is refused with 401 whatever its body looks like.
+/// The team the request's API key acts for, and how the audit log names the key. Set by
+/// `authenticate` before any extractor runs, so a request with a bad key is refused with
+/// 401 whatever its body looks like.
 #[derive(Debug, Clone)]
-pub struct ApiTeam(pub TeamId);
+pub struct ApiTeam(pub TeamId, pub String);
+
+impl ApiTeam {
+    /// Notes in the team's audit log that this key did `action` to `target`.
+    pub async fn audit(
+        &self,
+        db: impl sqlx::PgExecutor<'_>,
+        action: &str,
+        target: &str,
+    ) -> Result<(), ApiError> {
+        switchyard_domain::store::audit::record(db, &self.0, &self.1, action, target).await?;
+        Ok(())
+    }
+}
 
 impl FromRequest for ApiTeam {
     type Error = ApiError;
@@ -58,8 +72,9 @@ pub async fn authenticate(
         _ => None,
     };
     match team {
-        Some(team) => {
-            req.extensions_mut().insert(ApiTeam(team));
+        Some((team, name)) => {
+            req.extensions_mut()
+                .insert(ApiTeam(team, format!("API key \"{name}\"")));
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         None => Err(unauthorized().into()),

@@ -6,17 +6,19 @@ use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use switchyard_domain::StoreError;
 use switchyard_domain::accounts;
 use switchyard_domain::delivery::limits::Limits;
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
-use switchyard_domain::ids::DestinationId;
+use switchyard_domain::ids::{DestinationId, TeamId};
 use switchyard_domain::model::{
     Credentials, Destination, DestinationSettings, DestinationUrl, Name, hint,
 };
 use switchyard_domain::netguard::Policy;
 use switchyard_domain::problem::Problem;
 use switchyard_domain::secrets::new_signing_secret;
+use switchyard_domain::store::audit;
 use switchyard_domain::store::destinations::{self, DestinationPatch, NewDestination};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -114,7 +116,7 @@ pub struct CreatedDestination {
     #[serde(flatten)]
     pub(crate) destination: Destination,
     /// `whsec_…`: verify Switchyard's `webhook-signature` with it (Standard Webhooks).
-    signing_secret: String,
+    pub(crate) signing_secret: String,
 }
 
 const MAX_RECIPIENTS: usize = 20;
@@ -295,16 +297,23 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let input = target_input!(body);
-    let created = insert_new(&state.pool, &state, &team, &body.name, &body.kind, input).await?;
+    let mut tx = state.pool.begin().await?;
+    let created = insert_new(
+        &mut tx, &state, &team.0, &team.1, &body.name, &body.kind, input,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(created))
 }
 
-/// Validates a new destination and inserts it on `db`: for the destinations API and for
-/// recipes, which create one in the same transaction as its route.
+/// Validates a new destination and inserts it on `tx`, noting it in the audit log: for
+/// the API, the dashboard and recipes (which create one in the same transaction as its
+/// route).
 pub(crate) async fn insert_new(
-    db: impl sqlx::PgExecutor<'_>,
+    tx: &mut PgConnection,
     state: &WebState,
-    team: &ApiTeam,
+    team: &TeamId,
+    actor: &str,
     name: &str,
     kind: &str,
     input: TargetInput,
@@ -341,7 +350,15 @@ pub(crate) async fn insert_new(
         sealed_signing_secret: &sealed,
         sealed_credentials: sealed_credentials.as_deref(),
     };
-    let destination = destinations::insert(db, &team.0, new).await?;
+    let destination = destinations::insert(&mut *tx, team, new).await?;
+    audit::record(
+        &mut *tx,
+        team,
+        actor,
+        "destination.create",
+        &destination.name,
+    )
+    .await?;
     Ok(CreatedDestination {
         destination,
         signing_secret,
@@ -459,21 +476,38 @@ async fn update(
         sealed_credentials,
     };
     let mut updated = destinations::update(&mut *tx, &team.0, &id, patch).await?;
-    match new_state {
-        Some(DestinationState::Paused) => {
-            destinations::pause(&mut tx, &team.0, &id, Utc::now()).await?;
-        }
-        Some(DestinationState::Active) => {
-            let released = destinations::resume(&mut tx, &team.0, &id, Utc::now()).await?;
-            tracing::info!(destination = %id, released, "destination resumed");
-        }
-        _ => {}
-    }
-    if new_state.is_some() {
-        updated = destinations::get(&mut *tx, &team.0, &id).await?;
+    team.audit(&mut *tx, "destination.update", &updated.name)
+        .await?;
+    if let Some(new_state) = new_state {
+        updated = change_state(&mut tx, &team.0, &team.1, &id, new_state).await?;
     }
     tx.commit().await?;
     Ok(web::Json(updated))
+}
+
+/// A person pauses the destination, or resumes it at once (whatever paused, disabled or
+/// slowed it), releasing its held deliveries in creation order.
+pub(crate) async fn change_state(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    actor: &str,
+    id: &DestinationId,
+    new_state: DestinationState,
+) -> ApiResult<Destination> {
+    let action = match new_state {
+        DestinationState::Paused => {
+            destinations::pause(&mut *tx, team, id, Utc::now()).await?;
+            "destination.pause"
+        }
+        _ => {
+            let released = destinations::resume(&mut *tx, team, id, Utc::now()).await?;
+            tracing::info!(destination = %id, released, "destination resumed");
+            "destination.resume"
+        }
+    };
+    let updated = destinations::get(&mut *tx, team, id).await?;
+    audit::record(&mut *tx, team, actor, action, &updated.name).await?;
+    Ok(updated)
 }
 
 #[utoipa::path(tag = "destinations", responses((status = 204), (status = 404)))]
@@ -483,8 +517,22 @@ async fn delete(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    destinations::delete(&state.pool, &team.0, &parse_id(&id)?)
+    delete_destination(&state, &team.0, &team.1, &parse_id(&id)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(crate) async fn delete_destination(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &DestinationId,
+) -> ApiResult<()> {
+    let mut tx = state.pool.begin().await?;
+    let found = destinations::get(&mut *tx, team, id)
         .await
         .map_err(missing("destination"))?;
-    Ok(HttpResponse::NoContent().finish())
+    destinations::delete(&mut *tx, team, id).await?;
+    audit::record(&mut *tx, team, actor, "destination.delete", &found.name).await?;
+    tx.commit().await?;
+    Ok(())
 }

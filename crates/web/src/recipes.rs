@@ -49,22 +49,22 @@ async fn list(_team: ApiTeam) -> web::Json<RecipeList> {
 #[serde(deny_unknown_fields)]
 pub struct ApplyRecipe {
     /// The source whose events the route takes.
-    source_id: String,
+    pub(crate) source_id: String,
     /// The new destination's name (default: the recipe's title).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Routine recipes: the routine's fire URL and token.
-    fire_url: Option<String>,
-    token: Option<String>,
+    pub(crate) fire_url: Option<String>,
+    pub(crate) token: Option<String>,
     /// Slack recipes: the incoming-webhook URL.
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Email recipes: the recipients (default: the team's owners and admins).
-    to: Option<Vec<String>>,
+    pub(crate) to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppliedRecipe {
-    destination: CreatedDestination,
-    route: Route,
+    pub(crate) destination: CreatedDestination,
+    pub(crate) route: Route,
 }
 
 /// Creates the recipe's destination and a route to it from `source_id`, in one
@@ -78,8 +78,18 @@ async fn apply(
     name: web::Path<String>,
     body: web::Json<ApplyRecipe>,
 ) -> ApiResult<HttpResponse> {
-    let recipe = recipes::find(&name).ok_or_else(|| not_found("recipe"))?;
-    let body = body.into_inner();
+    let applied = apply_recipe(&state, &team, &name, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(applied))
+}
+
+/// Creates the recipe's destination and its route, for the API and the dashboard.
+pub(crate) async fn apply_recipe(
+    state: &WebState,
+    team: &ApiTeam,
+    name: &str,
+    body: ApplyRecipe,
+) -> ApiResult<AppliedRecipe> {
+    let recipe = recipes::find(name).ok_or_else(|| not_found("recipe"))?;
     let mut invalid = Invalid::default();
     let source_id = invalid.check("source_id", body.source_id.parse::<SourceId>());
     invalid.finish()?;
@@ -109,9 +119,10 @@ async fn apply(
     };
     let destination_name = body.name.unwrap_or_else(|| recipe.title.to_owned());
     let destination = insert_new(
-        &mut *tx,
-        &state,
-        &team,
+        &mut tx,
+        state,
+        &team.0,
+        &team.1,
         &destination_name,
         recipe.kind.as_str(),
         input,
@@ -128,6 +139,7 @@ async fn apply(
         paused: false,
     };
     let route = routes::insert(&mut *tx, &team.0, new).await?;
+    team.audit(&mut *tx, "route.create", &route.name).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(AppliedRecipe { destination, route }))
+    Ok(AppliedRecipe { destination, route })
 }

@@ -53,26 +53,70 @@ pub struct PreviewUnsaved {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     /// Whether the route would take the event.
-    matched: bool,
+    pub(crate) matched: bool,
     /// Why not, when it would not.
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// What the destination would receive (a routine's text, a Slack payload, an email's
     /// text body, an HTTP body).
-    output: Option<String>,
+    pub(crate) output: Option<String>,
     /// Email routes: the subject.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// A filter or template that failed on this event, and why.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// The route under test.
-struct Candidate {
-    source: Source,
-    destination: Destination,
-    event_types: Vec<String>,
-    filter: Option<String>,
-    template: Option<String>,
-    subject: Option<String>,
+pub(crate) struct Candidate {
+    pub(crate) source: Source,
+    pub(crate) destination: Destination,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) filter: Option<String>,
+    pub(crate) template: Option<String>,
+    pub(crate) subject: Option<String>,
+}
+
+/// How many of a source's latest events the dashboard looks through for one the route's
+/// event types match.
+const LATEST_LOOKED_AT: u32 = 50;
+
+/// The preview against the source's latest event that the event types match (or its
+/// latest event at all, which then shows why it does not match); `None` when the source
+/// has no events yet.
+pub(crate) async fn preview_latest(
+    state: &WebState,
+    team: &ApiTeam,
+    candidate: &Candidate,
+) -> ApiResult<Option<(EventId, Preview)>> {
+    let filter = switchyard_domain::model::EventFilter {
+        source_id: Some(candidate.source.id.clone()),
+        ..Default::default()
+    };
+    let latest = switchyard_domain::model::PageRequest {
+        cursor: None,
+        limit: LATEST_LOOKED_AT,
+    };
+    let recent = events::list(&state.pool, &team.0, &filter, &latest)
+        .await?
+        .items;
+    let types = EventTypes::parse(&candidate.event_types).ok();
+    let chosen = recent
+        .iter()
+        .find(|e| {
+            types
+                .as_ref()
+                .is_some_and(|t| t.matches(e.event_type.as_deref()))
+        })
+        .or(recent.first());
+    let Some(event) = chosen else {
+        return Ok(None);
+    };
+    let input = PreviewSample {
+        event_id: Some(event.id.to_string()),
+        ..PreviewSample::default()
+    };
+    let sample = sample(state, team, input).await?;
+    let preview = run(state, team, candidate, &sample).await?;
+    Ok(Some((event.id.clone(), preview)))
 }
 
 /// The event under test, as the worker would see it.

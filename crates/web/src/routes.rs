@@ -3,12 +3,13 @@
 use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use serde::Deserialize;
-use switchyard_domain::ids::{DestinationId, RouteId, SourceId};
+use switchyard_domain::ids::{DestinationId, RouteId, SourceId, TeamId};
 use switchyard_domain::model::{Name, Route};
 use switchyard_domain::problem::Problem;
 use switchyard_domain::routing::EventTypes;
 use switchyard_domain::routing::template::check_template;
 use switchyard_domain::routing::{Filter, TemplateError};
+use switchyard_domain::store::audit;
 use switchyard_domain::store::routes::{self, NewRoute, RoutePatch};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -33,21 +34,21 @@ fn parse_id(id: &str) -> ApiResult<RouteId> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoute {
-    name: String,
-    source_id: String,
-    destination_id: String,
+    pub(crate) name: String,
+    pub(crate) source_id: String,
+    pub(crate) destination_id: String,
     /// Globs: `*` matches anything (dots too), `!pattern` excludes. Default `["*"]`.
-    event_types: Option<Vec<String>>,
+    pub(crate) event_types: Option<Vec<String>>,
     /// A boolean minijinja expression over `payload`, `headers` and `event_type`, e.g.
     /// `payload.action == "opened"`; the route takes only events for which it is true.
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// What the destination takes, as a minijinja template: a routine's text, a Slack
     /// message (or a Block Kit object, when it renders JSON), an email's text body, an
     /// HTTP body. Null: the destination kind's default.
-    template: Option<String>,
+    pub(crate) template: Option<String>,
     /// Email routes: the subject, as a minijinja template.
-    subject: Option<String>,
-    paused: Option<bool>,
+    pub(crate) subject: Option<String>,
+    pub(crate) paused: Option<bool>,
 }
 
 /// The longest filter, template or subject accepted.
@@ -97,7 +98,17 @@ async fn create(
     state: web::Data<WebState>,
     body: web::Json<CreateRoute>,
 ) -> ApiResult<HttpResponse> {
-    let body = body.into_inner();
+    let route = create_route(&state, &team.0, &team.1, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(route))
+}
+
+/// Validates and stores a new route, for the API and the dashboard alike.
+pub(crate) async fn create_route(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    body: CreateRoute,
+) -> ApiResult<Route> {
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&body.name));
     let source_id = invalid.check("source_id", body.source_id.parse::<SourceId>());
@@ -128,7 +139,8 @@ async fn create(
         subject,
         paused: body.paused.unwrap_or(false),
     };
-    let route = routes::insert(&state.pool, &team.0, new)
+    let mut tx = state.pool.begin().await?;
+    let route = routes::insert(&mut *tx, team, new)
         .await
         .map_err(|e| match e {
             switchyard_domain::StoreError::NotFound => ApiError(Problem::invalid_field(
@@ -137,7 +149,9 @@ async fn create(
             )),
             other => ApiError::from(other),
         })?;
-    Ok(HttpResponse::Created().json(route))
+    audit::record(&mut *tx, team, actor, "route.create", &route.name).await?;
+    tx.commit().await?;
+    Ok(route)
 }
 
 #[utoipa::path(tag = "routes", params(Paging), responses((status = 200, body = List<Route>)))]
@@ -165,21 +179,21 @@ async fn get(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoute {
-    name: Option<String>,
-    event_types: Option<Vec<String>>,
-    paused: Option<bool>,
+    pub(crate) name: Option<String>,
+    pub(crate) event_types: Option<Vec<String>>,
+    pub(crate) paused: Option<bool>,
     /// A new filter; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
-    filter: Option<Option<String>>,
+    pub(crate) filter: Option<Option<String>>,
     /// A new template; `null` returns to the kind's default.
     #[serde(default, deserialize_with = "nullable")]
-    template: Option<Option<String>>,
+    pub(crate) template: Option<Option<String>>,
     /// A new subject template; `null` returns to the default.
     #[serde(default, deserialize_with = "nullable")]
-    subject: Option<Option<String>>,
+    pub(crate) subject: Option<Option<String>>,
 }
 
 #[utoipa::path(tag = "routes", request_body = UpdateRoute,
@@ -192,7 +206,18 @@ async fn update(
     body: web::Json<UpdateRoute>,
 ) -> ApiResult<web::Json<Route>> {
     let id = parse_id(&id)?;
-    let body = body.into_inner();
+    let route = update_route(&state, &team.0, &team.1, &id, body.into_inner()).await?;
+    Ok(web::Json(route))
+}
+
+/// Applies the fields sent, for the API and the dashboard alike.
+pub(crate) async fn update_route(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &RouteId,
+    body: UpdateRoute,
+) -> ApiResult<Route> {
     let mut invalid = Invalid::default();
     let name = body
         .name
@@ -218,11 +243,13 @@ async fn update(
         template,
         subject,
     };
-    Ok(web::Json(
-        routes::update(&state.pool, &team.0, &id, patch)
-            .await
-            .map_err(missing("route"))?,
-    ))
+    let mut tx = state.pool.begin().await?;
+    let route = routes::update(&mut *tx, team, id, patch)
+        .await
+        .map_err(missing("route"))?;
+    audit::record(&mut *tx, team, actor, "route.update", &route.name).await?;
+    tx.commit().await?;
+    Ok(route)
 }
 
 #[utoipa::path(tag = "routes", responses((status = 204), (status = 404)))]
@@ -232,8 +259,22 @@ async fn delete(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    routes::delete(&state.pool, &team.0, &parse_id(&id)?)
+    delete_route(&state, &team.0, &team.1, &parse_id(&id)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(crate) async fn delete_route(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &RouteId,
+) -> ApiResult<()> {
+    let mut tx = state.pool.begin().await?;
+    let found = routes::get(&mut *tx, team, id)
         .await
         .map_err(missing("route"))?;
-    Ok(HttpResponse::NoContent().finish())
+    routes::delete(&mut *tx, team, id).await?;
+    audit::record(&mut *tx, team, actor, "route.delete", &found.name).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -3,11 +3,12 @@
 use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use serde::{Deserialize, Serialize};
-use switchyard_domain::ids::{SecretId, SourceId};
+use switchyard_domain::ids::{SecretId, SourceId, TeamId};
 use switchyard_domain::model::{Name, Source};
 use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::{HmacScheme, ProviderKind, ProviderSettings};
 use switchyard_domain::secrets::random_token;
+use switchyard_domain::store::audit;
 use switchyard_domain::store::sources::{self, NewSource, Rejection, SecretInfo, SourcePatch};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -33,29 +34,29 @@ const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
-    name: String,
+    pub(crate) name: String,
     /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
     /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `twilio`, `hmac`,
     /// `basic_auth`, `api_key` or `none`.
-    provider: String,
+    pub(crate) provider: String,
     /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
-    secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// Largest body accepted, in bytes (1 KiB to 10 MiB; default 1 MiB).
-    body_limit: Option<i32>,
+    pub(crate) body_limit: Option<i32>,
     /// Header whose value is the dedup key, instead of the provider's ("" clears).
-    dedup_header: Option<String>,
+    pub(crate) dedup_header: Option<String>,
     /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
-    dedup_pointer: Option<String>,
+    pub(crate) dedup_pointer: Option<String>,
     /// Header whose value is the event type, instead of the provider's ("" clears).
-    event_type_header: Option<String>,
+    pub(crate) event_type_header: Option<String>,
     /// JSON pointer into the body whose value is the event type ("" clears).
-    event_type_pointer: Option<String>,
+    pub(crate) event_type_pointer: Option<String>,
     /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
-    api_key_header: Option<String>,
+    pub(crate) api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
-    allow_sha1: Option<bool>,
+    pub(crate) allow_sha1: Option<bool>,
     /// `hmac` (required there, refused elsewhere): how the sender signs.
-    hmac: Option<HmacScheme>,
+    pub(crate) hmac: Option<HmacScheme>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -67,8 +68,13 @@ pub struct SourceView {
 }
 
 fn view(state: &WebState, source: Source) -> SourceView {
-    let ingest_url = format!("{}/hooks/{}", state.public_url, source.token);
+    let ingest_url = ingest_url(state, &source);
     SourceView { source, ingest_url }
+}
+
+/// Where the sender posts: the source's token is the credential in the path.
+pub(crate) fn ingest_url(state: &WebState, source: &Source) -> String {
+    format!("{}/hooks/{}", state.public_url, source.token)
 }
 
 fn parse_id(id: &str) -> ApiResult<SourceId> {
@@ -187,7 +193,17 @@ async fn create(
     state: web::Data<WebState>,
     body: web::Json<CreateSource>,
 ) -> ApiResult<HttpResponse> {
-    let body = body.into_inner();
+    let source = create_source(&state, &team.0, &team.1, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(view(&state, source)))
+}
+
+/// Validates and stores a new source, for the API and the dashboard alike.
+pub(crate) async fn create_source(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    body: CreateSource,
+) -> ApiResult<Source> {
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&body.name));
     let provider = invalid.check("provider", body.provider.parse::<ProviderKind>());
@@ -225,7 +241,7 @@ async fn create(
     };
     invalid.finish()?;
     let (Some(name), Some(provider)) = (name, provider) else {
-        return Err(switchyard_domain::problem::Problem::internal().into());
+        return Err(Problem::internal().into());
     };
 
     let mut tx = state.pool.begin().await?;
@@ -236,9 +252,10 @@ async fn create(
         body_limit,
         sealed_secret,
     };
-    let source = sources::insert(&mut tx, &team.0, new, &random_token(32)).await?;
+    let source = sources::insert(&mut tx, team, new, &random_token(32)).await?;
+    audit::record(&mut *tx, team, actor, "source.create", &source.name).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(view(&state, source)))
+    Ok(source)
 }
 
 #[utoipa::path(tag = "sources", params(Paging), responses((status = 200, body = List<SourceView>)))]
@@ -325,6 +342,7 @@ async fn update(
         body_limit,
     };
     let source = sources::update(&mut *tx, &team.0, &id, patch).await?;
+    team.audit(&mut *tx, "source.update", &source.name).await?;
     tx.commit().await?;
     Ok(web::Json(view(&state, source)))
 }
@@ -336,10 +354,24 @@ async fn delete(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    sources::delete(&state.pool, &team.0, &parse_id(&id)?)
+    delete_source(&state, &team.0, &team.1, &parse_id(&id)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(crate) async fn delete_source(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &SourceId,
+) -> ApiResult<()> {
+    let mut tx = state.pool.begin().await?;
+    let source = sources::get(&mut *tx, team, id)
         .await
         .map_err(missing("source"))?;
-    Ok(HttpResponse::NoContent().finish())
+    sources::delete(&mut *tx, team, id).await?;
+    audit::record(&mut *tx, team, actor, "source.delete", &source.name).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Why the source's latest requests were refused (newest first, the last 100 kept).
@@ -401,18 +433,29 @@ async fn add_secret(
     id: web::Path<String>,
     body: web::Json<AddSecret>,
 ) -> ApiResult<HttpResponse> {
-    let id = parse_id(&id)?;
+    let added = add_source_secret(&state, &team.0, &team.1, &parse_id(&id)?, &body.secret).await?;
+    Ok(HttpResponse::Created().json(added))
+}
+
+pub(crate) async fn add_source_secret(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &SourceId,
+    secret: &str,
+) -> ApiResult<SecretInfo> {
     let mut tx = state.pool.begin().await?;
-    let source = sources::get(&mut *tx, &team.0, &id)
+    let source = sources::get(&mut *tx, team, id)
         .await
         .map_err(missing("source"))?;
     let key = source
         .provider
-        .parse_secret(&body.secret)
+        .parse_secret(secret)
         .map_err(|e| Problem::invalid_field("secret", e))?;
-    let added = sources::add_secret(&mut tx, &team.0, &id, &state.key.seal(&key)).await?;
+    let added = sources::add_secret(&mut tx, team, id, &state.key.seal(&key)).await?;
+    audit::record(&mut *tx, team, actor, "source.secret.add", &source.name).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(added))
+    Ok(added)
 }
 
 /// Ends a rotation: the retired secret no longer verifies. The last one cannot go.
@@ -426,10 +469,22 @@ async fn retire_secret(
     let (id, secret_id) = path.into_inner();
     let id = parse_id(&id)?;
     let secret_id: SecretId = secret_id.parse().map_err(|_| not_found("secret"))?;
+    retire_source_secret(&state, &team.0, &team.1, &id, &secret_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(crate) async fn retire_source_secret(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &SourceId,
+    secret_id: &SecretId,
+) -> ApiResult<()> {
     let mut tx = state.pool.begin().await?;
-    sources::retire_secret(&mut tx, &team.0, &id, &secret_id)
+    sources::retire_secret(&mut tx, team, id, secret_id)
         .await
         .map_err(missing("secret"))?;
+    audit::record(&mut *tx, team, actor, "source.secret.retire", id.as_str()).await?;
     tx.commit().await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }

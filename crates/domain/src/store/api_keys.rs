@@ -37,19 +37,20 @@ pub async fn create(
     Ok((key, plaintext))
 }
 
-/// The team a presented key acts for, if the key exists and is not revoked.
+/// The team a presented key acts for and the key's name, if the key exists and is not
+/// revoked.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     db: impl PgExecutor<'_>,
     key: &str,
-) -> Result<Option<TeamId>, StoreError> {
+) -> Result<Option<(TeamId, String)>, StoreError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 200 {
         return Ok(None);
     }
     // Touch `last_used_at` at most once a minute, so reads stay reads.
-    Ok(sqlx::query_scalar::<_, TeamId>(
+    Ok(sqlx::query_as::<_, (TeamId, String)>(
         "WITH found AS (
-             SELECT id, team_id, last_used_at FROM api_keys
+             SELECT id, team_id, name, last_used_at FROM api_keys
              WHERE key_hash = $1 AND revoked_at IS NULL
          ), touched AS (
              UPDATE api_keys SET last_used_at = now()
@@ -57,7 +58,7 @@ pub async fn authenticate(
              WHERE api_keys.id = found.id
                AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')
          )
-         SELECT team_id FROM found",
+         SELECT team_id, name FROM found",
     )
     .bind(hash(key))
     .fetch_optional(db)

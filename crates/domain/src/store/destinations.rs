@@ -313,3 +313,41 @@ pub async fn rotate_signing_secret(
     }
     Ok(())
 }
+
+/// What the dashboard shows of a destination's health beside its state.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Deliveries waiting for it (paused or disabled).
+    pub held: i64,
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+/// Health of every destination of the team.
+#[tracing::instrument(skip_all)]
+pub async fn health(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+) -> Result<std::collections::HashMap<DestinationId, Health>, StoreError> {
+    let rows: Vec<(DestinationId, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT d.id,
+                (SELECT count(*) FROM deliveries x
+                  WHERE x.destination_id = d.id AND x.status = 'held') AS held,
+                (SELECT x.updated_at FROM deliveries x
+                  WHERE x.team_id = d.team_id AND x.status = 'succeeded' AND x.destination_id = d.id
+                  ORDER BY x.id DESC LIMIT 1) AS last_success_at
+         FROM destinations d WHERE d.team_id = $1",
+    )
+    .bind(team)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, held, last_success_at)| {
+            let health = Health {
+                held,
+                last_success_at,
+            };
+            (id, health)
+        })
+        .collect())
+}

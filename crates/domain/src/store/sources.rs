@@ -339,3 +339,36 @@ pub async fn rejections(
     .fetch_all(db)
     .await?)
 }
+
+/// A source with how busy it is: for the sources list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Activity {
+    #[sqlx(flatten)]
+    pub source: Source,
+    pub events_24h: i64,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// The team's sources by name, each with its event count over the day before `now` and
+/// its latest event.
+#[tracing::instrument(skip_all)]
+pub async fn with_activity(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Activity>, StoreError> {
+    Ok(sqlx::query_as::<_, Activity>(
+        "SELECT s.id, s.team_id, s.name, s.provider, s.token, s.settings, s.body_limit,
+                s.created_at, s.updated_at,
+                (SELECT count(*) FROM events e
+                  WHERE e.source_id = s.id AND e.received_at > $2)
+                  AS events_24h,
+                (SELECT e.received_at FROM events e
+                  WHERE e.source_id = s.id ORDER BY e.id DESC LIMIT 1) AS last_event_at
+         FROM sources s WHERE s.team_id = $1 ORDER BY lower(s.name), s.id",
+    )
+    .bind(team)
+    .bind(now - chrono::Duration::hours(24))
+    .fetch_all(db)
+    .await?)
+}

@@ -15,7 +15,7 @@ use switchyard_domain::store::accounts::{self as store, LinkPurpose, User};
 use switchyard_domain::store::{audit, members, throttle};
 
 use super::error::PageError;
-use super::forms::{Errors, NoFields, Posted, anonymous_csrf, local_path};
+use super::forms::{Errors, NoFields, Posted, anonymous_csrf, local_path, sentence};
 use super::session::{MaybeViewer, Viewer, cleared_session_cookie, session_cookie};
 use super::{html, limits, mail, see_other};
 use crate::WebState;
@@ -612,13 +612,4 @@ async fn new_team(
     .await?;
     tx.commit().await?;
     Ok(see_other(format!("/t/{}", team.slug)))
-}
-
-/// "the password must be…" → "The password must be….".
-pub fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
-        None => String::new(),
-    }
 }

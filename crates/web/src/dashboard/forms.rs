@@ -11,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
+use switchyard_domain::problem::Problem;
 use switchyard_domain::secrets::random_token;
 
 use super::error::PageError;
@@ -106,6 +107,51 @@ impl Errors {
     pub fn get(&self, field: &str) -> Option<&str> {
         self.0.get(field).map(String::as_str)
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The API's answer, field by field. A field the form does not show (or a problem of
+    /// no field) lands under `form`, so nothing is lost.
+    pub fn from_problem(problem: Problem, shown: &[&str]) -> Self {
+        let mut errors = Errors::default();
+        if problem.errors.is_empty() {
+            errors.add(
+                "form",
+                sentence(&problem.detail.unwrap_or_else(|| problem.title.to_owned())),
+            );
+        }
+        for e in problem.errors {
+            let field = e
+                .field
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if shown.contains(&field.as_str()) {
+                errors.add(&field, sentence(&e.message));
+            } else {
+                errors.add("form", sentence(&format!("{}: {}", e.field, e.message)));
+            }
+        }
+        errors
+    }
+}
+
+/// A message as a sentence: "the password must be…" → "The password must be….".
+pub fn sentence(text: &str) -> String {
+    let text = text.trim();
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let stop = if text.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
+    format!("{}{}{stop}", first.to_uppercase(), chars.as_str())
 }
 
 /// Percent-encodes a value for a query string.
@@ -139,6 +185,25 @@ mod tests {
         ] {
             assert_eq!(local_path(Some(bad)), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn api_problems_land_next_to_their_fields() {
+        let problem = Problem::invalid(vec![
+            switchyard_domain::problem::FieldError {
+                field: "name".to_owned(),
+                message: "too long".to_owned(),
+            },
+            switchyard_domain::problem::FieldError {
+                field: "hmac.header".to_owned(),
+                message: "missing".to_owned(),
+            },
+        ]);
+        let errors = Errors::from_problem(problem, &["name"]);
+        assert_eq!(errors.get("name"), Some("Too long."));
+        assert_eq!(errors.get("form"), Some("Hmac.header: missing."));
+        let conflict = Errors::from_problem(Problem::conflict("taken."), &["name"]);
+        assert_eq!(conflict.get("form"), Some("Taken."));
     }
 
     #[test]

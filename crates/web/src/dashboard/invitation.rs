@@ -12,9 +12,8 @@ use switchyard_domain::accounts::hash_password;
 use switchyard_domain::store::accounts as store;
 use switchyard_domain::store::{audit, members};
 
-use super::account::sentence;
 use super::error::PageError;
-use super::forms::{Errors, Posted, anonymous_csrf};
+use super::forms::{Errors, Posted, anonymous_csrf, sentence};
 use super::session::{MaybeViewer, session_cookie};
 use super::{html, see_other};
 use crate::WebState;

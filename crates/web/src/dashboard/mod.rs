@@ -4,12 +4,16 @@
 //! same validation, scoped to the team in the URL, with a role check on every handler.
 
 mod account;
+mod catalog;
+mod destinations;
 mod error;
 mod forms;
 mod invitation;
 mod limits;
 mod mail;
+mod routes;
 mod session;
+mod sources;
 mod team;
 
 use actix_web::http::StatusCode;
@@ -47,6 +51,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(static_file)
             .configure(account::routes)
             .configure(team::routes)
+            .configure(sources::routes)
+            .configure(destinations::routes)
+            .configure(routes::routes)
             .configure(invitation::routes)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(PageError::NotFound)
@@ -168,6 +175,10 @@ impl Nav {
             current: section == self.section,
         })
         .collect()
+    }
+
+    pub fn can_configure(&self) -> bool {
+        self.role.may(Action::Configure)
     }
 
     pub fn can_manage(&self) -> bool {

@@ -146,6 +146,11 @@ impl Member {
         &self.viewer.user.email
     }
 
+    /// This member as the API's handlers see whoever acts for a team.
+    pub fn acting(&self) -> crate::ApiTeam {
+        crate::ApiTeam(self.team.id.clone(), self.actor().to_owned())
+    }
+
     /// Notes in the team's audit log that this person did `action` to `target`.
     pub async fn audit(
         &self,

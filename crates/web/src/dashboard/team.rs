@@ -14,7 +14,7 @@ use switchyard_domain::model::{ApiKey, Name};
 use switchyard_domain::store::members::{self, Invitation, Member as TeamMember};
 use switchyard_domain::store::{api_keys, audit, teams};
 
-use super::error::PageError;
+use super::error::{PageError, path_id};
 use super::forms::{Errors, NoFields, Posted};
 use super::session::Member;
 use super::{Nav, html, mail, see_other};
@@ -94,11 +94,6 @@ async fn settings(state: web::Data<WebState>, member: Member) -> Result<Settings
     SettingsPage::load(&state, &member).await
 }
 
-/// Parses an id from the URL; a malformed one is as missing as an unknown one.
-fn id<T: std::str::FromStr>(raw: &str) -> Result<T, PageError> {
-    raw.parse().map_err(|_| PageError::NotFound)
-}
-
 #[derive(Debug, Deserialize)]
 struct MemberForm {
     /// A role, or `remove`.
@@ -113,7 +108,7 @@ async fn change_member(
     path: web::Path<(String, String)>,
     Posted(form): Posted<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
-    let user: UserId = id(&path.1)?;
+    let user: UserId = path_id(&path.1)?;
     let leaving = user == member.viewer.user.id && form.role == "remove";
     if !leaving {
         member.require(Action::Manage)?;
@@ -145,7 +140,7 @@ async fn change_member(
         Ok(()) => {}
         Err(StoreError::Conflict(why)) => {
             let mut page = SettingsPage::load(&state, &member).await?;
-            page.errors.add("members", super::account::sentence(&why));
+            page.errors.add("members", super::forms::sentence(&why));
             return html(&page, StatusCode::CONFLICT);
         }
         Err(e) => return Err(e.into()),
@@ -241,7 +236,7 @@ async fn revoke_invitation(
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Manage)?;
-    let invitation: InvitationId = id(&path.1)?;
+    let invitation: InvitationId = path_id(&path.1)?;
     let mut tx = state.pool.begin().await?;
     members::revoke(&mut *tx, member.team_id(), &invitation).await?;
     member
@@ -272,7 +267,7 @@ async fn create_key(
             page.key_name = form.name;
             page.errors.add(
                 "key_name",
-                super::account::sentence(&format!("the key's {e}")),
+                super::forms::sentence(&format!("the key's {e}")),
             );
             return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
         }
@@ -294,7 +289,7 @@ async fn revoke_key(
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Manage)?;
-    let key: ApiKeyId = id(&path.1)?;
+    let key: ApiKeyId = path_id(&path.1)?;
     let mut tx = state.pool.begin().await?;
     let key = api_keys::revoke(&mut *tx, member.team_id(), &key).await?;
     member.audit(&mut *tx, "api_key.revoke", &key.name).await?;

@@ -1,0 +1,422 @@
+//! Destinations in the dashboard: the list with each one's health, a form per kind, and a
+//! page with its settings, its health and the pause and resume buttons. Secrets are taken
+//! once and shown masked; an HTTP destination's signing secret is shown once, on creation.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+use switchyard_domain::accounts::Action;
+use switchyard_domain::delivery::{DestinationKind, DestinationState};
+use switchyard_domain::ids::DestinationId;
+use switchyard_domain::model::Destination;
+use switchyard_domain::store::destinations::{self, Health};
+
+use super::error::{PageError, path_id};
+use super::forms::{Errors, NoFields, Posted};
+use super::session::Member;
+use super::{Nav, html, see_other};
+use crate::WebState;
+use crate::destinations::{TargetInput, change_state, delete_destination, insert_new};
+use crate::http_target::AuthInput;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(new)
+        .service(create)
+        .service(show)
+        .service(set_state)
+        .service(delete);
+}
+
+/// The badge a state wears.
+pub fn tone(state: &DestinationState) -> &'static str {
+    match state {
+        DestinationState::Active => "ok",
+        DestinationState::BackingOff => "warn",
+        DestinationState::AutoDisabled => "bad",
+        DestinationState::Paused => "",
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/destinations.html")]
+struct ListPage {
+    nav: Nav,
+    rows: Vec<(Destination, Health)>,
+}
+
+async fn with_health(
+    state: &WebState,
+    member: &Member,
+) -> Result<Vec<(Destination, Health)>, PageError> {
+    let team = member.team_id();
+    let mut health = destinations::health(&state.pool, team).await?;
+    let mut all = destinations::list(
+        &state.pool,
+        team,
+        &switchyard_domain::model::PageRequest {
+            cursor: None,
+            limit: 200,
+        },
+    )
+    .await?
+    .items;
+    all.sort_by_key(|d| d.name.to_lowercase());
+    Ok(all
+        .into_iter()
+        .map(|d| {
+            let h = health.remove(&d.id).unwrap_or_default();
+            (d, h)
+        })
+        .collect())
+}
+
+#[get("/t/{team}/destinations")]
+async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, PageError> {
+    member.require(Action::Read)?;
+    Ok(ListPage {
+        nav: Nav::new(&member, "destinations", state.smtp_configured),
+        rows: with_health(&state, &member).await?,
+    })
+}
+
+/// The form, every field as text so a bad value is reported next to it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DestinationForm {
+    name: String,
+    kind: String,
+    url: String,
+    fire_url: String,
+    token: String,
+    to: String,
+    method: String,
+    headers: String,
+    auth_type: String,
+    auth_token: String,
+    auth_username: String,
+    auth_password: String,
+    rate_per_minute: String,
+    max_in_flight: String,
+    budget_per_hour: String,
+    budget_per_day: String,
+}
+
+fn text(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+impl DestinationForm {
+    fn input(&self, kind: DestinationKind) -> Result<TargetInput, Errors> {
+        let mut errors = Errors::default();
+        let mut limits = [
+            ("rate_per_minute", None),
+            ("max_in_flight", None),
+            ("budget_per_hour", None),
+            ("budget_per_day", None),
+        ];
+        let raw = [
+            &self.rate_per_minute,
+            &self.max_in_flight,
+            &self.budget_per_hour,
+            &self.budget_per_day,
+        ];
+        for ((field, slot), raw) in limits.iter_mut().zip(raw) {
+            if let Some(v) = text(raw) {
+                match v.parse::<u32>() {
+                    Ok(n) => *slot = Some(n),
+                    Err(_) => errors.add(field, "Enter a whole number (0 for no limit)."),
+                }
+            }
+        }
+        let mut input = TargetInput {
+            limits,
+            ..TargetInput::default()
+        };
+        match kind {
+            DestinationKind::Http => {
+                input.url = text(&self.url);
+                input.method = text(&self.method);
+                let mut headers = BTreeMap::new();
+                for line in self.headers.lines().filter(|l| !l.trim().is_empty()) {
+                    match line.split_once(':') {
+                        Some((name, value)) => {
+                            headers.insert(name.trim().to_owned(), value.trim().to_owned());
+                        }
+                        None => errors.add("headers", format!("\"{line}\" is not Name: value.")),
+                    }
+                }
+                input.headers = (!headers.is_empty()).then_some(headers);
+                input.auth = match self.auth_type.as_str() {
+                    "bearer" => Some(AuthInput::Bearer {
+                        token: self.auth_token.trim().to_owned(),
+                    }),
+                    "basic" => Some(AuthInput::Basic {
+                        username: self.auth_username.trim().to_owned(),
+                        password: self.auth_password.clone(),
+                    }),
+                    _ => None,
+                };
+            }
+            DestinationKind::Slack => input.url = text(&self.url),
+            DestinationKind::Routine => {
+                input.fire_url = text(&self.fire_url);
+                input.token = text(&self.token);
+            }
+            DestinationKind::Email => {
+                input.to = Some(self.to.split([',', ';', '\n']).filter_map(text).collect());
+            }
+        }
+        if errors.is_empty() {
+            Ok(input)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+pub struct KindChoice {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub blurb: &'static str,
+}
+
+const KINDS: &[KindChoice] = &[
+    KindChoice {
+        id: "routine",
+        title: "Claude routine",
+        blurb: "Fire a Claude Code routine with the event as its text.",
+    },
+    KindChoice {
+        id: "slack",
+        title: "Slack",
+        blurb: "Post to a channel through an incoming webhook.",
+    },
+    KindChoice {
+        id: "email",
+        title: "Email",
+        blurb: "Mail the event to people, or to the team's admins.",
+    },
+    KindChoice {
+        id: "http",
+        title: "HTTP endpoint",
+        blurb: "POST the event to your own service, signed.",
+    },
+];
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/destination_new.html")]
+struct NewPage {
+    nav: Nav,
+    kinds: &'static [KindChoice],
+    kind: String,
+    form: DestinationForm,
+    errors: Errors,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewQuery {
+    kind: Option<String>,
+}
+
+#[get("/t/{team}/destinations/new")]
+async fn new(
+    state: web::Data<WebState>,
+    member: Member,
+    q: web::Query<NewQuery>,
+) -> Result<NewPage, PageError> {
+    member.require(Action::Configure)?;
+    let kind = q
+        .kind
+        .as_deref()
+        .and_then(|k| k.parse::<DestinationKind>().ok())
+        .unwrap_or(DestinationKind::Routine);
+    Ok(NewPage {
+        nav: Nav::new(&member, "destinations", state.smtp_configured),
+        kinds: KINDS,
+        kind: kind.as_str().to_owned(),
+        form: DestinationForm {
+            auth_type: "none".to_owned(),
+            method: "POST".to_owned(),
+            ..DestinationForm::default()
+        },
+        errors: Errors::default(),
+    })
+}
+
+const FIELDS: &[&str] = &[
+    "name",
+    "kind",
+    "url",
+    "fire_url",
+    "token",
+    "to",
+    "method",
+    "headers",
+    "auth",
+    "rate_per_minute",
+    "max_in_flight",
+    "budget_per_hour",
+    "budget_per_day",
+];
+
+#[post("/t/{team}/destinations")]
+async fn create(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<DestinationForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let kind = form.kind.parse::<DestinationKind>().ok();
+    let input = match kind {
+        Some(kind) => form.input(kind),
+        None => {
+            let mut errors = Errors::default();
+            errors.add("kind", "Choose what kind of destination this is.");
+            Err(errors)
+        }
+    };
+    let created = match input {
+        Ok(input) => {
+            let mut tx = state.pool.begin().await?;
+            match insert_new(
+                &mut tx,
+                &state,
+                member.team_id(),
+                member.actor(),
+                &form.name,
+                &form.kind,
+                input,
+            )
+            .await
+            {
+                Ok(created) => {
+                    tx.commit().await?;
+                    Ok(created)
+                }
+                Err(e) => Err(Errors::from_problem(e.0, FIELDS)),
+            }
+        }
+        Err(errors) => Err(errors),
+    };
+    match created {
+        Ok(created) if created.destination.kind == DestinationKind::Http => {
+            // The signing secret's only showing: on the answer to this form.
+            let mut page = show_page(&state, &member, &created.destination.id).await?;
+            page.signing_secret = Some(created.signing_secret);
+            html(&page, StatusCode::CREATED)
+        }
+        Ok(created) => Ok(see_other(
+            member.path(&format!("destinations/{}", created.destination.id)),
+        )),
+        Err(errors) => {
+            let page = NewPage {
+                nav: Nav::new(&member, "destinations", state.smtp_configured),
+                kinds: KINDS,
+                kind: form.kind.clone(),
+                form,
+                errors,
+            };
+            html(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/destination.html")]
+struct ShowPage {
+    nav: Nav,
+    destination: Destination,
+    health: Health,
+    signing_secret: Option<String>,
+}
+
+impl ShowPage {
+    fn tone(&self) -> &'static str {
+        tone(&self.destination.state)
+    }
+}
+
+impl ListPage {
+    fn tone(&self, state: &DestinationState) -> &'static str {
+        tone(state)
+    }
+}
+
+async fn show_page(
+    state: &WebState,
+    member: &Member,
+    id: &DestinationId,
+) -> Result<ShowPage, PageError> {
+    let destination = destinations::get(&state.pool, member.team_id(), id).await?;
+    let health = destinations::health(&state.pool, member.team_id())
+        .await?
+        .remove(id)
+        .unwrap_or_default();
+    Ok(ShowPage {
+        nav: Nav::new(member, "destinations", state.smtp_configured),
+        destination,
+        health,
+        signing_secret: None,
+    })
+}
+
+#[get("/t/{team}/destinations/{id}")]
+async fn show(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<ShowPage, PageError> {
+    member.require(Action::Read)?;
+    show_page(&state, &member, &path_id(&path.1)?).await
+}
+
+#[derive(Debug, Deserialize)]
+struct StateForm {
+    #[serde(default)]
+    state: String,
+}
+
+/// Pause, or resume at once whatever stopped it.
+#[post("/t/{team}/destinations/{id}/state")]
+async fn set_state(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<StateForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    let new_state = match form.state.as_str() {
+        "paused" => DestinationState::Paused,
+        "active" => DestinationState::Active,
+        _ => {
+            return Err(PageError::BadRequest(
+                "state is active or paused".to_owned(),
+            ));
+        }
+    };
+    let mut tx = state.pool.begin().await?;
+    destinations::get(&mut *tx, member.team_id(), &id).await?;
+    change_state(&mut tx, member.team_id(), member.actor(), &id, new_state).await?;
+    tx.commit().await?;
+    Ok(see_other(member.path(&format!("destinations/{id}"))))
+}
+
+#[post("/t/{team}/destinations/{id}/delete")]
+async fn delete(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    delete_destination(&state, member.team_id(), member.actor(), &id).await?;
+    Ok(see_other(member.path("destinations")))
+}

@@ -1,0 +1,547 @@
+//! Routes in the dashboard: source → event types → filter → destination → template, with
+//! a live preview of what the destination would get from the latest matching stored
+//! event; and recipes, ready-made destination and route pairs applied in one form.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+use switchyard_domain::accounts::Action;
+use switchyard_domain::ids::{DestinationId, EventId, SourceId};
+use switchyard_domain::model::{Destination, PageRequest, Route, Source};
+use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
+use switchyard_domain::store::{destinations, routes, sources};
+
+use super::error::{PageError, path_id};
+use super::forms::{Errors, NoFields, Posted};
+use super::session::Member;
+use super::{Nav, html, see_other};
+use crate::WebState;
+use crate::recipes::{ApplyRecipe, apply_recipe};
+use crate::route_preview::{Candidate, Preview, preview_latest};
+use crate::routes::{CreateRoute, UpdateRoute, create_route, delete_route, update_route};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(new)
+        .service(live_preview)
+        .service(create)
+        .service(show)
+        .service(update)
+        .service(pause)
+        .service(delete)
+        .service(recipe_cards)
+        .service(recipe_form)
+        .service(apply);
+}
+
+const ALL: PageRequest = PageRequest {
+    cursor: None,
+    limit: 200,
+};
+
+/// The team's sources and destinations, by name, for the pickers and the list.
+async fn choices(
+    state: &WebState,
+    member: &Member,
+) -> Result<(Vec<Source>, Vec<Destination>), PageError> {
+    let mut s = sources::list(&state.pool, member.team_id(), &ALL)
+        .await?
+        .items;
+    let mut d = destinations::list(&state.pool, member.team_id(), &ALL)
+        .await?
+        .items;
+    s.sort_by_key(|x| x.name.to_lowercase());
+    d.sort_by_key(|x| x.name.to_lowercase());
+    Ok((s, d))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/routes.html")]
+struct ListPage {
+    nav: Nav,
+    routes: Vec<Route>,
+    sources: Vec<Source>,
+    destinations: Vec<Destination>,
+}
+
+impl ListPage {
+    fn source_name(&self, id: &SourceId) -> &str {
+        self.sources
+            .iter()
+            .find(|s| s.id == *id)
+            .map_or("?", |s| s.name.as_str())
+    }
+
+    fn destination_name(&self, id: &DestinationId) -> &str {
+        self.destinations
+            .iter()
+            .find(|d| d.id == *id)
+            .map_or("?", |d| d.name.as_str())
+    }
+}
+
+#[get("/t/{team}/routes")]
+async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, PageError> {
+    member.require(Action::Read)?;
+    let (sources, destinations) = choices(&state, &member).await?;
+    let mut routes = routes::list(&state.pool, member.team_id(), &ALL)
+        .await?
+        .items;
+    routes.sort_by_key(|r| r.name.to_lowercase());
+    Ok(ListPage {
+        nav: Nav::new(&member, "routes", state.smtp_configured),
+        routes,
+        sources,
+        destinations,
+    })
+}
+
+/// The route form, as text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RouteForm {
+    name: String,
+    source_id: String,
+    destination_id: String,
+    /// Globs, one per line or comma-separated.
+    event_types: String,
+    filter: String,
+    template: String,
+    subject: String,
+}
+
+impl RouteForm {
+    fn patterns(&self) -> Vec<String> {
+        let patterns: Vec<String> = self
+            .event_types
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if patterns.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            patterns
+        }
+    }
+
+    fn optional(text: &str) -> Option<String> {
+        (!text.trim().is_empty()).then(|| text.replace("\r\n", "\n"))
+    }
+
+    fn of(route: &Route) -> RouteForm {
+        RouteForm {
+            name: route.name.clone(),
+            source_id: route.source_id.to_string(),
+            destination_id: route.destination_id.to_string(),
+            event_types: route.event_types.join(", "),
+            filter: route.filter.clone().unwrap_or_default(),
+            template: route.template.clone().unwrap_or_default(),
+            subject: route.subject.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/route_form.html")]
+struct FormPage {
+    nav: Nav,
+    /// The route being edited; `None` for a new one.
+    route: Option<Route>,
+    sources: Vec<Source>,
+    destinations: Vec<Destination>,
+    form: RouteForm,
+    errors: Errors,
+    preview: PreviewPanel,
+}
+
+/// What the preview panel shows.
+#[derive(Template)]
+#[template(path = "dashboard/route_preview.html")]
+struct PreviewPanel {
+    /// Why there is nothing to show yet.
+    waiting: Option<&'static str>,
+    event_id: Option<EventId>,
+    preview: Option<Preview>,
+    problem: Option<String>,
+}
+
+impl PreviewPanel {
+    fn waiting(why: &'static str) -> PreviewPanel {
+        PreviewPanel {
+            waiting: Some(why),
+            event_id: None,
+            preview: None,
+            problem: None,
+        }
+    }
+}
+
+/// Runs the form's route against the latest matching event of its source.
+async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPanel {
+    let ids = (
+        form.source_id.parse::<SourceId>(),
+        form.destination_id.parse::<DestinationId>(),
+    );
+    let (Ok(source_id), Ok(destination_id)) = ids else {
+        return PreviewPanel::waiting("Choose a source and a destination to see a preview.");
+    };
+    let team = member.team_id();
+    let found = (
+        sources::get(&state.pool, team, &source_id).await,
+        destinations::get(&state.pool, team, &destination_id).await,
+    );
+    let (Ok(source), Ok(destination)) = found else {
+        return PreviewPanel::waiting("Choose a source and a destination to see a preview.");
+    };
+    let candidate = Candidate {
+        source,
+        destination,
+        event_types: form.patterns(),
+        filter: RouteForm::optional(&form.filter),
+        template: RouteForm::optional(&form.template),
+        subject: RouteForm::optional(&form.subject),
+    };
+    match preview_latest(state, &member.acting(), &candidate).await {
+        Ok(Some((event_id, preview))) => PreviewPanel {
+            waiting: None,
+            event_id: Some(event_id),
+            preview: Some(preview),
+            problem: None,
+        },
+        Ok(None) => PreviewPanel::waiting(
+            "This source has no events yet. Send one from the sender and the preview uses it.",
+        ),
+        Err(e) => PreviewPanel {
+            waiting: None,
+            event_id: None,
+            preview: None,
+            problem: Some(super::forms::sentence(
+                &e.0.errors
+                    .first()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .or(e.0.detail)
+                    .unwrap_or_default(),
+            )),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NewQuery {
+    source_id: Option<String>,
+    destination_id: Option<String>,
+    /// Start from a recipe's event types, filter and template, towards a destination
+    /// the team already has.
+    recipe: Option<String>,
+}
+
+#[get("/t/{team}/routes/new")]
+async fn new(
+    state: web::Data<WebState>,
+    member: Member,
+    q: web::Query<NewQuery>,
+) -> Result<FormPage, PageError> {
+    member.require(Action::Configure)?;
+    let (sources, destinations) = choices(&state, &member).await?;
+    let mut form = RouteForm {
+        source_id: q.source_id.clone().unwrap_or_default(),
+        destination_id: q.destination_id.clone().unwrap_or_default(),
+        event_types: "*".to_owned(),
+        ..RouteForm::default()
+    };
+    if let Some(recipe) = q.recipe.as_deref().and_then(recipes::find) {
+        form.name = recipe.title.to_owned();
+        form.event_types = recipe.event_types.join(", ");
+        form.filter = recipe.filter.unwrap_or_default().to_owned();
+        form.template = recipe.template.to_owned();
+        form.subject = recipe.subject.unwrap_or_default().to_owned();
+        if form.source_id.is_empty()
+            && let Some(source) = sources
+                .iter()
+                .find(|s| s.provider.as_str() == recipe.provider)
+        {
+            form.source_id = source.id.to_string();
+        }
+    }
+    let preview = panel(&state, &member, &form).await;
+    Ok(FormPage {
+        nav: Nav::new(&member, "routes", state.smtp_configured),
+        route: None,
+        sources,
+        destinations,
+        form,
+        errors: Errors::default(),
+        preview,
+    })
+}
+
+/// The preview panel alone, for htmx as the form changes.
+#[post("/t/{team}/routes/preview")]
+async fn live_preview(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<RouteForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Read)?;
+    html(&panel(&state, &member, &form).await, StatusCode::OK)
+}
+
+const FIELDS: &[&str] = &[
+    "name",
+    "source_id",
+    "destination_id",
+    "event_types",
+    "filter",
+    "template",
+    "subject",
+];
+
+async fn form_again(
+    state: &WebState,
+    member: &Member,
+    route: Option<Route>,
+    form: RouteForm,
+    errors: Errors,
+) -> Result<HttpResponse, PageError> {
+    let (sources, destinations) = choices(state, member).await?;
+    let preview = panel(state, member, &form).await;
+    let page = FormPage {
+        nav: Nav::new(member, "routes", state.smtp_configured),
+        route,
+        sources,
+        destinations,
+        form,
+        errors,
+        preview,
+    };
+    html(&page, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+#[post("/t/{team}/routes")]
+async fn create(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<RouteForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let request = CreateRoute {
+        name: form.name.clone(),
+        source_id: form.source_id.clone(),
+        destination_id: form.destination_id.clone(),
+        event_types: Some(form.patterns()),
+        filter: RouteForm::optional(&form.filter),
+        template: RouteForm::optional(&form.template),
+        subject: RouteForm::optional(&form.subject),
+        paused: None,
+    };
+    match create_route(&state, member.team_id(), member.actor(), request).await {
+        Ok(route) => Ok(see_other(member.path(&format!("routes/{}", route.id)))),
+        Err(e) => {
+            let errors = Errors::from_problem(e.0, FIELDS);
+            form_again(&state, &member, None, form, errors).await
+        }
+    }
+}
+
+#[get("/t/{team}/routes/{id}")]
+async fn show(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<FormPage, PageError> {
+    member.require(Action::Read)?;
+    let route = routes::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    let (sources, destinations) = choices(&state, &member).await?;
+    let form = RouteForm::of(&route);
+    let preview = panel(&state, &member, &form).await;
+    Ok(FormPage {
+        nav: Nav::new(&member, "routes", state.smtp_configured),
+        route: Some(route),
+        sources,
+        destinations,
+        form,
+        errors: Errors::default(),
+        preview,
+    })
+}
+
+#[post("/t/{team}/routes/{id}")]
+async fn update(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<RouteForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    let route = routes::get(&state.pool, member.team_id(), &id).await?;
+    let patch = UpdateRoute {
+        name: Some(form.name.clone()),
+        event_types: Some(form.patterns()),
+        filter: Some(RouteForm::optional(&form.filter)),
+        template: Some(RouteForm::optional(&form.template)),
+        subject: Some(RouteForm::optional(&form.subject)),
+        ..UpdateRoute::default()
+    };
+    match update_route(&state, member.team_id(), member.actor(), &id, patch).await {
+        Ok(_) => Ok(see_other(member.path(&format!("routes/{id}")))),
+        Err(e) => {
+            let errors = Errors::from_problem(e.0, FIELDS);
+            // Source and destination are fixed once a route exists.
+            let form = RouteForm {
+                source_id: route.source_id.to_string(),
+                destination_id: route.destination_id.to_string(),
+                ..form
+            };
+            form_again(&state, &member, Some(route), form, errors).await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PauseForm {
+    #[serde(default)]
+    paused: String,
+}
+
+#[post("/t/{team}/routes/{id}/paused")]
+async fn pause(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<PauseForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    let patch = UpdateRoute {
+        paused: Some(form.paused == "true"),
+        ..UpdateRoute::default()
+    };
+    update_route(&state, member.team_id(), member.actor(), &id, patch).await?;
+    Ok(see_other(member.path(&format!("routes/{id}"))))
+}
+
+#[post("/t/{team}/routes/{id}/delete")]
+async fn delete(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    delete_route(&state, member.team_id(), member.actor(), &id).await?;
+    Ok(see_other(member.path("routes")))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/recipes.html")]
+struct RecipesPage {
+    nav: Nav,
+    recipes: &'static [Recipe],
+}
+
+#[get("/t/{team}/recipes")]
+async fn recipe_cards(
+    state: web::Data<WebState>,
+    member: Member,
+) -> Result<RecipesPage, PageError> {
+    member.require(Action::Read)?;
+    Ok(RecipesPage {
+        nav: Nav::new(&member, "routes", state.smtp_configured),
+        recipes: RECIPES,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RecipeForm {
+    source_id: String,
+    name: String,
+    fire_url: String,
+    token: String,
+    url: String,
+    to: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/recipe.html")]
+struct RecipePage {
+    nav: Nav,
+    recipe: &'static Recipe,
+    /// The team's sources of the recipe's provider.
+    sources: Vec<Source>,
+    form: RecipeForm,
+    errors: Errors,
+}
+
+async fn recipe_page(
+    state: &WebState,
+    member: &Member,
+    recipe: &'static Recipe,
+    form: RecipeForm,
+    errors: Errors,
+) -> Result<RecipePage, PageError> {
+    let (sources, _) = choices(state, member).await?;
+    Ok(RecipePage {
+        nav: Nav::new(member, "routes", state.smtp_configured),
+        recipe,
+        sources: sources
+            .into_iter()
+            .filter(|s| s.provider.as_str() == recipe.provider)
+            .collect(),
+        form,
+        errors,
+    })
+}
+
+#[get("/t/{team}/recipes/{name}")]
+async fn recipe_form(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<RecipePage, PageError> {
+    member.require(Action::Configure)?;
+    let recipe = recipes::find(&path.1).ok_or(PageError::NotFound)?;
+    let form = RecipeForm {
+        name: recipe.title.to_owned(),
+        ..RecipeForm::default()
+    };
+    recipe_page(&state, &member, recipe, form, Errors::default()).await
+}
+
+#[post("/t/{team}/recipes/{name}")]
+async fn apply(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<RecipeForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let recipe = recipes::find(&path.1).ok_or(PageError::NotFound)?;
+    let text = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+    let request = ApplyRecipe {
+        source_id: form.source_id.clone(),
+        name: text(&form.name),
+        fire_url: text(&form.fire_url),
+        token: text(&form.token),
+        url: text(&form.url),
+        to: (recipe.kind.as_str() == "email")
+            .then(|| form.to.split([',', ';', '\n']).filter_map(text).collect()),
+    };
+    match apply_recipe(&state, &member.acting(), recipe.name, request).await {
+        Ok(applied) => Ok(see_other(
+            member.path(&format!("routes/{}", applied.route.id)),
+        )),
+        Err(e) => {
+            let fields = ["source_id", "name", "fire_url", "token", "url", "to"];
+            let errors = Errors::from_problem(e.0, &fields);
+            let page = recipe_page(&state, &member, recipe, form, errors).await?;
+            html(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    }
+}

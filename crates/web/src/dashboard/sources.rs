@@ -1,0 +1,363 @@
+//! Sources in the dashboard: the list with each one's activity, a form per provider, and
+//! a page with the ingest URL, the sender's setup steps, secret rotation, the rejected
+//! requests and the latest events. Creation and rotation go through the API's own code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::Utc;
+use serde::Deserialize;
+use switchyard_domain::accounts::Action;
+use switchyard_domain::ids::{SecretId, SourceId};
+use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
+use switchyard_domain::providers::{HmacScheme, ProviderKind};
+use switchyard_domain::store::events;
+use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
+
+use super::catalog::{GUIDES, Guide, guide};
+use super::error::{PageError, path_id};
+use super::forms::{Errors, NoFields, Posted};
+use super::session::Member;
+use super::{Nav, html, see_other};
+use crate::WebState;
+use crate::sources::{
+    CreateSource, add_source_secret, create_source, delete_source, ingest_url, retire_source_secret,
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(new)
+        .service(create)
+        .service(show)
+        .service(add_secret)
+        .service(retire_secret)
+        .service(delete);
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/sources.html")]
+struct ListPage {
+    nav: Nav,
+    sources: Vec<Activity>,
+}
+
+impl ListPage {
+    fn guide(&self, kind: &ProviderKind) -> &'static Guide {
+        guide(*kind)
+    }
+}
+
+#[get("/t/{team}/sources")]
+async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, PageError> {
+    member.require(Action::Read)?;
+    Ok(ListPage {
+        nav: Nav::new(&member, "sources", state.smtp_configured),
+        sources: sources::with_activity(&state.pool, member.team_id(), Utc::now()).await?,
+    })
+}
+
+/// Everything the new-source form sends, as text: a bad value is reported, not a 400.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SourceForm {
+    name: String,
+    provider: String,
+    secret: String,
+    body_limit: String,
+    dedup_header: String,
+    dedup_pointer: String,
+    event_type_header: String,
+    event_type_pointer: String,
+    api_key_header: String,
+    allow_sha1: Option<String>,
+    hmac_header: String,
+    hmac_algorithm: String,
+    hmac_encoding: String,
+    hmac_prefix: String,
+    hmac_timestamp_header: String,
+    hmac_tolerance_seconds: String,
+    hmac_signed_payload: String,
+}
+
+fn text(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+impl SourceForm {
+    /// The API's request, or the fields the form itself could not read.
+    fn request(&self, provider: ProviderKind) -> Result<CreateSource, Errors> {
+        let mut errors = Errors::default();
+        let body_limit = match text(&self.body_limit) {
+            None => None,
+            Some(raw) => raw
+                .parse::<i32>()
+                .map_err(|_| errors.add("body_limit", "Enter a number of bytes, such as 1048576."))
+                .ok(),
+        };
+        let hmac = (provider == ProviderKind::Hmac)
+            .then(|| self.hmac_scheme())
+            .transpose()
+            .map_err(|e| errors.add("hmac", e))
+            .ok()
+            .flatten();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(CreateSource {
+            name: self.name.clone(),
+            provider: provider.as_str().to_owned(),
+            secret: text(&self.secret).filter(|_| provider != ProviderKind::None),
+            body_limit,
+            dedup_header: text(&self.dedup_header),
+            dedup_pointer: text(&self.dedup_pointer),
+            event_type_header: text(&self.event_type_header),
+            event_type_pointer: text(&self.event_type_pointer),
+            api_key_header: text(&self.api_key_header).filter(|_| provider == ProviderKind::ApiKey),
+            allow_sha1: (provider == ProviderKind::Github).then_some(self.allow_sha1.is_some()),
+            hmac,
+        })
+    }
+
+    /// The hmac fields as the scheme the API takes, read by the same rules.
+    fn hmac_scheme(&self) -> Result<HmacScheme, String> {
+        let mut scheme = serde_json::Map::new();
+        let fields = [
+            ("header", &self.hmac_header),
+            ("algorithm", &self.hmac_algorithm),
+            ("encoding", &self.hmac_encoding),
+            ("prefix", &self.hmac_prefix),
+            ("timestamp_header", &self.hmac_timestamp_header),
+            ("signed_payload", &self.hmac_signed_payload),
+        ];
+        for (key, value) in fields {
+            if let Some(v) = text(value) {
+                scheme.insert(key.to_owned(), v.into());
+            }
+        }
+        if let Some(t) = text(&self.hmac_tolerance_seconds) {
+            let seconds: u32 = t
+                .parse()
+                .map_err(|_| "The tolerance is a whole number of seconds.".to_owned())?;
+            scheme.insert("tolerance_seconds".to_owned(), seconds.into());
+        }
+        serde_json::from_value(scheme.into()).map_err(|e| format!("The signature scheme: {e}."))
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/source_new.html")]
+struct NewPage {
+    nav: Nav,
+    guides: &'static [Guide],
+    chosen: &'static Guide,
+    form: SourceForm,
+    errors: Errors,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewQuery {
+    provider: Option<String>,
+}
+
+#[get("/t/{team}/sources/new")]
+async fn new(
+    state: web::Data<WebState>,
+    member: Member,
+    q: web::Query<NewQuery>,
+) -> Result<NewPage, PageError> {
+    member.require(Action::Configure)?;
+    let kind = q
+        .provider
+        .as_deref()
+        .and_then(|p| p.parse::<ProviderKind>().ok())
+        .unwrap_or(ProviderKind::Github);
+    Ok(NewPage {
+        nav: Nav::new(&member, "sources", state.smtp_configured),
+        guides: GUIDES,
+        chosen: guide(kind),
+        form: SourceForm {
+            provider: kind.as_str().to_owned(),
+            hmac_algorithm: "sha256".to_owned(),
+            hmac_encoding: "hex".to_owned(),
+            ..SourceForm::default()
+        },
+        errors: Errors::default(),
+    })
+}
+
+/// The fields the form shows; an API error about any other lands at the top.
+const FIELDS: &[&str] = &[
+    "name",
+    "provider",
+    "secret",
+    "body_limit",
+    "dedup_header",
+    "dedup_pointer",
+    "event_type_header",
+    "event_type_pointer",
+    "api_key_header",
+    "allow_sha1",
+    "hmac",
+];
+
+#[post("/t/{team}/sources")]
+async fn create(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<SourceForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let kind = form.provider.parse::<ProviderKind>().ok();
+    let request = match kind {
+        Some(kind) => form.request(kind),
+        None => {
+            let mut errors = Errors::default();
+            errors.add("provider", "Choose a provider from the list.");
+            Err(errors)
+        }
+    };
+    let created = match request {
+        Ok(request) => create_source(&state, member.team_id(), member.actor(), request)
+            .await
+            .map_err(|e| Errors::from_problem(e.0, FIELDS)),
+        Err(errors) => Err(errors),
+    };
+    match created {
+        Ok(source) => Ok(see_other(member.path(&format!("sources/{}", source.id)))),
+        Err(errors) => {
+            let page = NewPage {
+                nav: Nav::new(&member, "sources", state.smtp_configured),
+                guides: GUIDES,
+                chosen: guide(kind.unwrap_or(ProviderKind::Github)),
+                form,
+                errors,
+            };
+            html(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/source.html")]
+struct ShowPage {
+    nav: Nav,
+    source: Source,
+    guide: &'static Guide,
+    ingest_url: String,
+    secrets: Vec<SecretInfo>,
+    rejections: Vec<Rejection>,
+    events: Vec<Event>,
+    errors: Errors,
+}
+
+impl ShowPage {
+    fn pretty(&self, value: &serde_json::Value) -> String {
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    }
+}
+
+async fn show_page(
+    state: &WebState,
+    member: &Member,
+    id: &SourceId,
+    errors: Errors,
+) -> Result<ShowPage, PageError> {
+    let team = member.team_id();
+    let source = sources::get(&state.pool, team, id).await?;
+    let filter = EventFilter {
+        source_id: Some(id.clone()),
+        ..EventFilter::default()
+    };
+    let latest = PageRequest {
+        cursor: None,
+        limit: 10,
+    };
+    Ok(ShowPage {
+        nav: Nav::new(member, "sources", state.smtp_configured),
+        guide: guide(source.provider),
+        ingest_url: ingest_url(state, &source),
+        secrets: sources::secrets(&state.pool, team, id).await?,
+        rejections: sources::rejections(&state.pool, team, id).await?,
+        events: events::list(&state.pool, team, &filter, &latest)
+            .await?
+            .items,
+        source,
+        errors,
+    })
+}
+
+#[get("/t/{team}/sources/{id}")]
+async fn show(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<ShowPage, PageError> {
+    member.require(Action::Read)?;
+    show_page(&state, &member, &path_id(&path.1)?, Errors::default()).await
+}
+
+#[derive(Debug, Deserialize)]
+struct SecretForm {
+    #[serde(default)]
+    secret: String,
+}
+
+#[post("/t/{team}/sources/{id}/secrets")]
+async fn add_secret(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<SecretForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    match add_source_secret(&state, member.team_id(), member.actor(), &id, &form.secret).await {
+        Ok(_) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
+        Err(e) if e.0.status == 404 => Err(PageError::NotFound),
+        Err(e) => {
+            let errors = Errors::from_problem(e.0, &["secret"]);
+            html(
+                &show_page(&state, &member, &id, errors).await?,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+#[post("/t/{team}/sources/{id}/secrets/{secret}/retire")]
+async fn retire_secret(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    let secret: SecretId = path_id(&path.2)?;
+    match retire_source_secret(&state, member.team_id(), member.actor(), &id, &secret).await {
+        Ok(()) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
+        Err(e) if e.0.status == 404 => Err(PageError::NotFound),
+        Err(e) => {
+            let errors = Errors::from_problem(e.0, &[]);
+            html(
+                &show_page(&state, &member, &id, errors).await?,
+                StatusCode::CONFLICT,
+            )
+        }
+    }
+}
+
+#[post("/t/{team}/sources/{id}/delete")]
+async fn delete(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    delete_source(&state, member.team_id(), member.actor(), &id).await?;
+    Ok(see_other(member.path("sources")))
+}

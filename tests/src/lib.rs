@@ -5,6 +5,7 @@
 //! `fakes` holds the third parties (routines API, Slack) Switchyard calls.
 
 pub mod app;
+pub mod browser;
 pub mod db;
 pub mod fakes;
 pub mod proxy;

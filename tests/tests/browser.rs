@@ -1,0 +1,109 @@
+//! The dashboard in a real headless Chromium: a newcomer signs up, wires GitHub to an
+//! HTTP endpoint with a recipe's template, and sees a signed webhook arrive, at the
+//! receiver and in the UI. Screenshots of the main pages land in docs/screenshots/.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use switchyard_tests::browser::Browser;
+use switchyard_tests::visitor::PASSWORD;
+use switchyard_tests::{Receiver, Reply, TestApp, sign};
+
+const SECRET: &str = "browser-test-secret";
+
+#[tokio::test]
+async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arrive() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let b = Browser::start().await;
+
+    b.go(&app.url("/signup")).await;
+    b.screenshot("signup").await;
+    b.fill("email", "ada@example.com").await;
+    b.fill("password", PASSWORD).await;
+    b.fill("team_name", "Analytical Engines").await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/t/analytical-engines").await;
+    b.wait_for_text("Get started", None).await;
+    b.screenshot("overview").await;
+
+    // A GitHub source (the form's default provider).
+    b.click("a[href='/t/analytical-engines/sources/new']").await;
+    b.fill("name", "acme/api").await;
+    b.fill("secret", SECRET).await;
+    b.screenshot("source-new").await;
+    b.click("#source-form button[type=submit]").await;
+    b.wait_for_text("Set up GitHub", None).await;
+    let ingest = b
+        .client
+        .find(Locator::Id("ingest-url"))
+        .await
+        .expect("ingest url")
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a URL");
+    assert!(ingest.starts_with(&app.url("/hooks/")), "{ingest}");
+    let source_page = b.client.current_url().await.expect("url").to_string();
+    b.screenshot("source").await;
+
+    // An HTTP destination pointing at the receiver.
+    b.go(&app.url("/t/analytical-engines/destinations/new?kind=http"))
+        .await;
+    b.fill("name", "triage service").await;
+    b.fill("url", &receiver.url("/hooks/github")).await;
+    b.click("form.panel button[type=submit]").await;
+    b.wait_for_text("Copy the signing secret now", None).await;
+    b.screenshot("destination").await;
+
+    // The GitHub recipe, towards the destination the team already has.
+    b.go(&app.url("/t/analytical-engines/recipes")).await;
+    b.screenshot("recipes").await;
+    b.click("a[href='/t/analytical-engines/routes/new?recipe=github-issue-to-routine']")
+        .await;
+    b.wait_for_text("New route", None).await;
+    b.client
+        .find(Locator::Id("destination_id"))
+        .await
+        .expect("destination picker")
+        .select_by_label("triage service (http)")
+        .await
+        .expect("choose the destination");
+    b.click("#route-form button[type=submit]").await;
+    b.wait_for_path("/t/analytical-engines/routes/rte_").await;
+
+    // A signed webhook, as GitHub would send it.
+    let body = br#"{"action":"opened","issue":{"number":42,"title":"Crash on save","user":{"login":"octocat"},"labels":[{"name":"bug"}],"html_url":"https://github.com/acme/api/issues/42","body":"It crashes."},"repository":{"full_name":"acme/api"}}"#;
+    let status = app
+        .client
+        .post(&ingest)
+        .header("content-type", "application/json")
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", "b-1")
+        .header("x-hub-signature-256", sign::github(SECRET, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("webhook")
+        .status();
+    assert_eq!(status, 200);
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&got[0].body);
+    assert!(
+        text.contains("#42: Crash on save") && text.contains("Labels: bug"),
+        "{text}"
+    );
+
+    // The UI shows it: on the source page, and in the route's preview.
+    b.go(&source_page).await;
+    b.wait_for_text("issues.opened", Some(&source_page)).await;
+    b.client.find(Locator::Css("code")).await.expect("code");
+    b.go(&app.url("/t/analytical-engines/routes")).await;
+    b.click("td a[href^='/t/analytical-engines/routes/rte_']")
+        .await;
+    b.wait_for_text("#42: Crash on save", None).await;
+    b.screenshot("route").await;
+    b.go(&app.url("/t/analytical-engines/settings")).await;
+    b.wait_for_text("route.create", None).await;
+    b.screenshot("settings").await;
+}

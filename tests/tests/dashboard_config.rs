@@ -572,3 +572,98 @@ async fn viewers_read_members_configure_and_other_teams_ids_are_not_found() {
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn send_test_delivers_a_sample_and_shows_the_answer() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![
+        Reply::status(200).body("thanks"),
+        Reply::status(503).body("down for maintenance"),
+    ])
+    .await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    v.get(&format!("{team}/destinations/new?kind=http")).await;
+    v.post(
+        &format!("{team}/destinations"),
+        &[
+            ("kind", "http"),
+            ("name", "app"),
+            ("url", &receiver.url("/in")),
+        ],
+    )
+    .await;
+    let id: String = sqlx::query_scalar("SELECT id FROM destinations WHERE name = 'app'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let path = format!("{team}/destinations/{id}");
+    v.get(&path).await.assert_contains("Send a test");
+
+    let page = v.post(&format!("{path}/test"), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.assert_contains("badge ok\">delivered</span>");
+    page.assert_contains("HTTP 200");
+    page.assert_contains("thanks");
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert!(got[0].headers.contains_key("webhook-signature"));
+    assert!(String::from_utf8_lossy(&got[0].body).contains("switchyard.test"));
+
+    let page = v.post(&format!("{path}/test"), &[]).await;
+    page.assert_contains("badge bad\">failed</span>");
+    page.assert_contains("HTTP 503");
+    page.assert_contains("down for maintenance");
+    // A test is not a delivery.
+    let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(deliveries, 0);
+
+    // A routine test fires only once the person ticks the box.
+    let fake = switchyard_tests::FakeRoutines::start(
+        "sk-ant-oat01-test-token-0123456789",
+        vec![switchyard_tests::Answer::Fire],
+    )
+    .await;
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "routine"),
+                ("name", "triage"),
+                ("fire_url", &fake.fire_url("trig_01ABCDEF")),
+                ("token", "sk-ant-oat01-test-token-0123456789"),
+            ],
+        )
+        .await;
+    let routine = page.location.expect("created");
+    v.get(&routine).await;
+    let page = v.post(&format!("{routine}/test"), &[]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("a test fire starts a new Claude Code session");
+    assert!(fake.received().is_empty());
+    let page = v
+        .post(&format!("{routine}/test"), &[("confirm", "yes")])
+        .await;
+    page.assert_contains("delivered");
+    page.assert_contains("Claude session:");
+    assert_eq!(fake.received().len(), 1);
+
+    // An email test is queued like any account email (SMTP is not configured here).
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "email"),
+                ("name", "inbox"),
+                ("to", "ops@example.com"),
+            ],
+        )
+        .await;
+    let email = page.location.expect("created");
+    v.get(&email).await;
+    v.post(&format!("{email}/test"), &[])
+        .await
+        .assert_contains("A test email is queued for ops@example.com.");
+}

@@ -7,6 +7,7 @@ mod deliver;
 pub mod mail;
 pub mod outbound;
 mod request;
+pub mod sample;
 mod upkeep;
 
 use std::future::Future;

@@ -33,7 +33,8 @@ struct Invite<'a> {
     link: &'a str,
 }
 
-async fn push(
+/// Queues one email of plain text to `to`.
+pub async fn push(
     tx: &mut PgConnection,
     state: &WebState,
     to: &str,

@@ -1,0 +1,199 @@
+//! Every dashboard handler, checked the same four ways: signed out it asks for a log in,
+//! a member of another team gets 404 (the team and its objects do not exist for them),
+//! a form without the session's CSRF token gets 403, and the team's own owner gets in.
+
+use reqwest::StatusCode;
+use switchyard_tests::{TestApp, Visitor, sign};
+
+async fn one(pool: &sqlx::PgPool, sql: &str) -> String {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_team_page_and_form_is_guarded() {
+    let app = TestApp::spawn().await;
+    let mut ada = Visitor::new(&app);
+    let team = ada.sign_up("ada@example.com", "Acme Two").await;
+    ada.get(&format!("{team}/sources/new")).await;
+    let whsec = sign::new_whsec();
+    let page = ada
+        .post(
+            &format!("{team}/sources"),
+            &[
+                ("provider", "anthropic"),
+                ("name", "agents"),
+                ("secret", &whsec),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    ada.post(
+        &format!("{team}/destinations"),
+        &[
+            ("kind", "email"),
+            ("name", "inbox"),
+            ("to", "ops@example.com"),
+        ],
+    )
+    .await;
+    let src = one(
+        &app.pool,
+        "SELECT s.id FROM sources s JOIN teams t ON t.id = s.team_id WHERE t.slug = 'acme-two'",
+    )
+    .await;
+    let dst = one(&app.pool, "SELECT d.id FROM destinations d JOIN teams t ON t.id = d.team_id WHERE t.slug = 'acme-two'").await;
+    ada.post(
+        &format!("{team}/routes"),
+        &[
+            ("name", "all"),
+            ("source_id", &src),
+            ("destination_id", &dst),
+        ],
+    )
+    .await;
+    ada.get(&format!("{team}/settings")).await;
+    ada.post(&format!("{team}/api-keys"), &[("name", "ci")])
+        .await;
+    ada.post(
+        &format!("{team}/invitations"),
+        &[("email", "carol@example.com"), ("role", "member")],
+    )
+    .await;
+    let rte = one(&app.pool, "SELECT id FROM routes").await;
+    let sec = one(
+        &app.pool,
+        &format!("SELECT id FROM source_secrets WHERE source_id = '{src}'"),
+    )
+    .await;
+    let usr = one(
+        &app.pool,
+        "SELECT id FROM users WHERE email = 'ada@example.com'",
+    )
+    .await;
+    let inv = one(&app.pool, "SELECT id FROM invitations").await;
+    let key = one(
+        &app.pool,
+        "SELECT k.id FROM api_keys k JOIN teams t ON t.id = k.team_id WHERE t.slug = 'acme-two'",
+    )
+    .await;
+
+    let pages = [
+        String::new(),
+        "/sources".into(),
+        "/sources/new".into(),
+        format!("/sources/{src}"),
+        "/destinations".into(),
+        "/destinations/new".into(),
+        format!("/destinations/{dst}"),
+        "/routes".into(),
+        "/routes/new".into(),
+        format!("/routes/{rte}"),
+        "/recipes".into(),
+        "/recipes/vault-refresh-failed-to-email".into(),
+        "/settings".into(),
+    ];
+    let forms = [
+        "/sources".to_owned(),
+        format!("/sources/{src}/secrets"),
+        format!("/sources/{src}/secrets/{sec}/retire"),
+        format!("/sources/{src}/delete"),
+        "/destinations".into(),
+        format!("/destinations/{dst}/state"),
+        format!("/destinations/{dst}/test"),
+        format!("/destinations/{dst}/delete"),
+        "/routes".into(),
+        "/routes/preview".into(),
+        format!("/routes/{rte}"),
+        format!("/routes/{rte}/paused"),
+        format!("/routes/{rte}/delete"),
+        "/recipes/vault-refresh-failed-to-email".into(),
+        format!("/members/{usr}"),
+        "/invitations".into(),
+        format!("/invitations/{inv}/revoke"),
+        "/api-keys".into(),
+        format!("/api-keys/{key}/revoke"),
+        "/delete".into(),
+    ];
+
+    for page in &pages {
+        let path = format!("{team}{page}");
+        assert_eq!(
+            ada.get(&path).await.status,
+            StatusCode::OK,
+            "owner GET {path}"
+        );
+    }
+
+    let mut stranger = Visitor::new(&app);
+    for page in &pages {
+        let path = format!("{team}{page}");
+        let got = stranger.get(&path).await;
+        assert_eq!(got.status, StatusCode::SEE_OTHER, "signed out GET {path}");
+        assert!(got.location.unwrap().starts_with("/login?next="), "{path}");
+    }
+    for form in &forms {
+        let path = format!("{team}{form}");
+        let got = stranger.post_raw(&path, &[("csrf_token", "x")]).await;
+        assert!(
+            got.status == StatusCode::SEE_OTHER || got.status == StatusCode::FORBIDDEN,
+            "signed out POST {path}: {}",
+            got.status
+        );
+        assert_ne!(got.status, StatusCode::OK);
+    }
+
+    let mut bob = Visitor::new(&app);
+    bob.sign_up("bob@example.com", "Bob's").await;
+    for page in &pages {
+        let path = format!("{team}{page}");
+        assert_eq!(
+            bob.get(&path).await.status,
+            StatusCode::NOT_FOUND,
+            "outsider GET {path}"
+        );
+    }
+    bob.get("/account").await;
+    for form in &forms {
+        let path = format!("{team}{form}");
+        assert_eq!(
+            bob.post(&path, &[]).await.status,
+            StatusCode::NOT_FOUND,
+            "outsider POST {path}"
+        );
+    }
+
+    for form in &forms {
+        let path = format!("{team}{form}");
+        assert_eq!(
+            ada.post_raw(&path, &[("csrf_token", "forged")])
+                .await
+                .status,
+            StatusCode::FORBIDDEN,
+            "forged POST {path}"
+        );
+    }
+    for path in [
+        "/logout",
+        "/account/logout-everywhere",
+        "/account/verify-email",
+        "/teams",
+    ] {
+        assert_eq!(
+            ada.post_raw(path, &[]).await.status,
+            StatusCode::FORBIDDEN,
+            "no token POST {path}"
+        );
+    }
+    // Nothing above changed anything: everything is still there.
+    for page in &pages {
+        let path = format!("{team}{page}");
+        assert_eq!(
+            ada.get(&path).await.status,
+            StatusCode::OK,
+            "after: GET {path}"
+        );
+    }
+}

@@ -667,3 +667,117 @@ async fn send_test_delivers_a_sample_and_shows_the_answer() {
         .await
         .assert_contains("A test email is queued for ops@example.com.");
 }
+
+#[tokio::test]
+async fn sources_and_destinations_are_edited_in_place_keeping_their_secrets() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let (path, ingest) = github_source(&mut v, &team).await;
+
+    let edit = v.get(&format!("{path}/edit")).await;
+    edit.assert_contains("value=\"acme/api\"");
+    assert!(
+        !edit.body.contains("id=\"secret\""),
+        "secrets rotate, not edit"
+    );
+    let page = v
+        .post(
+            &path,
+            &[
+                ("name", "acme/web"),
+                ("dedup_pointer", "no-slash"),
+                ("body_limit", "2048"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"dedup_pointer-error\"");
+    v.post(
+        &path,
+        &[
+            ("name", "acme/web"),
+            ("event_type_pointer", "/action"),
+            ("body_limit", "2048"),
+        ],
+    )
+    .await
+    .assert_redirect(&path);
+    let page = v.get(&path).await;
+    page.assert_contains("acme/web");
+    page.assert_contains("<code>/action</code>");
+    page.assert_contains("2048 bytes");
+    // The secret still verifies, and the override names the type.
+    let body = br#"{"action":"opened"}"#;
+    assert_eq!(
+        post_github(&app, &ingest, SECRET, "g-1", body).await,
+        StatusCode::OK
+    );
+    v.get(&path).await.assert_contains("<code>opened</code>");
+    // An emptied override is cleared.
+    v.post(&path, &[("name", "acme/web"), ("body_limit", "2048")])
+        .await
+        .assert_redirect(&path);
+    assert!(!v.get(&path).await.body.contains("<code>/action</code>"));
+
+    v.get(&format!("{team}/destinations/new?kind=http")).await;
+    v.post(
+        &format!("{team}/destinations"),
+        &[
+            ("kind", "http"),
+            ("name", "app"),
+            ("url", "http://127.0.0.1:9/old"),
+            ("headers", "X-Env: prod"),
+            ("auth_type", "bearer"),
+            ("auth_token", "tok-123"),
+            ("rate_per_minute", "30"),
+        ],
+    )
+    .await;
+    let id: String = sqlx::query_scalar("SELECT id FROM destinations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let dst = format!("{team}/destinations/{id}");
+    let edit = v.get(&format!("{dst}/edit")).await;
+    edit.assert_contains("Now sent: x-env.");
+    edit.assert_contains("value=\"30\"");
+    assert!(!edit.body.contains("tok-123"));
+    // New URL and name; headers and auth kept; the rate limit emptied away.
+    v.post(
+        &dst,
+        &[
+            ("name", "app v2"),
+            ("url", &receiver.url("/new")),
+            ("method", "POST"),
+            ("auth_type", "keep"),
+        ],
+    )
+    .await
+    .assert_redirect(&dst);
+    let page = v.get(&dst).await;
+    page.assert_contains("app v2");
+    page.assert_contains("<dd>x-env</dd>");
+    assert!(!page.body.contains("Per minute"));
+    let page = v.post(&format!("{dst}/test"), &[]).await;
+    page.assert_contains("delivered");
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].path, "/new");
+    assert_eq!(got[0].headers["x-env"], "prod");
+    assert_eq!(got[0].headers["authorization"], "Bearer tok-123");
+
+    let page = v
+        .post(
+            &dst,
+            &[
+                ("name", "app v2"),
+                ("url", "ftp://nope"),
+                ("auth_type", "keep"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"url-error\"");
+    page.assert_contains("value=\"ftp://nope\"");
+}

@@ -436,8 +436,69 @@ async fn update(
 ) -> ApiResult<web::Json<Destination>> {
     let id = parse_id(&id)?;
     let body = body.into_inner();
+    let new_state = match body.state.as_deref() {
+        None => None,
+        Some(raw) => match raw.parse::<DestinationState>() {
+            Ok(s @ (DestinationState::Active | DestinationState::Paused)) => Some(s),
+            _ => {
+                return Err(Problem::invalid_field(
+                    "state",
+                    "state may be set to active or paused",
+                )
+                .into());
+            }
+        },
+    };
+    let changes_target = body.name.is_some()
+        || body.url.is_some()
+        || body.fire_url.is_some()
+        || body.token.is_some()
+        || body.to.is_some()
+        || body.method.is_some()
+        || body.headers.is_some()
+        || body.auth.is_some()
+        || body.rate_per_minute.is_some()
+        || body.max_in_flight.is_some()
+        || body.budget_per_hour.is_some()
+        || body.budget_per_day.is_some();
+    let name = body.name.clone();
+    let input = target_input!(body);
     let mut tx = state.pool.begin().await?;
-    let (current, sealed) = destinations::lock_with_credentials(&mut *tx, &team.0, &id)
+    let mut updated = if changes_target || new_state.is_none() {
+        update_target(
+            &mut tx,
+            &state,
+            &team.0,
+            &team.1,
+            &id,
+            name.as_deref(),
+            input,
+        )
+        .await?
+    } else {
+        destinations::get(&mut *tx, &team.0, &id)
+            .await
+            .map_err(missing("destination"))?
+    };
+    if let Some(new_state) = new_state {
+        updated = change_state(&mut tx, &team.0, &team.1, &id, new_state).await?;
+    }
+    tx.commit().await?;
+    Ok(web::Json(updated))
+}
+
+/// Applies a new name and the kind's fields that were sent (absent ones keep their
+/// value), for the API and the dashboard alike.
+pub(crate) async fn update_target(
+    tx: &mut PgConnection,
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &DestinationId,
+    name: Option<&str>,
+    input: TargetInput,
+) -> ApiResult<Destination> {
+    let (current, sealed) = destinations::lock_with_credentials(&mut *tx, team, id)
         .await
         .map_err(missing("destination"))?;
     let credentials = sealed
@@ -447,42 +508,24 @@ async fn update(
         })
         .transpose()?;
     let mut invalid = Invalid::default();
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|n| invalid.check("name", Name::parse(n)));
-    let input = target_input!(body);
+    let name = name.and_then(|n| invalid.check("name", Name::parse(n)));
     let target = Target {
         url: current.url.clone(),
         settings: current.settings.0.clone(),
         credentials,
     };
     let target = parse_target(&mut invalid, current.kind, input, target, state.policy);
-    let new_state = body.state.as_deref().and_then(|raw| {
-        invalid.check(
-            "state",
-            match raw.parse::<DestinationState>() {
-                Ok(s @ (DestinationState::Active | DestinationState::Paused)) => Ok(s),
-                _ => Err("state may be set to active or paused"),
-            },
-        )
-    });
     invalid.finish()?;
-    let sealed_credentials = seal(&state, &target.credentials)?;
+    let sealed_credentials = seal(state, &target.credentials)?;
     let patch = DestinationPatch {
         name: name.map(|n| n.to_string()),
         url: target.url,
         settings: target.settings,
         sealed_credentials,
     };
-    let mut updated = destinations::update(&mut *tx, &team.0, &id, patch).await?;
-    team.audit(&mut *tx, "destination.update", &updated.name)
-        .await?;
-    if let Some(new_state) = new_state {
-        updated = change_state(&mut tx, &team.0, &team.1, &id, new_state).await?;
-    }
-    tx.commit().await?;
-    Ok(web::Json(updated))
+    let updated = destinations::update(&mut *tx, team, id, patch).await?;
+    audit::record(&mut *tx, team, actor, "destination.update", &updated.name).await?;
+    Ok(updated)
 }
 
 /// A person pauses the destination, or resumes it at once (whatever paused, disabled or

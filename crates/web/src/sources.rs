@@ -282,25 +282,25 @@ async fn get(
     Ok(web::Json(view(&state, source)))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSource {
-    name: Option<String>,
-    body_limit: Option<i32>,
+    pub(crate) name: Option<String>,
+    pub(crate) body_limit: Option<i32>,
     /// Header whose value is the dedup key, instead of the provider's ("" clears).
-    dedup_header: Option<String>,
+    pub(crate) dedup_header: Option<String>,
     /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
-    dedup_pointer: Option<String>,
+    pub(crate) dedup_pointer: Option<String>,
     /// Header whose value is the event type, instead of the provider's ("" clears).
-    event_type_header: Option<String>,
+    pub(crate) event_type_header: Option<String>,
     /// JSON pointer into the body whose value is the event type ("" clears).
-    event_type_pointer: Option<String>,
+    pub(crate) event_type_pointer: Option<String>,
     /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
-    api_key_header: Option<String>,
+    pub(crate) api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
-    allow_sha1: Option<bool>,
+    pub(crate) allow_sha1: Option<bool>,
     /// `hmac`: how the sender signs (replaces the whole scheme).
-    hmac: Option<HmacScheme>,
+    pub(crate) hmac: Option<HmacScheme>,
 }
 
 #[utoipa::path(tag = "sources", request_body = UpdateSource,
@@ -313,7 +313,18 @@ async fn update(
     body: web::Json<UpdateSource>,
 ) -> ApiResult<web::Json<SourceView>> {
     let id = parse_id(&id)?;
-    let body = body.into_inner();
+    let source = update_source(&state, &team.0, &team.1, &id, body.into_inner()).await?;
+    Ok(web::Json(view(&state, source)))
+}
+
+/// Applies the fields sent, for the API and the dashboard alike.
+pub(crate) async fn update_source(
+    state: &WebState,
+    team: &TeamId,
+    actor: &str,
+    id: &SourceId,
+    body: UpdateSource,
+) -> ApiResult<Source> {
     let mut invalid = Invalid::default();
     let name = body
         .name
@@ -321,7 +332,7 @@ async fn update(
         .and_then(|n| invalid.check("name", Name::parse(n)));
     let body_limit = check_body_limit(&mut invalid, body.body_limit);
     let mut tx = state.pool.begin().await?;
-    let current = sources::get(&mut *tx, &team.0, &id)
+    let current = sources::get(&mut *tx, team, id)
         .await
         .map_err(missing("source"))?;
     let mut settings = current.settings.0.clone();
@@ -341,10 +352,10 @@ async fn update(
         settings: Some(settings),
         body_limit,
     };
-    let source = sources::update(&mut *tx, &team.0, &id, patch).await?;
-    team.audit(&mut *tx, "source.update", &source.name).await?;
+    let source = sources::update(&mut *tx, team, id, patch).await?;
+    audit::record(&mut *tx, team, actor, "source.update", &source.name).await?;
     tx.commit().await?;
-    Ok(web::Json(view(&state, source)))
+    Ok(source)
 }
 
 #[utoipa::path(tag = "sources", responses((status = 204), (status = 404)))]

@@ -24,7 +24,9 @@ use super::forms::{Errors, NoFields, Posted};
 use super::session::Member;
 use super::{Nav, html, mail, see_other};
 use crate::WebState;
-use crate::destinations::{TargetInput, change_state, delete_destination, insert_new};
+use crate::destinations::{
+    TargetInput, change_state, delete_destination, insert_new, update_target,
+};
 use crate::http_target::AuthInput;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -32,6 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(new)
         .service(create)
         .service(show)
+        .service(edit)
+        .service(update)
         .service(set_state)
         .service(send_test)
         .service(delete);
@@ -102,6 +106,7 @@ struct DestinationForm {
     method: String,
     headers: String,
     auth_type: String,
+    clear_headers: Option<String>,
     auth_token: String,
     auth_username: String,
     auth_password: String,
@@ -117,7 +122,9 @@ fn text(value: &str) -> Option<String> {
 }
 
 impl DestinationForm {
-    fn input(&self, kind: DestinationKind) -> Result<TargetInput, Errors> {
+    /// The API's input. Creating, an empty field is "not given"; editing, an empty secret
+    /// keeps the current one and an empty limit removes the limit.
+    fn input(&self, kind: DestinationKind, editing: bool) -> Result<TargetInput, Errors> {
         let mut errors = Errors::default();
         let mut limits = [
             ("rate_per_minute", None),
@@ -132,11 +139,13 @@ impl DestinationForm {
             &self.budget_per_day,
         ];
         for ((field, slot), raw) in limits.iter_mut().zip(raw) {
-            if let Some(v) = text(raw) {
-                match v.parse::<u32>() {
+            match text(raw) {
+                Some(v) => match v.parse::<u32>() {
                     Ok(n) => *slot = Some(n),
                     Err(_) => errors.add(field, "Enter a whole number (0 for no limit)."),
-                }
+                },
+                None if editing => *slot = Some(0),
+                None => {}
             }
         }
         let mut input = TargetInput {
@@ -156,7 +165,11 @@ impl DestinationForm {
                         None => errors.add("headers", format!("\"{line}\" is not Name: value.")),
                     }
                 }
-                input.headers = (!headers.is_empty()).then_some(headers);
+                input.headers = match (headers.is_empty(), self.clear_headers.is_some()) {
+                    (false, _) => Some(headers),
+                    (true, true) => Some(BTreeMap::new()),
+                    (true, false) => None,
+                };
                 input.auth = match self.auth_type.as_str() {
                     "bearer" => Some(AuthInput::Bearer {
                         token: self.auth_token.trim().to_owned(),
@@ -165,6 +178,7 @@ impl DestinationForm {
                         username: self.auth_username.trim().to_owned(),
                         password: self.auth_password.clone(),
                     }),
+                    "none" if editing => Some(AuthInput::None),
                     _ => None,
                 };
             }
@@ -215,13 +229,35 @@ const KINDS: &[KindChoice] = &[
 ];
 
 #[derive(Template, WebTemplate)]
-#[template(path = "dashboard/destination_new.html")]
-struct NewPage {
+#[template(path = "dashboard/destination_form.html")]
+struct FormPage {
     nav: Nav,
     kinds: &'static [KindChoice],
     kind: String,
+    /// The destination being edited; `None` when creating one.
+    editing: Option<Destination>,
     form: DestinationForm,
     errors: Errors,
+}
+
+impl FormPage {
+    fn secret_hint(&self, hint: &'static str) -> &'static str {
+        if self.editing.is_some() {
+            "Leave empty to keep the current one."
+        } else {
+            hint
+        }
+    }
+
+    fn headers_hint(&self) -> String {
+        match &self.editing {
+            Some(d) if !d.settings.0.header_names.is_empty() => format!(
+                "Now sent: {}. New lines replace them all; leave empty to keep them.",
+                d.settings.0.header_names.join(", ")
+            ),
+            _ => "One Name: value per line. Values are encrypted and never shown again.".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,17 +270,18 @@ async fn new(
     state: web::Data<WebState>,
     member: Member,
     q: web::Query<NewQuery>,
-) -> Result<NewPage, PageError> {
+) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
     let kind = q
         .kind
         .as_deref()
         .and_then(|k| k.parse::<DestinationKind>().ok())
         .unwrap_or(DestinationKind::Routine);
-    Ok(NewPage {
+    Ok(FormPage {
         nav: Nav::new(&member, "destinations", state.smtp_configured),
         kinds: KINDS,
         kind: kind.as_str().to_owned(),
+        editing: None,
         form: DestinationForm {
             auth_type: "none".to_owned(),
             method: "POST".to_owned(),
@@ -279,7 +316,7 @@ async fn create(
     member.require(Action::Configure)?;
     let kind = form.kind.parse::<DestinationKind>().ok();
     let input = match kind {
-        Some(kind) => form.input(kind),
+        Some(kind) => form.input(kind, false),
         None => {
             let mut errors = Errors::default();
             errors.add("kind", "Choose what kind of destination this is.");
@@ -320,10 +357,11 @@ async fn create(
             member.path(&format!("destinations/{}", created.destination.id)),
         )),
         Err(errors) => {
-            let page = NewPage {
+            let page = FormPage {
                 nav: Nav::new(&member, "destinations", state.smtp_configured),
                 kinds: KINDS,
                 kind: form.kind.clone(),
+                editing: None,
                 form,
                 errors,
             };
@@ -422,6 +460,96 @@ async fn set_state(
     change_state(&mut tx, member.team_id(), member.actor(), &id, new_state).await?;
     tx.commit().await?;
     Ok(see_other(member.path(&format!("destinations/{id}"))))
+}
+
+#[get("/t/{team}/destinations/{id}/edit")]
+async fn edit(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<FormPage, PageError> {
+    member.require(Action::Configure)?;
+    let destination = destinations::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    let settings = &destination.settings.0;
+    let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+    let form = DestinationForm {
+        name: destination.name.clone(),
+        kind: destination.kind.as_str().to_owned(),
+        url: match destination.kind {
+            DestinationKind::Http => destination.url.clone().unwrap_or_default(),
+            _ => String::new(),
+        },
+        fire_url: match destination.kind {
+            DestinationKind::Routine => destination.url.clone().unwrap_or_default(),
+            _ => String::new(),
+        },
+        to: settings.to.join("\n"),
+        method: settings.method.map_or("POST", |m| m.as_str()).to_owned(),
+        auth_type: "keep".to_owned(),
+        rate_per_minute: number(settings.limits.rate_per_minute),
+        max_in_flight: number(settings.limits.max_in_flight),
+        budget_per_hour: number(settings.limits.budget_per_hour),
+        budget_per_day: number(settings.limits.budget_per_day),
+        ..DestinationForm::default()
+    };
+    Ok(FormPage {
+        nav: Nav::new(&member, "destinations", state.smtp_configured),
+        kinds: KINDS,
+        kind: destination.kind.as_str().to_owned(),
+        editing: Some(destination),
+        form,
+        errors: Errors::default(),
+    })
+}
+
+#[post("/t/{team}/destinations/{id}")]
+async fn update(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<DestinationForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    let current = destinations::get(&state.pool, member.team_id(), &id).await?;
+    let result = match form.input(current.kind, true) {
+        Ok(input) => {
+            let mut tx = state.pool.begin().await?;
+            let name = Some(form.name.as_str());
+            match update_target(
+                &mut tx,
+                &state,
+                member.team_id(),
+                member.actor(),
+                &id,
+                name,
+                input,
+            )
+            .await
+            {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(())
+                }
+                Err(e) => Err(Errors::from_problem(e.0, FIELDS)),
+            }
+        }
+        Err(errors) => Err(errors),
+    };
+    match result {
+        Ok(()) => Ok(see_other(member.path(&format!("destinations/{id}")))),
+        Err(errors) => {
+            let page = FormPage {
+                nav: Nav::new(&member, "destinations", state.smtp_configured),
+                kinds: KINDS,
+                kind: current.kind.as_str().to_owned(),
+                editing: Some(current),
+                form,
+                errors,
+            };
+            html(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

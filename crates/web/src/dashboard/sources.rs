@@ -22,7 +22,8 @@ use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
 use crate::sources::{
-    CreateSource, add_source_secret, create_source, delete_source, ingest_url, retire_source_secret,
+    CreateSource, UpdateSource, add_source_secret, create_source, delete_source, ingest_url,
+    retire_source_secret, update_source,
 };
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -30,6 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(new)
         .service(create)
         .service(show)
+        .service(edit)
+        .service(update)
         .service(add_secret)
         .service(retire_secret)
         .service(delete);
@@ -80,6 +83,14 @@ struct SourceForm {
     hmac_signed_payload: String,
 }
 
+/// A serde enum's name (`sha256`, `hex`).
+fn enum_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn text(value: &str) -> Option<String> {
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_owned())
@@ -120,6 +131,61 @@ impl SourceForm {
         })
     }
 
+    /// The form showing a stored source.
+    fn of(source: &Source) -> SourceForm {
+        let settings = &source.settings.0;
+        let hmac = settings.hmac.as_ref();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        SourceForm {
+            name: source.name.clone(),
+            provider: source.provider.as_str().to_owned(),
+            body_limit: source.body_limit.to_string(),
+            dedup_header: text(&settings.dedup_header),
+            dedup_pointer: text(&settings.dedup_pointer),
+            event_type_header: text(&settings.event_type_header),
+            event_type_pointer: text(&settings.event_type_pointer),
+            api_key_header: text(&settings.api_key_header),
+            allow_sha1: settings.allow_sha1.then(|| "on".to_owned()),
+            hmac_header: hmac.map(|h| h.header.clone()).unwrap_or_default(),
+            hmac_algorithm: hmac
+                .map(|h| enum_text(&h.algorithm))
+                .unwrap_or_else(|| "sha256".to_owned()),
+            hmac_encoding: hmac
+                .map(|h| enum_text(&h.encoding))
+                .unwrap_or_else(|| "hex".to_owned()),
+            hmac_prefix: hmac.map(|h| h.prefix.clone()).unwrap_or_default(),
+            hmac_timestamp_header: hmac
+                .and_then(|h| h.timestamp_header.clone())
+                .unwrap_or_default(),
+            hmac_tolerance_seconds: hmac
+                .map(|h| h.tolerance_seconds.to_string())
+                .unwrap_or_default(),
+            hmac_signed_payload: hmac
+                .and_then(|h| h.signed_payload.clone())
+                .unwrap_or_default(),
+            ..SourceForm::default()
+        }
+    }
+
+    /// The API's update: every field the form shows, an empty override clearing it.
+    fn patch(&self, provider: ProviderKind) -> Result<UpdateSource, Errors> {
+        let fields = self.request(provider)?;
+        let cleared = |v: &str| Some(v.trim().to_owned());
+        Ok(UpdateSource {
+            name: Some(fields.name),
+            body_limit: fields.body_limit,
+            dedup_header: cleared(&self.dedup_header),
+            dedup_pointer: cleared(&self.dedup_pointer),
+            event_type_header: cleared(&self.event_type_header),
+            event_type_pointer: cleared(&self.event_type_pointer),
+            api_key_header: (provider == ProviderKind::ApiKey)
+                .then(|| cleared(&self.api_key_header))
+                .flatten(),
+            allow_sha1: fields.allow_sha1,
+            hmac: fields.hmac,
+        })
+    }
+
     /// The hmac fields as the scheme the API takes, read by the same rules.
     fn hmac_scheme(&self) -> Result<HmacScheme, String> {
         let mut scheme = serde_json::Map::new();
@@ -147,11 +213,13 @@ impl SourceForm {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "dashboard/source_new.html")]
-struct NewPage {
+#[template(path = "dashboard/source_form.html")]
+struct FormPage {
     nav: Nav,
     guides: &'static [Guide],
     chosen: &'static Guide,
+    /// The source being edited; `None` when creating one.
+    editing: Option<Source>,
     form: SourceForm,
     errors: Errors,
 }
@@ -166,17 +234,18 @@ async fn new(
     state: web::Data<WebState>,
     member: Member,
     q: web::Query<NewQuery>,
-) -> Result<NewPage, PageError> {
+) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
     let kind = q
         .provider
         .as_deref()
         .and_then(|p| p.parse::<ProviderKind>().ok())
         .unwrap_or(ProviderKind::Github);
-    Ok(NewPage {
+    Ok(FormPage {
         nav: Nav::new(&member, "sources", state.smtp_configured),
         guides: GUIDES,
         chosen: guide(kind),
+        editing: None,
         form: SourceForm {
             provider: kind.as_str().to_owned(),
             hmac_algorithm: "sha256".to_owned(),
@@ -227,10 +296,11 @@ async fn create(
     match created {
         Ok(source) => Ok(see_other(member.path(&format!("sources/{}", source.id)))),
         Err(errors) => {
-            let page = NewPage {
+            let page = FormPage {
                 nav: Nav::new(&member, "sources", state.smtp_configured),
                 guides: GUIDES,
                 chosen: guide(kind.unwrap_or(ProviderKind::Github)),
+                editing: None,
                 form,
                 errors,
             };
@@ -296,6 +366,56 @@ async fn show(
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
     show_page(&state, &member, &path_id(&path.1)?, Errors::default()).await
+}
+
+#[get("/t/{team}/sources/{id}/edit")]
+async fn edit(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<FormPage, PageError> {
+    member.require(Action::Configure)?;
+    let source = sources::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    Ok(FormPage {
+        nav: Nav::new(&member, "sources", state.smtp_configured),
+        guides: GUIDES,
+        chosen: guide(source.provider),
+        form: SourceForm::of(&source),
+        editing: Some(source),
+        errors: Errors::default(),
+    })
+}
+
+#[post("/t/{team}/sources/{id}")]
+async fn update(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<SourceForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    let current = sources::get(&state.pool, member.team_id(), &id).await?;
+    let result = match form.patch(current.provider) {
+        Ok(patch) => update_source(&state, member.team_id(), member.actor(), &id, patch)
+            .await
+            .map_err(|e| Errors::from_problem(e.0, FIELDS)),
+        Err(errors) => Err(errors),
+    };
+    match result {
+        Ok(_) => Ok(see_other(member.path(&format!("sources/{id}")))),
+        Err(errors) => {
+            let page = FormPage {
+                nav: Nav::new(&member, "sources", state.smtp_configured),
+                guides: GUIDES,
+                chosen: guide(current.provider),
+                editing: Some(current),
+                form,
+                errors,
+            };
+            html(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -115,15 +115,12 @@ impl Browser {
             .expect("click");
     }
 
-    /// The page's visible text.
+    /// The page's visible text; empty while a navigation replaces the page.
     pub async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .expect("body")
-            .text()
-            .await
-            .expect("text")
+        match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Waits until the page's text contains `text`, reloading `reload` between looks

@@ -103,7 +103,16 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
         .await;
     b.wait_for_text("#42: Crash on save", None).await;
     b.screenshot("route").await;
+    // People and keys, through the real forms.
     b.go(&app.url("/t/analytical-engines/settings")).await;
     b.wait_for_text("route.create", None).await;
+    b.fill("key_name", "ci").await;
+    b.click("form[action$='/api-keys'] button[type=submit]")
+        .await;
+    b.wait_for_text("Copy this key now", None).await;
+    b.fill("invite_email", "bob@example.com").await;
+    b.click("form[action$='/invitations'] button[type=submit]")
+        .await;
+    b.wait_for_text("invitation.create", None).await;
     b.screenshot("settings").await;
 }

@@ -191,13 +191,26 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
         let page = v
             .post_raw(
                 &format!("{team}/api-keys"),
-                &[("csrf_token", token), ("name", "ci")],
+                &[("csrf_token", token), ("key_name", "ci")],
             )
             .await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "token {token:?}");
         let page = v.post_raw("/logout", &[("csrf_token", token)]).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN);
     }
+    // Signed in, the pre-sign-in token no longer counts: only the session's does.
+    let mut w = Visitor::new(&app);
+    w.get("/signup").await;
+    let anonymous = w.csrf.clone().expect("a token on the sign-up form");
+    w.sign_up("eve@example.com", "Eve's").await;
+    let page = w
+        .post_raw(
+            "/t/eve-s/api-keys",
+            &[("csrf_token", &anonymous), ("key_name", "ci")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
     // Still signed in, and no key was made.
     assert_eq!(v.get(&team).await.status, StatusCode::OK);
     let keys: i64 = sqlx::query_scalar(
@@ -223,7 +236,7 @@ async fn pages_ask_for_a_log_in_and_come_back_after_it() {
         .assert_redirect("/login?next=%2Ft%2Facme-two%2Fsettings");
     stranger.get("/").await.assert_redirect("/login");
     let page = stranger
-        .post_raw(&format!("{team}/api-keys"), &[("name", "x")])
+        .post_raw(&format!("{team}/api-keys"), &[("key_name", "x")])
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
 
@@ -449,7 +462,10 @@ async fn an_invited_person_chooses_a_password_and_joins_with_the_invited_role() 
     let page = ada
         .post(
             &format!("{team}/invitations"),
-            &[("email", "bob@example.com"), ("role", "viewer")],
+            &[
+                ("invite_email", "bob@example.com"),
+                ("invite_role", "viewer"),
+            ],
         )
         .await;
     page.assert_redirect(&format!("{team}/settings#invitations"));
@@ -489,12 +505,15 @@ async fn an_invited_person_chooses_a_password_and_joins_with_the_invited_role() 
     let page = bob
         .post(
             &format!("{team}/invitations"),
-            &[("email", "eve@example.com"), ("role", "admin")],
+            &[
+                ("invite_email", "eve@example.com"),
+                ("invite_role", "admin"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     let page = bob
-        .post(&format!("{team}/api-keys"), &[("name", "mine")])
+        .post(&format!("{team}/api-keys"), &[("key_name", "mine")])
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
 
@@ -531,7 +550,7 @@ async fn roles_follow_the_permission_table_and_a_team_keeps_an_owner() {
     );
     bob.get("/account").await;
     let page = bob
-        .post(&format!("{team}/api-keys"), &[("name", "x")])
+        .post(&format!("{team}/api-keys"), &[("key_name", "x")])
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
 
@@ -583,12 +602,14 @@ async fn an_api_key_is_shown_once_works_on_the_api_and_stops_when_revoked() {
     let mut ada = Visitor::new(&app);
     let team = ada.sign_up("ada@example.com", "Acme Two").await;
     ada.get(&format!("{team}/settings")).await;
-    let page = ada.post(&format!("{team}/api-keys"), &[("name", "")]).await;
+    let page = ada
+        .post(&format!("{team}/api-keys"), &[("key_name", "")])
+        .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     page.assert_contains("The key&#39;s name must not be empty.");
 
     let page = ada
-        .post(&format!("{team}/api-keys"), &[("name", "ci")])
+        .post(&format!("{team}/api-keys"), &[("key_name", "ci")])
         .await;
     assert_eq!(page.status, StatusCode::CREATED);
     page.assert_contains("It is shown once");
@@ -637,7 +658,7 @@ async fn oversized_and_unreadable_forms_are_refused() {
     ada.get(&format!("{team}/settings")).await;
     let big = "x".repeat(300 * 1024);
     let page = ada
-        .post(&format!("{team}/api-keys"), &[("name", &big)])
+        .post(&format!("{team}/api-keys"), &[("key_name", &big)])
         .await;
     assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
     let page = ada

@@ -55,11 +55,14 @@ async fn every_team_page_and_form_is_guarded() {
     )
     .await;
     ada.get(&format!("{team}/settings")).await;
-    ada.post(&format!("{team}/api-keys"), &[("name", "ci")])
+    ada.post(&format!("{team}/api-keys"), &[("key_name", "ci")])
         .await;
     ada.post(
         &format!("{team}/invitations"),
-        &[("email", "carol@example.com"), ("role", "member")],
+        &[
+            ("invite_email", "carol@example.com"),
+            ("invite_role", "member"),
+        ],
     )
     .await;
     let rte = one(&app.pool, "SELECT id FROM routes").await;

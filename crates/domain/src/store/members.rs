@@ -73,13 +73,16 @@ pub async fn list(db: impl PgExecutor<'_>, team: &TeamId) -> Result<Vec<Member>,
 }
 
 /// Changes a member's role, or removes them with `None`. A team always keeps an owner:
-/// taking away the last one is a `Conflict`. `NotFound` when the person is not a member.
+/// taking away the last one is a `Conflict`, and so is changing an owner unless
+/// `may_change_owners` (the one asking is an owner, or an owner leaving). `NotFound` when
+/// the person is not a member.
 #[tracing::instrument(skip_all)]
 pub async fn change(
     tx: &mut PgConnection,
     team: &TeamId,
     user: &UserId,
     role: Option<Role>,
+    may_change_owners: bool,
 ) -> Result<(), StoreError> {
     // Lock the team's owners so two demotions cannot each leave the other as the last.
     let owners: Vec<UserId> = sqlx::query_scalar(
@@ -88,6 +91,12 @@ pub async fn change(
     .bind(team)
     .fetch_all(&mut *tx)
     .await?;
+    // Checked under the lock: someone promoted to owner a moment ago counts.
+    if owners.contains(user) && !may_change_owners {
+        return Err(StoreError::Conflict(
+            "only an owner can change another owner".to_owned(),
+        ));
+    }
     if owners.len() == 1 && owners[0] == *user && role != Some(Role::Owner) {
         return Err(StoreError::Conflict(
             "a team needs an owner: make someone else owner first".to_owned(),
@@ -264,8 +273,8 @@ pub async fn find_invitation(
     }))
 }
 
-/// Accepts an invitation for `user`: they join with the invited role (an existing
-/// member keeps the higher of the two). `None` when the token is no longer pending.
+/// Accepts an invitation for `user`: they join with the invited role (someone already in
+/// the team keeps the role they have). `None` when the token is no longer pending.
 #[tracing::instrument(skip_all)]
 pub async fn accept(
     tx: &mut PgConnection,

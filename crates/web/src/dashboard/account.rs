@@ -15,7 +15,7 @@ use switchyard_domain::store::accounts::{self as store, LinkPurpose, User};
 use switchyard_domain::store::{audit, members, throttle};
 
 use super::error::PageError;
-use super::forms::{Errors, NoFields, Posted, anonymous_csrf, local_path, sentence};
+use super::forms::{Errors, NoFields, Posted, form_csrf, local_path, sentence};
 use super::session::{MaybeViewer, Viewer, cleared_session_cookie, session_cookie};
 use super::{html, limits, mail, see_other};
 use crate::WebState;
@@ -82,7 +82,7 @@ async fn signup_page(req: HttpRequest, viewer: MaybeViewer) -> Result<HttpRespon
     if viewer.0.is_some() {
         return Ok(see_other("/account#new-team"));
     }
-    let (csrf, cookie) = anonymous_csrf(&req);
+    let (csrf, cookie) = form_csrf(&req, &viewer);
     let page = SignupPage {
         csrf,
         email: String::new(),
@@ -107,6 +107,7 @@ async fn signup(
     req: HttpRequest,
     state: web::Data<WebState>,
     Posted(form): Posted<SignupForm>,
+    viewer: MaybeViewer,
 ) -> Result<HttpResponse, PageError> {
     limits::check(&state, &[limits::per_ip("signup", &req)]).await?;
     let mut errors = Errors::default();
@@ -123,7 +124,7 @@ async fn signup(
         .map_err(|e| errors.add("password", sentence(&e.to_string())))
         .ok();
     let (Some(email), Some(team_name), Some(hash)) = (email, team_name, hash) else {
-        let (csrf, cookie) = anonymous_csrf(&req);
+        let (csrf, cookie) = form_csrf(&req, &viewer);
         let page = SignupPage {
             csrf,
             email: form.email,
@@ -138,7 +139,7 @@ async fn signup(
     let (user, team) = match store::sign_up(&mut tx, &email, &hash, team_name.as_str()).await {
         Ok(made) => made,
         Err(switchyard_domain::StoreError::Conflict(_)) => {
-            let (csrf, cookie) = anonymous_csrf(&req);
+            let (csrf, cookie) = form_csrf(&req, &viewer);
             let mut errors = Errors::default();
             errors.add(
                 "email",
@@ -197,7 +198,7 @@ async fn login_page(
         };
         return Ok(see_other(to));
     }
-    let (csrf, cookie) = anonymous_csrf(&req);
+    let (csrf, cookie) = form_csrf(&req, &viewer);
     let page = LoginPage {
         csrf,
         email: String::new(),
@@ -226,6 +227,7 @@ async fn login(
     req: HttpRequest,
     state: web::Data<WebState>,
     Posted(form): Posted<LoginForm>,
+    viewer: MaybeViewer,
 ) -> Result<HttpResponse, PageError> {
     let account_key = limits::per_account("login", &form.email);
     limits::check(
@@ -248,7 +250,7 @@ async fn login(
     .await
     .map_err(|_| PageError::Internal)?;
     let Some(user) = user.filter(|_| verified) else {
-        let (csrf, cookie) = anonymous_csrf(&req);
+        let (csrf, cookie) = form_csrf(&req, &viewer);
         let mut errors = Errors::default();
         errors.add("form", "That email and password do not match an account.");
         let page = LoginPage {
@@ -431,8 +433,11 @@ struct ResetRequestPage {
 }
 
 #[get("/password-reset")]
-async fn reset_request_page(req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let (csrf, cookie) = anonymous_csrf(&req);
+async fn reset_request_page(
+    req: HttpRequest,
+    viewer: MaybeViewer,
+) -> Result<HttpResponse, PageError> {
+    let (csrf, cookie) = form_csrf(&req, &viewer);
     let page = ResetRequestPage {
         csrf,
         email: String::new(),
@@ -453,9 +458,10 @@ async fn reset_request(
     req: HttpRequest,
     state: web::Data<WebState>,
     Posted(form): Posted<ResetRequestForm>,
+    viewer: MaybeViewer,
 ) -> Result<HttpResponse, PageError> {
     let Ok(email) = accounts::email_address(&form.email) else {
-        let (csrf, cookie) = anonymous_csrf(&req);
+        let (csrf, cookie) = form_csrf(&req, &viewer);
         let mut errors = Errors::default();
         errors.add("email", "Enter an email address such as ada@example.com.");
         let page = ResetRequestPage {
@@ -509,13 +515,14 @@ async fn reset_page(
     req: HttpRequest,
     state: web::Data<WebState>,
     token: web::Path<String>,
+    viewer: MaybeViewer,
 ) -> Result<HttpResponse, PageError> {
     let Some(user) =
         store::peek_link(&state.pool, &token, LinkPurpose::ResetPassword, Utc::now()).await?
     else {
         return expired_reset();
     };
-    let (csrf, cookie) = anonymous_csrf(&req);
+    let (csrf, cookie) = form_csrf(&req, &viewer);
     let page = ResetPage {
         csrf,
         email: user.email,
@@ -537,6 +544,7 @@ async fn reset(
     state: web::Data<WebState>,
     token: web::Path<String>,
     Posted(form): Posted<ResetForm>,
+    viewer: MaybeViewer,
 ) -> Result<HttpResponse, PageError> {
     let now = Utc::now();
     let Some(user) = store::peek_link(&state.pool, &token, LinkPurpose::ResetPassword, now).await?
@@ -550,7 +558,7 @@ async fn reset(
     {
         Ok(hash) => hash,
         Err(e) => {
-            let (csrf, cookie) = anonymous_csrf(&req);
+            let (csrf, cookie) = form_csrf(&req, &viewer);
             let mut errors = Errors::default();
             errors.add("password", sentence(&e.to_string()));
             let page = ResetPage {

@@ -22,7 +22,7 @@ use switchyard_worker::sample::{self, Answer, SampleOutcome};
 use super::error::{PageError, path_id};
 use super::forms::{Errors, NoFields, Posted};
 use super::session::Member;
-use super::{Nav, html, mail, see_other};
+use super::{Nav, html, limits, mail, see_other};
 use crate::WebState;
 use crate::destinations::{
     TargetInput, change_state, delete_destination, insert_new, update_target,
@@ -580,6 +580,7 @@ async fn send_test(
         });
         return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }
+    limits::check(&state, &[limits::per_target("test", id.as_str())]).await?;
     let claimed = attempts::sample_claim(&state.pool, member.team_id(), &id, Utc::now()).await?;
     let outbound = Outbound::new(state.policy, TEST_TIMEOUT).map_err(|e| {
         tracing::error!(error = %e, "dashboard: no HTTP client for a test send");

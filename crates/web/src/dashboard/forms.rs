@@ -49,14 +49,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
                         .map(|(_, v)| v)
                 })
                 .ok_or(PageError::Csrf)?;
+            // Signed in, only the session's token counts: a cookie a sibling site could
+            // plant must not stand in for it.
             let viewer = MaybeViewer::extract(&req).await?;
-            let session_token = viewer.0.map(|v| v.csrf);
-            let cookie_token = req.cookie(ANON_CSRF_COOKIE).map(|c| c.value().to_owned());
-            let matches = [session_token, cookie_token]
-                .into_iter()
-                .flatten()
-                .any(|expected| same(&expected, &presented));
-            if !matches {
+            let expected = match viewer.0 {
+                Some(v) => Some(v.csrf),
+                None => req.cookie(ANON_CSRF_COOKIE).map(|c| c.value().to_owned()),
+            };
+            if !expected.is_some_and(|expected| same(&expected, &presented)) {
                 return Err(PageError::Csrf);
             }
             serde_html_form::from_bytes::<T>(&body)
@@ -70,9 +70,18 @@ fn same(expected: &str, presented: &str) -> bool {
     !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
+/// The CSRF token for a form that may be shown signed in or out: the session's, or the
+/// anonymous one with its cookie when the browser has none yet.
+pub fn form_csrf(req: &HttpRequest, viewer: &MaybeViewer) -> (String, Option<Cookie<'static>>) {
+    match &viewer.0 {
+        Some(v) => (v.csrf.clone(), None),
+        None => anonymous_csrf(req),
+    }
+}
+
 /// The CSRF token for a form shown before sign-in, and the cookie to set when the
 /// browser has none yet.
-pub fn anonymous_csrf(req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+fn anonymous_csrf(req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
     if let Some(c) = req.cookie(ANON_CSRF_COOKIE)
         && c.value().len() >= 32
     {
@@ -162,8 +171,11 @@ pub fn encode(value: &str) -> String {
 /// A `next` target that stays on this site: a path, never `//host` or a URL.
 pub fn local_path(next: Option<&str>) -> Option<String> {
     let next = next?.trim();
-    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\'))
-        .then(|| next.to_owned())
+    // Browsers drop tabs and newlines from URLs, so `/\t/host` would become `//host`.
+    let plain = !next
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    (plain && next.starts_with('/') && !next.starts_with("//")).then(|| next.to_owned())
 }
 
 #[cfg(test)]

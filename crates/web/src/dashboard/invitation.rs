@@ -13,7 +13,7 @@ use switchyard_domain::store::accounts as store;
 use switchyard_domain::store::{audit, members};
 
 use super::error::PageError;
-use super::forms::{Errors, Posted, anonymous_csrf, sentence};
+use super::forms::{Errors, Posted, form_csrf, sentence};
 use super::session::{MaybeViewer, session_cookie};
 use super::{html, see_other};
 use crate::WebState;
@@ -81,10 +81,7 @@ async fn show(
         return gone();
     };
     let holder = holder(&state, &viewer, &invitation.email).await?;
-    let (csrf, cookie) = match &viewer.0 {
-        Some(v) => (v.csrf.clone(), None),
-        None => anonymous_csrf(&req),
-    };
+    let (csrf, cookie) = form_csrf(&req, &viewer);
     let page = InvitationPage {
         csrf,
         token: token.into_inner(),
@@ -120,11 +117,10 @@ async fn accept(
         return gone();
     };
     let holder = holder(&state, &viewer, &invitation.email).await?;
-    let (user_id, new_session) = match holder {
-        Holder::Invitee => (
-            viewer.0.map(|v| v.user.id).ok_or(PageError::Internal)?,
-            false,
-        ),
+    // A new account's password is hashed before the transaction, which then does all of
+    // it or none: the account, its password, the membership and the spent invitation.
+    let new_password = match holder {
+        Holder::Invitee => None,
         Holder::SomeoneElse(_) | Holder::HasAccount => {
             return Err(PageError::Forbidden(
                 "This invitation is for another address. Log in as that address to accept it.",
@@ -136,29 +132,11 @@ async fn accept(
                 .await
                 .map_err(|_| PageError::Internal)?
             {
-                Ok(hash) => {
-                    let mut tx = state.pool.begin().await?;
-                    // Invited earlier to another team, the person may exist without a
-                    // password; otherwise they are new.
-                    let user = match store::find_by_email(&mut *tx, &invitation.email).await? {
-                        Some(user) => {
-                            store::set_password(&mut *tx, &user.id, &hash).await?;
-                            user.id
-                        }
-                        None => {
-                            store::create_user(&mut *tx, &invitation.email, &hash, Some(now))
-                                .await?
-                                .id
-                        }
-                    };
-                    store::mark_verified(&mut *tx, &user, now).await?;
-                    tx.commit().await?;
-                    (user, true)
-                }
+                Ok(hash) => Some(hash),
                 Err(e) => {
                     let mut errors = Errors::default();
                     errors.add("password", sentence(&e.to_string()));
-                    let (csrf, _) = anonymous_csrf(&req);
+                    let (csrf, _) = form_csrf(&req, &viewer);
                     let page = InvitationPage {
                         csrf,
                         token: token.into_inner(),
@@ -174,9 +152,34 @@ async fn accept(
         }
     };
     let mut tx = state.pool.begin().await?;
+    let user_id = match (&new_password, &viewer.0) {
+        (None, Some(v)) => v.user.id.clone(),
+        (None, None) => return Err(PageError::Internal),
+        // Invited earlier to another team, the person may exist without a password;
+        // one who chose a password meanwhile logs in instead.
+        (Some(hash), _) => match store::find_by_email(&mut *tx, &invitation.email).await? {
+            Some(user) if user.password_hash.is_some() => {
+                return Err(PageError::Forbidden(
+                    "This address has an account now. Log in, then open the invitation again.",
+                ));
+            }
+            Some(user) => {
+                store::set_password(&mut *tx, &user.id, hash).await?;
+                user.id
+            }
+            None => {
+                store::create_user(&mut *tx, &invitation.email, hash, Some(now))
+                    .await?
+                    .id
+            }
+        },
+    };
     let Some(team) = members::accept(&mut tx, &token, &user_id, now).await? else {
         return gone();
     };
+    if new_password.is_some() {
+        store::mark_verified(&mut *tx, &user_id, now).await?;
+    }
     audit::record(
         &mut *tx,
         &team.id,
@@ -185,7 +188,7 @@ async fn accept(
         &format!("{} as {}", invitation.email, invitation.role),
     )
     .await?;
-    let session = if new_session {
+    let session = if new_password.is_some() {
         Some(store::start_session(&mut *tx, &user_id, now).await?)
     } else {
         None

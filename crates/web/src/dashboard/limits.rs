@@ -1,6 +1,7 @@
 //! Rate limits of the sign-in forms. Per client address: 20 tries in 10 minutes (more than
 //! anyone types by hand). Per account: 10 in 10 minutes, whichever address they come from,
-//! counted for addresses with and without an account alike.
+//! counted for addresses with and without an account alike. The same counters cap forms
+//! that send on a person's behalf ("send test").
 
 use actix_web::HttpRequest;
 use chrono::{Duration, Utc};
@@ -40,6 +41,15 @@ pub fn per_ip(form: &str, req: &HttpRequest) -> Key {
 pub fn per_account(form: &str, email: &str) -> Key {
     Key {
         key: format!("{form}:account:{}", email.trim().to_lowercase()),
+        limit: PER_ACCOUNT,
+    }
+}
+
+/// Ten per ten minutes per object a form acts on: a destination's "send test", which sends
+/// past the destination's own limits and budgets.
+pub fn per_target(form: &str, id: &str) -> Key {
+    Key {
+        key: format!("{form}:{id}"),
         limit: PER_ACCOUNT,
     }
 }

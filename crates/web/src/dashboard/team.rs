@@ -130,13 +130,15 @@ async fn change_member(
         .iter()
         .find(|m| m.user_id == user)
         .ok_or(PageError::NotFound)?;
-    // An admin manages admins and below; only an owner changes an owner.
-    if target.role == Role::Owner && member.role != Role::Owner && !leaving {
+    // An admin manages admins and below; only an owner changes an owner (the store
+    // checks again under its lock).
+    let may_change_owners = member.role == Role::Owner || leaving;
+    if target.role == Role::Owner && !may_change_owners {
         return Err(PageError::Forbidden(
             "Only an owner can change another owner.",
         ));
     }
-    match members::change(&mut tx, member.team_id(), &user, role).await {
+    match members::change(&mut tx, member.team_id(), &user, role, may_change_owners).await {
         Ok(()) => {}
         Err(StoreError::Conflict(why)) => {
             let mut page = SettingsPage::load(&state, &member).await?;
@@ -165,9 +167,9 @@ async fn change_member(
 #[derive(Debug, Deserialize)]
 struct InviteForm {
     #[serde(default)]
-    email: String,
+    invite_email: String,
     #[serde(default)]
-    role: String,
+    invite_role: String,
 }
 
 #[post("/t/{team}/invitations")]
@@ -178,7 +180,7 @@ async fn invite(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Manage)?;
     let mut errors = Errors::default();
-    let email = accounts::email_address(&form.email)
+    let email = accounts::email_address(&form.invite_email)
         .map_err(|_| {
             errors.add(
                 "invite_email",
@@ -187,7 +189,7 @@ async fn invite(
         })
         .ok();
     let role = form
-        .role
+        .invite_role
         .parse::<Role>()
         .ok()
         .filter(|r| *r != Role::Owner && member.role.may_grant(*r));
@@ -196,8 +198,8 @@ async fn invite(
     }
     let (Some(email), Some(role)) = (email, role) else {
         let mut page = SettingsPage::load(&state, &member).await?;
-        page.invite_email = form.email;
-        page.invite_role = form.role;
+        page.invite_email = form.invite_email;
+        page.invite_role = form.invite_role;
         page.errors = errors;
         return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
     };
@@ -249,7 +251,7 @@ async fn revoke_invitation(
 #[derive(Debug, Deserialize)]
 struct KeyForm {
     #[serde(default)]
-    name: String,
+    key_name: String,
 }
 
 /// Creates a key and shows it on the answer to this form: its one and only showing.
@@ -260,11 +262,11 @@ async fn create_key(
     Posted(form): Posted<KeyForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Manage)?;
-    let name = match Name::parse(&form.name) {
+    let name = match Name::parse(&form.key_name) {
         Ok(name) => name,
         Err(e) => {
             let mut page = SettingsPage::load(&state, &member).await?;
-            page.key_name = form.name;
+            page.key_name = form.key_name;
             page.errors.add(
                 "key_name",
                 super::forms::sentence(&format!("the key's {e}")),

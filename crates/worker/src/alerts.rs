@@ -17,7 +17,7 @@ use crate::Deliverer;
 use crate::mail::Email;
 
 #[derive(Template)]
-#[template(path = "alert.txt")]
+#[template(path = "email/alert.txt")]
 struct AlertText<'a> {
     alert: &'a Alert,
     name: &'a str,

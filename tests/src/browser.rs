@@ -28,6 +28,17 @@ fn binary(name: &str, fallback: &str) -> String {
 impl Browser {
     /// Starts chromedriver and a headless Chromium at 1280×900.
     pub async fn start() -> Browser {
+        Self::start_with(&["--window-size=1280,900"]).await
+    }
+
+    /// Whether `SWITCHYARD_SCREENSHOTS=1` asks for the docs' pictures.
+    pub fn screenshots_wanted() -> bool {
+        std::env::var("SWITCHYARD_SCREENSHOTS").as_deref() == Ok("1")
+    }
+
+    /// Starts chromedriver and a headless Chromium with these extra arguments (a window
+    /// size, `--force-dark-mode`).
+    pub async fn start_with(extra: &[&str]) -> Browser {
         // Two TLS backends are linked into the test binary; the WebDriver client (plain
         // HTTP on loopback) needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -38,13 +49,23 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (apt-get install chromium-driver)");
+        let args: Vec<&str> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--force-prefers-reduced-motion",
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
             serde_json::json!({
                 "binary": binary("CHROMIUM", "/usr/bin/chromium"),
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                         "--disable-gpu", "--window-size=1280,900", "--force-prefers-reduced-motion"],
+                "args": args,
             }),
         );
         let url = format!("http://127.0.0.1:{port}");
@@ -142,7 +163,7 @@ impl Browser {
     /// `SWITCHYARD_SCREENSHOTS=1`: the pictures in the docs are refreshed on purpose, not
     /// rewritten (with new ids and times) by every test run.
     pub async fn screenshot(&self, name: &str) {
-        if std::env::var("SWITCHYARD_SCREENSHOTS").as_deref() != Ok("1") {
+        if !Self::screenshots_wanted() {
             return;
         }
         let png = self.client.screenshot().await.expect("screenshot");

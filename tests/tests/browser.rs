@@ -115,4 +115,17 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
         .await;
     b.wait_for_text("invitation.create", None).await;
     b.screenshot("settings").await;
+
+    // The same team on a phone, in the dark theme, for the docs.
+    if Browser::screenshots_wanted() {
+        let phone = Browser::start_with(&["--window-size=390,844", "--force-dark-mode"]).await;
+        phone.go(&app.url("/login")).await;
+        phone.fill("email", "ada@example.com").await;
+        phone.fill("password", PASSWORD).await;
+        phone.click("button[type=submit]").await;
+        phone.wait_for_path("/t/analytical-engines").await;
+        phone.go(&app.url("/t/analytical-engines/sources")).await;
+        phone.wait_for_text("acme/api", None).await;
+        phone.screenshot("sources-phone-dark").await;
+    }
 }

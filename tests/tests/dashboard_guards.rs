@@ -98,6 +98,8 @@ async fn every_team_page_and_form_is_guarded() {
         format!("/routes/{rte}"),
         "/recipes".into(),
         "/recipes/vault-refresh-failed-to-email".into(),
+        "/events".into(),
+        "/deliveries".into(),
         "/settings".into(),
     ];
     let forms = [

@@ -51,6 +51,7 @@ async fn list(
         dedup_key: q.dedup_key,
         since: q.since,
         until: q.until,
+        ..EventFilter::default()
     };
     let page: PageRequest = Paging {
         cursor: q.cursor,

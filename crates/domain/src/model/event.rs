@@ -38,9 +38,30 @@ pub struct NewEvent {
 pub struct EventFilter {
     pub source_id: Option<SourceId>,
     pub event_type: Option<String>,
+    /// A glob over the event type (`session.*`), `*` matching anything.
+    pub event_type_glob: Option<String>,
     pub dedup_key: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Events with at least one delivery in this status.
+    pub delivery_status: Option<crate::delivery::DeliveryStatus>,
+}
+
+/// A glob (`*` for any characters) as a SQL `LIKE` pattern, with `%`, `_` and `\`
+/// taken literally.
+pub fn like_pattern(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 2);
+    for c in glob.chars() {
+        match c {
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '*' => out.push('%'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One delivery an event makes: to `destination_id` through `route_id`, or, when the
@@ -50,4 +71,16 @@ pub struct Target {
     pub route_id: crate::ids::RouteId,
     pub destination_id: crate::ids::DestinationId,
     pub failure: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_like_patterns_with_the_rest_literal() {
+        assert_eq!(like_pattern("session.*"), "session.%");
+        assert_eq!(like_pattern("*"), "%");
+        assert_eq!(like_pattern("100%_done\\*"), "100\\%\\_done\\\\%");
+    }
 }

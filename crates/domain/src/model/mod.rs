@@ -14,7 +14,7 @@ pub use delivery::{Attempt, Delivery, DeliveryFilter};
 pub use destination::{
     AuthScheme, Credentials, Destination, DestinationSettings, DestinationUrl, HttpMethod, hint,
 };
-pub use event::{Event, EventFilter, NewEvent, Target};
+pub use event::{Event, EventFilter, NewEvent, Target, like_pattern};
 pub use names::{Name, NameError};
 pub use route::{Route, RouteTarget};
 pub use source::Source;
@@ -25,6 +25,15 @@ pub use team::{ApiKey, Team};
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    }
 }
 
 /// Where a list starts and how long a page is.

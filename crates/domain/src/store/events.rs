@@ -9,7 +9,7 @@ use super::queue::{DeliveryTask, push_deliveries};
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
-use crate::model::{Event, EventFilter, NewEvent, Page, PageRequest, Target};
+use crate::model::{Event, EventFilter, NewEvent, Page, PageRequest, Target, like_pattern};
 
 macro_rules! columns {
     () => {
@@ -241,6 +241,9 @@ pub async fn list(
            AND ($5::text IS NULL OR dedup_key = $5)
            AND ($6::timestamptz IS NULL OR received_at >= $6)
            AND ($7::timestamptz IS NULL OR received_at < $7)
+           AND ($9::text IS NULL OR event_type LIKE $9)
+           AND ($10::text IS NULL OR EXISTS (
+                 SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status = $10))
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(team)
@@ -251,6 +254,8 @@ pub async fn list(
     .bind(filter.since)
     .bind(filter.until)
     .bind(fetch_limit(req))
+    .bind(filter.event_type_glob.as_deref().map(like_pattern))
+    .bind(filter.delivery_status.map(|s| s.as_str()))
     .fetch_all(db)
     .await?;
     Ok(page(rows, req, |e| e.id.to_string()))

@@ -10,6 +10,7 @@ mod error;
 mod forms;
 mod invitation;
 mod limits;
+mod logs;
 mod mail;
 mod routes;
 mod session;
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(sources::routes)
             .configure(destinations::routes)
             .configure(routes::routes)
+            .configure(logs::routes)
             .configure(invitation::routes)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(PageError::NotFound)
@@ -163,6 +165,8 @@ impl Nav {
             ("sources", "Sources"),
             ("destinations", "Destinations"),
             ("routes", "Routes"),
+            ("events", "Events"),
+            ("deliveries", "Deliveries"),
             ("settings", "Settings"),
         ]
         .into_iter()

@@ -1,0 +1,248 @@
+//! The events and deliveries logs in the dashboard: filters, pagination, an event's body
+//! and headers, a delivery's attempts, and replay.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchyard_tests::{FakeRoutines, Receiver, Reply, TestApp, Visitor};
+
+const SECRET: &str = "gh-secret";
+
+/// A signed-up visitor whose team has a GitHub source routed to `url` (an HTTP
+/// destination); the team's path and the source as the API shows it.
+async fn wired(app: &TestApp, url: &str) -> (Visitor, String, Value) {
+    let mut v = Visitor::new(app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    v.get(&format!("{team}/sources/new")).await;
+    v.post(
+        &format!("{team}/sources"),
+        &[("provider", "github"), ("name", "api"), ("secret", SECRET)],
+    )
+    .await;
+    v.post(
+        &format!("{team}/destinations"),
+        &[("kind", "http"), ("name", "svc"), ("url", url)],
+    )
+    .await;
+    let (src, dst): (String, String) = sqlx::query_as(
+        "SELECT s.id, d.id FROM sources s, destinations d WHERE s.name = 'api' AND d.name = 'svc'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    v.post(
+        &format!("{team}/routes"),
+        &[
+            ("name", "all"),
+            ("source_id", &src),
+            ("destination_id", &dst),
+        ],
+    )
+    .await;
+    let token: String = sqlx::query_scalar("SELECT token FROM sources WHERE id = $1")
+        .bind(&src)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let source = json!({"id": src, "ingest_url": app.url(&format!("/hooks/{token}"))});
+    (v, team, source)
+}
+
+async fn post(app: &TestApp, source: &Value, event: &str, guid: &str, body: &[u8]) {
+    let (status, answer) = app.send_github(source, SECRET, event, guid, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, source) = wired(&app, &receiver.url("/in")).await;
+    post(
+        &app,
+        &source,
+        "issues",
+        "guid-issue",
+        br#"{"action":"opened","issue":{"number":1}}"#,
+    )
+    .await;
+    post(
+        &app,
+        &source,
+        "push",
+        "guid-push",
+        br#"{"ref":"refs/heads/main"}"#,
+    )
+    .await;
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+
+    let page = v.get(&format!("{team}/events")).await;
+    page.assert_contains("issues.opened");
+    page.assert_contains("guid-push");
+    page.assert_contains("hx-trigger=\"every 5s\"");
+    let page = v.get(&format!("{team}/events?event_type=issues.*")).await;
+    page.assert_contains("guid-issue");
+    assert!(!page.body.contains("guid-push"));
+    let page = v.get(&format!("{team}/events?dedup_key=guid-push")).await;
+    page.assert_contains("<code>push</code>");
+    assert!(!page.body.contains("guid-issue"));
+    let page = v
+        .get(&format!("{team}/events?status=succeeded&event_type=push"))
+        .await;
+    page.assert_contains("guid-push");
+    let page = v.get(&format!("{team}/events?status=failed")).await;
+    page.assert_contains("No events match these filters");
+    let page = v.get(&format!("{team}/events?since=yesterday")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.assert_contains("is not a time such as");
+    let page = v.get(&format!("{team}/events?status=lost")).await;
+    page.assert_contains("is not a delivery status");
+
+    // The event page: pretty body, raw bytes, headers with credentials redacted.
+    let id: String = sqlx::query_scalar("SELECT id FROM events WHERE dedup_key = 'guid-issue'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let page = v.get(&format!("{team}/events/{id}")).await;
+    page.assert_contains("&#34;number&#34;: 1");
+    page.assert_contains("x-github-delivery");
+    page.assert_contains("badge ok\">succeeded</span>");
+    assert_eq!(
+        v.get(&format!("{team}/events/evt_nope")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // 55 more: the first page holds 50 and links to the rest.
+    for n in 0..55 {
+        post(&app, &source, "ping", &format!("p-{n}"), b"{}").await;
+    }
+    let page = v.get(&format!("{team}/events?event_type=ping")).await;
+    let at = page
+        .body
+        .find("Older events")
+        .expect("a link to older events");
+    let href = &page.body[page.body[..at].rfind("href=\"").unwrap() + 6..];
+    let href = &href[..href.find('"').unwrap()].replace("&#38;", "&");
+    assert!(
+        href.contains("event_type=ping") && href.contains("cursor=evt_"),
+        "{href}"
+    );
+    let older = v.get(&format!("{team}/events{href}")).await;
+    assert_eq!(older.body.matches("<code>p-").count(), 5, "{href}");
+    assert!(
+        !older.body.contains("hx-trigger"),
+        "only the first page refreshes"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_replayed_from_its_page_and_its_attempts_say_so() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(400).body("bad payload")]).await;
+    let (mut v, team, source) = wired(&app, &receiver.url("/in")).await;
+    post(&app, &source, "issues", "g-1", br#"{"action":"opened"}"#).await;
+    let id: String = app
+        .eventually(|| async {
+            sqlx::query_scalar("SELECT id FROM deliveries WHERE status = 'failed'")
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap()
+        })
+        .await;
+    let list = v.get(&format!("{team}/deliveries?status=failed")).await;
+    list.assert_contains("badge bad\">failed</span>");
+    let path = format!("{team}/deliveries/{id}");
+    let page = v.get(&path).await;
+    page.assert_contains("bad payload");
+    page.assert_contains(">Replay</button>");
+
+    receiver.script(vec![Reply::status(200)]);
+    v.post(&format!("{path}/replay"), &[])
+        .await
+        .assert_redirect(&path);
+    let page = v.get_until(&path, "badge ok\">succeeded</span>").await;
+    page.assert_contains("<span class=\"badge\">replay</span>");
+    page.assert_contains("replayed 1 time(s)");
+    let got = receiver.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(got[1].headers["webhook-id"], format!("{id}_r1"));
+    v.get(&format!("{team}/settings"))
+        .await
+        .assert_contains("delivery.replay");
+
+    // A delivery still on its way cannot be replayed.
+    sqlx::query("UPDATE deliveries SET status = 'pending' WHERE id = $1")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let page = v.post(&format!("{path}/replay"), &[]).await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn replaying_to_a_routine_asks_first() {
+    let app = TestApp::spawn().await;
+    let fake = FakeRoutines::start(
+        "sk-ant-oat01-test-token-0123456789",
+        vec![switchyard_tests::Answer::Fire],
+    )
+    .await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    v.get(&format!("{team}/sources/new")).await;
+    v.post(
+        &format!("{team}/sources"),
+        &[("provider", "github"), ("name", "api"), ("secret", SECRET)],
+    )
+    .await;
+    v.post(
+        &format!("{team}/destinations"),
+        &[
+            ("kind", "routine"),
+            ("name", "triage"),
+            ("fire_url", &fake.fire_url("trig_01ABCDEF")),
+            ("token", "sk-ant-oat01-test-token-0123456789"),
+        ],
+    )
+    .await;
+    let (src, dst): (String, String) =
+        sqlx::query_as("SELECT s.id, d.id FROM sources s, destinations d")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    v.post(
+        &format!("{team}/routes"),
+        &[
+            ("name", "all"),
+            ("source_id", &src),
+            ("destination_id", &dst),
+        ],
+    )
+    .await;
+    let token: String = sqlx::query_scalar("SELECT token FROM sources")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let source = json!({"ingest_url": app.url(&format!("/hooks/{token}"))});
+    post(&app, &source, "issues", "g-1", br#"{"action":"opened"}"#).await;
+    let id: String = app
+        .eventually(|| async {
+            sqlx::query_scalar("SELECT id FROM deliveries WHERE status = 'succeeded'")
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap()
+        })
+        .await;
+    let path = format!("{team}/deliveries/{id}");
+    v.get(&path)
+        .await
+        .assert_contains("This starts a new Claude Code session");
+    let page = v.post(&format!("{path}/replay"), &[]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fake.received().len(), 1, "nothing fired without the tick");
+    v.post(&format!("{path}/replay"), &[("confirm", "yes")])
+        .await
+        .assert_redirect(&path);
+    fake.wait_for(2, Duration::from_secs(10)).await;
+}

@@ -34,6 +34,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/deliveries"),
     ("get", "/api/v1/deliveries/{id}"),
     ("post", "/api/v1/deliveries/{id}/replay"),
+    ("post", "/api/v1/deliveries/replay"),
+    ("get", "/api/v1/replays/{id}"),
+    ("post", "/api/v1/replays/{id}/cancel"),
     ("get", "/api/v1/recipes"),
     ("post", "/api/v1/recipes/{name}"),
 ];
@@ -119,6 +122,10 @@ async fn one_of_each(app: &TestApp) -> Vec<(&'static str, String)> {
         .as_str()
         .unwrap()
         .to_owned();
+    let (_, started) = app
+        .post("/api/v1/deliveries/replay", json!({"filter": {}}))
+        .await;
+    let replay = started["id"].as_str().unwrap().to_owned();
     vec![
         ("sources", source["id"].as_str().unwrap().to_owned()),
         (
@@ -128,6 +135,7 @@ async fn one_of_each(app: &TestApp) -> Vec<(&'static str, String)> {
         ("routes", route["id"].as_str().unwrap().to_owned()),
         ("events", event),
         ("deliveries", delivery),
+        ("replays", replay),
     ]
 }
 
@@ -210,7 +218,11 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
     let ids = one_of_each(&app).await;
     let writes: Vec<(Method, String)> = ROUTES
         .iter()
-        .filter(|(m, p)| matches!(*m, "post" | "patch") && !p.ends_with("/replay"))
+        // Replaying or cancelling one thing takes no body.
+        .filter(|(m, p)| {
+            matches!(*m, "post" | "patch")
+                && !(p.contains("{id}") && (p.ends_with("/replay") || p.ends_with("/cancel")))
+        })
         .map(|(m, p)| {
             let path = if p.contains("{id}") {
                 let kind = p.split('/').nth(3).unwrap();

@@ -65,7 +65,41 @@ async fn every_team_page_and_form_is_guarded() {
         ],
     )
     .await;
+    // One event, hence one delivery, and one (empty) bulk replay.
+    let token = one(&app.pool, "SELECT token FROM sources").await;
+    let body =
+        br#"{"type":"event","id":"whe_1","data":{"type":"session.status_idled","id":"sesn_1"}}"#;
+    let now = chrono::Utc::now().timestamp();
+    let res = app
+        .client
+        .post(app.url(&format!("/hooks/{token}")))
+        .header("content-type", "application/json")
+        .header("webhook-id", "whe_1")
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            sign::standard_webhooks(&whsec, "whe_1", now, body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    ada.get(&format!("{team}/deliveries")).await;
+    ada.post(
+        &format!("{team}/replays"),
+        &[
+            ("status", "failed"),
+            ("destination", ""),
+            ("since", ""),
+            ("until", ""),
+        ],
+    )
+    .await;
     let rte = one(&app.pool, "SELECT id FROM routes").await;
+    let evt = one(&app.pool, "SELECT id FROM events").await;
+    let dlv = one(&app.pool, "SELECT id FROM deliveries").await;
+    let rpl = one(&app.pool, "SELECT id FROM replays").await;
     let sec = one(
         &app.pool,
         &format!("SELECT id FROM source_secrets WHERE source_id = '{src}'"),
@@ -99,7 +133,12 @@ async fn every_team_page_and_form_is_guarded() {
         "/recipes".into(),
         "/recipes/vault-refresh-failed-to-email".into(),
         "/events".into(),
+        format!("/events/{evt}"),
         "/deliveries".into(),
+        format!("/deliveries/{dlv}"),
+        "/replays".into(),
+        "/replays/new?status=failed".into(),
+        format!("/replays/{rpl}"),
         "/settings".into(),
     ];
     let forms = [
@@ -124,6 +163,9 @@ async fn every_team_page_and_form_is_guarded() {
         format!("/invitations/{inv}/revoke"),
         "/api-keys".into(),
         format!("/api-keys/{key}/revoke"),
+        format!("/deliveries/{dlv}/replay"),
+        "/replays".into(),
+        format!("/replays/{rpl}/cancel"),
         "/delete".into(),
     ];
 

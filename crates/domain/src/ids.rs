@@ -96,6 +96,7 @@ prefixed_id!(DeliveryId, "dlv");
 prefixed_id!(AttemptId, "att");
 prefixed_id!(UserId, "usr");
 prefixed_id!(InvitationId, "inv");
+prefixed_id!(ReplayId, "rpl");
 
 #[cfg(test)]
 mod tests {

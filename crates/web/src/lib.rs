@@ -12,6 +12,7 @@ mod events;
 mod http_target;
 mod list;
 mod recipes;
+mod replays;
 mod route_preview;
 mod routes;
 mod sources;
@@ -66,7 +67,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::routes)
                     .configure(events::routes)
                     .configure(deliveries::routes)
-                    .configure(recipes::routes),
+                    .configure(recipes::routes)
+                    .configure(replays::routes),
             )
             .split_for_parts();
         drop(app);
@@ -83,7 +85,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(|c| register(c, routes::routes))
                     .configure(|c| register(c, events::routes))
                     .configure(|c| register(c, deliveries::routes))
-                    .configure(|c| register(c, recipes::routes)),
+                    .configure(|c| register(c, recipes::routes))
+                    .configure(|c| register(c, replays::routes)),
             )
             .route(
                 "/api/openapi.json",

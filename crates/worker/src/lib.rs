@@ -6,6 +6,7 @@ mod alerts;
 mod deliver;
 pub mod mail;
 pub mod outbound;
+mod replays;
 mod request;
 pub mod sample;
 mod upkeep;
@@ -21,7 +22,7 @@ use switchyard_domain::delivery::breaker::BreakerPolicy;
 use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::queue::{
-    ALERTS, AlertTask, DELIVERIES, DeliveryTask, MAIL, MailTask,
+    ALERTS, AlertTask, DELIVERIES, DeliveryTask, MAIL, MailTask, REPLAYS, ReplayTask,
 };
 
 pub use mail::Mailer;
@@ -114,8 +115,9 @@ pub async fn run(
         // A fetched task is already `Queued` under this worker's name, which orphan
         // recovery covers; marking each one `Running` as well would cost a commit per task.
         .lock_tasks(false);
-    // The two email queues: few tasks, two at a time each, polled like the deliveries.
-    macro_rules! email_worker {
+    // The side queues (alerts, account mail, bulk replays): few tasks, two at a time
+    // each, polled like the deliveries.
+    macro_rules! side_worker {
         ($queue:expr, $task:ty, $handler:path, $suffix:literal) => {{
             let pool = queue.clone();
             let config = Config::default()
@@ -143,11 +145,12 @@ pub async fn run(
     }
     let mut monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_timeout)
-        .register(email_worker!(ALERTS, AlertTask, alerts::send, "alerts"));
+        .register(side_worker!(ALERTS, AlertTask, alerts::send, "alerts"))
+        .register(side_worker!(REPLAYS, ReplayTask, replays::run, "replays"));
     // Without SMTP nobody takes account emails: they wait in the queue, unspent, until a
     // worker that can send starts.
     if deliverer.mailer.is_configured() {
-        monitor = monitor.register(email_worker!(
+        monitor = monitor.register(side_worker!(
             MAIL,
             MailTask,
             alerts::send_account_mail,

@@ -18,6 +18,9 @@ macro_rules! columns {
     };
 }
 
+/// A delivery's columns, for queries built elsewhere.
+pub(super) const COLUMNS: &str = columns!();
+
 macro_rules! attempt_columns {
     () => {
         "id, number, replay, status, started_at, duration_ms, request_headers,

@@ -81,6 +81,7 @@ pub mod events;
 mod limits;
 pub mod members;
 pub mod queue;
+pub mod replays;
 pub mod routes;
 pub mod secrets;
 pub mod sources;

@@ -64,6 +64,24 @@ pub async fn push_mail(tx: &mut PgConnection, mail: &MailTask) -> Result<(), Sto
     Ok(())
 }
 
+/// The queue bulk replays run on.
+pub const REPLAYS: &str = "switchyard::replays";
+
+/// One bulk replay, run a batch at a time until it is done or cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayTask {
+    pub team_id: TeamId,
+    pub replay_id: crate::ids::ReplayId,
+}
+
+/// Pushes a bulk replay's job on the caller's transaction, with the request that made it.
+pub async fn push_replay(tx: &mut PgConnection, replay: &ReplayTask) -> Result<(), StoreError> {
+    let args = serde_json::to_vec(replay).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let task = TaskBuilder::new(args).max_attempts(25).build();
+    apalis_postgres::queries::push_tasks(tx, REPLAYS, vec![task]).await?;
+    Ok(())
+}
+
 /// One attempt of one delivery. Carries ids, never a snapshot: the worker re-reads the
 /// delivery and does nothing when `seq` is no longer the delivery's `task_seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

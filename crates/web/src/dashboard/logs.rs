@@ -319,6 +319,19 @@ impl DeliveriesPage {
         )
     }
 
+    /// Whether the status filter names deliveries a bulk replay can take.
+    fn replayable(&self) -> bool {
+        self.q
+            .status
+            .parse::<DeliveryStatus>()
+            .is_ok_and(DeliveryStatus::is_replayable)
+    }
+
+    /// The filter for the bulk replay page.
+    fn replay_query(&self) -> String {
+        self.query().join("&")
+    }
+
     fn next_link(&self) -> Option<String> {
         let cursor = self.next_cursor.as_ref()?;
         let mut query = self.query();

@@ -12,6 +12,7 @@ mod invitation;
 mod limits;
 mod logs;
 mod mail;
+mod replays;
 mod routes;
 mod session;
 mod sources;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(destinations::routes)
             .configure(routes::routes)
             .configure(logs::routes)
+            .configure(replays::routes)
             .configure(invitation::routes)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(PageError::NotFound)

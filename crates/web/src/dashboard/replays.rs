@@ -1,0 +1,223 @@
+//! Bulk replay in the dashboard: a filter (from the deliveries page), the count and a
+//! sample to check, a confirmation, then the replay's own page showing n of m as the job
+//! runs, with cancel.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+use switchyard_domain::accounts::Action;
+use switchyard_domain::delivery::DestinationKind;
+use switchyard_domain::model::{Delivery, PageRequest};
+use switchyard_domain::store::destinations;
+use switchyard_domain::store::replays::{self, Replay};
+
+use super::error::{PageError, path_id};
+use super::forms::{Errors, NoFields, Posted};
+use super::session::Member;
+use super::{Nav, html, see_other};
+use crate::WebState;
+use crate::replays::{FilterInput, cancel_replay, dry_run, start_replay};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(new)
+        .service(start)
+        .service(show)
+        .service(cancel);
+}
+
+/// The filter as the deliveries page's query and the confirmation form carry it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FilterForm {
+    status: String,
+    destination: String,
+    since: String,
+    until: String,
+    /// Replays that reach a routine start paid Claude sessions: the person must say so.
+    confirm: Option<String>,
+}
+
+impl FilterForm {
+    fn input(&self) -> Result<FilterInput, String> {
+        let instant = |raw: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                .map(|t| Some(t.and_utc()))
+                .map_err(|_| format!("{raw:?} is not a time such as 2026-11-27T10:30."))
+        };
+        Ok(FilterInput {
+            status: Some(self.status.clone()),
+            destination_id: Some(self.destination.clone()),
+            since: instant(&self.since)?,
+            until: instant(&self.until)?,
+            ..FilterInput::default()
+        })
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/replay_new.html")]
+struct NewPage {
+    nav: Nav,
+    form: FilterForm,
+    count: i64,
+    sample: Vec<Delivery>,
+    /// Whether any destination the replay may reach is a routine.
+    reaches_routines: bool,
+    errors: Errors,
+}
+
+async fn new_page(
+    state: &WebState,
+    member: &Member,
+    form: FilterForm,
+    errors: Errors,
+) -> Result<NewPage, PageError> {
+    let filter = form
+        .input()
+        .map_err(PageError::BadRequest)?
+        .parse()
+        .map_err(|e| {
+            PageError::BadRequest(
+                e.0.errors
+                    .first()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_else(|| "this filter cannot be read".to_owned()),
+            )
+        })?;
+    let (count, sample) = dry_run(state, member.team_id(), &filter).await?;
+    let routines: Vec<_> = destinations::list(
+        &state.pool,
+        member.team_id(),
+        &PageRequest {
+            cursor: None,
+            limit: 200,
+        },
+    )
+    .await?
+    .items
+    .into_iter()
+    .filter(|d| d.kind == DestinationKind::Routine)
+    .map(|d| d.id)
+    .collect();
+    let reaches_routines = match &filter.destination_id {
+        Some(id) => routines.contains(id),
+        None => !routines.is_empty(),
+    };
+    Ok(NewPage {
+        nav: Nav::new(member, "deliveries", state.smtp_configured),
+        form,
+        count,
+        sample,
+        reaches_routines,
+        errors,
+    })
+}
+
+#[get("/t/{team}/replays/new")]
+async fn new(
+    state: web::Data<WebState>,
+    member: Member,
+    q: web::Query<FilterForm>,
+) -> Result<NewPage, PageError> {
+    member.require(Action::Configure)?;
+    new_page(&state, &member, q.into_inner(), Errors::default()).await
+}
+
+#[post("/t/{team}/replays")]
+async fn start(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<FilterForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let page = new_page(&state, &member, form, Errors::default()).await?;
+    if page.reaches_routines && page.form.confirm.is_none() {
+        let mut errors = Errors::default();
+        errors.add(
+            "confirm",
+            "Tick the box first: each replay to a routine starts a new Claude Code session.",
+        );
+        let page = new_page(&state, &member, page.form, errors).await?;
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let filter = page
+        .form
+        .input()
+        .map_err(PageError::BadRequest)?
+        .parse()
+        .map_err(|_| PageError::BadRequest("this filter cannot be read".to_owned()))?;
+    let replay = start_replay(&state, member.team_id(), member.actor(), &filter).await?;
+    Ok(see_other(member.path(&format!("replays/{}", replay.id))))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/replay.html")]
+struct ShowPage {
+    nav: Nav,
+    replay: Replay,
+}
+
+impl ShowPage {
+    /// Whole percent done, for the progress bar.
+    fn percent(&self) -> i64 {
+        match self.replay.total {
+            0 => 100,
+            total => (i64::from(self.replay.done) * 100 / i64::from(total)).clamp(0, 100),
+        }
+    }
+}
+
+#[get("/t/{team}/replays/{id}")]
+async fn show(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<ShowPage, PageError> {
+    member.require(Action::Read)?;
+    let replay = replays::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    Ok(ShowPage {
+        nav: Nav::new(&member, "deliveries", state.smtp_configured),
+        replay,
+    })
+}
+
+#[post("/t/{team}/replays/{id}/cancel")]
+async fn cancel(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    _form: Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path_id(&path.1)?;
+    match cancel_replay(&state, member.team_id(), member.actor(), &id).await {
+        Ok(_) => {}
+        // Finished meanwhile: the page says so.
+        Err(e) if e.0.status == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(see_other(member.path(&format!("replays/{id}"))))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/replays.html")]
+struct ListPage {
+    nav: Nav,
+    replays: Vec<Replay>,
+}
+
+#[get("/t/{team}/replays")]
+async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, PageError> {
+    member.require(Action::Read)?;
+    Ok(ListPage {
+        nav: Nav::new(&member, "deliveries", state.smtp_configured),
+        replays: replays::latest(&state.pool, member.team_id(), 50).await?,
+    })
+}

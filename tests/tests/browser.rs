@@ -129,3 +129,102 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
         phone.screenshot("sources-phone-dark").await;
     }
 }
+
+#[tokio::test]
+async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(400).body("no such repository")]).await;
+    let b = Browser::start().await;
+    b.go(&app.url("/signup")).await;
+    b.fill("email", "ada@example.com").await;
+    b.fill("password", PASSWORD).await;
+    b.fill("team_name", "Replays").await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/t/replays").await;
+
+    b.go(&app.url("/t/replays/sources/new")).await;
+    b.fill("name", "acme/api").await;
+    b.fill("secret", SECRET).await;
+    b.click("#source-form button[type=submit]").await;
+    b.wait_for_text("Set up GitHub", None).await;
+    let ingest = b
+        .client
+        .find(Locator::Id("ingest-url"))
+        .await
+        .expect("ingest url")
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a URL");
+    b.go(&app.url("/t/replays/destinations/new?kind=http"))
+        .await;
+    b.fill("name", "svc").await;
+    b.fill("url", &receiver.url("/in")).await;
+    b.click("form.panel button[type=submit]").await;
+    b.wait_for_text("Copy the signing secret now", None).await;
+    b.go(&app.url("/t/replays/routes/new")).await;
+    b.fill("name", "everything").await;
+    for (id, label) in [
+        ("source_id", "acme/api (github)"),
+        ("destination_id", "svc (http)"),
+    ] {
+        b.client
+            .find(Locator::Id(id))
+            .await
+            .expect("picker")
+            .select_by_label(label)
+            .await
+            .expect("choose");
+    }
+    b.click("#route-form button[type=submit]").await;
+    b.wait_for_path("/t/replays/routes/rte_").await;
+
+    for n in 0..4 {
+        let body = format!(r#"{{"action":"opened","issue":{{"number":{n}}}}}"#);
+        let status = app
+            .client
+            .post(&ingest)
+            .header("content-type", "application/json")
+            .header("x-github-event", "issues")
+            .header("x-github-delivery", format!("b-{n}"))
+            .header("x-hub-signature-256", sign::github(SECRET, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .expect("webhook")
+            .status();
+        assert_eq!(status, 200);
+    }
+    receiver.wait_for(4, Duration::from_secs(10)).await;
+
+    // The failures show on the deliveries page, which refreshes itself.
+    let deliveries = app.url("/t/replays/deliveries?status=failed");
+    b.go(&deliveries).await;
+    b.wait_for_text("HTTP 400", Some(&deliveries))
+        .await;
+    b.screenshot("deliveries").await;
+
+    // Fix the receiver; replay the newest from its page.
+    receiver.script(vec![Reply::status(200)]);
+    b.click("td a[href^='/t/replays/deliveries/dlv_']").await;
+    b.wait_for_text("Attempts", None).await;
+    b.click("form[action$='/replay'] button[type=submit]").await;
+    b.wait_for_text(
+        "succeeded",
+        Some(&b.client.current_url().await.expect("url").to_string()),
+    )
+    .await;
+    b.screenshot("delivery").await;
+
+    // The three others, in bulk.
+    b.go(&deliveries).await;
+    b.click("a[href^='/t/replays/replays/new']").await;
+    b.wait_for_text("Replay 3 failed deliveries", None).await;
+    b.click("form[action='/t/replays/replays'] button[type=submit]")
+        .await;
+    b.wait_for_path("/t/replays/replays/rpl_").await;
+    b.wait_for_text("3/3", None).await;
+    b.wait_for_text("done", None).await;
+    b.screenshot("replay").await;
+    receiver.wait_for(8, Duration::from_secs(10)).await;
+}

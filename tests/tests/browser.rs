@@ -200,8 +200,7 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
     // The failures show on the deliveries page, which refreshes itself.
     let deliveries = app.url("/t/replays/deliveries?status=failed");
     b.go(&deliveries).await;
-    b.wait_for_text("HTTP 400", Some(&deliveries))
-        .await;
+    b.wait_for_text("HTTP 400", Some(&deliveries)).await;
     b.screenshot("deliveries").await;
 
     // Fix the receiver; replay the newest from its page.

@@ -176,3 +176,79 @@ async fn email_destinations_are_validated() {
         .await;
     assert_eq!(created["settings"]["to"], json!(["ops@example.com"]));
 }
+
+#[tokio::test]
+async fn a_vault_credential_that_cannot_refresh_reaches_an_inbox_with_what_to_do() {
+    let smtp = SmtpServer::start(vec![250]);
+    let app = app_with(&smtp).await;
+    let secret = switchyard_tests::sign::new_whsec();
+    let source = app
+        .created(
+            "/api/v1/sources",
+            json!({"name": "agents", "provider": "anthropic", "secret": secret}),
+        )
+        .await;
+    let (status, applied) = app
+        .post(
+            "/api/v1/recipes/vault-refresh-failed-to-email",
+            json!({"source_id": source["id"], "to": ["oncall@example.com"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{applied}");
+
+    // Anthropic's thin event, signed the Standard Webhooks way.
+    let body = json!({
+        "type": "event",
+        "id": "whe_01VAULT",
+        "created_at": "2026-11-27T09:15:00Z",
+        "data": {
+            "type": "vault_credential.refresh_failed",
+            "id": "vcrd_01ABC",
+            "vault_id": "vlt_01XYZ",
+            "workspace_id": "wrkspc_01QRS",
+            "organization_id": "org_01TUV"
+        }
+    })
+    .to_string();
+    let now = chrono::Utc::now().timestamp();
+    let res = app
+        .client
+        .post(source["ingest_url"].as_str().unwrap())
+        .header("content-type", "application/json")
+        .header("webhook-id", "whe_01VAULT")
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            switchyard_tests::sign::standard_webhooks(&secret, "whe_01VAULT", now, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.unwrap();
+
+    let mail = smtp.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(mail.to, ["oncall@example.com"]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("[Switchyard] Vault credential vcrd_01ABC needs reconnecting")
+    );
+    let text = mail.part("text/plain").expect("a text part");
+    for expected in [
+        "Credential: vcrd_01ABC",
+        "Vault: vlt_01XYZ",
+        "Workspace: wrkspc_01QRS",
+        "When: 2026-11-27T09:15:00Z",
+        "reconnect the credential",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    let link = format!(
+        "{}/t/acme/events/{}",
+        app.base,
+        answer["event_id"].as_str().unwrap()
+    );
+    assert!(text.contains(&link), "{link} in {text}");
+    assert!(mail.part("text/html").is_some());
+}

@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, PgExecutor};
 
 use super::StoreError;
+use super::alerts::{self, AlertKind};
 use super::breaker;
 use super::deliveries::lock;
 use super::limits;
-use super::queue::{DeliveryTask, push_deliveries};
+use super::queue::{Alert, AlertTask, DeliveryTask, push_deliveries};
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::{Decision, DeliveryStatus, DestinationKind, DestinationState};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, EventId, TeamId};
@@ -543,8 +544,39 @@ pub async fn record(
         };
         push_deliveries(&mut tx, &[(task, Some(at))]).await?;
     }
+    settled_badly(&mut tx, claimed, status, error, now).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Raises the alert a delivery that failed for good, or ended in an unknown outcome,
+/// calls for (at most one per destination an hour).
+async fn settled_badly(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    status: DeliveryStatus,
+    error: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let delivery_id = claimed.delivery.id.clone();
+    let (kind, alert) = match status {
+        DeliveryStatus::Failed => (
+            AlertKind::DeliveryFailed,
+            Alert::DeliveryFailed { delivery_id, error },
+        ),
+        DeliveryStatus::UnknownOutcome => (
+            AlertKind::UnknownOutcome,
+            Alert::UnknownOutcome { delivery_id, error },
+        ),
+        _ => return Ok(()),
+    };
+    let task = AlertTask {
+        team_id: claimed.delivery.team_id.clone(),
+        destination_id: Some(claimed.delivery.destination_id.clone()),
+        alert,
+    };
+    let subject = claimed.delivery.destination_id.as_str();
+    alerts::raise(tx, kind, subject, &task, now).await
 }
 
 /// Gives deliveries stranded without a live task a fresh one: `pending` or `throttled`

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::StoreError;
+use super::alerts::{self, AlertKind};
 use super::attempts::{Claimed, DestinationEffect};
 use super::destinations;
 use super::queue::{Alert, AlertTask, DeliveryTask, push_alert, push_deliveries};
@@ -77,12 +78,12 @@ async fn open_breaker(
         tracing::warn!(destination = %id, reason, "destination disabled");
         let alert = AlertTask {
             team_id: team.clone(),
-            destination_id: id.clone(),
+            destination_id: Some(id.clone()),
             alert: Alert::Disabled {
                 reason: reason.to_owned(),
             },
         };
-        push_alert(tx, &alert).await?;
+        alerts::raise(tx, AlertKind::DestinationDisabled, id.as_str(), &alert, now).await?;
     }
     Ok(())
 }
@@ -160,9 +161,13 @@ pub(super) async fn finish_probe(
     if succeeded {
         let released = destinations::resume(tx, team, id, now).await?;
         tracing::info!(destination = %id, released, "probe succeeded; destination recovered");
+        // The all-clear goes to whoever hears about disabled destinations.
+        if !alerts::settings(&mut *tx, team).await?.destination_disabled {
+            return Ok(());
+        }
         let alert = AlertTask {
             team_id: team.clone(),
-            destination_id: id.clone(),
+            destination_id: Some(id.clone()),
             alert: Alert::Recovered {
                 released: u32::try_from(released).unwrap_or(u32::MAX),
             },

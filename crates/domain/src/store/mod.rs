@@ -71,6 +71,7 @@ macro_rules! team_table {
 }
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
 pub mod audit;

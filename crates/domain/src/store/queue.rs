@@ -16,11 +16,13 @@ pub const DELIVERIES: &str = "switchyard::deliveries";
 /// The queue of alert emails to a team's admins.
 pub const ALERTS: &str = "switchyard::alerts";
 
-/// An email to a team's owners and admins about one of its destinations.
+/// An email to the people a team's alert settings name, about one of its destinations
+/// (or, for a source's rejections, none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertTask {
     pub team_id: TeamId,
-    pub destination_id: DestinationId,
+    #[serde(default)]
+    pub destination_id: Option<DestinationId>,
     pub alert: Alert,
 }
 
@@ -31,6 +33,23 @@ pub enum Alert {
     Disabled { reason: String },
     /// A probe went through and the held deliveries are on their way.
     Recovered { released: u32 },
+    /// A delivery failed for good: every attempt spent, or an answer not worth retrying.
+    DeliveryFailed {
+        delivery_id: DeliveryId,
+        error: Option<String>,
+    },
+    /// A routine fire whose answer never came: it may or may not have started a session,
+    /// and it is not fired again.
+    UnknownOutcome {
+        delivery_id: DeliveryId,
+        error: Option<String>,
+    },
+    /// A source refused more requests than the team's threshold within ten minutes.
+    SourceRejecting {
+        source_id: crate::ids::SourceId,
+        count: i64,
+        reason: String,
+    },
 }
 
 /// Pushes an alert on the caller's transaction, so it goes out if and only if the change

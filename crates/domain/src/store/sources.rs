@@ -267,7 +267,7 @@ pub async fn retire_secret(
 pub const REJECTED_BODY_KEPT: usize = 4096;
 
 /// Notes why a request was refused and what it looked like, keeping only the newest
-/// `REJECTIONS_KEPT`.
+/// `REJECTIONS_KEPT`; past the team's threshold within ten minutes, raises an alert.
 #[tracing::instrument(skip_all)]
 pub async fn record_rejection(
     db: &mut PgConnection,
@@ -275,6 +275,8 @@ pub async fn record_rejection(
     source: &SourceId,
     rejection: &Rejection,
 ) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "WITH added AS (
              INSERT INTO source_rejections
@@ -293,8 +295,41 @@ pub async fn record_rejection(
     .bind(REJECTIONS_KEPT)
     .bind(&rejection.headers)
     .bind(&rejection.body_excerpt)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    let settings = super::alerts::settings(&mut *tx, team).await?;
+    if settings.source_rejecting {
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM source_rejections
+             WHERE team_id = $1 AND source_id = $2 AND received_at > $3",
+        )
+        .bind(team)
+        .bind(source)
+        .bind(rejection.received_at - super::alerts::REJECTION_WINDOW)
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= i64::from(settings.rejection_threshold) {
+            let alert = super::queue::AlertTask {
+                team_id: team.clone(),
+                destination_id: None,
+                alert: super::queue::Alert::SourceRejecting {
+                    source_id: source.clone(),
+                    count: recent,
+                    reason: rejection.reason.clone(),
+                },
+            };
+            let kind = super::alerts::AlertKind::SourceRejecting;
+            super::alerts::raise(
+                &mut tx,
+                kind,
+                source.as_str(),
+                &alert,
+                rejection.received_at,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -195,3 +195,20 @@ impl Nav {
         self.role.may(Action::DeleteTeam)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A field's `name` comes from the macro's first argument; a second `name` in its
+    /// attributes would be ignored by browsers, and the form would send the wrong field.
+    #[test]
+    fn form_macros_are_never_given_a_second_name() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates/dashboard");
+        for entry in std::fs::read_dir(dir).expect("templates") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("template");
+            for line in text.lines().filter(|l| l.contains("call ui::")) {
+                assert!(!line.contains("name=\\\""), "{}: {line}", path.display());
+            }
+        }
+    }
+}

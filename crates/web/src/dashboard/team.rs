@@ -11,6 +11,7 @@ use switchyard_domain::StoreError;
 use switchyard_domain::accounts::{self, Action, Role};
 use switchyard_domain::ids::{ApiKeyId, InvitationId, UserId};
 use switchyard_domain::model::{ApiKey, Name};
+use switchyard_domain::store::alerts::{self as alert_settings, AlertSettings};
 use switchyard_domain::store::members::{self, Invitation, Member as TeamMember};
 use switchyard_domain::store::{api_keys, audit, teams};
 
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(revoke_invitation)
         .service(create_key)
         .service(revoke_key)
+        .service(save_alerts)
         .service(delete_team);
 }
 
@@ -62,12 +64,17 @@ struct SettingsPage {
     invite_email: String,
     invite_role: String,
     key_name: String,
+    alerts: AlertSettings,
+    /// The alert form's text fields as typed (kept when they are sent back with errors).
+    alert_recipients: String,
+    alert_threshold: String,
     errors: Errors,
 }
 
 impl SettingsPage {
     async fn load(state: &WebState, member: &Member) -> Result<SettingsPage, PageError> {
         let team = member.team_id();
+        let alerts = alert_settings::settings(&state.pool, team).await?;
         Ok(SettingsPage {
             nav: Nav::new(member, "settings", state.smtp_configured),
             members: members::list(&state.pool, team).await?,
@@ -83,6 +90,9 @@ impl SettingsPage {
             invite_email: String::new(),
             invite_role: "member".to_owned(),
             key_name: String::new(),
+            alert_recipients: alerts.extra_recipients.join("\n"),
+            alert_threshold: alerts.rejection_threshold.to_string(),
+            alerts,
             errors: Errors::default(),
         })
     }
@@ -297,6 +307,85 @@ async fn revoke_key(
     member.audit(&mut *tx, "api_key.revoke", &key.name).await?;
     tx.commit().await?;
     Ok(see_other(member.path("settings#api-keys")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AlertForm {
+    destination_disabled: Option<String>,
+    delivery_failed: Option<String>,
+    unknown_outcome: Option<String>,
+    source_rejecting: Option<String>,
+    alert_threshold: String,
+    notify_admins: Option<String>,
+    alert_recipients: String,
+}
+
+/// The most extra addresses alerts go to.
+const MAX_ALERT_RECIPIENTS: usize = 20;
+
+#[post("/t/{team}/alerts")]
+async fn save_alerts(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<AlertForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Manage)?;
+    let mut errors = Errors::default();
+    let threshold = form
+        .alert_threshold
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| (1..=100).contains(n));
+    if threshold.is_none() {
+        errors.add("alert_threshold", "Enter a number from 1 to 100.");
+    }
+    let mut recipients = Vec::new();
+    for raw in form
+        .alert_recipients
+        .split([',', ';', '\n'])
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        match accounts::email_address(raw) {
+            Ok(address) => recipients.push(address),
+            Err(_) => errors.add(
+                "alert_recipients",
+                format!("{raw:?} is not an email address."),
+            ),
+        }
+    }
+    if recipients.len() > MAX_ALERT_RECIPIENTS {
+        errors.add(
+            "alert_recipients",
+            format!("At most {MAX_ALERT_RECIPIENTS} addresses."),
+        );
+    }
+    let wanted = AlertSettings {
+        destination_disabled: form.destination_disabled.is_some(),
+        delivery_failed: form.delivery_failed.is_some(),
+        unknown_outcome: form.unknown_outcome.is_some(),
+        source_rejecting: form.source_rejecting.is_some(),
+        rejection_threshold: threshold.unwrap_or(20),
+        notify_admins: form.notify_admins.is_some(),
+        extra_recipients: recipients,
+    };
+    if !errors.is_empty() {
+        let mut page = SettingsPage::load(&state, &member).await?;
+        page.alerts = wanted;
+        page.alert_recipients = form.alert_recipients;
+        page.alert_threshold = form.alert_threshold;
+        page.errors = errors;
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let mut tx = state.pool.begin().await?;
+    alert_settings::save(&mut *tx, member.team_id(), &wanted).await?;
+    member
+        .audit(&mut *tx, "alerts.update", "alert settings")
+        .await?;
+    tx.commit().await?;
+    Ok(see_other(member.path("settings#alerts")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,6 +42,16 @@ pub struct Options {
     pub breaker: Option<BreakerPolicy>,
 }
 
+impl Options {
+    /// Everything as usual, with email through `smtp`.
+    pub fn mail(smtp: &crate::SmtpServer) -> Options {
+        Options {
+            smtp_url: Some(smtp.url.clone()),
+            ..Options::default()
+        }
+    }
+}
+
 /// Workers tuned for tests: quick heartbeats so a dead worker is noticed in seconds.
 pub fn test_worker_settings() -> WorkerSettings {
     WorkerSettings {

@@ -12,11 +12,24 @@ use switchyard_tests::{Receiver, Reply, SmtpServer, TestApp, Visitor};
 const SECRET: &str = "gh-secret";
 
 async fn app_with(smtp: &SmtpServer) -> TestApp {
-    TestApp::spawn_with(Options {
-        smtp_url: Some(smtp.url.clone()),
-        ..Options::default()
-    })
-    .await
+    TestApp::spawn_with(Options::mail(smtp)).await
+}
+
+/// Posts `n` requests with a wrong signature to the source.
+async fn refused(app: &TestApp, source: &serde_json::Value, n: usize) {
+    for i in 0..n {
+        let res = app
+            .client
+            .post(source["ingest_url"].as_str().unwrap())
+            .header("x-github-event", "issues")
+            .header("x-github-delivery", format!("bad-{i}"))
+            .header("x-hub-signature-256", "sha256=00")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
 }
 
 async fn settle(app: &TestApp, settings: AlertSettings) {
@@ -65,19 +78,7 @@ async fn a_delivery_that_fails_for_good_is_emailed_once_an_hour_per_destination(
     assert!(mail.part("text/html").is_some());
 
     // The other two failures are grouped into that one email; a source alert still goes.
-    for n in 0..3 {
-        let res = app
-            .client
-            .post(source["ingest_url"].as_str().unwrap())
-            .header("x-github-event", "issues")
-            .header("x-github-delivery", format!("bad-{n}"))
-            .header("x-hub-signature-256", "sha256=00")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    }
+    refused(&app, &source, 3).await;
     let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -120,17 +121,7 @@ async fn alerts_a_team_switched_off_are_not_sent() {
     assert_eq!(status, StatusCode::OK);
     receiver.wait_for(1, Duration::from_secs(10)).await;
     // A source alert afterwards proves the mail path works; it is the only email.
-    for n in 0..3 {
-        app.client
-            .post(source["ingest_url"].as_str().unwrap())
-            .header("x-github-event", "issues")
-            .header("x-github-delivery", format!("bad-{n}"))
-            .header("x-hub-signature-256", "sha256=00")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-    }
+    refused(&app, &source, 3).await;
     let mails = smtp.wait_for(1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.accepted().len(), 1);

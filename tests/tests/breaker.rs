@@ -23,11 +23,7 @@ struct Rig {
 
 async fn rig() -> Rig {
     let smtp = SmtpServer::start(vec![250]);
-    let app = TestApp::spawn_with(Options {
-        smtp_url: Some(smtp.url.clone()),
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(Options::mail(&smtp)).await;
     let team: String = sqlx::query_scalar("SELECT id FROM teams WHERE slug = 'acme'")
         .fetch_one(&app.pool)
         .await

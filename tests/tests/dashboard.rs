@@ -10,11 +10,7 @@ use switchyard_tests::visitor::PASSWORD;
 use switchyard_tests::{SmtpServer, TestApp, Visitor};
 
 async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
-    TestApp::spawn_with(Options {
-        smtp_url: Some(smtp.url.clone()),
-        ..Options::default()
-    })
-    .await
+    TestApp::spawn_with(Options::mail(smtp)).await
 }
 
 /// The first link in a mail's text that starts with `prefix`, as a path.

@@ -11,11 +11,7 @@ use switchyard_tests::{SmtpServer, TestApp};
 const SECRET: &str = "gh-secret";
 
 async fn app_with(smtp: &SmtpServer) -> TestApp {
-    TestApp::spawn_with(Options {
-        smtp_url: Some(smtp.url.clone()),
-        ..Options::default()
-    })
-    .await
+    TestApp::spawn_with(Options::mail(smtp)).await
 }
 
 async fn wire(app: &TestApp, to: Value) -> Value {

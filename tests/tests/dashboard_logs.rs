@@ -246,3 +246,37 @@ async fn replaying_to_a_routine_asks_first() {
         .assert_redirect(&path);
     fake.wait_for(2, Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn the_overview_counts_outcomes_draws_them_by_hour_and_lists_what_needs_attention() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200), Reply::status(400)]).await;
+    let (mut v, team, source) = wired(&app, &receiver.url("/in")).await;
+    post(&app, &source, "issues", "g-1", b"{}").await;
+    post(&app, &source, "issues", "g-2", b"{}").await;
+    let (status, _) = app
+        .send_github(&source, "wrong", "issues", "g-3", b"{}")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.eventually(|| async {
+        let settled: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE status IN ('succeeded', 'failed')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (settled == 2).then_some(())
+    })
+    .await;
+
+    let page = v.get_until(&team, "/sources/src_").await;
+    page.assert_contains("<span class=\"muted\">Delivered</span><span class=\"stat\">1</span>");
+    page.assert_contains("<span class=\"muted\">Failed</span><span class=\"stat\">1</span>");
+    page.assert_contains("<rect class=\"ok\"");
+    page.assert_contains("<rect class=\"bad\"");
+    page.assert_contains("1 failed</title>");
+    page.assert_contains("Failures in a row");
+    let week = v.get(&format!("{team}?window=7d")).await;
+    week.assert_contains("The last 7 days");
+    week.assert_contains("Deliveries per 6 hours");
+}

@@ -86,6 +86,7 @@ pub mod replays;
 pub mod routes;
 pub mod secrets;
 pub mod sources;
+pub mod stats;
 pub mod teams;
 pub mod throttle;
 

@@ -5,6 +5,7 @@
 
 mod account;
 mod catalog;
+mod chart;
 mod destinations;
 mod error;
 mod forms;

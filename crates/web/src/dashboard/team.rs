@@ -5,16 +5,20 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::Utc;
+use chrono::{Duration, DurationRound, Utc};
 use serde::Deserialize;
 use switchyard_domain::StoreError;
 use switchyard_domain::accounts::{self, Action, Role};
+use switchyard_domain::delivery::DestinationState;
+use switchyard_domain::ids::SourceId;
 use switchyard_domain::ids::{ApiKeyId, InvitationId, UserId};
 use switchyard_domain::model::{ApiKey, Name};
+use switchyard_domain::model::{Destination, PageRequest};
 use switchyard_domain::store::alerts::{self as alert_settings, AlertSettings};
 use switchyard_domain::store::members::{self, Invitation, Member as TeamMember};
-use switchyard_domain::store::{api_keys, audit, teams};
+use switchyard_domain::store::{api_keys, audit, destinations, stats, teams};
 
+use super::chart::{self, Chart};
 use super::error::{PageError, path_id};
 use super::forms::{Errors, NoFields, Posted};
 use super::session::Member;
@@ -38,15 +42,74 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct OverviewPage {
     nav: Nav,
     counts: teams::Counts,
+    /// `24h` or `7d`.
+    window: &'static str,
+    totals: stats::Totals,
+    chart: Chart,
+    /// Destinations not taking deliveries, or failing, worst first.
+    troubled: Vec<Destination>,
+    rejecting: Vec<(SourceId, String, i64)>,
+}
+
+impl OverviewPage {
+    fn ms(&self, value: &Option<f64>) -> String {
+        match value {
+            Some(ms) if *ms >= 1000.0 => format!("{:.1} s", ms / 1000.0),
+            Some(ms) => format!("{ms:.0} ms"),
+            None => "–".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct OverviewQuery {
+    window: Option<String>,
 }
 
 #[get("/t/{team}")]
-async fn overview(state: web::Data<WebState>, member: Member) -> Result<OverviewPage, PageError> {
+async fn overview(
+    state: web::Data<WebState>,
+    member: Member,
+    q: web::Query<OverviewQuery>,
+) -> Result<OverviewPage, PageError> {
     member.require(Action::Read)?;
-    let counts = teams::counts(&state.pool, member.team_id(), Utc::now()).await?;
+    let team = member.team_id();
+    let now = Utc::now();
+    // A day in hours, or a week in six-hour buckets, ending at the next whole hour.
+    let (window, span, bucket) = match q.window.as_deref() {
+        Some("7d") => ("7d", Duration::days(7), 6 * 3600),
+        _ => ("24h", Duration::hours(24), 3600),
+    };
+    let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now) + Duration::hours(1);
+    let since = end - span;
+    let buckets = stats::buckets(&state.pool, team, since, end, bucket).await?;
+    let mut troubled: Vec<Destination> = destinations::list(
+        &state.pool,
+        team,
+        &PageRequest {
+            cursor: None,
+            limit: 200,
+        },
+    )
+    .await?
+    .items
+    .into_iter()
+    .filter(|d| d.state != DestinationState::Active || d.consecutive_failures > 0)
+    .collect();
+    troubled.sort_by_key(|d| {
+        (
+            d.state == DestinationState::Active,
+            std::cmp::Reverse(d.consecutive_failures),
+        )
+    });
     Ok(OverviewPage {
         nav: Nav::new(&member, "overview", state.smtp_configured),
-        counts,
+        counts: teams::counts(&state.pool, team, now).await?,
+        window,
+        totals: stats::totals(&state.pool, team, now - span).await?,
+        chart: chart::draw(&buckets, bucket == 3600),
+        troubled,
+        rejecting: stats::rejecting_sources(&state.pool, team, now - span).await?,
     })
 }
 

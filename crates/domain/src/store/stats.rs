@@ -1,0 +1,115 @@
+//! What a team's overview shows: counts over a window, delivery latency percentiles,
+//! deliveries per time bucket by outcome, and the sources refusing requests.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use super::StoreError;
+use crate::ids::{SourceId, TeamId};
+
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct Totals {
+    pub events: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    /// Pending, in flight or throttled: on their way.
+    pub pending: i64,
+    pub held: i64,
+    pub unknown: i64,
+    /// From an event's arrival to its delivery's success, in milliseconds.
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+/// Deliveries created in one time bucket, by outcome.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub held: i64,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn totals(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    since: DateTime<Utc>,
+) -> Result<Totals, StoreError> {
+    Ok(sqlx::query_as::<_, Totals>(
+        "SELECT
+             (SELECT count(*) FROM events WHERE team_id = $1 AND received_at > $2) AS events,
+             count(*) FILTER (WHERE d.status = 'succeeded') AS succeeded,
+             count(*) FILTER (WHERE d.status = 'failed') AS failed,
+             count(*) FILTER (WHERE d.status IN ('pending', 'in_flight', 'throttled')) AS pending,
+             count(*) FILTER (WHERE d.status = 'held') AS held,
+             count(*) FILTER (WHERE d.status = 'unknown_outcome') AS unknown,
+             percentile_cont(0.5) WITHIN GROUP (
+                 ORDER BY extract(epoch FROM d.updated_at - d.created_at) * 1000)
+                 FILTER (WHERE d.status = 'succeeded') AS p50_ms,
+             percentile_cont(0.95) WITHIN GROUP (
+                 ORDER BY extract(epoch FROM d.updated_at - d.created_at) * 1000)
+                 FILTER (WHERE d.status = 'succeeded') AS p95_ms
+         FROM deliveries d WHERE d.team_id = $1 AND d.created_at > $2",
+    )
+    .bind(team)
+    .bind(since)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Deliveries per bucket of `bucket_seconds` from `since`, oldest first; empty buckets
+/// included.
+#[tracing::instrument(skip_all)]
+pub async fn buckets(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    bucket_seconds: i64,
+) -> Result<Vec<Bucket>, StoreError> {
+    Ok(sqlx::query_as::<_, Bucket>(
+        "WITH slots AS (
+             SELECT generate_series(0, (extract(epoch FROM $3 - $2)::bigint - 1) / $4) AS n
+         ), counted AS (
+             SELECT floor(extract(epoch FROM created_at - $2) / $4)::bigint AS n,
+                    count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                    count(*) FILTER (WHERE status IN ('failed', 'unknown_outcome')) AS failed,
+                    count(*) FILTER (WHERE status IN ('pending', 'in_flight', 'throttled')) AS pending,
+                    count(*) FILTER (WHERE status = 'held') AS held
+             FROM deliveries WHERE team_id = $1 AND created_at > $2 AND created_at <= $3
+             GROUP BY 1
+         )
+         SELECT $2 + make_interval(secs => slots.n * $4) AS start,
+                coalesce(c.succeeded, 0) AS succeeded, coalesce(c.failed, 0) AS failed,
+                coalesce(c.pending, 0) AS pending, coalesce(c.held, 0) AS held
+         FROM slots LEFT JOIN counted c ON c.n = slots.n ORDER BY slots.n",
+    )
+    .bind(team)
+    .bind(since)
+    .bind(until)
+    .bind(bucket_seconds)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Sources that refused requests since `since`, most first (the log keeps each source's
+/// latest 100).
+#[tracing::instrument(skip_all)]
+pub async fn rejecting_sources(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    since: DateTime<Utc>,
+) -> Result<Vec<(SourceId, String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT s.id, s.name, count(*) AS refused
+         FROM source_rejections r JOIN sources s ON s.id = r.source_id
+         WHERE r.team_id = $1 AND r.received_at > $2
+         GROUP BY s.id, s.name ORDER BY refused DESC, s.name",
+    )
+    .bind(team)
+    .bind(since)
+    .fetch_all(db)
+    .await?)
+}

@@ -136,6 +136,7 @@ async fn every_team_page_and_form_is_guarded() {
         format!("/events/{evt}"),
         "/deliveries".into(),
         format!("/deliveries/{dlv}"),
+        "/sessions".into(),
         "/replays".into(),
         "/replays/new?status=failed".into(),
         format!("/replays/{rpl}"),

@@ -280,3 +280,79 @@ async fn the_overview_counts_outcomes_draws_them_by_hour_and_lists_what_needs_at
     week.assert_contains("The last 7 days");
     week.assert_contains("Deliveries per 6 hours");
 }
+
+#[tokio::test]
+async fn agent_sessions_read_in_the_order_things_happened_with_threads_nested() {
+    let app = TestApp::spawn().await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let whsec = switchyard_tests::sign::new_whsec();
+    v.get(&format!("{team}/sources/new?provider=anthropic"))
+        .await;
+    v.post(
+        &format!("{team}/sources"),
+        &[
+            ("provider", "anthropic"),
+            ("name", "agents"),
+            ("secret", &whsec),
+        ],
+    )
+    .await;
+    let token: String = sqlx::query_scalar("SELECT token FROM sources")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // Sent in the wrong order, as Anthropic may.
+    let sent = [
+        (
+            "whe_3",
+            "session.status_idled",
+            None,
+            "2026-11-27T10:00:03Z",
+        ),
+        (
+            "whe_2",
+            "session.thread_created",
+            Some("sthr_01"),
+            "2026-11-27T10:00:02Z",
+        ),
+        (
+            "whe_1",
+            "session.status_run_started",
+            None,
+            "2026-11-27T10:00:01Z",
+        ),
+    ];
+    for (id, kind, thread, at) in sent {
+        let mut data = json!({"type": kind, "id": "sesn_01STORY", "workspace_id": "wrkspc_01"});
+        if let Some(thread) = thread {
+            data["session_thread_id"] = thread.into();
+        }
+        let body = json!({"type": "event", "id": id, "created_at": at, "data": data}).to_string();
+        let now = chrono::Utc::now().timestamp();
+        let res = app
+            .client
+            .post(app.url(&format!("/hooks/{token}")))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header(
+                "webhook-signature",
+                switchyard_tests::sign::standard_webhooks(&whsec, id, now, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let page = v.get(&format!("{team}/sessions")).await;
+    page.assert_contains("<code>sesn_01STORY</code>");
+    page.assert_contains("badge warn\">idled</span>");
+    let started = page.body.find("session.status_run_started").unwrap();
+    let idled = page.body.find("session.status_idled").unwrap();
+    let thread = page.body.find("Thread <code>sthr_01</code>").unwrap();
+    assert!(started < idled, "by when it happened, not when it arrived");
+    assert!(idled < thread, "threads follow the session's own events");
+    assert!(page.body[thread..].contains("session.thread_created"));
+}

@@ -4,6 +4,7 @@
 mod glob;
 pub mod recipes;
 pub mod template;
+pub mod timeline;
 
 pub use glob::{EventTypes, Glob, GlobError};
 pub use template::{EventContext, Filter, TemplateError};

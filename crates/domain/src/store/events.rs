@@ -321,3 +321,32 @@ pub async fn prune_dedup(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// The latest events of the team whose type starts with `prefix`, with their bodies, for
+/// views that read inside them (the Anthropic session timeline). Newest first.
+#[tracing::instrument(skip_all)]
+pub async fn latest_with_bodies(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    prefix: &str,
+    limit: i64,
+) -> Result<Vec<(Event, Vec<u8>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        event: Event,
+        body: Vec<u8>,
+    }
+    let rows = sqlx::query_as::<_, Row>(concat!(
+        "SELECT ",
+        columns!(),
+        ", body FROM events WHERE team_id = $1 AND event_type LIKE $2
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(team)
+    .bind(format!("{}%", like_pattern(prefix)))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.event, r.body)).collect())
+}

@@ -17,6 +17,7 @@ use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{
     Attempt, Delivery, DeliveryFilter, Event, EventFilter, PageRequest,
 };
+use switchyard_domain::routing::timeline;
 use switchyard_domain::store::{deliveries, destinations, events, routes, sources};
 
 use super::error::{PageError, path_id};
@@ -30,7 +31,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(event_page)
         .service(delivery_list)
         .service(delivery_page)
-        .service(replay);
+        .service(replay)
+        .service(sessions);
+}
+
+/// How many of the latest `session.*` events the timeline reads.
+const TIMELINE_EVENTS: i64 = 1000;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/sessions.html")]
+struct SessionsPage {
+    nav: Nav,
+    sessions: Vec<timeline::Session>,
+}
+
+/// Anthropic agent sessions, each told as one story in the order things happened.
+#[get("/t/{team}/sessions")]
+async fn sessions(state: web::Data<WebState>, member: Member) -> Result<SessionsPage, PageError> {
+    member.require(Action::Read)?;
+    let found =
+        events::latest_with_bodies(&state.pool, member.team_id(), "session.", TIMELINE_EVENTS)
+            .await?;
+    let sessions = timeline::sessions(
+        found
+            .iter()
+            .map(|(e, body)| (&e.id, e.received_at, body.as_slice())),
+    );
+    Ok(SessionsPage {
+        nav: Nav::new(&member, "events", state.smtp_configured),
+        sessions,
+    })
 }
 
 const PAGE: u32 = 50;

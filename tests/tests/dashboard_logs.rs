@@ -91,6 +91,18 @@ async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back(
         .get(&format!("{team}/events?status=succeeded&event_type=push"))
         .await;
     page.assert_contains("guid-push");
+    let page = v
+        .get(&format!("{team}/events?payload=payload.issue.number+%3D+1"))
+        .await;
+    page.assert_contains("guid-issue");
+    assert!(!page.body.contains("guid-push"));
+    let page = v
+        .get(&format!("{team}/events?payload=ref+%3D+refs/heads/main"))
+        .await;
+    page.assert_contains("guid-push");
+    assert!(!page.body.contains("guid-issue"));
+    let page = v.get(&format!("{team}/events?payload=issue.number")).await;
+    page.assert_contains("is not path = value");
     let page = v.get(&format!("{team}/events?status=failed")).await;
     page.assert_contains("No events match these filters");
     let page = v.get(&format!("{team}/events?since=yesterday")).await;

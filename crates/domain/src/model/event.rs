@@ -45,6 +45,38 @@ pub struct EventFilter {
     pub until: Option<DateTime<Utc>>,
     /// Events with at least one delivery in this status.
     pub delivery_status: Option<crate::delivery::DeliveryStatus>,
+    /// Events whose JSON body holds this value at this path.
+    pub payload: Option<PayloadMatch>,
+}
+
+/// `payload.issue.number = 42`: a path into a JSON body and the value it must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadMatch {
+    pub path: Vec<String>,
+    pub value: serde_json::Value,
+}
+
+impl PayloadMatch {
+    /// Reads `issue.number = 42` (a leading `payload.` is optional). The value is JSON
+    /// when it parses as JSON (`42`, `true`, `"42"`), else the text as a string.
+    pub fn parse(raw: &str) -> Result<PayloadMatch, String> {
+        let (path, value) = raw
+            .split_once('=')
+            .ok_or_else(|| format!("{raw:?} is not path = value, such as issue.number = 42"))?;
+        let path = path.trim();
+        let path = path.strip_prefix("payload.").unwrap_or(path);
+        let segments: Vec<String> = path.split('.').map(|s| s.trim().to_owned()).collect();
+        if path.is_empty() || segments.iter().any(String::is_empty) {
+            return Err(format!("{path:?} is not a path such as issue.number"));
+        }
+        let value = value.trim();
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        Ok(PayloadMatch {
+            path: segments,
+            value,
+        })
+    }
 }
 
 /// A glob (`*` for any characters) as a SQL `LIKE` pattern, with `%`, `_` and `\`
@@ -76,6 +108,23 @@ pub struct Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_searches_read_a_path_and_a_json_value() {
+        let m = PayloadMatch::parse("payload.issue.number = 42").unwrap();
+        assert_eq!(m.path, ["issue", "number"]);
+        assert_eq!(m.value, serde_json::json!(42));
+        let m = PayloadMatch::parse("action=opened").unwrap();
+        assert_eq!(m.path, ["action"]);
+        assert_eq!(m.value, serde_json::json!("opened"));
+        assert_eq!(
+            PayloadMatch::parse("data.id = \"42\"").unwrap().value,
+            serde_json::json!("42")
+        );
+        for bad in ["issue.number", "= 3", "a..b = 1"] {
+            assert!(PayloadMatch::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn globs_become_like_patterns_with_the_rest_literal() {

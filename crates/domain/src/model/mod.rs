@@ -14,7 +14,7 @@ pub use delivery::{Attempt, Delivery, DeliveryFilter};
 pub use destination::{
     AuthScheme, Credentials, Destination, DestinationSettings, DestinationUrl, HttpMethod, hint,
 };
-pub use event::{Event, EventFilter, NewEvent, Target, like_pattern};
+pub use event::{Event, EventFilter, NewEvent, PayloadMatch, Target, like_pattern};
 pub use names::{Name, NameError};
 pub use route::{Route, RouteTarget};
 pub use source::Source;

@@ -244,6 +244,7 @@ pub async fn list(
            AND ($9::text IS NULL OR event_type LIKE $9)
            AND ($10::text IS NULL OR EXISTS (
                  SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status = $10))
+           AND ($11::text[] IS NULL OR switchyard_body_json(body) #> $11 = $12::jsonb)
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(team)
@@ -256,6 +257,8 @@ pub async fn list(
     .bind(fetch_limit(req))
     .bind(filter.event_type_glob.as_deref().map(like_pattern))
     .bind(filter.delivery_status.map(|s| s.as_str()))
+    .bind(filter.payload.as_ref().map(|p| p.path.clone()))
+    .bind(filter.payload.as_ref().map(|p| p.value.clone()))
     .fetch_all(db)
     .await?;
     Ok(page(rows, req, |e| e.id.to_string()))

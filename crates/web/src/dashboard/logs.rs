@@ -15,7 +15,7 @@ use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
 use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{
-    Attempt, Delivery, DeliveryFilter, Event, EventFilter, PageRequest,
+    Attempt, Delivery, DeliveryFilter, Event, EventFilter, PageRequest, PayloadMatch,
 };
 use switchyard_domain::routing::timeline;
 use switchyard_domain::store::{deliveries, destinations, events, routes, sources};
@@ -155,6 +155,7 @@ struct EventQuery {
     source: String,
     event_type: String,
     dedup_key: String,
+    payload: String,
     status: String,
     since: String,
     until: String,
@@ -168,6 +169,7 @@ impl EventQuery {
             ("source", &self.source),
             ("event_type", &self.event_type),
             ("dedup_key", &self.dedup_key),
+            ("payload", &self.payload),
             ("status", &self.status),
             ("since", &self.since),
             ("until", &self.until),
@@ -233,6 +235,12 @@ async fn event_list(
         match raw.parse() {
             Ok(id) => filter.source_id = Some(id),
             Err(_) => problem = Some("That source does not exist.".to_owned()),
+        }
+    }
+    if let Some(raw) = text(&q.payload) {
+        match PayloadMatch::parse(&raw) {
+            Ok(m) => filter.payload = Some(m),
+            Err(e) => problem = Some(super::forms::sentence(&e)),
         }
     }
     if let Some(raw) = text(&q.status) {

@@ -8,3 +8,6 @@ EXCEPTION WHEN others THEN
     RETURN NULL;
 END
 $$;
+
+-- Finding an event by its dedup key (a GitHub delivery GUID, an Anthropic whe_ id).
+CREATE INDEX events_team_dedup ON events (team_id, dedup_key);

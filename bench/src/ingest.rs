@@ -42,6 +42,71 @@ pub async fn serve(database_url: &str) -> anyhow::Result<()> {
     running.wait().await
 }
 
+/// Switchyard as a child process of the benchmark, on a fresh database.
+pub struct Server {
+    database: String,
+    pub database_url: String,
+    pub app: String,
+    pub pid: u32,
+    child: tokio::process::Child,
+}
+
+impl Server {
+    pub async fn start(admin_url: &str) -> anyhow::Result<Server> {
+        let database = format!("switchyard_bench_{}", std::process::id());
+        let mut admin = PgConnection::connect(admin_url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+            )))
+            .await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(admin_url);
+        let database_url = format!("{base}/{database}");
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["serve", &database_url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().context("child pid")?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let port: u16 = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await?
+            .context("child port")?
+            .parse()?;
+        Ok(Server {
+            database,
+            database_url,
+            app: format!("http://127.0.0.1:{port}"),
+            pid,
+            child,
+        })
+    }
+
+    /// Ends the child and drops its database.
+    pub async fn stop(mut self, admin_url: &str) -> anyhow::Result<()> {
+        self.child.kill().await.ok();
+        let mut admin = PgConnection::connect(admin_url).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            )))
+            .await?;
+        Ok(())
+    }
+}
+
 struct Phase {
     concurrency: usize,
     accepted: usize,
@@ -56,40 +121,8 @@ pub async fn run(
     levels: &[usize],
     deliver: bool,
 ) -> anyhow::Result<()> {
-    let database = format!("switchyard_bench_{}", std::process::id());
-    let mut admin = PgConnection::connect(admin_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-        )))
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(admin_url);
-    let database_url = format!("{base}/{database}");
-
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["serve", &database_url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("child pid")?;
-    let stdout = child.stdout.take().context("child stdout")?;
-    let port: u16 = BufReader::new(stdout)
-        .lines()
-        .next_line()
-        .await?
-        .context("child port")?
-        .parse()?;
-    let app = format!("http://127.0.0.1:{port}");
-
+    let server = Server::start(admin_url).await?;
+    let (database_url, pid, app) = (server.database_url.clone(), server.pid, server.app.clone());
     let pool = PgPool::connect(&database_url).await?;
     let team = switchyard_domain::store::teams::insert(&pool, "bench", "Bench").await?;
     let (_, key) = switchyard_domain::store::api_keys::create(&pool, &team.id, "bench").await?;
@@ -217,14 +250,8 @@ pub async fn run(
     }) {
         println!("{line}");
     }
-    child.kill().await.ok();
     pool.close().await;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-        )))
-        .await?;
-    Ok(())
+    server.stop(admin_url).await
 }
 
 /// Sends webhooks from `concurrency` loops for `length`.
@@ -402,7 +429,7 @@ async fn raw_insert(
     Ok((rate, latencies))
 }
 
-fn percentile(samples: &[Duration], q: f64) -> Duration {
+pub fn percentile(samples: &[Duration], q: f64) -> Duration {
     if samples.is_empty() {
         return Duration::ZERO;
     }
@@ -411,7 +438,7 @@ fn percentile(samples: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.1}ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -426,13 +453,13 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn num_cpus() -> usize {
+pub fn num_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
 }
 
-fn cpu_model() -> String {
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

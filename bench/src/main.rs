@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p switchyard-bench -- ingest [--seconds 10] [--concurrency 1,16,64]
+//! cargo run --release -p switchyard-bench -- logs [--events 1000000] [--requests 50]
 //! ```
 //!
 //! `ingest` starts Switchyard as a child process on a fresh database, routes a GitHub
@@ -10,8 +11,12 @@
 //! sink, end-to-end latency and the server's peak RSS. In the same run it measures the
 //! raw baseline (the same payload, one `INSERT` + commit per request through sqlx at the
 //! same concurrency) and prints `ingest / raw-insert`.
+//!
+//! `logs` seeds one team with a million events and measures the API's event list and
+//! the dashboard's events page under each filter.
 
 mod ingest;
+mod logs;
 mod sink;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +48,20 @@ enum Command {
         )]
         admin_url: String,
     },
+    /// The events list and page at a million events per team.
+    Logs {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: i64,
+        /// Sequential requests per case.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+        #[arg(
+            long,
+            env = "SWITCHYARD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
     /// Internal: run Switchyard in this process (the benchmark's child).
     #[command(hide = true)]
     Serve { database_url: String },
@@ -59,6 +78,11 @@ fn main() -> anyhow::Result<()> {
             deliver,
             admin_url,
         } => runtime.block_on(ingest::run(&admin_url, seconds, &concurrency, deliver)),
+        Command::Logs {
+            events,
+            requests,
+            admin_url,
+        } => runtime.block_on(logs::run(&admin_url, events, requests)),
         Command::Serve { database_url } => runtime.block_on(ingest::serve(&database_url)),
     }
 }

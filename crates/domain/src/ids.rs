@@ -34,6 +34,16 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The smallest id that could have been made at `at`: ids sort by their
+            /// time of making, so a time range is an id range.
+            pub fn first_at(at: chrono::DateTime<chrono::Utc>) -> String {
+                let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+                format!(
+                    concat!($prefix, "_{}"),
+                    ulid::Ulid::from_parts(ms, 0).to_string().to_ascii_lowercase()
+                )
+            }
         }
 
         impl FromStr for $name {
@@ -101,6 +111,15 @@ prefixed_id!(ReplayId, "rpl");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_later_sort_after_the_first_id_of_an_earlier_time() {
+        let before = chrono::Utc::now() - chrono::Duration::milliseconds(2);
+        let id = EventId::generate();
+        assert!(EventId::first_at(before).as_str() < id.as_str());
+        let after = chrono::Utc::now() + chrono::Duration::milliseconds(2);
+        assert!(id.as_str() < EventId::first_at(after).as_str());
+    }
 
     #[test]
     fn generated_ids_carry_their_prefix_and_parse_back() {

@@ -224,6 +224,9 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
     push_deliveries(tx, &tasks).await
 }
 
+/// How far an event's id time may be from its `received_at`.
+const ID_SLACK: chrono::Duration = chrono::Duration::minutes(1);
+
 #[tracing::instrument(skip_all)]
 pub async fn list(
     db: impl PgExecutor<'_>,
@@ -245,6 +248,7 @@ pub async fn list(
            AND ($10::text IS NULL OR EXISTS (
                  SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status = $10))
            AND ($11::text[] IS NULL OR switchyard_body_json(body) #> $11 = $12::jsonb)
+           AND ($13::text IS NULL OR id >= $13) AND ($14::text IS NULL OR id < $14)
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(team)
@@ -259,6 +263,10 @@ pub async fn list(
     .bind(filter.delivery_status.map(|s| s.as_str()))
     .bind(filter.payload.as_ref().map(|p| p.path.clone()))
     .bind(filter.payload.as_ref().map(|p| p.value.clone()))
+    // Ids are made as events arrive, so the time range also bounds them (with a minute's
+    // slack): the team's id index then serves a range anywhere in its history.
+    .bind(filter.since.map(|t| EventId::first_at(t - ID_SLACK)))
+    .bind(filter.until.map(|t| EventId::first_at(t + ID_SLACK)))
     .fetch_all(db)
     .await?;
     Ok(page(rows, req, |e| e.id.to_string()))

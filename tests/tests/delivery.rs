@@ -226,6 +226,11 @@ async fn a_replay_resends_a_failed_delivery_with_a_new_webhook_id() {
 
     let got = receiver.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(got[1].headers["webhook-id"], format!("{delivery_id}_r1"));
+    assert_eq!(got[1].headers["switchyard-replay"], "true");
+    assert!(
+        !got[0].headers.contains_key("switchyard-replay"),
+        "a first send is not a replay"
+    );
     let done = app
         .wait_delivery(&delivery_id, Duration::from_secs(5), |d| {
             d["status"] == "succeeded"

@@ -280,7 +280,7 @@ fn signed_headers(
         .and_then(|v| v.as_str())
         .unwrap_or("application/json")
         .to_owned();
-    Ok(vec![
+    let mut headers = vec![
         ("content-type".to_owned(), content_type),
         ("webhook-id".to_owned(), msg_id.clone()),
         ("webhook-timestamp".to_owned(), timestamp.to_string()),
@@ -297,7 +297,12 @@ fn signed_headers(
             delivery.event_id.to_string(),
         ),
         ("switchyard-delivery-id".to_owned(), delivery.id.to_string()),
-    ])
+    ];
+    // A receiver can tell a deliberate replay from a first send (and from a retry).
+    if delivery.replay_count > 0 {
+        headers.push(("switchyard-replay".to_owned(), "true".to_owned()));
+    }
+    Ok(headers)
 }
 
 /// What an answer says besides its status.

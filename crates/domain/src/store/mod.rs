@@ -120,6 +120,12 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// The statement ran past its `statement_timeout` (a search too wide to finish).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("57014"))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

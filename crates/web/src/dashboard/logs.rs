@@ -191,8 +191,9 @@ struct EventsPage {
     next_cursor: Option<String>,
     names: Names,
     statuses: &'static [DeliveryStatus],
-    /// A filter value that could not be read.
+    /// A filter value that could not be read, or a search that could not finish.
     problem: Option<String>,
+    notice: Option<&'static str>,
 }
 
 impl EventsPage {
@@ -257,15 +258,33 @@ async fn event_list(
             }
         }
     }
+    // A search inside bodies reads every body in range: it looks at the last day unless
+    // the person says otherwise.
+    let mut notice = None;
+    if filter.payload.is_some() && filter.since.is_none() {
+        filter.since = Some(Utc::now() - chrono::Duration::hours(24));
+        notice = Some("Searching bodies of the last 24 hours; set From to look further back.");
+    }
     let page = PageRequest {
         cursor: text(&q.cursor),
         limit: PAGE,
     };
     let found = match problem {
         Some(_) => Default::default(),
-        None => events::list(&state.pool, member.team_id(), &filter, &page).await?,
+        None => match events::list(&state.pool, member.team_id(), &filter, &page).await {
+            Ok(found) => found,
+            Err(e) if e.is_timeout() => {
+                problem = Some(
+                    "This search took too long. Narrow it: a shorter time range, a source or an event type."
+                        .to_owned(),
+                );
+                Default::default()
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     Ok(EventsPage {
+        notice,
         nav: Nav::new(&member, "events", state.smtp_configured),
         names: Names::load(&state, &member).await?,
         q,

@@ -189,10 +189,10 @@ pub async fn run(admin_url: &str, events: i64, requests: usize) -> anyhow::Resul
             requests,
         ),
         (
-            "dashboard: payload issue.number = 7 (a scan)".into(),
-            page("?payload=issue.number+%3D+7"),
+            "dashboard: payload issue.number = n (the last day's bodies)".into(),
+            page(&format!("?payload=issue.number+%3D+{}", events - 100)),
             true,
-            requests.min(5),
+            requests.min(10),
         ),
     ];
     for (name, url, signed_in, n) in cases {

@@ -111,6 +111,19 @@ async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back(
     let page = v.get(&format!("{team}/events?status=lost")).await;
     page.assert_contains("is not a delivery status");
 
+    // A retry of the issue event is answered duplicate and counted on the original.
+    let (status, answer) = app
+        .send_github(
+            &source,
+            SECRET,
+            "issues",
+            "guid-issue",
+            br#"{"action":"opened","issue":{"number":1}}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "duplicate");
+
     // The event page: pretty body, raw bytes, headers with credentials redacted.
     let id: String = sqlx::query_scalar("SELECT id FROM events WHERE dedup_key = 'guid-issue'")
         .fetch_one(&app.pool)
@@ -120,6 +133,7 @@ async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back(
     page.assert_contains("&#34;number&#34;: 1");
     page.assert_contains("x-github-delivery");
     page.assert_contains("badge ok\">succeeded</span>");
+    page.assert_contains("<dt>Duplicates received</dt><dd>1, the last at");
     assert_eq!(
         v.get(&format!("{team}/events/evt_nope")).await.status,
         StatusCode::NOT_FOUND

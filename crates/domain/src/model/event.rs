@@ -15,6 +15,9 @@ pub struct Event {
     pub event_type: Option<String>,
     pub dedup_key: String,
     pub received_at: DateTime<Utc>,
+    /// Repeats of this event the sender sent after it was accepted, answered `duplicate`.
+    pub duplicates: i32,
+    pub last_duplicate_at: Option<DateTime<Utc>>,
 }
 
 /// An accepted request on its way into the database.
@@ -77,6 +80,25 @@ impl PayloadMatch {
             value,
         })
     }
+
+    /// Bytes every matching body contains, checked before the body is parsed: the text
+    /// of a plain string or integer value. `None` when the value could be written more
+    /// than one way in JSON (escapes, decimals, objects).
+    pub fn needle(&self) -> Option<Vec<u8>> {
+        match &self.value {
+            serde_json::Value::String(s)
+                if !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' && c != '/') =>
+            {
+                Some(s.as_bytes().to_vec())
+            }
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
+                Some(n.to_string().into_bytes())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A glob (`*` for any characters) as a SQL `LIKE` pattern, with `%`, `_` and `\`
@@ -124,6 +146,17 @@ mod tests {
         for bad in ["issue.number", "= 3", "a..b = 1"] {
             assert!(PayloadMatch::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_values_written_one_way_narrow_the_scan() {
+        let needle = |raw: &str| PayloadMatch::parse(raw).unwrap().needle();
+        assert_eq!(needle("issue.number = 42"), Some(b"42".to_vec()));
+        assert_eq!(needle("action = opened"), Some(b"opened".to_vec()));
+        assert_eq!(needle("a = 4.5"), None);
+        assert_eq!(needle("a = \"two words\""), None);
+        assert_eq!(needle("a = \"a/b\""), None, "JSON may escape the slash");
+        assert_eq!(needle("a = true"), None);
     }
 
     #[test]

@@ -3,17 +3,20 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::queue::{DeliveryTask, push_deliveries};
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
-use crate::model::{Event, EventFilter, NewEvent, Page, PageRequest, Target, like_pattern};
+use crate::model::{
+    Event, EventFilter, NewEvent, Page, PageRequest, PayloadMatch, Target, like_pattern,
+};
 
 macro_rules! columns {
     () => {
-        "id, team_id, source_id, event_type, dedup_key, received_at"
+        "id, team_id, source_id, event_type, dedup_key, received_at, duplicates, last_duplicate_at"
     };
 }
 
@@ -119,7 +122,7 @@ pub async fn ingest(
     insert_events(tx, &new).await?;
     insert_deliveries(tx, &new).await?;
 
-    batch
+    let answers: Vec<Ingested> = batch
         .iter()
         .enumerate()
         .map(|(i, e)| {
@@ -139,7 +142,41 @@ pub async fn ingest(
                     ))
             }
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    count_duplicates(tx, &answers, now).await?;
+    Ok(answers)
+}
+
+/// Notes repeats on the events they repeat: one statement, only for batches that have
+/// any, so the common case writes nothing more.
+async fn count_duplicates(
+    tx: &mut PgConnection,
+    answers: &[Ingested],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut repeated: HashMap<&EventId, i32> = HashMap::new();
+    for answer in answers {
+        if let Ingested::Duplicate(original) = answer {
+            *repeated.entry(original).or_default() += 1;
+        }
+    }
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    // In id order, so two batches repeating the same events lock them in one order.
+    let mut repeated: Vec<(&EventId, i32)> = repeated.into_iter().collect();
+    repeated.sort();
+    let (ids, counts): (Vec<&EventId>, Vec<i32>) = repeated.into_iter().unzip();
+    sqlx::query(
+        "UPDATE events SET duplicates = duplicates + r.n, last_duplicate_at = $3
+         FROM unnest($1::text[], $2::int[]) AS r (id, n) WHERE events.id = r.id",
+    )
+    .bind(ids)
+    .bind(counts)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_events(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
@@ -247,6 +284,7 @@ pub async fn list(
            AND ($9::text IS NULL OR event_type LIKE $9)
            AND ($10::text IS NULL OR EXISTS (
                  SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status = $10))
+           AND ($15::bytea IS NULL OR position($15 in body) > 0)
            AND ($11::text[] IS NULL OR switchyard_body_json(body) #> $11 = $12::jsonb)
            AND ($13::text IS NULL OR id >= $13) AND ($14::text IS NULL OR id < $14)
          ORDER BY id DESC LIMIT $8"
@@ -267,6 +305,7 @@ pub async fn list(
     // slack): the team's id index then serves a range anywhere in its history.
     .bind(filter.since.map(|t| EventId::first_at(t - ID_SLACK)))
     .bind(filter.until.map(|t| EventId::first_at(t + ID_SLACK)))
+    .bind(filter.payload.as_ref().and_then(PayloadMatch::needle))
     .fetch_all(db)
     .await?;
     Ok(page(rows, req, |e| e.id.to_string()))

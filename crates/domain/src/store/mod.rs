@@ -123,7 +123,8 @@ impl StoreError {
 
     /// The statement ran past its `statement_timeout` (a search too wide to finish).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+        matches!(self, StoreError::Unavailable(sqlx::Error::Database(db))
+                     | StoreError::Database(sqlx::Error::Database(db))
             if db.code().as_deref() == Some("57014"))
     }
 }

@@ -31,6 +31,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/routes/preview"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/events/{id}"),
+    ("post", "/api/v1/events/{id}/rerun"),
     ("get", "/api/v1/deliveries"),
     ("get", "/api/v1/deliveries/{id}"),
     ("post", "/api/v1/deliveries/{id}/replay"),
@@ -221,7 +222,8 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
         // Replaying or cancelling one thing takes no body.
         .filter(|(m, p)| {
             matches!(*m, "post" | "patch")
-                && !(p.contains("{id}") && (p.ends_with("/replay") || p.ends_with("/cancel")))
+                && !(p.contains("{id}")
+                    && (p.ends_with("/replay") || p.ends_with("/cancel") || p.ends_with("/rerun")))
         })
         .map(|(m, p)| {
             let path = if p.contains("{id}") {

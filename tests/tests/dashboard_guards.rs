@@ -165,6 +165,7 @@ async fn every_team_page_and_form_is_guarded() {
         "/api-keys".into(),
         format!("/api-keys/{key}/revoke"),
         format!("/deliveries/{dlv}/replay"),
+        format!("/events/{evt}/rerun"),
         "/replays".into(),
         format!("/replays/{rpl}/cancel"),
         "/delete".into(),

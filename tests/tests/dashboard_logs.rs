@@ -382,3 +382,81 @@ async fn agent_sessions_read_in_the_order_things_happened_with_threads_nested() 
     assert!(idled < thread, "threads follow the session's own events");
     assert!(page.body[thread..].contains("session.thread_created"));
 }
+
+#[tokio::test]
+async fn an_event_re_runs_through_today_s_routes_as_new_deliveries() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, source) = wired(&app, &receiver.url("/first")).await;
+    post(&app, &source, "issues", "g-1", br#"{"action":"opened"}"#).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    // A second destination and route, added after the event arrived.
+    v.post(
+        &format!("{team}/destinations"),
+        &[
+            ("kind", "http"),
+            ("name", "audit"),
+            ("url", &receiver.url("/second")),
+        ],
+    )
+    .await;
+    let (src, dst): (String, String) =
+        sqlx::query_as("SELECT s.id, d.id FROM sources s, destinations d WHERE d.name = 'audit'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    v.post(
+        &format!("{team}/routes"),
+        &[
+            ("name", "audit trail"),
+            ("source_id", &src),
+            ("destination_id", &dst),
+        ],
+    )
+    .await;
+    let event: String = sqlx::query_scalar("SELECT id FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let path = format!("{team}/events/{event}");
+    v.get(&path).await.assert_contains("Re-run through today");
+    v.post(&format!("{path}/rerun"), &[])
+        .await
+        .assert_redirect(&path);
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let mut paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/first", "/first", "/second"]);
+    let page = v.get_until(&path, "audit").await;
+    assert_eq!(
+        page.body.matches("/deliveries/dlv_").count(),
+        3,
+        "history kept"
+    );
+
+    // Through the API too; another team's key finds no such event.
+    let (status, _) = app
+        .post(&format!("/api/v1/events/{event}/rerun"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let team_id: String = sqlx::query_scalar("SELECT id FROM teams WHERE slug = 'acme-two'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (_, key) =
+        switchyard_domain::store::api_keys::create(&app.pool, &team_id.parse().unwrap(), "ci")
+            .await
+            .unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/events/{event}/rerun")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["deliveries"].as_array().unwrap().len(), 2);
+    receiver.wait_for(5, Duration::from_secs(10)).await;
+}

@@ -1,7 +1,6 @@
 //! `/api/v1/events`: what sources received.
 
-use actix_web::get;
-use actix_web::web;
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_domain::ids::{EventId, SourceId};
@@ -11,10 +10,59 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, Invalid, missing, not_found};
 use crate::list::{List, Paging};
+use crate::route_preview::targets_today;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list).service(get);
+    cfg.service(list).service(get).service(rerun);
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Rerun {
+    /// The new deliveries, one per route that takes the event today.
+    deliveries: Vec<Delivery>,
+}
+
+/// Sends the event through today's routes again: one new delivery per route that takes
+/// it, linked to the event (routes whose filter fails on it get a failed delivery saying
+/// why). Its earlier deliveries stay as they were.
+pub(crate) async fn rerun_event(
+    state: &WebState,
+    team: &ApiTeam,
+    id: &EventId,
+) -> ApiResult<usize> {
+    let targets: Vec<_> = targets_today(state, team, id)
+        .await
+        .map_err(|e| match e.0.status {
+            422 => not_found("event"),
+            _ => e,
+        })?
+        .into_iter()
+        .map(|(target, _)| target)
+        .collect();
+    let mut tx = state.pool.begin().await?;
+    let made = events::rerun(&mut tx, &team.0, id, &targets, Utc::now()).await?;
+    team.audit(&mut *tx, "event.rerun", id.as_str()).await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
+#[utoipa::path(tag = "events", responses((status = 202, body = Rerun), (status = 404)))]
+#[post("/events/{id}/rerun")]
+async fn rerun(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id: EventId = id.parse().map_err(|_| not_found("event"))?;
+    let before: Vec<Delivery> = deliveries::for_event(&state.pool, &team.0, &id).await?;
+    rerun_event(&state, &team, &id).await?;
+    let after = deliveries::for_event(&state.pool, &team.0, &id).await?;
+    let deliveries = after
+        .into_iter()
+        .filter(|d| !before.iter().any(|b| b.id == d.id))
+        .collect();
+    Ok(HttpResponse::Accepted().json(Rerun { deliveries }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

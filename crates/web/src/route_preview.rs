@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::delivery::compose::{self, EventView};
 use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
-use switchyard_domain::model::{Destination, Source};
+use switchyard_domain::model::{Destination, Source, Target};
 use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::structured;
 use switchyard_domain::routing::template::{self, EventContext, EventMeta, Links, SourceContext};
@@ -73,6 +73,56 @@ pub(crate) struct Candidate {
     pub(crate) filter: Option<String>,
     pub(crate) template: Option<String>,
     pub(crate) subject: Option<String>,
+}
+
+/// What today's routes of an event's source make of it: one target per route that takes
+/// it, and for a route whose filter fails on it, a target carrying the reason (as ingest
+/// does). Paused routes take nothing.
+pub(crate) async fn targets_today(
+    state: &WebState,
+    team: &ApiTeam,
+    event: &EventId,
+) -> ApiResult<Vec<(Target, DestinationKind)>> {
+    let input = PreviewSample {
+        event_id: Some(event.to_string()),
+        ..PreviewSample::default()
+    };
+    let sample = sample(state, team, input).await?;
+    let (stored, _, _) = events::get_with_body(&state.pool, &team.0, event).await?;
+    let source = sources::get(&state.pool, &team.0, &stored.source_id).await?;
+    let everything = switchyard_domain::model::PageRequest {
+        cursor: None,
+        limit: 500,
+    };
+    let mut targets = Vec::new();
+    for route in routes::list(&state.pool, &team.0, &everything).await?.items {
+        if route.source_id != source.id || route.paused {
+            continue;
+        }
+        let destination = destinations::get(&state.pool, &team.0, &route.destination_id).await?;
+        let kind = destination.kind;
+        let candidate = Candidate {
+            source: source.clone(),
+            destination,
+            event_types: route.event_types.clone(),
+            filter: route.filter.clone(),
+            template: None,
+            subject: None,
+        };
+        let preview = run(state, team, &candidate, &sample).await?;
+        let failure = match (preview.matched, preview.error) {
+            (true, _) => None,
+            (false, Some(error)) => Some(error),
+            (false, None) => continue,
+        };
+        let target = Target {
+            route_id: route.id,
+            destination_id: route.destination_id,
+            failure,
+        };
+        targets.push((target, kind));
+    }
+    Ok(targets)
 }
 
 /// How many of a source's latest events the dashboard looks through for one the route's

@@ -201,19 +201,61 @@ async fn insert_events(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<()
     Ok(())
 }
 
+/// A delivery to make: for this event, at this time, to this route's destination.
+struct Planned<'a> {
+    event: &'a EventId,
+    team: &'a TeamId,
+    at: DateTime<Utc>,
+    target: &'a Target,
+}
+
 /// One `pending` delivery per matched route of each event, and its first task.
 async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
-    let rows: Vec<(DeliveryId, &NewEvent, &Target)> = events
+    let planned: Vec<Planned<'_>> = events
         .iter()
         .flat_map(|e| {
-            e.targets
-                .iter()
-                .map(move |t| (DeliveryId::generate(), *e, t))
+            e.targets.iter().map(move |target| Planned {
+                event: &e.id,
+                team: &e.team_id,
+                at: e.received_at,
+                target,
+            })
         })
         .collect();
-    if rows.is_empty() {
-        return Ok(());
+    insert_planned(tx, &planned).await.map(|_| ())
+}
+
+/// Sends a stored event through routes again, as the caller matched them today: one new
+/// delivery per target, linked to the event, each with its first task. Earlier
+/// deliveries stay as they were. Returns how many were made.
+#[tracing::instrument(skip_all)]
+pub async fn rerun(
+    tx: &mut PgConnection,
+    team: &TeamId,
+    event: &EventId,
+    targets: &[Target],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let planned: Vec<Planned<'_>> = targets
+        .iter()
+        .map(|target| Planned {
+            event,
+            team,
+            at: now,
+            target,
+        })
+        .collect();
+    insert_planned(tx, &planned).await
+}
+
+async fn insert_planned(
+    tx: &mut PgConnection,
+    planned: &[Planned<'_>],
+) -> Result<usize, StoreError> {
+    if planned.is_empty() {
+        return Ok(0);
     }
+    let ids: Vec<DeliveryId> = planned.iter().map(|_| DeliveryId::generate()).collect();
     // Joined with routes and destinations: one deleted since the source was cached is
     // skipped rather than failing the batch.
     // A delivery whose route's filter failed is made `failed`, with the reason, and gets
@@ -231,19 +273,31 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
          JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
          RETURNING id, team_id, status",
     )
-    .bind(rows.iter().map(|r| &r.0).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.1.team_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.1.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.2.route_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.2.destination_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.received_at).collect::<Vec<_>>())
+    .bind(&ids)
+    .bind(planned.iter().map(|p| p.team).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.event).collect::<Vec<_>>())
     .bind(
-        rows.iter()
-            .map(|r| r.2.failure.as_deref())
+        planned
+            .iter()
+            .map(|p| &p.target.route_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        planned
+            .iter()
+            .map(|p| &p.target.destination_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(planned.iter().map(|p| p.at).collect::<Vec<_>>())
+    .bind(
+        planned
+            .iter()
+            .map(|p| p.target.failure.as_deref())
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *tx)
     .await?;
+    let made = inserted.len();
     let tasks: Vec<_> = inserted
         .into_iter()
         .filter(|(_, _, status)| status == DeliveryStatus::Pending.as_str())
@@ -258,7 +312,8 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
             )
         })
         .collect();
-    push_deliveries(tx, &tasks).await
+    push_deliveries(tx, &tasks).await?;
+    Ok(made)
 }
 
 /// How far an event's id time may be from its `received_at`.

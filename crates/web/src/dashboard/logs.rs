@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(delivery_list)
         .service(delivery_page)
         .service(replay)
+        .service(rerun)
         .service(sessions);
 }
 
@@ -299,6 +300,8 @@ async fn event_list(
 #[template(path = "dashboard/event.html")]
 struct EventPage {
     nav: Nav,
+    /// Why a re-run was refused.
+    problem: Option<String>,
     event: Event,
     headers: String,
     /// The body pretty-printed when it is JSON.
@@ -315,20 +318,63 @@ async fn event_page(
     path: web::Path<(String, String)>,
 ) -> Result<EventPage, PageError> {
     member.require(Action::Read)?;
-    let id: EventId = path_id(&path.1)?;
+    event_page_view(&state, &member, &path_id(&path.1)?).await
+}
+
+async fn event_page_view(
+    state: &WebState,
+    member: &Member,
+    id: &EventId,
+) -> Result<EventPage, PageError> {
+    let id = id.clone();
     let (event, headers, body) = events::get_with_body(&state.pool, member.team_id(), &id).await?;
     let pretty = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok());
     Ok(EventPage {
-        nav: Nav::new(&member, "events", state.smtp_configured),
+        nav: Nav::new(member, "events", state.smtp_configured),
+        problem: None,
         headers: serde_json::to_string_pretty(&headers).unwrap_or_default(),
         pretty,
         raw: String::from_utf8_lossy(&body).into_owned(),
         deliveries: deliveries::for_event(&state.pool, member.team_id(), &id).await?,
-        names: Names::load(&state, &member).await?,
+        names: Names::load(state, member).await?,
         event,
     })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RerunForm {
+    /// Routine routes start a new (paid) Claude session: the person must say so.
+    confirm: Option<String>,
+}
+
+/// Sends the event through today's routes again.
+#[post("/t/{team}/events/{id}/rerun")]
+async fn rerun(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<RerunForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id: EventId = path_id(&path.1)?;
+    let acting = member.acting();
+    let targets = crate::route_preview::targets_today(&state, &acting, &id).await?;
+    let reaches_routine = targets
+        .iter()
+        .any(|(t, kind)| *kind == DestinationKind::Routine && t.failure.is_none());
+    if reaches_routine && form.confirm.is_none() {
+        let mut page = event_page_view(&state, &member, &id).await?;
+        page.problem = Some(
+            "Tick the box first: a route of this event fires a routine, which starts a new Claude Code session."
+                .to_owned(),
+        );
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    crate::events::rerun_event(&state, &acting, &id).await?;
+    Ok(see_other(member.path(&format!("events/{id}"))))
 }
 
 #[derive(Debug, Default, Deserialize)]

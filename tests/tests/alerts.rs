@@ -186,3 +186,35 @@ async fn alert_settings_are_changed_by_admins_in_the_dashboard() {
         .await
         .assert_contains("alerts.update");
 }
+
+#[tokio::test]
+async fn a_routine_fire_without_an_answer_is_emailed_as_an_unknown_outcome() {
+    let smtp = SmtpServer::start(vec![250]);
+    let app = app_with(&smtp).await;
+    settle(&app, oncall()).await;
+    let token = "sk-ant-oat01-test-token-0123456789";
+    let fake =
+        switchyard_tests::FakeRoutines::start(token, vec![switchyard_tests::Answer::Hang]).await;
+    let source = app.create_source("github", Some(SECRET)).await;
+    let destination = app
+        .created(
+            "/api/v1/destinations",
+            serde_json::json!({"name": "triage", "kind": "routine",
+                "fire_url": fake.fire_url("trig_01ABCDEF"), "token": token}),
+        )
+        .await;
+    app.create_route(&source, &destination, &["*"]).await;
+    let (status, _) = app
+        .send_github(&source, SECRET, "issues", "g-1", b"{}")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mail = smtp.wait_for(1, Duration::from_secs(20)).await.remove(0);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("[Switchyard] A fire of \"triage\" may or may not have started")
+    );
+    let text = mail.part("text/plain").unwrap();
+    assert!(text.contains("is not fired again on its own"), "{text}");
+    assert_eq!(fake.received().len(), 1, "one fire, no second");
+}

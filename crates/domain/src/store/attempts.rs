@@ -276,15 +276,27 @@ async fn recover(
             if destination_kind(tx, team, &delivery.destination_id).await?
                 == DestinationKind::Routine
             {
+                let reason =
+                    "a fire was in flight when its worker stopped; it may have started a session";
                 settle(
                     tx,
                     team,
                     &delivery,
                     DeliveryStatus::UnknownOutcome,
-                    Some("a fire was in flight when its worker stopped; it may have started a session"),
+                    Some(reason),
                     now,
                 )
                 .await?;
+                let alert = AlertTask {
+                    team_id: team.clone(),
+                    destination_id: Some(delivery.destination_id.clone()),
+                    alert: Alert::UnknownOutcome {
+                        delivery_id: delivery.id.clone(),
+                        error: Some(reason.to_owned()),
+                    },
+                };
+                let subject = delivery.destination_id.as_str();
+                alerts::raise(tx, AlertKind::UnknownOutcome, subject, &alert, now).await?;
                 return Ok(Claim::Skip("routine fire outcome unknown"));
             }
         }

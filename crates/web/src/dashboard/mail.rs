@@ -106,3 +106,44 @@ pub async fn invitation(
     let subject = format!("Join {team} on Switchyard");
     push(tx, state, to, subject, text).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_emails_read_well() {
+        let link = "https://switchyard.example/verify-email/t0k3n";
+        insta::assert_snapshot!(
+            "verify",
+            Verify {
+                email: "ada@example.com",
+                link
+            }
+            .render()
+            .unwrap()
+        );
+        let link = "https://switchyard.example/password-reset/t0k3n";
+        insta::assert_snapshot!(
+            "reset",
+            Reset {
+                email: "ada@example.com",
+                link
+            }
+            .render()
+            .unwrap()
+        );
+        let link = "https://switchyard.example/invitations/t0k3n";
+        insta::assert_snapshot!(
+            "invite",
+            Invite {
+                inviter: "ada@example.com",
+                team: "Analytical Engines",
+                role: "member",
+                link
+            }
+            .render()
+            .unwrap()
+        );
+    }
+}

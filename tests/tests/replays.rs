@@ -194,6 +194,20 @@ async fn the_dashboard_replays_a_filter_after_showing_what_it_takes_and_then_the
 
     let list = v.get(&format!("{team}/deliveries?status=failed")).await;
     list.assert_contains("Replay all matching");
+    let route: String = sqlx::query_scalar("SELECT id FROM routes")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let by_route = v
+        .get(&format!("{team}/replays/new?status=failed&route={route}"))
+        .await;
+    by_route.assert_contains("Replay 3 failed deliveries");
+    let none = v
+        .get(&format!(
+            "{team}/replays/new?status=failed&route=rte_01jdq5x3v8k2m9n4p6r7s8t0ab"
+        ))
+        .await;
+    none.assert_contains("Nothing matches this filter now.");
     let new = v
         .get(&format!(
             "{team}/replays/new?status=failed&destination={dst}"

@@ -382,6 +382,7 @@ async fn rerun(
 struct DeliveryQuery {
     status: String,
     destination: String,
+    route: String,
     since: String,
     until: String,
     cursor: String,
@@ -404,6 +405,7 @@ impl DeliveriesPage {
         [
             ("status", &self.q.status),
             ("destination", &self.q.destination),
+            ("route", &self.q.route),
             ("since", &self.q.since),
             ("until", &self.q.until),
         ]
@@ -442,6 +444,12 @@ impl DeliveriesPage {
         Some(format!("?{}", query.join("&")))
     }
 
+    fn routes(&self) -> Vec<(&RouteId, &String)> {
+        let mut all: Vec<_> = self.names.routes.iter().collect();
+        all.sort_by_key(|(_, name)| name.to_lowercase());
+        all
+    }
+
     fn destinations(&self) -> Vec<(&DestinationId, &String)> {
         let mut all: Vec<_> = self
             .names
@@ -474,6 +482,12 @@ async fn delivery_list(
         match raw.parse() {
             Ok(id) => filter.destination_id = Some(id),
             Err(_) => problem = Some("That destination does not exist.".to_owned()),
+        }
+    }
+    if let Some(raw) = text(&q.route) {
+        match raw.parse() {
+            Ok(id) => filter.route_id = Some(id),
+            Err(_) => problem = Some("That route does not exist.".to_owned()),
         }
     }
     for (raw, slot) in [(&q.since, &mut filter.since), (&q.until, &mut filter.until)] {

@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct FilterForm {
     status: String,
     destination: String,
+    route: String,
     since: String,
     until: String,
     /// Replays that reach a routine start paid Claude sessions: the person must say so.
@@ -54,9 +55,9 @@ impl FilterForm {
         Ok(FilterInput {
             status: Some(self.status.clone()),
             destination_id: Some(self.destination.clone()),
+            route_id: Some(self.route.clone()),
             since: instant(&self.since)?,
             until: instant(&self.until)?,
-            ..FilterInput::default()
         })
     }
 }

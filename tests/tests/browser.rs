@@ -25,7 +25,7 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
     b.click("button[type=submit]").await;
     b.wait_for_path("/t/analytical-engines").await;
     b.wait_for_text("Get started", None).await;
-    b.screenshot("overview").await;
+    b.screenshot("overview-new-team").await;
 
     // A GitHub source (the form's default provider).
     b.click("a[href='/t/analytical-engines/sources/new']").await;
@@ -226,4 +226,7 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
     b.wait_for_text("done", None).await;
     b.screenshot("replay").await;
     receiver.wait_for(8, Duration::from_secs(10)).await;
+    b.go(&app.url("/t/replays")).await;
+    b.wait_for_text("Deliveries by outcome", None).await;
+    b.screenshot("overview").await;
 }

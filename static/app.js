@@ -11,6 +11,19 @@ document.addEventListener("click", (event) => {
   });
 });
 document.addEventListener("submit", (event) => {
-  const question = event.target.dataset.confirm;
-  if (question && !window.confirm(question)) event.preventDefault();
+  const form = event.target;
+  const question = form.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+    return;
+  }
+  // Forms that start paid or heavy work are sent once, however often the button is hit.
+  if ("once" in form.dataset) {
+    if (form.dataset.sent) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sent = "yes";
+    form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
+  }
 });

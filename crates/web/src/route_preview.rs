@@ -90,13 +90,9 @@ pub(crate) async fn targets_today(
     let sample = sample(state, team, input).await?;
     let (stored, _, _) = events::get_with_body(&state.pool, &team.0, event).await?;
     let source = sources::get(&state.pool, &team.0, &stored.source_id).await?;
-    let everything = switchyard_domain::model::PageRequest {
-        cursor: None,
-        limit: 500,
-    };
     let mut targets = Vec::new();
-    for route in routes::list(&state.pool, &team.0, &everything).await?.items {
-        if route.source_id != source.id || route.paused {
+    for route in routes::for_source(&state.pool, &team.0, &source.id).await? {
+        if route.paused {
             continue;
         }
         let destination = destinations::get(&state.pool, &team.0, &route.destination_id).await?;

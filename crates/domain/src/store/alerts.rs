@@ -138,6 +138,23 @@ pub async fn claim(
         .is_some())
 }
 
+/// Forgets that an alert about `subject` went out, so the next one goes out at once (a
+/// destination that recovered and fails again).
+pub async fn forget(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    kind: AlertKind,
+    subject: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM alert_sent WHERE team_id = $1 AND kind = $2 AND subject = $3")
+        .bind(team)
+        .bind(kind.as_str())
+        .bind(subject)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Pushes `alert` on the caller's transaction if [`claim`] lets it go out.
 pub async fn raise(
     tx: &mut PgConnection,

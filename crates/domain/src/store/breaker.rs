@@ -161,6 +161,8 @@ pub(super) async fn finish_probe(
     if succeeded {
         let released = destinations::resume(tx, team, id, now).await?;
         tracing::info!(destination = %id, released, "probe succeeded; destination recovered");
+        // A later disabling is news again, however soon it comes.
+        alerts::forget(&mut *tx, team, AlertKind::DestinationDisabled, id.as_str()).await?;
         // The all-clear goes to whoever hears about disabled destinations.
         if !alerts::settings(&mut *tx, team).await?.destination_disabled {
             return Ok(());

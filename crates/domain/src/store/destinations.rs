@@ -351,3 +351,22 @@ pub async fn health(
         })
         .collect())
 }
+
+/// Whether the team has a destination of `kind` (`only`: that one destination).
+#[tracing::instrument(skip_all)]
+pub async fn any_of_kind(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    kind: DestinationKind,
+    only: Option<&DestinationId>,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM destinations
+                        WHERE team_id = $1 AND kind = $2 AND ($3::text IS NULL OR id = $3))",
+    )
+    .bind(team)
+    .bind(kind.as_str())
+    .bind(only)
+    .fetch_one(db)
+    .await?)
+}

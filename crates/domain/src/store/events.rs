@@ -427,13 +427,15 @@ pub async fn prune_dedup(
     Ok(done.rows_affected())
 }
 
-/// The latest events of the team whose type starts with `prefix`, with their bodies, for
-/// views that read inside them (the Anthropic session timeline). Newest first.
+/// The team's latest events since `since` whose type starts with `prefix`, with their
+/// bodies, for views that read inside them (the Anthropic session timeline). Newest
+/// first.
 #[tracing::instrument(skip_all)]
 pub async fn latest_with_bodies(
     db: impl PgExecutor<'_>,
     team: &TeamId,
     prefix: &str,
+    since: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<(Event, Vec<u8>)>, StoreError> {
     #[derive(sqlx::FromRow)]
@@ -445,12 +447,13 @@ pub async fn latest_with_bodies(
     let rows = sqlx::query_as::<_, Row>(concat!(
         "SELECT ",
         columns!(),
-        ", body FROM events WHERE team_id = $1 AND event_type LIKE $2
+        ", body FROM events WHERE team_id = $1 AND event_type LIKE $2 AND id >= $4
          ORDER BY id DESC LIMIT $3"
     ))
     .bind(team)
     .bind(format!("{}%", like_pattern(prefix)))
     .bind(limit)
+    .bind(EventId::first_at(since))
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.event, r.body)).collect())

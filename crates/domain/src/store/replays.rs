@@ -182,16 +182,18 @@ pub async fn cancel(
             current.status
         )));
     }
+    // A batch may finish the replay meanwhile: only a running one becomes cancelled.
     let sql = format!(
         "UPDATE replays SET status = 'cancelled', finished_at = $3
-         WHERE team_id = $1 AND id = $2 RETURNING {REPLAY_COLUMNS}"
+         WHERE team_id = $1 AND id = $2 AND status = 'running' RETURNING {REPLAY_COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, Replay>(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, Replay>(sqlx::AssertSqlSafe(sql))
         .bind(team)
         .bind(id)
         .bind(now)
-        .fetch_one(&mut *tx)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Conflict("this replay has ended already".to_owned()))
 }
 
 /// What one batch came to.
@@ -203,7 +205,8 @@ pub enum Step {
     Finished,
 }
 
-/// Replays the next `batch` deliveries of a running replay on `tx`: each is set
+/// Replays the next `batch` deliveries of a running replay on `tx` (waiting for any that
+/// another transaction holds, so none is passed over): each is set
 /// `pending` with a fresh series (as a single replay does) and its attempt pushed. The
 /// replay's cursor and count move in the same transaction.
 #[tracing::instrument(skip_all)]
@@ -238,7 +241,7 @@ pub async fn step(
     let sql = format!(
         "WITH chosen AS (
              SELECT id FROM deliveries WHERE {MATCHING}
-             ORDER BY id LIMIT $9 FOR UPDATE SKIP LOCKED
+             ORDER BY id LIMIT $9 FOR UPDATE
          )
          UPDATE deliveries d SET status = 'pending', replay_count = replay_count + 1,
              series_attempts = 0, task_seq = task_seq + 1, next_attempt_at = $10,

@@ -101,3 +101,21 @@ pub async fn update(
     .fetch_one(db)
     .await?)
 }
+
+/// Every route of one source, however many.
+#[tracing::instrument(skip_all)]
+pub async fn for_source(
+    db: impl sqlx::PgExecutor<'_>,
+    team: &TeamId,
+    source: &crate::ids::SourceId,
+) -> Result<Vec<Route>, StoreError> {
+    Ok(sqlx::query_as::<_, Route>(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM routes WHERE team_id = $1 AND source_id = $2 ORDER BY id"
+    ))
+    .bind(team)
+    .bind(source)
+    .fetch_all(db)
+    .await?)
+}

@@ -16,7 +16,8 @@ pub struct Totals {
     pub pending: i64,
     pub held: i64,
     pub unknown: i64,
-    /// From an event's arrival to its delivery's success, in milliseconds.
+    /// From an event's arrival to its delivery's success, in milliseconds (first sends
+    /// only: a replay days later is not latency).
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
 }
@@ -39,7 +40,8 @@ pub async fn totals(
 ) -> Result<Totals, StoreError> {
     Ok(sqlx::query_as::<_, Totals>(
         "SELECT
-             (SELECT count(*) FROM events WHERE team_id = $1 AND received_at > $2) AS events,
+             (SELECT count(*) FROM events
+               WHERE team_id = $1 AND id >= $3 AND received_at > $2) AS events,
              count(*) FILTER (WHERE d.status = 'succeeded') AS succeeded,
              count(*) FILTER (WHERE d.status = 'failed') AS failed,
              count(*) FILTER (WHERE d.status IN ('pending', 'in_flight', 'throttled')) AS pending,
@@ -47,14 +49,18 @@ pub async fn totals(
              count(*) FILTER (WHERE d.status = 'unknown_outcome') AS unknown,
              percentile_cont(0.5) WITHIN GROUP (
                  ORDER BY extract(epoch FROM d.updated_at - d.created_at) * 1000)
-                 FILTER (WHERE d.status = 'succeeded') AS p50_ms,
+                 FILTER (WHERE d.status = 'succeeded' AND d.replay_count = 0) AS p50_ms,
              percentile_cont(0.95) WITHIN GROUP (
                  ORDER BY extract(epoch FROM d.updated_at - d.created_at) * 1000)
-                 FILTER (WHERE d.status = 'succeeded') AS p95_ms
+                 FILTER (WHERE d.status = 'succeeded' AND d.replay_count = 0) AS p95_ms
          FROM deliveries d WHERE d.team_id = $1 AND d.created_at > $2",
     )
     .bind(team)
     .bind(since)
+    // Event ids sort by when they were made: the team's id index bounds the count.
+    .bind(crate::ids::EventId::first_at(
+        since - chrono::Duration::minutes(1),
+    ))
     .fetch_one(db)
     .await?)
 }

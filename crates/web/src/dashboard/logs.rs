@@ -36,8 +36,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sessions);
 }
 
-/// How many of the latest `session.*` events the timeline reads.
+/// How many of the latest `session.*` events the timeline reads, from how many days.
 const TIMELINE_EVENTS: i64 = 1000;
+const TIMELINE_DAYS: i64 = 7;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/sessions.html")]
@@ -50,9 +51,15 @@ struct SessionsPage {
 #[get("/t/{team}/sessions")]
 async fn sessions(state: web::Data<WebState>, member: Member) -> Result<SessionsPage, PageError> {
     member.require(Action::Read)?;
-    let found =
-        events::latest_with_bodies(&state.pool, member.team_id(), "session.", TIMELINE_EVENTS)
-            .await?;
+    let since = Utc::now() - chrono::Duration::days(TIMELINE_DAYS);
+    let found = events::latest_with_bodies(
+        &state.pool,
+        member.team_id(),
+        "session.",
+        since,
+        TIMELINE_EVENTS,
+    )
+    .await?;
     let sessions = timeline::sessions(
         found
             .iter()
@@ -201,6 +208,15 @@ impl EventsPage {
     /// This page, for htmx to reload.
     fn here(&self) -> String {
         format!("/t/{}/events?{}", self.nav.team_slug, self.q.query_string())
+    }
+
+    /// Whether the list reloads itself: the first page of a cheap query only (a body or
+    /// delivery-status search is not repeated every few seconds).
+    fn live(&self) -> bool {
+        self.q.cursor.is_empty()
+            && self.q.payload.is_empty()
+            && self.q.status.is_empty()
+            && self.problem.is_none()
     }
 
     fn next_link(&self) -> Option<String> {
@@ -556,13 +572,16 @@ async fn delivery_view(
 ) -> Result<DeliveryPage, PageError> {
     let delivery = deliveries::get(&state.pool, member.team_id(), id).await?;
     let names = Names::load(state, member).await?;
+    let kind =
+        match destinations::get(&state.pool, member.team_id(), &delivery.destination_id).await {
+            Ok(d) => Some(d.kind),
+            Err(switchyard_domain::StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
     Ok(DeliveryPage {
         nav: Nav::new(member, "deliveries", state.smtp_configured),
         attempts: deliveries::attempts(&state.pool, member.team_id(), id).await?,
-        kind: names
-            .destinations
-            .get(&delivery.destination_id)
-            .map(|(_, kind)| *kind),
+        kind,
         names,
         delivery,
         problem,

@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::DestinationKind;
-use switchyard_domain::model::{Delivery, PageRequest};
+use switchyard_domain::model::Delivery;
 use switchyard_domain::store::destinations;
 use switchyard_domain::store::replays::{self, Replay};
 
@@ -49,6 +49,7 @@ impl FilterForm {
                 return Ok(None);
             }
             chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
                 .map(|t| Some(t.and_utc()))
                 .map_err(|_| format!("{raw:?} is not a time such as 2026-11-27T10:30."))
         };
@@ -93,24 +94,13 @@ async fn new_page(
             )
         })?;
     let (count, sample) = dry_run(state, member.team_id(), &filter).await?;
-    let routines: Vec<_> = destinations::list(
+    let reaches_routines = destinations::any_of_kind(
         &state.pool,
         member.team_id(),
-        &PageRequest {
-            cursor: None,
-            limit: 200,
-        },
+        DestinationKind::Routine,
+        filter.destination_id.as_ref(),
     )
-    .await?
-    .items
-    .into_iter()
-    .filter(|d| d.kind == DestinationKind::Routine)
-    .map(|d| d.id)
-    .collect();
-    let reaches_routines = match &filter.destination_id {
-        Some(id) => routines.contains(id),
-        None => !routines.is_empty(),
-    };
+    .await?;
     Ok(NewPage {
         nav: Nav::new(member, "deliveries", state.smtp_configured),
         form,

@@ -414,10 +414,24 @@ async fn a_route_previews_the_latest_event_and_reports_template_errors_by_line()
         .await
         .assert_contains("Issue #42: Crash on save");
 
-    assert_eq!(
-        post_github(&app, &ingest, SECRET, "g-2", body).await,
-        StatusCode::OK
-    );
+    // The ingress learns of the new route moments after it commits: send until a
+    // delivery is made.
+    app.eventually(|| async {
+        let guid = format!(
+            "r-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        assert_eq!(
+            post_github(&app, &ingest, SECRET, &guid, body).await,
+            StatusCode::OK
+        );
+        let made: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (made > 0).then_some(())
+    })
+    .await;
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].body, b"Issue #42: Crash on save");
 

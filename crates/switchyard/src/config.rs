@@ -27,7 +27,7 @@ pub enum Command {
     Serve,
     /// Run only the data plane (POST /hooks/{token}).
     Ingress,
-    /// Run only the control plane (the API).
+    /// Run only the control plane (the API and the dashboard).
     Web,
     /// Run only the delivery workers (serves /healthz, /readyz, /metrics).
     Worker,
@@ -204,5 +204,126 @@ impl Config {
 
     pub fn public_base(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+/// The configuration reference in docs/deploy.md: one row per setting, from the same
+/// definitions `--help` prints.
+pub fn reference() -> String {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut out =
+        String::from("| Environment variable | Flag | Default | Meaning |\n|---|---|---|---|\n");
+    for arg in command.get_arguments() {
+        let Some(env) = arg.get_env() else {
+            continue;
+        };
+        let default = arg
+            .get_default_values()
+            .iter()
+            .map(|v| format!("`{}`", v.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string().replace('\n', " "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| `{}` | `--{}` | {} | {} |\n",
+            env.to_string_lossy(),
+            arg.get_long().unwrap_or_default(),
+            if default.is_empty() {
+                "unset".to_owned()
+            } else {
+                default
+            },
+            help.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_file(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(name)
+    }
+
+    /// docs/deploy.md carries the reference between two markers; `SWITCHYARD_UPDATE_DOCS=1`
+    /// rewrites it after a setting changes.
+    #[test]
+    fn the_deploy_guide_lists_every_setting_as_the_code_defines_it() {
+        let path = repo_file("docs/deploy.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/deploy.md");
+        let (start, end) = ("<!-- config:start -->\n", "<!-- config:end -->");
+        let from = doc.find(start).expect("the start marker") + start.len();
+        let to = doc.find(end).expect("the end marker");
+        let wanted = reference();
+        if std::env::var("SWITCHYARD_UPDATE_DOCS").as_deref() == Ok("1") {
+            let updated = format!("{}{wanted}{}", &doc[..from], &doc[to..]);
+            std::fs::write(&path, updated).expect("write docs/deploy.md");
+            return;
+        }
+        assert_eq!(
+            &doc[from..to],
+            wanted,
+            "docs/deploy.md is out of date: run SWITCHYARD_UPDATE_DOCS=1 cargo test -p switchyard the_deploy_guide"
+        );
+    }
+
+    /// No Docker engine runs here, so the compose file is checked by reading: it parses,
+    /// and Switchyard's service sets only variables the configuration knows, and runs a
+    /// real subcommand.
+    #[test]
+    fn the_compose_file_uses_only_settings_switchyard_knows() {
+        use clap::CommandFactory;
+        let text = std::fs::read_to_string(repo_file("docker-compose.yml")).expect("compose");
+        let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
+        let service = &docs[0]["services"]["switchyard"];
+        let known: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        let env = service["environment"]
+            .as_hash()
+            .expect("an environment map");
+        assert!(!env.is_empty());
+        for (name, value) in env {
+            let name = name.as_str().expect("a variable name");
+            assert!(known.iter().any(|k| k == name), "{name} is not a setting");
+            assert!(value.as_str().is_some(), "{name} has a string value");
+        }
+        let command = service["command"][0].as_str().expect("a command");
+        assert!(
+            Cli::command()
+                .get_subcommands()
+                .any(|c| c.get_name() == command),
+            "{command} is not a subcommand"
+        );
+        // The whole environment parses as a configuration.
+        let mut args = vec!["switchyard".to_owned()];
+        for (name, value) in env {
+            let arg = Cli::command()
+                .get_arguments()
+                .find(|a| {
+                    a.get_env()
+                        .is_some_and(|e| e == name.as_str().unwrap_or_default())
+                })
+                .and_then(|a| a.get_long().map(str::to_owned))
+                .expect("a flag");
+            args.push(format!("--{arg}={}", value.as_str().unwrap_or_default()));
+        }
+        Cli::try_parse_from(args).expect("the compose settings parse");
+        for service in ["postgres", "mail"] {
+            assert!(
+                docs[0]["services"][service]["image"].as_str().is_some(),
+                "{service}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 mod alerts;
 mod deliver;
 pub mod mail;
+mod maintenance;
 pub mod outbound;
 mod replays;
 mod request;
@@ -22,7 +23,8 @@ use switchyard_domain::delivery::breaker::BreakerPolicy;
 use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::queue::{
-    ALERTS, AlertTask, DELIVERIES, DeliveryTask, MAIL, MailTask, REPLAYS, ReplayTask,
+    ALERTS, AlertTask, DELIVERIES, DeliveryTask, MAIL, MAINTENANCE, MailTask, MaintenanceTask,
+    REPLAYS, ReplayTask,
 };
 
 pub use mail::Mailer;
@@ -146,7 +148,13 @@ pub async fn run(
     let mut monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_timeout)
         .register(side_worker!(ALERTS, AlertTask, alerts::send, "alerts"))
-        .register(side_worker!(REPLAYS, ReplayTask, replays::run, "replays"));
+        .register(side_worker!(REPLAYS, ReplayTask, replays::run, "replays"))
+        .register(side_worker!(
+            MAINTENANCE,
+            MaintenanceTask,
+            maintenance::run,
+            "maintenance"
+        ));
     // Without SMTP nobody takes account emails: they wait in the queue, unspent, until a
     // worker that can send starts.
     if deliverer.mailer.is_configured() {

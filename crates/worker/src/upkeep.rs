@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use switchyard_domain::store::{accounts, attempts, destinations, events, throttle};
+use switchyard_domain::store::{accounts, attempts, destinations, events, queue, throttle};
 
 /// How long past due a delivery must be before the sweep takes it for stranded: well
 /// beyond a send's 30 s limit and a dead worker's 30 s takeover.
@@ -16,6 +16,8 @@ const GRACE: chrono::Duration = chrono::Duration::minutes(15);
 pub async fn run(pool: PgPool, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The hour whose maintenance this process has offered (once per hour is enough).
+    let mut offered: Option<String> = None;
     loop {
         tick.tick().await;
         let now = Utc::now();
@@ -39,6 +41,17 @@ pub async fn run(pool: PgPool, every: Duration) {
         }
         if let Err(e) = accounts::prune_sessions(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: session prune skipped");
+        }
+        // Every process offers the hour's maintenance; the queue keeps one.
+        let hour = queue::MaintenanceTask::for_hour(now);
+        if offered.as_deref() != Some(hour.slot.as_str()) {
+            match queue::push_maintenance(&pool, &hour).await {
+                Ok(pushed) => {
+                    tracing::debug!(slot = %hour.slot, pushed, "maintenance offered");
+                    offered = Some(hour.slot);
+                }
+                Err(e) => tracing::debug!(error = %e, "upkeep: maintenance not queued"),
+            }
         }
         if let Err(e) = throttle::prune(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: throttle prune skipped");

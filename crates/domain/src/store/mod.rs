@@ -83,6 +83,7 @@ mod limits;
 pub mod members;
 pub mod queue;
 pub mod replays;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod sources;

@@ -101,6 +101,47 @@ pub async fn push_replay(tx: &mut PgConnection, replay: &ReplayTask) -> Result<(
     Ok(())
 }
 
+/// The queue of periodic maintenance: one task per hour across every process.
+pub const MAINTENANCE: &str = "switchyard::maintenance";
+
+/// The maintenance of one hour (`2026-11-27T13`), whose id is also the task's
+/// idempotency key: however many processes push it, the queue holds it once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceTask {
+    pub slot: String,
+}
+
+impl MaintenanceTask {
+    pub fn for_hour(now: DateTime<Utc>) -> MaintenanceTask {
+        MaintenanceTask {
+            slot: now.format("%Y-%m-%dT%H").to_string(),
+        }
+    }
+}
+
+/// Pushes the hour's maintenance unless some process already did (the queue's unique
+/// idempotency key refuses a second). Returns whether this call pushed it.
+pub async fn push_maintenance(
+    db: &sqlx::PgPool,
+    task: &MaintenanceTask,
+) -> Result<bool, StoreError> {
+    let args = serde_json::to_vec(task).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let job = TaskBuilder::new(args)
+        .idempotency_key(format!("maintenance:{}", task.slot))
+        .max_attempts(3)
+        .build();
+    let mut conn = db.acquire().await?;
+    match apalis_postgres::queries::push_tasks(&mut *conn, MAINTENANCE, vec![job]).await {
+        Ok(()) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_unique_violation(e: &apalis_postgres::Error) -> bool {
+    e.to_string().contains("idx_jobs_idempotency_key")
+}
+
 /// One attempt of one delivery. Carries ids, never a snapshot: the worker re-reads the
 /// delivery and does nothing when `seq` is no longer the delivery's `task_seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,71 @@
+//! Retention: a team's events (their deliveries and attempts with them) are kept for its
+//! `retention_days`, and the job queue's finished rows for a week. Deletes go in small
+//! batches, each its own statement, so no lock is held long; the maintenance job runs
+//! them once per hour across every process.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgExecutor;
+
+use super::StoreError;
+use crate::ids::{EventId, TeamId};
+
+/// How long the queue keeps a finished job's row.
+pub const FINISHED_JOBS_KEPT: Duration = Duration::days(7);
+
+/// Every team and how many days it keeps its events.
+#[tracing::instrument(skip_all)]
+pub async fn teams(db: impl PgExecutor<'_>) -> Result<Vec<(TeamId, i32)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, retention_days FROM teams ORDER BY id")
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// Deletes up to `batch` of the team's events received before `before` (their
+/// deliveries and attempts go with them). Returns how many went.
+#[tracing::instrument(skip_all)]
+pub async fn delete_events(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, StoreError> {
+    // Ids sort by the time they were made, so the team's id index finds the old ones.
+    Ok(sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events
+             WHERE team_id = $1 AND id < $2 AND received_at < $3
+             ORDER BY id LIMIT $4
+         )",
+    )
+    .bind(team)
+    .bind(EventId::first_at(before + Duration::minutes(1)))
+    .bind(before)
+    .bind(batch)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes up to `batch` finished job rows (done, failed for good or killed) older than
+/// [`FINISHED_JOBS_KEPT`].
+#[tracing::instrument(skip_all)]
+pub async fn delete_finished_jobs(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM apalis.jobs WHERE id IN (
+             SELECT id FROM apalis.jobs
+             WHERE status IN ('Done', 'Failed', 'Killed') AND done_at < $1
+             LIMIT $2
+         )",
+    )
+    .bind(now - FINISHED_JOBS_KEPT)
+    .bind(batch)
+    .execute(db)
+    .await?
+    .rows_affected())
+}

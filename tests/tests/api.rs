@@ -510,14 +510,34 @@ async fn health_readiness_and_metrics_answer() {
         .send()
         .await
         .unwrap();
+    let destination = app.create_destination("http://127.0.0.1:9/nowhere").await;
+    let other = app.create_source("github", Some("s")).await;
+    app.create_route(&other, &destination, &["*"]).await;
+    app.send_github(&other, "s", "issues", "m-1", b"{}").await;
+    // Gauges come from the workers' upkeep, once a second in tests.
     let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("switchyard_ingest_total"), "{metrics}");
+        .eventually(|| async {
+            let text = app
+                .client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            (text.contains("switchyard_attempts_total") && text.contains("switchyard_queue_depth"))
+                .then_some(text)
+        })
+        .await;
+    for expected in [
+        r#"switchyard_ingest_total{provider="none",result="accepted"}"#,
+        r#"switchyard_ingest_total{provider="github",result="accepted"}"#,
+        r#"switchyard_attempts_total{kind="http",result="failed"}"#,
+        "switchyard_queue_oldest_pending_seconds{queue=",
+        "switchyard_deliveries_held",
+        r#"switchyard_db_pool_connections{state="idle"}"#,
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
 }

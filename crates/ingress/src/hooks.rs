@@ -76,6 +76,7 @@ pub async fn receive(
     };
     let now = Utc::now();
 
+    let kind = source.config.source.provider.as_str();
     let provider = source.config.source.provider.provider();
     let settings = &source.config.source.settings.0;
     let secrets: Vec<&[u8]> = source.secrets.iter().map(Vec::as_slice).collect();
@@ -88,7 +89,8 @@ pub async fn receive(
             source.config.source.id.clone(),
             Rejection::new(e.to_string(), stored_headers, &body),
         );
-        metrics::counter!("switchyard_ingest_total", "result" => "rejected").increment(1);
+        metrics::counter!("switchyard_ingest_total", "provider" => kind, "result" => "rejected")
+            .increment(1);
         return problem(&Problem::signature_rejected(e.slug(), e.to_string()));
     }
 
@@ -174,11 +176,13 @@ pub async fn receive(
         .record(committing.elapsed().as_secs_f64());
     match result {
         Ok(Ingested::Accepted(id)) => {
-            metrics::counter!("switchyard_ingest_total", "result" => "accepted").increment(1);
+            metrics::counter!("switchyard_ingest_total", "provider" => kind, "result" => "accepted")
+                .increment(1);
             HttpResponse::Ok().json(json!({"status": "accepted", "event_id": id}))
         }
         Ok(Ingested::Duplicate(id)) => {
-            metrics::counter!("switchyard_ingest_total", "result" => "duplicate").increment(1);
+            metrics::counter!("switchyard_ingest_total", "provider" => kind, "result" => "duplicate")
+                .increment(1);
             HttpResponse::Ok().json(json!({"status": "duplicate", "event_id": id}))
         }
         Err(e) => problem(&e.into()),

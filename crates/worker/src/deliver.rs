@@ -90,7 +90,8 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     } else {
         "failed"
     };
-    metrics::counter!("switchyard_attempts_total", "result" => result).increment(1);
+    metrics::counter!("switchyard_attempts_total", "kind" => claimed.kind.as_str(), "result" => result)
+        .increment(1);
     let record = AttemptRecord {
         duration_ms: i32::try_from(sent.duration.as_millis()).unwrap_or(i32::MAX),
         response_status: sent.status.map(i32::from),

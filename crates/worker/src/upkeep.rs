@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use switchyard_domain::store::{accounts, attempts, destinations, events, queue, throttle};
+use switchyard_domain::store::{accounts, attempts, destinations, events, queue, stats, throttle};
 
 /// How long past due a delivery must be before the sweep takes it for stranded: well
 /// beyond a send's 30 s limit and a dead worker's 30 s takeover.
@@ -53,6 +53,7 @@ pub async fn run(pool: PgPool, every: Duration) {
                 Err(e) => tracing::debug!(error = %e, "upkeep: maintenance not queued"),
             }
         }
+        gauges(&pool, now).await;
         if let Err(e) = throttle::prune(&pool, now).await {
             tracing::debug!(error = %e, "upkeep: throttle prune skipped");
         }
@@ -60,4 +61,29 @@ pub async fn run(pool: PgPool, every: Duration) {
             tracing::debug!(error = %e, "upkeep: dedup prune skipped");
         }
     }
+}
+
+/// What `/metrics` reports about the backlog: each queue's depth and the age of its
+/// oldest due task, held deliveries, and this process's pool.
+async fn gauges(pool: &PgPool, now: chrono::DateTime<Utc>) {
+    match stats::queues(pool, now).await {
+        Ok(queues) => {
+            for q in queues {
+                let name = q.queue.trim_start_matches("switchyard::").to_owned();
+                metrics::gauge!("switchyard_queue_depth", "queue" => name.clone())
+                    .set(q.pending as f64);
+                metrics::gauge!("switchyard_queue_oldest_pending_seconds", "queue" => name)
+                    .set(q.oldest_seconds.unwrap_or(0.0).max(0.0));
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "upkeep: queue depth skipped"),
+    }
+    match stats::held(pool).await {
+        Ok(n) => metrics::gauge!("switchyard_deliveries_held").set(n as f64),
+        Err(e) => tracing::debug!(error = %e, "upkeep: held count skipped"),
+    }
+    let idle = pool.num_idle() as f64;
+    metrics::gauge!("switchyard_db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("switchyard_db_pool_connections", "state" => "used")
+        .set(f64::from(pool.size()) - idle);
 }

@@ -119,3 +119,38 @@ pub async fn rejecting_sources(
     .fetch_all(db)
     .await?)
 }
+
+/// One job queue's backlog: tasks waiting, and how long the oldest due one has waited.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub pending: i64,
+    pub oldest_seconds: Option<f64>,
+}
+
+/// The backlog of every queue, for the metrics. System-wide: the system's own upkeep.
+#[tracing::instrument(skip_all)]
+pub async fn queues(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueueDepth>, StoreError> {
+    Ok(sqlx::query_as::<_, QueueDepth>(
+        "SELECT job_type AS queue, count(*) AS pending,
+                extract(epoch FROM $1 - min(run_at) FILTER (WHERE run_at <= $1))::float8
+                    AS oldest_seconds
+         FROM apalis.jobs WHERE status IN ('Pending', 'Queued') GROUP BY job_type",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Deliveries held for destinations that are paused or disabled, across teams.
+#[tracing::instrument(skip_all)]
+pub async fn held(db: impl PgExecutor<'_>) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'held'")
+            .fetch_one(db)
+            .await?,
+    )
+}

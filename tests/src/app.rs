@@ -166,6 +166,24 @@ impl TestApp {
         }
     }
 
+    /// A second ingress on the same database, listening on a port of its own: what a
+    /// deployment with several ingress replicas looks like. Returns its base URL; it
+    /// stops when the returned handle is dropped.
+    pub async fn extra_ingress(&self) -> (String, Running) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind ingress");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let config = parse_config(&db::url_for(&self.database), &base, true, None);
+        let roles = Roles {
+            ingress: true,
+            web: false,
+            worker: false,
+        };
+        let running = switchyard::start(&config, roles, test_worker_settings(), listener)
+            .await
+            .expect("start the second ingress");
+        (base, running)
+    }
+
     /// Another team on the same app, with its own key.
     pub async fn other_team_key(&self, slug: &str) -> String {
         let team = teams::insert(&self.pool, slug, slug).await.expect("team");

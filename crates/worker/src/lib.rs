@@ -83,6 +83,9 @@ pub struct Deliverer {
     pub public_base: String,
 }
 
+/// How long a worker that stopped on an error waits before it starts again.
+const RESTART_PAUSE: Duration = Duration::from_millis(250);
+
 /// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
 /// finish (up to the shutdown timeout) and returns.
 /// `pool` carries claims and outcomes; `queue` carries apalis's own bookkeeping.
@@ -147,6 +150,14 @@ pub async fn run(
     }
     let mut monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_timeout)
+        // A worker whose database went away (a restart, a failover, a network cut) ends
+        // with an error; it is started again, after a pause so an outage that lasts is
+        // not a busy loop. Without this, deliveries stopped for good after an outage.
+        .should_restart(|worker, error| {
+            tracing::warn!(worker = %worker.name(), %error, "worker stopped; restarting");
+            std::thread::sleep(RESTART_PAUSE);
+            true
+        })
         .register(side_worker!(ALERTS, AlertTask, alerts::send, "alerts"))
         .register(side_worker!(REPLAYS, ReplayTask, replays::run, "replays"))
         .register(side_worker!(

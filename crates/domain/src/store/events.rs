@@ -316,8 +316,9 @@ async fn insert_planned(
     Ok(made)
 }
 
-/// How far an event's id time may be from its `received_at`.
-const ID_SLACK: chrono::Duration = chrono::Duration::minutes(1);
+/// How far an event's id time may be from its `received_at`: a time bound widened by it
+/// is also a bound on ids, which the team's id index serves.
+pub(super) const ID_SLACK: chrono::Duration = chrono::Duration::minutes(1);
 
 #[tracing::instrument(skip_all)]
 pub async fn list(

@@ -40,7 +40,7 @@ pub async fn delete_events(
          )",
     )
     .bind(team)
-    .bind(EventId::first_at(before + Duration::minutes(1)))
+    .bind(EventId::first_at(before + super::events::ID_SLACK))
     .bind(before)
     .bind(batch)
     .execute(db)

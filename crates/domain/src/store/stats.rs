@@ -59,7 +59,7 @@ pub async fn totals(
     .bind(since)
     // Event ids sort by when they were made: the team's id index bounds the count.
     .bind(crate::ids::EventId::first_at(
-        since - chrono::Duration::minutes(1),
+        since - super::events::ID_SLACK,
     ))
     .fetch_one(db)
     .await?)

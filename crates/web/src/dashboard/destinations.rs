@@ -20,7 +20,7 @@ use switchyard_worker::Outbound;
 use switchyard_worker::sample::{self, Answer, SampleOutcome};
 
 use super::error::{PageError, path_id};
-use super::forms::{Errors, NoFields, Posted};
+use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, limits, mail, see_other};
 use crate::WebState;
@@ -116,11 +116,6 @@ struct DestinationForm {
     budget_per_day: String,
 }
 
-fn text(value: &str) -> Option<String> {
-    let value = value.trim();
-    (!value.is_empty()).then(|| value.to_owned())
-}
-
 impl DestinationForm {
     /// The API's input. Creating, an empty field is "not given"; editing, an empty secret
     /// keeps the current one and an empty limit removes the limit.
@@ -139,7 +134,7 @@ impl DestinationForm {
             &self.budget_per_day,
         ];
         for ((field, slot), raw) in limits.iter_mut().zip(raw) {
-            match text(raw) {
+            match filled(raw) {
                 Some(v) => match v.parse::<u32>() {
                     Ok(n) => *slot = Some(n),
                     Err(_) => errors.add(field, "Enter a whole number (0 for no limit)."),
@@ -154,8 +149,8 @@ impl DestinationForm {
         };
         match kind {
             DestinationKind::Http => {
-                input.url = text(&self.url);
-                input.method = text(&self.method);
+                input.url = filled(&self.url);
+                input.method = filled(&self.method);
                 let mut headers = BTreeMap::new();
                 for line in self.headers.lines().filter(|l| !l.trim().is_empty()) {
                     match line.split_once(':') {
@@ -182,13 +177,13 @@ impl DestinationForm {
                     _ => None,
                 };
             }
-            DestinationKind::Slack => input.url = text(&self.url),
+            DestinationKind::Slack => input.url = filled(&self.url),
             DestinationKind::Routine => {
-                input.fire_url = text(&self.fire_url);
-                input.token = text(&self.token);
+                input.fire_url = filled(&self.fire_url);
+                input.token = filled(&self.token);
             }
             DestinationKind::Email => {
-                input.to = Some(self.to.split([',', ';', '\n']).filter_map(text).collect());
+                input.to = Some(items(&self.to));
             }
         }
         if errors.is_empty() {

@@ -163,6 +163,26 @@ pub fn sentence(text: &str) -> String {
     format!("{}{}{stop}", first.to_uppercase(), chars.as_str())
 }
 
+/// A field as typed, trimmed; `None` when it was left empty.
+pub fn filled(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    (!raw.is_empty()).then(|| raw.to_owned())
+}
+
+/// A list typed one per line or separated by commas or semicolons (email addresses).
+pub fn items(raw: &str) -> Vec<String> {
+    raw.split([',', ';', '\n']).filter_map(filled).collect()
+}
+
+/// A `datetime-local` value (`2026-11-27T10:30`, seconds optional), read as UTC.
+pub fn local_time(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = raw.trim();
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 /// Percent-encodes a value for a query string.
 pub fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::StoreError;
 use switchyard_domain::accounts::Action;
@@ -21,7 +21,7 @@ use switchyard_domain::routing::timeline;
 use switchyard_domain::store::{deliveries, destinations, events, routes, sources};
 
 use super::error::{PageError, path_id};
-use super::forms::{Posted, encode};
+use super::forms::{Posted, encode, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -143,20 +143,6 @@ impl Names {
     }
 }
 
-/// `2026-11-27T10:30` from a `datetime-local` input, read as UTC.
-fn instant(raw: &str) -> Option<DateTime<Utc>> {
-    let raw = raw.trim();
-    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-fn text(raw: &str) -> Option<String> {
-    let raw = raw.trim();
-    (!raw.is_empty()).then(|| raw.to_owned())
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct EventQuery {
@@ -245,31 +231,31 @@ async fn event_list(
     let q = q.into_inner();
     let mut problem = None;
     let mut filter = EventFilter {
-        event_type_glob: text(&q.event_type),
-        dedup_key: text(&q.dedup_key),
+        event_type_glob: filled(&q.event_type),
+        dedup_key: filled(&q.dedup_key),
         ..EventFilter::default()
     };
-    if let Some(raw) = text(&q.source) {
+    if let Some(raw) = filled(&q.source) {
         match raw.parse() {
             Ok(id) => filter.source_id = Some(id),
             Err(_) => problem = Some("That source does not exist.".to_owned()),
         }
     }
-    if let Some(raw) = text(&q.payload) {
+    if let Some(raw) = filled(&q.payload) {
         match PayloadMatch::parse(&raw) {
             Ok(m) => filter.payload = Some(m),
             Err(e) => problem = Some(super::forms::sentence(&e)),
         }
     }
-    if let Some(raw) = text(&q.status) {
+    if let Some(raw) = filled(&q.status) {
         match raw.parse() {
             Ok(status) => filter.delivery_status = Some(status),
             Err(_) => problem = Some(format!("{raw:?} is not a delivery status.")),
         }
     }
     for (raw, slot) in [(&q.since, &mut filter.since), (&q.until, &mut filter.until)] {
-        if let Some(raw) = text(raw) {
-            match instant(&raw) {
+        if let Some(raw) = filled(raw) {
+            match local_time(&raw) {
                 Some(t) => *slot = Some(t),
                 None => problem = Some(format!("{raw:?} is not a time such as 2026-11-27T10:30.")),
             }
@@ -283,7 +269,7 @@ async fn event_list(
         notice = Some("Searching bodies of the last 24 hours; set From to look further back.");
     }
     let page = PageRequest {
-        cursor: text(&q.cursor),
+        cursor: filled(&q.cursor),
         limit: PAGE,
     };
     let found = match problem {
@@ -488,34 +474,34 @@ async fn delivery_list(
     let q = q.into_inner();
     let mut problem = None;
     let mut filter = DeliveryFilter::default();
-    if let Some(raw) = text(&q.status) {
+    if let Some(raw) = filled(&q.status) {
         match raw.parse() {
             Ok(status) => filter.status = Some(status),
             Err(_) => problem = Some(format!("{raw:?} is not a delivery status.")),
         }
     }
-    if let Some(raw) = text(&q.destination) {
+    if let Some(raw) = filled(&q.destination) {
         match raw.parse() {
             Ok(id) => filter.destination_id = Some(id),
             Err(_) => problem = Some("That destination does not exist.".to_owned()),
         }
     }
-    if let Some(raw) = text(&q.route) {
+    if let Some(raw) = filled(&q.route) {
         match raw.parse() {
             Ok(id) => filter.route_id = Some(id),
             Err(_) => problem = Some("That route does not exist.".to_owned()),
         }
     }
     for (raw, slot) in [(&q.since, &mut filter.since), (&q.until, &mut filter.until)] {
-        if let Some(raw) = text(raw) {
-            match instant(&raw) {
+        if let Some(raw) = filled(raw) {
+            match local_time(&raw) {
                 Some(t) => *slot = Some(t),
                 None => problem = Some(format!("{raw:?} is not a time such as 2026-11-27T10:30.")),
             }
         }
     }
     let page = PageRequest {
-        cursor: text(&q.cursor),
+        cursor: filled(&q.cursor),
         limit: PAGE,
     };
     let found = match problem {

@@ -14,7 +14,7 @@ use switchyard_domain::store::destinations;
 use switchyard_domain::store::replays::{self, Replay};
 
 use super::error::{PageError, path_id};
-use super::forms::{Errors, NoFields, Posted};
+use super::forms::{Errors, NoFields, Posted, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -43,15 +43,11 @@ struct FilterForm {
 
 impl FilterForm {
     fn input(&self) -> Result<FilterInput, String> {
-        let instant = |raw: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
-            let raw = raw.trim();
-            if raw.is_empty() {
-                return Ok(None);
-            }
-            chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
-                .map(|t| Some(t.and_utc()))
-                .map_err(|_| format!("{raw:?} is not a time such as 2026-11-27T10:30."))
+        let instant = |raw: &str| match filled(raw) {
+            None => Ok(None),
+            Some(raw) => local_time(&raw)
+                .map(Some)
+                .ok_or_else(|| format!("{raw:?} is not a time such as 2026-11-27T10:30.")),
         };
         Ok(FilterInput {
             status: Some(self.status.clone()),

@@ -14,7 +14,7 @@ use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
 use switchyard_domain::store::{destinations, routes, sources};
 
 use super::error::{PageError, path_id};
-use super::forms::{Errors, NoFields, Posted};
+use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -523,15 +523,13 @@ async fn apply(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let recipe = recipes::find(&path.1).ok_or(PageError::NotFound)?;
-    let text = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
     let request = ApplyRecipe {
         source_id: form.source_id.clone(),
-        name: text(&form.name),
-        fire_url: text(&form.fire_url),
-        token: text(&form.token),
-        url: text(&form.url),
-        to: (recipe.kind.as_str() == "email")
-            .then(|| form.to.split([',', ';', '\n']).filter_map(text).collect()),
+        name: filled(&form.name),
+        fire_url: filled(&form.fire_url),
+        token: filled(&form.token),
+        url: filled(&form.url),
+        to: (recipe.kind.as_str() == "email").then(|| items(&form.to)),
     };
     match apply_recipe(&state, &member.acting(), recipe.name, request).await {
         Ok(applied) => Ok(see_other(

@@ -17,7 +17,7 @@ use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
 
 use super::catalog::{GUIDES, Guide, guide};
 use super::error::{PageError, path_id};
-use super::forms::{Errors, NoFields, Posted};
+use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -91,16 +91,11 @@ fn enum_text(value: &impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
-fn text(value: &str) -> Option<String> {
-    let value = value.trim();
-    (!value.is_empty()).then(|| value.to_owned())
-}
-
 impl SourceForm {
     /// The API's request, or the fields the form itself could not read.
     fn request(&self, provider: ProviderKind) -> Result<CreateSource, Errors> {
         let mut errors = Errors::default();
-        let body_limit = match text(&self.body_limit) {
+        let body_limit = match filled(&self.body_limit) {
             None => None,
             Some(raw) => raw
                 .parse::<i32>()
@@ -119,13 +114,14 @@ impl SourceForm {
         Ok(CreateSource {
             name: self.name.clone(),
             provider: provider.as_str().to_owned(),
-            secret: text(&self.secret).filter(|_| provider != ProviderKind::None),
+            secret: filled(&self.secret).filter(|_| provider != ProviderKind::None),
             body_limit,
-            dedup_header: text(&self.dedup_header),
-            dedup_pointer: text(&self.dedup_pointer),
-            event_type_header: text(&self.event_type_header),
-            event_type_pointer: text(&self.event_type_pointer),
-            api_key_header: text(&self.api_key_header).filter(|_| provider == ProviderKind::ApiKey),
+            dedup_header: filled(&self.dedup_header),
+            dedup_pointer: filled(&self.dedup_pointer),
+            event_type_header: filled(&self.event_type_header),
+            event_type_pointer: filled(&self.event_type_pointer),
+            api_key_header: filled(&self.api_key_header)
+                .filter(|_| provider == ProviderKind::ApiKey),
             allow_sha1: (provider == ProviderKind::Github).then_some(self.allow_sha1.is_some()),
             hmac,
         })
@@ -198,11 +194,11 @@ impl SourceForm {
             ("signed_payload", &self.hmac_signed_payload),
         ];
         for (key, value) in fields {
-            if let Some(v) = text(value) {
+            if let Some(v) = filled(value) {
                 scheme.insert(key.to_owned(), v.into());
             }
         }
-        if let Some(t) = text(&self.hmac_tolerance_seconds) {
+        if let Some(t) = filled(&self.hmac_tolerance_seconds) {
             let seconds: u32 = t
                 .parse()
                 .map_err(|_| "The tolerance is a whole number of seconds.".to_owned())?;

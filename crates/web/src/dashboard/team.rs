@@ -20,7 +20,7 @@ use switchyard_domain::store::{api_keys, audit, destinations, stats, teams};
 
 use super::chart::{self, Chart};
 use super::error::{PageError, path_id};
-use super::forms::{Errors, NoFields, Posted};
+use super::forms::{Errors, NoFields, Posted, items};
 use super::session::Member;
 use super::{Nav, html, mail, see_other};
 use crate::WebState;
@@ -405,13 +405,8 @@ async fn save_alerts(
         errors.add("alert_threshold", "Enter a number from 1 to 100.");
     }
     let mut recipients = Vec::new();
-    for raw in form
-        .alert_recipients
-        .split([',', ';', '\n'])
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        match accounts::email_address(raw) {
+    for raw in items(&form.alert_recipients) {
+        match accounts::email_address(&raw) {
             Ok(address) => recipients.push(address),
             Err(_) => errors.add(
                 "alert_recipients",

@@ -85,6 +85,7 @@ pub mod queue;
 pub mod replays;
 pub mod retention;
 pub mod routes;
+pub mod sample;
 pub mod secrets;
 pub mod sources;
 pub mod stats;

@@ -31,15 +31,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(account_page)
         .service(resend_verification)
         .service(verify_email)
-        .service(reset_request_page)
-        .service(reset_request)
-        .service(reset_page)
-        .service(reset)
         .service(new_team);
 }
 
 /// Where a signed-in person lands: their first team, or the account page to make one.
-async fn landing(state: &WebState, user: &User) -> Result<String, PageError> {
+pub(super) async fn landing(state: &WebState, user: &User) -> Result<String, PageError> {
     let teams = store::teams_of(&state.pool, &user.id).await?;
     Ok(match teams.first() {
         Some((_, slug, _, _)) => format!("/t/{slug}"),
@@ -56,7 +52,7 @@ async fn home(state: web::Data<WebState>, viewer: MaybeViewer) -> Result<HttpRes
 }
 
 /// A page for a signed-out person, with the anonymous CSRF cookie when it is new.
-fn signed_out_page(
+pub(super) fn signed_out_page(
     template: &impl Template,
     status: StatusCode,
     cookie: Option<actix_web::cookie::Cookie<'static>>,
@@ -380,11 +376,11 @@ async fn resend_verification(
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/message.html")]
-struct MessagePage {
-    title: &'static str,
-    lines: Vec<String>,
-    link_href: String,
-    link_text: &'static str,
+pub(super) struct MessagePage {
+    pub(super) title: &'static str,
+    pub(super) lines: Vec<String>,
+    pub(super) link_href: String,
+    pub(super) link_text: &'static str,
 }
 
 #[get("/verify-email/{token}")]
@@ -422,169 +418,6 @@ async fn verify_email(
         StatusCode::GONE
     };
     html(&page, status)
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "dashboard/reset_request.html")]
-struct ResetRequestPage {
-    csrf: String,
-    email: String,
-    errors: Errors,
-}
-
-#[get("/password-reset")]
-async fn reset_request_page(
-    req: HttpRequest,
-    viewer: MaybeViewer,
-) -> Result<HttpResponse, PageError> {
-    let (csrf, cookie) = form_csrf(&req, &viewer);
-    let page = ResetRequestPage {
-        csrf,
-        email: String::new(),
-        errors: Errors::default(),
-    };
-    signed_out_page(&page, StatusCode::OK, cookie)
-}
-
-#[derive(Debug, Deserialize)]
-struct ResetRequestForm {
-    #[serde(default)]
-    email: String,
-}
-
-/// Answers the same whether or not the address has an account.
-#[post("/password-reset")]
-async fn reset_request(
-    req: HttpRequest,
-    state: web::Data<WebState>,
-    Posted(form): Posted<ResetRequestForm>,
-    viewer: MaybeViewer,
-) -> Result<HttpResponse, PageError> {
-    let Ok(email) = accounts::email_address(&form.email) else {
-        let (csrf, cookie) = form_csrf(&req, &viewer);
-        let mut errors = Errors::default();
-        errors.add("email", "Enter an email address such as ada@example.com.");
-        let page = ResetRequestPage {
-            csrf,
-            email: form.email,
-            errors,
-        };
-        return signed_out_page(&page, StatusCode::UNPROCESSABLE_ENTITY, cookie);
-    };
-    limits::check(
-        &state,
-        &[
-            limits::per_ip("reset", &req),
-            limits::per_account("reset", &email),
-        ],
-    )
-    .await?;
-    let mut tx = state.pool.begin().await?;
-    if let Some(user) = store::find_by_email(&mut *tx, &email).await? {
-        let token =
-            store::create_link(&mut *tx, &user.id, LinkPurpose::ResetPassword, Utc::now()).await?;
-        mail::reset_password(&mut tx, &state, &user.email, &token).await?;
-    }
-    tx.commit().await?;
-    Ok(see_other("/login?reset=sent"))
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "dashboard/reset_form.html")]
-struct ResetPage {
-    csrf: String,
-    email: String,
-    token: String,
-    errors: Errors,
-}
-
-fn expired_reset() -> Result<HttpResponse, PageError> {
-    html(
-        &MessagePage {
-            title: "This link no longer works",
-            lines: vec!["Reset links work once, for one hour. Ask for a new one.".to_owned()],
-            link_href: "/password-reset".to_owned(),
-            link_text: "Send a new link",
-        },
-        StatusCode::GONE,
-    )
-}
-
-#[get("/password-reset/{token}")]
-async fn reset_page(
-    req: HttpRequest,
-    state: web::Data<WebState>,
-    token: web::Path<String>,
-    viewer: MaybeViewer,
-) -> Result<HttpResponse, PageError> {
-    let Some(user) =
-        store::peek_link(&state.pool, &token, LinkPurpose::ResetPassword, Utc::now()).await?
-    else {
-        return expired_reset();
-    };
-    let (csrf, cookie) = form_csrf(&req, &viewer);
-    let page = ResetPage {
-        csrf,
-        email: user.email,
-        token: token.into_inner(),
-        errors: Errors::default(),
-    };
-    signed_out_page(&page, StatusCode::OK, cookie)
-}
-
-#[derive(Debug, Deserialize)]
-struct ResetForm {
-    #[serde(default)]
-    password: String,
-}
-
-#[post("/password-reset/{token}")]
-async fn reset(
-    req: HttpRequest,
-    state: web::Data<WebState>,
-    token: web::Path<String>,
-    Posted(form): Posted<ResetForm>,
-    viewer: MaybeViewer,
-) -> Result<HttpResponse, PageError> {
-    let now = Utc::now();
-    let Some(user) = store::peek_link(&state.pool, &token, LinkPurpose::ResetPassword, now).await?
-    else {
-        return expired_reset();
-    };
-    let password = form.password;
-    let hash = match web::block(move || hash_password(&password))
-        .await
-        .map_err(|_| PageError::Internal)?
-    {
-        Ok(hash) => hash,
-        Err(e) => {
-            let (csrf, cookie) = form_csrf(&req, &viewer);
-            let mut errors = Errors::default();
-            errors.add("password", sentence(&e.to_string()));
-            let page = ResetPage {
-                csrf,
-                email: user.email,
-                token: token.into_inner(),
-                errors,
-            };
-            return signed_out_page(&page, StatusCode::UNPROCESSABLE_ENTITY, cookie);
-        }
-    };
-    let mut tx = state.pool.begin().await?;
-    let Some(user_id) = store::use_link(&mut tx, &token, LinkPurpose::ResetPassword, now).await?
-    else {
-        return expired_reset();
-    };
-    store::set_password(&mut *tx, &user_id, &hash).await?;
-    // Whoever knew the old password is signed out; the link proved the mailbox.
-    store::end_all_sessions(&mut *tx, &user_id).await?;
-    store::mark_verified(&mut *tx, &user_id, now).await?;
-    let session = store::start_session(&mut *tx, &user_id, now).await?;
-    tx.commit().await?;
-    let mut res = see_other(landing(&state, &user).await?);
-    res.add_cookie(&session_cookie(&state, session.token))
-        .map_err(|_| PageError::Internal)?;
-    Ok(res)
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,21 +8,18 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
 use switchyard_domain::model::Destination;
 use switchyard_domain::store::destinations::{self, Health};
-use switchyard_domain::store::{attempts, teams};
-use switchyard_worker::Outbound;
-use switchyard_worker::sample::{self, Answer, SampleOutcome};
 
 use super::error::{PageError, path_id};
 use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
-use super::{Nav, html, limits, mail, see_other};
+use super::test_send::TestResult;
+use super::{Nav, html, see_other};
 use crate::WebState;
 use crate::destinations::{
     TargetInput, change_state, delete_destination, insert_new, update_target,
@@ -37,7 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(edit)
         .service(update)
         .service(set_state)
-        .service(send_test)
+        .service(super::test_send::send_test)
         .service(delete);
 }
 
@@ -367,21 +364,12 @@ async fn create(
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/destination.html")]
-struct ShowPage {
+pub(super) struct ShowPage {
     nav: Nav,
-    destination: Destination,
+    pub(super) destination: Destination,
     health: Health,
     signing_secret: Option<String>,
-    test: Option<TestResult>,
-}
-
-/// What "send test" came to, for the page.
-pub struct TestResult {
-    answer: Option<Answer>,
-    /// An email test: who it was queued for.
-    queued_for: Vec<String>,
-    /// Why nothing could be sent.
-    problem: Option<String>,
+    pub(super) test: Option<TestResult>,
 }
 
 impl ShowPage {
@@ -396,7 +384,7 @@ impl ListPage {
     }
 }
 
-async fn show_page(
+pub(super) async fn show_page(
     state: &WebState,
     member: &Member,
     id: &DestinationId,
@@ -546,86 +534,6 @@ async fn update(
         }
     }
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TestForm {
-    /// A routine test starts a real (paid) Claude session: the person must say so.
-    confirm: Option<String>,
-}
-
-/// Sends a sample event now and shows the answer.
-#[post("/t/{team}/destinations/{id}/test")]
-async fn send_test(
-    state: web::Data<WebState>,
-    member: Member,
-    path: web::Path<(String, String)>,
-    Posted(form): Posted<TestForm>,
-) -> Result<HttpResponse, PageError> {
-    member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
-    let mut page = show_page(&state, &member, &id).await?;
-    if page.destination.kind == DestinationKind::Routine && form.confirm.is_none() {
-        page.test = Some(TestResult {
-            answer: None,
-            queued_for: Vec::new(),
-            problem: Some(
-                "Tick the box first: a test fire starts a new Claude Code session.".to_owned(),
-            ),
-        });
-        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
-    }
-    limits::check(&state, &[limits::per_target("test", id.as_str())]).await?;
-    let claimed = attempts::sample_claim(&state.pool, member.team_id(), &id, Utc::now()).await?;
-    let outbound = Outbound::new(state.policy, TEST_TIMEOUT).map_err(|e| {
-        tracing::error!(error = %e, "dashboard: no HTTP client for a test send");
-        PageError::Internal
-    })?;
-    let outcome = sample::send(&outbound, &state.key, &claimed, &state.public_url).await;
-    let result = match outcome {
-        Ok(SampleOutcome::Answered(answer)) => TestResult {
-            answer: Some(answer),
-            queued_for: Vec::new(),
-            problem: None,
-        },
-        Ok(SampleOutcome::Email(email)) => {
-            let mut tx = state.pool.begin().await?;
-            let to = match email.to.is_empty() {
-                true => teams::admin_emails(&mut *tx, member.team_id()).await?,
-                false => email.to,
-            };
-            for address in &to {
-                mail::push(
-                    &mut tx,
-                    &state,
-                    address,
-                    email.subject.clone(),
-                    email.text.clone(),
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            TestResult {
-                answer: None,
-                queued_for: to,
-                problem: None,
-            }
-        }
-        Err(problem) => TestResult {
-            answer: None,
-            queued_for: Vec::new(),
-            problem: Some(problem),
-        },
-    };
-    member
-        .audit(&state.pool, "destination.test", &page.destination.name)
-        .await?;
-    page.test = Some(result);
-    html(&page, StatusCode::OK)
-}
-
-/// The longest a test send waits for its answer.
-const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[post("/t/{team}/destinations/{id}/delete")]
 async fn delete(

@@ -8,16 +8,19 @@ mod catalog;
 mod chart;
 mod destinations;
 mod error;
+mod events;
 mod forms;
 mod invitation;
 mod limits;
 mod logs;
 mod mail;
 mod replays;
+mod reset;
 mod routes;
 mod session;
 mod sources;
 mod team;
+mod test_send;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -53,10 +56,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(forms::FORM_LIMIT))
             .service(static_file)
             .configure(account::routes)
+            .configure(reset::routes)
             .configure(team::routes)
             .configure(sources::routes)
             .configure(destinations::routes)
             .configure(routes::routes)
+            .configure(events::routes)
             .configure(logs::routes)
             .configure(replays::routes)
             .configure(invitation::routes)

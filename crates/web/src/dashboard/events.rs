@@ -1,0 +1,303 @@
+//! The events log (filtered, newest first, refreshing itself), one event with its
+//! headers, body and deliveries, re-running it, and the Anthropic session timeline.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::Utc;
+use serde::Deserialize;
+use switchyard_domain::accounts::Action;
+use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
+use switchyard_domain::ids::{EventId, SourceId};
+use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest, PayloadMatch};
+use switchyard_domain::routing::timeline;
+use switchyard_domain::store::{deliveries, events};
+
+use super::error::{PageError, path_id};
+use super::forms::{Posted, encode, filled, local_time};
+use super::logs::{Names, PAGE, Tones};
+use super::session::Member;
+use super::{Nav, html, see_other};
+use crate::WebState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(event_list)
+        .service(event_page)
+        .service(rerun)
+        .service(sessions);
+}
+
+/// How many of the latest `session.*` events the timeline reads, from how many days.
+const TIMELINE_EVENTS: i64 = 1000;
+const TIMELINE_DAYS: i64 = 7;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/sessions.html")]
+struct SessionsPage {
+    nav: Nav,
+    sessions: Vec<timeline::Session>,
+}
+
+/// Anthropic agent sessions, each told as one story in the order things happened.
+#[get("/t/{team}/sessions")]
+async fn sessions(state: web::Data<WebState>, member: Member) -> Result<SessionsPage, PageError> {
+    member.require(Action::Read)?;
+    let since = Utc::now() - chrono::Duration::days(TIMELINE_DAYS);
+    let found = events::latest_with_bodies(
+        &state.pool,
+        member.team_id(),
+        "session.",
+        since,
+        TIMELINE_EVENTS,
+    )
+    .await?;
+    let sessions = timeline::sessions(
+        found
+            .iter()
+            .map(|(e, body)| (&e.id, e.received_at, body.as_slice())),
+    );
+    Ok(SessionsPage {
+        nav: Nav::new(&member, "events", state.smtp_configured),
+        sessions,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EventQuery {
+    source: String,
+    event_type: String,
+    dedup_key: String,
+    payload: String,
+    status: String,
+    since: String,
+    until: String,
+    cursor: String,
+}
+
+impl EventQuery {
+    /// This query as a URL query string, without the cursor.
+    fn query_string(&self) -> String {
+        [
+            ("source", &self.source),
+            ("event_type", &self.event_type),
+            ("dedup_key", &self.dedup_key),
+            ("payload", &self.payload),
+            ("status", &self.status),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/events.html")]
+struct EventsPage {
+    nav: Nav,
+    q: EventQuery,
+    events: Vec<Event>,
+    next_cursor: Option<String>,
+    names: Names,
+    statuses: &'static [DeliveryStatus],
+    /// A filter value that could not be read, or a search that could not finish.
+    problem: Option<String>,
+    notice: Option<&'static str>,
+}
+
+impl EventsPage {
+    /// This page, for htmx to reload.
+    fn here(&self) -> String {
+        format!("/t/{}/events?{}", self.nav.team_slug, self.q.query_string())
+    }
+
+    /// Whether the list reloads itself: the first page of a cheap query only (a body or
+    /// delivery-status search is not repeated every few seconds).
+    fn live(&self) -> bool {
+        self.q.cursor.is_empty()
+            && self.q.payload.is_empty()
+            && self.q.status.is_empty()
+            && self.problem.is_none()
+    }
+
+    fn next_link(&self) -> Option<String> {
+        let cursor = self.next_cursor.as_ref()?;
+        let query = self.q.query_string();
+        Some(match query.is_empty() {
+            true => format!("?cursor={cursor}"),
+            false => format!("?{query}&cursor={cursor}"),
+        })
+    }
+
+    fn sources(&self) -> Vec<(&SourceId, &String)> {
+        let mut all: Vec<_> = self.names.sources.iter().collect();
+        all.sort_by_key(|(_, name)| name.to_lowercase());
+        all
+    }
+}
+
+#[get("/t/{team}/events")]
+async fn event_list(
+    state: web::Data<WebState>,
+    member: Member,
+    q: web::Query<EventQuery>,
+) -> Result<EventsPage, PageError> {
+    member.require(Action::Read)?;
+    let q = q.into_inner();
+    let mut problem = None;
+    let mut filter = EventFilter {
+        event_type_glob: filled(&q.event_type),
+        dedup_key: filled(&q.dedup_key),
+        ..EventFilter::default()
+    };
+    if let Some(raw) = filled(&q.source) {
+        match raw.parse() {
+            Ok(id) => filter.source_id = Some(id),
+            Err(_) => problem = Some("That source does not exist.".to_owned()),
+        }
+    }
+    if let Some(raw) = filled(&q.payload) {
+        match PayloadMatch::parse(&raw) {
+            Ok(m) => filter.payload = Some(m),
+            Err(e) => problem = Some(super::forms::sentence(&e)),
+        }
+    }
+    if let Some(raw) = filled(&q.status) {
+        match raw.parse() {
+            Ok(status) => filter.delivery_status = Some(status),
+            Err(_) => problem = Some(format!("{raw:?} is not a delivery status.")),
+        }
+    }
+    for (raw, slot) in [(&q.since, &mut filter.since), (&q.until, &mut filter.until)] {
+        if let Some(raw) = filled(raw) {
+            match local_time(&raw) {
+                Some(t) => *slot = Some(t),
+                None => problem = Some(format!("{raw:?} is not a time such as 2026-11-27T10:30.")),
+            }
+        }
+    }
+    // A search inside bodies reads every body in range: it looks at the last day unless
+    // the person says otherwise.
+    let mut notice = None;
+    if filter.payload.is_some() && filter.since.is_none() {
+        filter.since = Some(Utc::now() - chrono::Duration::hours(24));
+        notice = Some("Searching bodies of the last 24 hours; set From to look further back.");
+    }
+    let page = PageRequest {
+        cursor: filled(&q.cursor),
+        limit: PAGE,
+    };
+    let found = match problem {
+        Some(_) => Default::default(),
+        None => match events::list(&state.pool, member.team_id(), &filter, &page).await {
+            Ok(found) => found,
+            Err(e) if e.is_timeout() => {
+                problem = Some(
+                    "This search took too long. Narrow it: a shorter time range, a source or an event type."
+                        .to_owned(),
+                );
+                Default::default()
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    Ok(EventsPage {
+        notice,
+        nav: Nav::new(&member, "events", state.smtp_configured),
+        names: Names::load(&state, &member).await?,
+        q,
+        events: found.items,
+        next_cursor: found.next_cursor,
+        statuses: DeliveryStatus::ALL,
+        problem,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard/event.html")]
+struct EventPage {
+    nav: Nav,
+    /// Why a re-run was refused.
+    problem: Option<String>,
+    event: Event,
+    headers: String,
+    /// The body pretty-printed when it is JSON.
+    pretty: Option<String>,
+    raw: String,
+    deliveries: Vec<Delivery>,
+    names: Names,
+}
+
+#[get("/t/{team}/events/{id}")]
+async fn event_page(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+) -> Result<EventPage, PageError> {
+    member.require(Action::Read)?;
+    event_page_view(&state, &member, &path_id(&path.1)?).await
+}
+
+async fn event_page_view(
+    state: &WebState,
+    member: &Member,
+    id: &EventId,
+) -> Result<EventPage, PageError> {
+    let id = id.clone();
+    let (event, headers, body) = events::get_with_body(&state.pool, member.team_id(), &id).await?;
+    let pretty = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok());
+    Ok(EventPage {
+        nav: Nav::new(member, "events", state.smtp_configured),
+        problem: None,
+        headers: serde_json::to_string_pretty(&headers).unwrap_or_default(),
+        pretty,
+        raw: String::from_utf8_lossy(&body).into_owned(),
+        deliveries: deliveries::for_event(&state.pool, member.team_id(), &id).await?,
+        names: Names::load(state, member).await?,
+        event,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RerunForm {
+    /// Routine routes start a new (paid) Claude session: the person must say so.
+    confirm: Option<String>,
+}
+
+/// Sends the event through today's routes again.
+#[post("/t/{team}/events/{id}/rerun")]
+async fn rerun(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<(String, String)>,
+    Posted(form): Posted<RerunForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id: EventId = path_id(&path.1)?;
+    let acting = member.acting();
+    let targets = crate::route_preview::targets_today(&state, &acting, &id).await?;
+    let reaches_routine = targets
+        .iter()
+        .any(|(t, kind)| *kind == DestinationKind::Routine && t.failure.is_none());
+    if reaches_routine && form.confirm.is_none() {
+        let mut page = event_page_view(&state, &member, &id).await?;
+        page.problem = Some(
+            "Tick the box first: a route of this event fires a routine, which starts a new Claude Code session."
+                .to_owned(),
+        );
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    crate::events::rerun_event(&state, &acting, &id).await?;
+    Ok(see_other(member.path(&format!("events/{id}"))))
+}
+
+impl Tones for EventsPage {}
+impl Tones for EventPage {}

@@ -29,6 +29,17 @@ impl Mail {
         self.parsed().headers.get_first_value(name)
     }
 
+    /// The first link in the text part that starts with `base` + `prefix`, as a path.
+    pub fn link(&self, base: &str, prefix: &str) -> String {
+        let text = self.part("text/plain").expect("a text part");
+        let start = format!("{base}{prefix}");
+        let url = text
+            .split_whitespace()
+            .find(|w| w.starts_with(&start))
+            .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+        url.trim_start_matches(base).to_owned()
+    }
+
     /// The decoded body of the first part with this content type.
     pub fn part(&self, mime: &str) -> Option<String> {
         fn find(part: &mailparse::ParsedMail<'_>, mime: &str) -> Option<String> {
@@ -139,6 +150,15 @@ impl SmtpServer {
     }
 
     /// Waits until `n` messages were accepted; panics after `within`.
+    /// The latest of the first `n` messages addressed to `to` alone.
+    pub async fn mail_to(&self, n: usize, to: &str) -> Mail {
+        self.wait_for(n, Duration::from_secs(10))
+            .await
+            .into_iter()
+            .rfind(|m| m.to == [to])
+            .unwrap_or_else(|| panic!("no mail to {to}"))
+    }
+
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Mail> {
         let deadline = tokio::time::Instant::now() + within;
         loop {

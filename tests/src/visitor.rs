@@ -5,6 +5,8 @@
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 
+use serde_json::{Value, json};
+
 use crate::TestApp;
 
 pub struct Visitor {
@@ -140,6 +142,46 @@ impl Visitor {
         let to = page.location.expect("a redirect to the team");
         self.get(&to).await;
         to
+    }
+
+    /// A signed-up visitor whose team has a GitHub source (signed with `secret`) routed
+    /// to `url` (an HTTP destination); the team's path and the source as the API shows it.
+    pub async fn wired(app: &TestApp, secret: &str, url: &str) -> (Visitor, String, Value) {
+        let mut v = Visitor::new(app);
+        let team = v.sign_up("ada@example.com", "Acme Two").await;
+        v.get(&format!("{team}/sources/new")).await;
+        v.post(
+            &format!("{team}/sources"),
+            &[("provider", "github"), ("name", "api"), ("secret", secret)],
+        )
+        .await;
+        v.post(
+            &format!("{team}/destinations"),
+            &[("kind", "http"), ("name", "svc"), ("url", url)],
+        )
+        .await;
+        let (src, dst): (String, String) = sqlx::query_as(
+            "SELECT s.id, d.id FROM sources s, destinations d WHERE s.name = 'api' AND d.name = 'svc'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        v.post(
+            &format!("{team}/routes"),
+            &[
+                ("name", "all"),
+                ("source_id", &src),
+                ("destination_id", &dst),
+            ],
+        )
+        .await;
+        let token: String = sqlx::query_scalar("SELECT token FROM sources WHERE id = $1")
+            .bind(&src)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        let source = json!({"id": src, "ingest_url": app.url(&format!("/hooks/{token}"))});
+        (v, team, source)
     }
 
     pub async fn log_in(&mut self, email: &str, password: &str) -> Page {

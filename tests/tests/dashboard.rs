@@ -1,40 +1,17 @@
-//! The dashboard's accounts: signing up, logging in and out, resets, verification,
-//! invitations, roles, API keys, CSRF and rate limits, through real HTTP with a cookie jar.
+//! The dashboard's accounts: signing up, logging in and out, resets, verification, CSRF
+//! and rate limits, through real HTTP with a cookie jar.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use switchyard_tests::app::Options;
-use switchyard_tests::smtp::Mail;
 use switchyard_tests::visitor::PASSWORD;
 use switchyard_tests::{SmtpServer, TestApp, Visitor};
-
-async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
-    TestApp::spawn_with(Options::mail(smtp)).await
-}
-
-/// The first link in a mail's text that starts with `prefix`, as a path.
-fn link(app: &TestApp, mail: &Mail, prefix: &str) -> String {
-    let text = mail.part("text/plain").expect("a text part");
-    let url = text
-        .split_whitespace()
-        .find(|w| w.starts_with(&app.url(prefix)))
-        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
-    url.trim_start_matches(&app.base).to_owned()
-}
-
-async fn mail_to(smtp: &SmtpServer, n: usize, to: &str) -> Mail {
-    smtp.wait_for(n, Duration::from_secs(10))
-        .await
-        .into_iter()
-        .rfind(|m| m.to == [to])
-        .unwrap_or_else(|| panic!("no mail to {to}"))
-}
 
 #[tokio::test]
 async fn signing_up_lands_on_the_new_team_and_the_emailed_link_verifies_the_address() {
     let smtp = SmtpServer::start(vec![250]);
-    let app = app_with_mail(&smtp).await;
+    let app = TestApp::spawn_with(Options::mail(&smtp)).await;
     let mut ada = Visitor::new(&app);
     let team = ada.sign_up("ada@example.com", "Analytical Engines").await;
     assert_eq!(team, "/t/analytical-engines");
@@ -45,12 +22,12 @@ async fn signing_up_lands_on_the_new_team_and_the_emailed_link_verifies_the_addr
     let cookie = page.headers.get_all("set-cookie").iter().count();
     assert_eq!(cookie, 0, "pages do not reissue the session cookie");
 
-    let mail = mail_to(&smtp, 1, "ada@example.com").await;
+    let mail = smtp.mail_to(1, "ada@example.com").await;
     assert_eq!(
         mail.header("Subject").as_deref(),
         Some("Confirm your email for Switchyard")
     );
-    let verify = link(&app, &mail, "/verify-email/");
+    let verify = mail.link(&app.base, "/verify-email/");
     let page = ada.get(&verify).await;
     assert_eq!(page.status, StatusCode::OK);
     page.assert_contains("Address verified");
@@ -390,7 +367,7 @@ async fn log_in_is_rate_limited_per_address_and_per_account_with_a_clear_page() 
 #[tokio::test]
 async fn a_reset_link_works_once_for_an_hour_and_signs_out_everywhere_else() {
     let smtp = SmtpServer::start(vec![250]);
-    let app = app_with_mail(&smtp).await;
+    let app = TestApp::spawn_with(Options::mail(&smtp)).await;
     let mut ada = Visitor::new(&app);
     let team = ada.sign_up("ada@example.com", "Acme Two").await;
 
@@ -410,13 +387,13 @@ async fn a_reset_link_works_once_for_an_hour_and_signs_out_everywhere_else() {
         .assert_contains("If that address has an account");
 
     // The sign-up verification, then the reset: nothing for the unknown address.
-    let mail = mail_to(&smtp, 2, "ada@example.com").await;
+    let mail = smtp.mail_to(2, "ada@example.com").await;
     assert_eq!(
         mail.header("Subject").as_deref(),
         Some("Reset your Switchyard password")
     );
     assert_eq!(smtp.accepted().len(), 2);
-    let reset = link(&app, &mail, "/password-reset/");
+    let reset = mail.link(&app.base, "/password-reset/");
     v.get(&reset).await.assert_contains("Choose a new password");
     let page = v.post(&reset, &[("password", "short")]).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -437,8 +414,8 @@ async fn a_reset_link_works_once_for_an_hour_and_signs_out_everywhere_else() {
     late.get("/password-reset").await;
     late.post("/password-reset", &[("email", "ada@example.com")])
         .await;
-    let mail = mail_to(&smtp, 3, "ada@example.com").await;
-    let reset = link(&app, &mail, "/password-reset/");
+    let mail = smtp.mail_to(3, "ada@example.com").await;
+    let reset = mail.link(&app.base, "/password-reset/");
     sqlx::query(
         "UPDATE account_links SET expires_at = now() - interval '1 second' WHERE used_at IS NULL",
     )
@@ -446,241 +423,4 @@ async fn a_reset_link_works_once_for_an_hour_and_signs_out_everywhere_else() {
     .await
     .unwrap();
     assert_eq!(late.get(&reset).await.status, StatusCode::GONE);
-}
-
-#[tokio::test]
-async fn an_invited_person_chooses_a_password_and_joins_with_the_invited_role() {
-    let smtp = SmtpServer::start(vec![250]);
-    let app = app_with_mail(&smtp).await;
-    let mut ada = Visitor::new(&app);
-    let team = ada.sign_up("ada@example.com", "Acme Two").await;
-    ada.get(&format!("{team}/settings")).await;
-    let page = ada
-        .post(
-            &format!("{team}/invitations"),
-            &[
-                ("invite_email", "bob@example.com"),
-                ("invite_role", "viewer"),
-            ],
-        )
-        .await;
-    page.assert_redirect(&format!("{team}/settings#invitations"));
-    ada.get(&format!("{team}/settings"))
-        .await
-        .assert_contains("bob@example.com");
-
-    let mail = mail_to(&smtp, 2, "bob@example.com").await;
-    assert_eq!(
-        mail.header("Subject").as_deref(),
-        Some("Join Acme Two on Switchyard")
-    );
-    let invitation = link(&app, &mail, "/invitations/");
-    let mut bob = Visitor::new(&app);
-    bob.get(&invitation)
-        .await
-        .assert_contains("as <strong>viewer</strong>");
-    bob.post(&invitation, &[("password", PASSWORD)])
-        .await
-        .assert_redirect(&team);
-    let page = bob.get(&team).await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(
-        !page.body.contains("Please verify"),
-        "the link proved the address"
-    );
-    // Used up.
-    assert_eq!(
-        Visitor::new(&app).get(&invitation).await.status,
-        StatusCode::GONE
-    );
-
-    // A viewer reads but changes nothing.
-    let settings = bob.get(&format!("{team}/settings")).await;
-    assert_eq!(settings.status, StatusCode::OK);
-    assert!(!settings.body.contains("Create key"));
-    let page = bob
-        .post(
-            &format!("{team}/invitations"),
-            &[
-                ("invite_email", "eve@example.com"),
-                ("invite_role", "admin"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    let page = bob
-        .post(&format!("{team}/api-keys"), &[("key_name", "mine")])
-        .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-
-    ada.get(&format!("{team}/settings"))
-        .await
-        .assert_contains("invitation.accept");
-}
-
-#[tokio::test]
-async fn roles_follow_the_permission_table_and_a_team_keeps_an_owner() {
-    let app = TestApp::spawn().await;
-    let mut ada = Visitor::new(&app);
-    let team = ada.sign_up("ada@example.com", "Acme Two").await;
-    let mut bob = Visitor::new(&app);
-    bob.sign_up("bob@example.com", "Bob's Team").await;
-    let bob_id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = 'bob@example.com'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let ada_id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = 'ada@example.com'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let team_id: String = sqlx::query_scalar("SELECT id FROM teams WHERE slug = 'acme-two'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-
-    // Not a member: the team does not exist as far as Bob can tell.
-    assert_eq!(bob.get(&team).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        bob.get("/t/no-such-team").await.status,
-        StatusCode::NOT_FOUND
-    );
-    bob.get("/account").await;
-    let page = bob
-        .post(&format!("{team}/api-keys"), &[("key_name", "x")])
-        .await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-
-    sqlx::query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'admin')")
-        .bind(&team_id)
-        .bind(&bob_id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    bob.get(&format!("{team}/settings")).await;
-    // An admin cannot make an owner, nor touch the owner.
-    let members = format!("{team}/members/{bob_id}");
-    let page = bob.post(&members, &[("role", "owner")]).await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    let page = bob
-        .post(&format!("{team}/members/{ada_id}"), &[("role", "viewer")])
-        .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-
-    // The only owner cannot step down or leave.
-    ada.get(&format!("{team}/settings")).await;
-    let page = ada
-        .post(&format!("{team}/members/{ada_id}"), &[("role", "admin")])
-        .await;
-    assert_eq!(page.status, StatusCode::CONFLICT);
-    page.assert_contains("A team needs an owner");
-    // Once Bob is an owner too, Ada may.
-    ada.post(&members, &[("role", "owner")])
-        .await
-        .assert_redirect(&format!("{team}/settings#members"));
-    ada.post(&format!("{team}/members/{ada_id}"), &[("role", "remove")])
-        .await
-        .assert_redirect("/account");
-    assert_eq!(ada.get(&team).await.status, StatusCode::NOT_FOUND);
-    bob.get(&format!("{team}/settings"))
-        .await
-        .assert_contains("member.remove");
-
-    // Unknown or malformed ids are 404s.
-    let page = bob
-        .post(&format!("{team}/members/usr_nobody"), &[("role", "viewer")])
-        .await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
-async fn an_api_key_is_shown_once_works_on_the_api_and_stops_when_revoked() {
-    let app = TestApp::spawn().await;
-    let mut ada = Visitor::new(&app);
-    let team = ada.sign_up("ada@example.com", "Acme Two").await;
-    ada.get(&format!("{team}/settings")).await;
-    let page = ada
-        .post(&format!("{team}/api-keys"), &[("key_name", "")])
-        .await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    page.assert_contains("The key&#39;s name must not be empty.");
-
-    let page = ada
-        .post(&format!("{team}/api-keys"), &[("key_name", "ci")])
-        .await;
-    assert_eq!(page.status, StatusCode::CREATED);
-    page.assert_contains("It is shown once");
-    let at = page.body.find("value=\"sy_live_").expect("the key") + "value=\"".len();
-    let key = &page.body[at..at + page.body[at..].find('"').unwrap()];
-    let api = |key: &str| {
-        app.client
-            .get(app.url("/api/v1/sources"))
-            .bearer_auth(key.to_owned())
-            .send()
-    };
-    assert_eq!(api(key).await.unwrap().status(), StatusCode::OK);
-    let page = ada.get(&format!("{team}/settings")).await;
-    assert!(!page.body.contains(key), "the key is never shown again");
-
-    let key_id: String = sqlx::query_scalar("SELECT id FROM api_keys WHERE name = 'ci'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    ada.post(&format!("{team}/api-keys/{key_id}/revoke"), &[])
-        .await
-        .assert_redirect(&format!("{team}/settings#api-keys"));
-    assert_eq!(api(key).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let page = ada.get(&format!("{team}/settings")).await;
-    page.assert_contains("api_key.revoke");
-    page.assert_contains("revoked");
-
-    // Another team's key id is not this team's to revoke.
-    let other: String = sqlx::query_scalar(
-        "SELECT k.id FROM api_keys k JOIN teams t ON t.id = k.team_id WHERE t.slug = 'acme'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    let page = ada
-        .post(&format!("{team}/api-keys/{other}/revoke"), &[])
-        .await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
-async fn oversized_and_unreadable_forms_are_refused() {
-    let app = TestApp::spawn().await;
-    let mut ada = Visitor::new(&app);
-    let team = ada.sign_up("ada@example.com", "Acme Two").await;
-    ada.get(&format!("{team}/settings")).await;
-    let big = "x".repeat(300 * 1024);
-    let page = ada
-        .post(&format!("{team}/api-keys"), &[("key_name", &big)])
-        .await;
-    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let page = ada
-        .post(&format!("{team}/members/x"), &[("role", "emperor")])
-        .await;
-    assert!(page.status == StatusCode::NOT_FOUND, "{}", page.status);
-}
-
-#[tokio::test]
-async fn an_owner_deletes_a_team_after_typing_its_slug() {
-    let app = TestApp::spawn().await;
-    let mut ada = Visitor::new(&app);
-    let team = ada.sign_up("ada@example.com", "Acme Two").await;
-    ada.get(&format!("{team}/settings")).await;
-    let page = ada
-        .post(&format!("{team}/delete"), &[("confirm", "acme")])
-        .await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    page.assert_contains("Type acme-two to confirm.");
-    ada.post(&format!("{team}/delete"), &[("confirm", "acme-two")])
-        .await
-        .assert_redirect("/account");
-    assert_eq!(ada.get(&team).await.status, StatusCode::NOT_FOUND);
-    // Someone can start over with a new team from the account page.
-    ada.get("/account").await;
-    ada.post("/teams", &[("team_name", "Second Try")])
-        .await
-        .assert_redirect("/t/second-try");
 }

@@ -9,46 +9,6 @@ use switchyard_tests::{FakeRoutines, Receiver, Reply, TestApp, Visitor};
 
 const SECRET: &str = "gh-secret";
 
-/// A signed-up visitor whose team has a GitHub source routed to `url` (an HTTP
-/// destination); the team's path and the source as the API shows it.
-async fn wired(app: &TestApp, url: &str) -> (Visitor, String, Value) {
-    let mut v = Visitor::new(app);
-    let team = v.sign_up("ada@example.com", "Acme Two").await;
-    v.get(&format!("{team}/sources/new")).await;
-    v.post(
-        &format!("{team}/sources"),
-        &[("provider", "github"), ("name", "api"), ("secret", SECRET)],
-    )
-    .await;
-    v.post(
-        &format!("{team}/destinations"),
-        &[("kind", "http"), ("name", "svc"), ("url", url)],
-    )
-    .await;
-    let (src, dst): (String, String) = sqlx::query_as(
-        "SELECT s.id, d.id FROM sources s, destinations d WHERE s.name = 'api' AND d.name = 'svc'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    v.post(
-        &format!("{team}/routes"),
-        &[
-            ("name", "all"),
-            ("source_id", &src),
-            ("destination_id", &dst),
-        ],
-    )
-    .await;
-    let token: String = sqlx::query_scalar("SELECT token FROM sources WHERE id = $1")
-        .bind(&src)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let source = json!({"id": src, "ingest_url": app.url(&format!("/hooks/{token}"))});
-    (v, team, source)
-}
-
 async fn post(app: &TestApp, source: &Value, event: &str, guid: &str, body: &[u8]) {
     let (status, answer) = app.send_github(source, SECRET, event, guid, body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -58,7 +18,7 @@ async fn post(app: &TestApp, source: &Value, event: &str, guid: &str, body: &[u8
 async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
-    let (mut v, team, source) = wired(&app, &receiver.url("/in")).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
     post(
         &app,
         &source,
@@ -166,7 +126,7 @@ async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back(
 async fn a_failed_delivery_is_replayed_from_its_page_and_its_attempts_say_so() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(400).body("bad payload")]).await;
-    let (mut v, team, source) = wired(&app, &receiver.url("/in")).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
     post(&app, &source, "issues", "g-1", br#"{"action":"opened"}"#).await;
     let id: String = app
         .eventually(|| async {
@@ -277,7 +237,7 @@ async fn replaying_to_a_routine_asks_first() {
 async fn the_overview_counts_outcomes_draws_them_by_hour_and_lists_what_needs_attention() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(200), Reply::status(400)]).await;
-    let (mut v, team, source) = wired(&app, &receiver.url("/in")).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
     post(&app, &source, "issues", "g-1", b"{}").await;
     post(&app, &source, "issues", "g-2", b"{}").await;
     let (status, _) = app
@@ -387,7 +347,7 @@ async fn agent_sessions_read_in_the_order_things_happened_with_threads_nested() 
 async fn an_event_re_runs_through_today_s_routes_as_new_deliveries() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
-    let (mut v, team, source) = wired(&app, &receiver.url("/first")).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/first")).await;
     post(&app, &source, "issues", "g-1", br#"{"action":"opened"}"#).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
 

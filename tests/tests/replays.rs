@@ -153,38 +153,11 @@ async fn a_replay_asked_for_while_no_worker_runs_is_done_by_the_next_worker_unle
 async fn the_dashboard_replays_a_filter_after_showing_what_it_takes_and_then_the_progress() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(400)]).await;
-    let mut v = Visitor::new(&app);
-    let team = v.sign_up("ada@example.com", "Acme Two").await;
-    v.get(&format!("{team}/sources/new")).await;
-    v.post(
-        &format!("{team}/sources"),
-        &[("provider", "github"), ("name", "api"), ("secret", SECRET)],
-    )
-    .await;
-    v.post(
-        &format!("{team}/destinations"),
-        &[
-            ("kind", "http"),
-            ("name", "svc"),
-            ("url", &receiver.url("/in")),
-        ],
-    )
-    .await;
-    let (src, dst, token): (String, String, String) =
-        sqlx::query_as("SELECT s.id, d.id, s.token FROM sources s, destinations d")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    v.post(
-        &format!("{team}/routes"),
-        &[
-            ("name", "all"),
-            ("source_id", &src),
-            ("destination_id", &dst),
-        ],
-    )
-    .await;
-    let source = json!({"ingest_url": app.url(&format!("/hooks/{token}"))});
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
+    let dst: String = sqlx::query_scalar("SELECT id FROM destinations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     for i in 0..3 {
         app.send_github(&source, SECRET, "issues", &format!("g-{i}"), b"{}")
             .await;

@@ -1,8 +1,6 @@
 //! The dashboard's accounts: signing up, logging in and out, resets, verification, CSRF
 //! and rate limits, through real HTTP with a cookie jar.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use switchyard_tests::app::Options;
 use switchyard_tests::visitor::PASSWORD;

@@ -86,6 +86,20 @@ pub struct Deliverer {
 /// How long a worker that stopped on an error waits before it starts again.
 const RESTART_PAUSE: Duration = Duration::from_millis(250);
 
+/// The name a worker registers under, new each time it is started again. apalis takes a
+/// worker's tasks back only once its name stops beating; a restarted worker that kept its
+/// name would keep beating for the tasks its last run had fetched but not finished, so
+/// they would never run. (Registration also takes a session advisory lock on the name,
+/// which a pooled connection from the last run may still hold.) Under a new name, the old
+/// run's tasks go back to the queue once its heartbeats are missed.
+fn incarnation(name: &str, restarts: usize) -> String {
+    if restarts == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-r{restarts}")
+    }
+}
+
 /// Runs the delivery workers until `shutdown` resolves, then lets attempts in flight
 /// finish (up to the shutdown timeout) and returns.
 /// `pool` carries claims and outcomes; `queue` carries apalis's own bookkeeping.
@@ -132,14 +146,14 @@ pub async fn run(
             let deliverer = deliverer.clone();
             let name = format!("{name}-{}", $suffix);
             let poll_interval = settings.poll_interval;
-            move |_restarts| {
+            move |restarts| {
                 let strategy = Strategy::new()
                     .stream(Pubsub::new(pool.clone(), $queue.to_owned()))
                     .interval(poll_interval);
                 let backend = PostgresStorage::<$task>::new(&pool)
                     .with_config(config.clone())
                     .poll_with_strategy(strategy);
-                WorkerBuilder::new(name.clone())
+                WorkerBuilder::new(incarnation(&name, restarts))
                     .backend(backend)
                     .concurrency(2)
                     .catch_panic()
@@ -176,14 +190,14 @@ pub async fn run(
             "mail"
         ));
     }
-    let monitor = monitor.register_n(settings.workers.max(1), move |index, _restarts| {
+    let monitor = monitor.register_n(settings.workers.max(1), move |index, restarts| {
         let strategy = Strategy::new()
             .stream(Pubsub::new(queue.clone(), DELIVERIES.to_owned()))
             .interval(settings.poll_interval);
         let backend = PostgresStorage::<DeliveryTask>::new(&queue)
             .with_config(config.clone())
             .poll_with_strategy(strategy);
-        WorkerBuilder::new(format!("{name}-{index}"))
+        WorkerBuilder::new(incarnation(&format!("{name}-{index}"), restarts))
             .backend(backend)
             .concurrency(settings.concurrency.div_ceil(settings.workers.max(1)))
             .catch_panic()

@@ -208,11 +208,8 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
     b.click("td a[href^='/t/replays/deliveries/dlv_']").await;
     b.wait_for_text("Attempts", None).await;
     b.click("form[action$='/replay'] button[type=submit]").await;
-    b.wait_for_text(
-        "succeeded",
-        Some(&b.client.current_url().await.expect("url").to_string()),
-    )
-    .await;
+    let here = b.client.current_url().await.expect("url");
+    b.wait_for_text("succeeded", Some(here.as_str())).await;
     b.screenshot("delivery").await;
 
     // The three others, in bulk.

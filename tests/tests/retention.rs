@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use switchyard_domain::store::queue::{self, MaintenanceTask};
+use switchyard_domain::store::queue::{self, Chore, MaintenanceTask};
 use switchyard_tests::app::{Options, spawn_worker_process};
 use switchyard_tests::{Receiver, Reply, TestApp};
 
@@ -85,9 +85,26 @@ async fn events_past_a_team_s_retention_go_with_their_deliveries_once_an_hour() 
         "taken"
     );
 
+    // Also past their time: one dedup window, and a worker that went silent two days ago
+    // (a restarted worker registers under a new name).
+    sqlx::query(
+        "UPDATE event_dedup SET expires_at = now() - interval '1 minute' WHERE dedup_key = 'new-1'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO apalis.workers (id, worker_type, storage_name, last_seen)
+         VALUES ('switchyard-worker-gone', 'switchyard::deliveries', 'PgStorage', now() - interval '2 days')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     // That run found nothing old; a run now (another slot, as the next hour) does.
     let next = MaintenanceTask {
         slot: "next-hour".to_owned(),
+        chore: Chore::Retention,
     };
     assert!(queue::push_maintenance(&app.pool, &next).await.unwrap());
 
@@ -114,6 +131,20 @@ async fn events_past_a_team_s_retention_go_with_their_deliveries_once_an_hour() 
         .await
         .unwrap();
     assert_eq!(kept, "new-1");
+    let (dedup, silent, live): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM event_dedup WHERE dedup_key = 'new-1'),
+                (SELECT count(*) FROM apalis.workers WHERE id = 'switchyard-worker-gone'),
+                (SELECT count(*) FROM apalis.workers WHERE last_seen > now() - interval '1 minute')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (dedup, silent),
+        (0, 0),
+        "expired dedup row and silent worker pruned"
+    );
+    assert!(live > 0, "the running workers stay listed");
 }
 
 /// The child process of the worker test (see `spawn_worker_process`).

@@ -45,7 +45,8 @@ pub struct WorkerSettings {
     pub workers: usize,
     /// How long shutdown waits for attempts in flight.
     pub shutdown_timeout: Duration,
-    /// How often upkeep rescues stranded deliveries and prunes dedup rows.
+    /// How often upkeep offers the sweep (stranded deliveries, breaker probes) and
+    /// refreshes the gauges.
     pub upkeep_every: Duration,
     /// The most one send may take, answer included.
     pub send_timeout: Duration,

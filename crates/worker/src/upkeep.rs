@@ -1,48 +1,26 @@
-//! Upkeep, once a minute in every worker process: give stranded deliveries a fresh task,
-//! start the circuit breaker's probes whose cool-down has passed, and prune dedup rows
-//! whose window has passed and sessions idle past their expiry. Safe to run in several processes at once (rows are taken
-//! with SKIP LOCKED or re-checked; deletes are idempotent).
+//! Upkeep, each interval (a minute by default) in every worker process: offer the
+//! interval's sweep and the hour's retention to the maintenance queue, which keeps one
+//! task per slot so one worker across replicas runs each (see `maintenance`), and refresh
+//! this process's gauges.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use switchyard_domain::store::{accounts, attempts, destinations, events, queue, stats, throttle};
-
-/// How long past due a delivery must be before the sweep takes it for stranded: well
-/// beyond a send's 30 s limit and a dead worker's 30 s takeover.
-const GRACE: chrono::Duration = chrono::Duration::minutes(15);
+use switchyard_domain::store::{queue, stats};
 
 pub async fn run(pool: PgPool, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The hour whose maintenance this process has offered (once per hour is enough).
+    // The hour whose retention this process has offered (once per hour is enough).
     let mut offered: Option<String> = None;
     loop {
         tick.tick().await;
         let now = Utc::now();
-        let rescued = match pool.acquire().await {
-            Ok(mut conn) => attempts::rescue_stranded(&mut conn, now, GRACE).await,
-            Err(e) => Err(e.into()),
-        };
-        match rescued {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(count = n, "gave stranded deliveries a new task"),
-            Err(e) => tracing::debug!(error = %e, "upkeep: rescue skipped"),
+        let sweep = queue::MaintenanceTask::sweep(now, every);
+        if let Err(e) = queue::push_maintenance(&pool, &sweep).await {
+            tracing::debug!(error = %e, "upkeep: sweep not queued");
         }
-        let probes = match pool.acquire().await {
-            Ok(mut conn) => destinations::start_probes(&mut conn, now).await,
-            Err(e) => Err(e.into()),
-        };
-        match probes {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "probing disabled destinations"),
-            Err(e) => tracing::debug!(error = %e, "upkeep: probes skipped"),
-        }
-        if let Err(e) = accounts::prune_sessions(&pool, now).await {
-            tracing::debug!(error = %e, "upkeep: session prune skipped");
-        }
-        // Every process offers the hour's maintenance; the queue keeps one.
         let hour = queue::MaintenanceTask::for_hour(now);
         if offered.as_deref() != Some(hour.slot.as_str()) {
             match queue::push_maintenance(&pool, &hour).await {
@@ -54,12 +32,6 @@ pub async fn run(pool: PgPool, every: Duration) {
             }
         }
         gauges(&pool, now).await;
-        if let Err(e) = throttle::prune(&pool, now).await {
-            tracing::debug!(error = %e, "upkeep: throttle prune skipped");
-        }
-        if let Err(e) = events::prune_dedup(&pool, now).await {
-            tracing::debug!(error = %e, "upkeep: dedup prune skipped");
-        }
     }
 }
 

@@ -410,8 +410,11 @@ pub async fn get_with_body(
     Ok((row.event, row.headers, row.body))
 }
 
-/// Deletes dedup rows whose window has passed, a bounded batch at a time. The system's
-/// own upkeep, across teams. Returns how many went.
+/// Dedup rows [`prune_dedup`] deletes per statement.
+pub const PRUNE_BATCH: u64 = 5000;
+
+/// Deletes up to [`PRUNE_BATCH`] dedup rows whose window has passed, across teams (the
+/// hourly maintenance calls it until none are left). Returns how many went.
 #[tracing::instrument(skip_all)]
 pub async fn prune_dedup(
     db: impl PgExecutor<'_>,
@@ -419,10 +422,11 @@ pub async fn prune_dedup(
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "DELETE FROM event_dedup WHERE ctid IN (
-             SELECT ctid FROM event_dedup WHERE expires_at < $1 LIMIT 5000
+             SELECT ctid FROM event_dedup WHERE expires_at < $1 LIMIT $2
          )",
     )
     .bind(now)
+    .bind(PRUNE_BATCH as i64)
     .execute(db)
     .await?;
     Ok(done.rows_affected())

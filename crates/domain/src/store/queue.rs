@@ -101,25 +101,56 @@ pub async fn push_replay(tx: &mut PgConnection, replay: &ReplayTask) -> Result<(
     Ok(())
 }
 
-/// The queue of periodic maintenance: one task per hour across every process.
+/// The queue of periodic work. Every process offers each slot's task; the slot is also
+/// the task's idempotency key, so the queue holds it once and one worker runs it, however
+/// many replicas there are.
 pub const MAINTENANCE: &str = "switchyard::maintenance";
 
-/// The maintenance of one hour (`2026-11-27T13`), whose id is also the task's
-/// idempotency key: however many processes push it, the queue holds it once.
+/// One slot's periodic work: the hour's retention (`2026-11-27T13`) or one upkeep
+/// interval's sweep (`upkeep:2026-11-27T13:05:00Z`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceTask {
     pub slot: String,
+    #[serde(default)]
+    pub chore: Chore,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chore {
+    /// Hourly: delete what is past retention and prune expired rows.
+    #[default]
+    Retention,
+    /// Each upkeep interval: give stranded deliveries a new task and start the circuit
+    /// breaker's probes whose cool-down has passed.
+    Sweep,
 }
 
 impl MaintenanceTask {
     pub fn for_hour(now: DateTime<Utc>) -> MaintenanceTask {
         MaintenanceTask {
             slot: now.format("%Y-%m-%dT%H").to_string(),
+            chore: Chore::Retention,
+        }
+    }
+
+    /// The sweep of the interval of length `every` that `now` falls in, intervals
+    /// counted from the Unix epoch so every process names the same one.
+    pub fn sweep(now: DateTime<Utc>, every: std::time::Duration) -> MaintenanceTask {
+        let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
+        let start = now.timestamp_millis().div_euclid(every) * every;
+        let start = DateTime::from_timestamp_millis(start).unwrap_or(now);
+        MaintenanceTask {
+            slot: format!(
+                "upkeep:{}",
+                start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+            chore: Chore::Sweep,
         }
     }
 }
 
-/// Pushes the hour's maintenance unless some process already did (the queue's unique
+/// Pushes a slot's periodic work unless some process already did (the queue's unique
 /// idempotency key refuses a second). Returns whether this call pushed it.
 pub async fn push_maintenance(
     db: &sqlx::PgPool,
@@ -197,5 +228,31 @@ mod tests {
         assert_eq!(whole_second_not_before(exact), 1_700_000_000);
         let later = Utc.timestamp_opt(1_700_000_000, 1).unwrap();
         assert_eq!(whole_second_not_before(later), 1_700_000_001);
+    }
+
+    #[test]
+    fn every_process_names_the_same_sweep_slot() {
+        let every = std::time::Duration::from_secs(60);
+        let at = |secs, millis| Utc.timestamp_opt(secs, millis * 1_000_000u32).unwrap();
+        let first = MaintenanceTask::sweep(at(1_700_000_040, 0), every);
+        assert_eq!(first.slot, "upkeep:2023-11-14T22:14:00.000Z");
+        assert_eq!(first.chore, Chore::Sweep);
+        assert_eq!(MaintenanceTask::sweep(at(1_700_000_099, 999), every), first);
+        assert_ne!(MaintenanceTask::sweep(at(1_700_000_100, 0), every), first);
+        // Sub-second intervals (tests use them) still name distinct slots.
+        let quick = std::time::Duration::from_millis(500);
+        assert_ne!(
+            MaintenanceTask::sweep(at(1_700_000_000, 100), quick),
+            MaintenanceTask::sweep(at(1_700_000_000, 600), quick)
+        );
+    }
+
+    #[test]
+    fn an_hourly_task_queued_before_chores_existed_still_reads() {
+        let old: MaintenanceTask = serde_json::from_str(r#"{"slot":"2026-11-27T13"}"#).unwrap();
+        assert_eq!(
+            old,
+            MaintenanceTask::for_hour(Utc.with_ymd_and_hms(2026, 11, 27, 13, 5, 0).unwrap())
+        );
     }
 }

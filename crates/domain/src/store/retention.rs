@@ -69,3 +69,25 @@ pub async fn delete_finished_jobs(
     .await?
     .rows_affected())
 }
+
+/// How long a worker that stopped beating stays listed in the queue's worker table.
+pub const SILENT_WORKERS_KEPT: Duration = Duration::days(1);
+
+/// Deletes the queue's rows for workers silent longer than [`SILENT_WORKERS_KEPT`] that
+/// no job row names any more. Each restart of a worker registers a new name, so without
+/// this the table would only grow.
+#[tracing::instrument(skip_all)]
+pub async fn delete_silent_workers(
+    db: impl PgExecutor<'_>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM apalis.workers w
+         WHERE w.last_seen < $1
+           AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+    )
+    .bind(now - SILENT_WORKERS_KEPT)
+    .execute(db)
+    .await?
+    .rows_affected())
+}

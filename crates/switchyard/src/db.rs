@@ -10,10 +10,12 @@ use anyhow::{Context, bail};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
+use crate::Roles;
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Pools per purpose, each with its own `application_name`. Sized so two processes of
-/// each role fit in PostgreSQL's default 100 connections.
+/// each role fit in PostgreSQL's default 100 connections (a test keeps it so).
 #[derive(Clone)]
 pub struct Pools {
     /// The data plane: a short acquire timeout, so a request answers 503 within ~1 s.
@@ -138,28 +140,51 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn pools(options: &PgConnectOptions) -> anyhow::Result<Pools> {
+/// The most connections each pool opens. A process opens only the pools its roles use
+/// (they connect lazily), so its share of the server is [`Roles::connections`].
+pub const INGRESS_CONNECTIONS: u32 = 12;
+pub const WEB_CONNECTIONS: u32 = 8;
+pub const WORKER_CONNECTIONS: u32 = 12;
+/// Each apalis worker keeps one of these for LISTEN (eight at most); the rest fetch,
+/// beat and acknowledge.
+pub const QUEUE_CONNECTIONS: u32 = 16;
+
+impl Roles {
+    /// The most connections a process with these roles opens.
+    pub fn connections(self) -> u32 {
+        let Roles {
+            ingress,
+            web,
+            worker,
+        } = self;
+        u32::from(ingress) * INGRESS_CONNECTIONS
+            + u32::from(web) * WEB_CONNECTIONS
+            + u32::from(worker) * (WORKER_CONNECTIONS + QUEUE_CONNECTIONS)
+    }
+}
+
+pub async fn pools(options: &PgConnectOptions, roles: Roles) -> anyhow::Result<Pools> {
     let named = |name: &str| options.clone().application_name(name);
     let ingress = PgPoolOptions::new()
-        .max_connections(12)
-        .min_connections(2)
+        .max_connections(INGRESS_CONNECTIONS)
+        // Two kept open where webhooks arrive; none in a process that takes none.
+        .min_connections(if roles.ingress { 2 } else { 0 })
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy_with(named("switchyard-ingress").options([("statement_timeout", "5s")]));
     let web = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(WEB_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-web").options([("statement_timeout", "15s")]));
     let worker = PgPoolOptions::new()
-        .max_connections(12)
+        .max_connections(WORKER_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
     // The queue's own writes commit without waiting for the WAL flush. Losing the last
     // of them in a PostgreSQL crash re-runs or strands a task row, never a delivery:
     // each task re-reads its delivery and does nothing unless its `task_seq` is current,
     // and claims and outcomes go through the synchronous `worker` pool.
-    // Each apalis worker holds one connection for LISTEN; the rest fetch and acknowledge.
     let queue = PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(QUEUE_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(
             named("switchyard-queue")
@@ -287,4 +312,48 @@ async fn run_output(program: &str, args: &[&str]) -> Option<String> {
         .await
         .ok()?;
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(ingress: bool, web: bool, worker: bool) -> Roles {
+        Roles {
+            ingress,
+            web,
+            worker,
+        }
+    }
+
+    /// DESIGN.md's budget: two processes of each role within PostgreSQL's default
+    /// `max_connections` (100), less the 3 it reserves for superusers.
+    #[test]
+    fn two_processes_of_each_role_fit_in_a_default_postgres() {
+        let scaled_out = 2 * one(true, false, false).connections()
+            + 2 * one(false, true, false).connections()
+            + 2 * one(false, false, true).connections();
+        assert!(scaled_out <= 97, "{scaled_out} connections");
+        assert!(Roles::ALL.connections() <= 97);
+    }
+
+    #[test]
+    fn the_deploy_guide_states_the_budget() {
+        let guide = include_str!("../../../docs/deploy.md");
+        for (role, roles) in [
+            ("ingress", one(true, false, false)),
+            ("web", one(false, true, false)),
+            ("worker", one(false, false, true)),
+            ("serve", Roles::ALL),
+        ] {
+            let row = format!("| `{role}`");
+            let line = guide.lines().find(|l| l.starts_with(&row));
+            let stated = line.and_then(|l| l.split('|').nth(2)).map(str::trim);
+            let count = roles.connections().to_string();
+            assert!(
+                stated.is_some_and(|s| s == count || s.starts_with(&format!("{count} "))),
+                "docs/deploy.md should say `{role}` opens {count} connections, says {stated:?}"
+            );
+        }
+    }
 }

@@ -21,6 +21,6 @@ pub async fn start(
     if config.auto_migrate {
         db::migrate(&options).await?;
     }
-    let pools = db::pools(&options).await?;
+    let pools = db::pools(&options, roles).await?;
     server::start(config, key, pools, roles, worker_settings, listener).await
 }

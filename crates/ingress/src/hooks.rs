@@ -38,6 +38,8 @@ pub async fn receive(
         Ok(None) => return problem(&Problem::not_found("no source has this ingest URL")),
         Err(e) => return problem(&e.into()),
     };
+    // The request's span (opened by the server's middleware) names the source.
+    tracing::Span::current().record("source", tracing::field::display(&source.config.source.id));
     let limit = usize::try_from(source.config.source.body_limit).unwrap_or(crate::MAX_BODY_LIMIT);
 
     let declared = req
@@ -176,11 +178,13 @@ pub async fn receive(
         .record(committing.elapsed().as_secs_f64());
     match result {
         Ok(Ingested::Accepted(id)) => {
+            tracing::Span::current().record("event_id", tracing::field::display(&id));
             metrics::counter!("switchyard_ingest_total", "provider" => kind, "result" => "accepted")
                 .increment(1);
             HttpResponse::Ok().json(json!({"status": "accepted", "event_id": id}))
         }
         Ok(Ingested::Duplicate(id)) => {
+            tracing::Span::current().record("event_id", tracing::field::display(&id));
             metrics::counter!("switchyard_ingest_total", "provider" => kind, "result" => "duplicate")
                 .increment(1);
             HttpResponse::Ok().json(json!({"status": "duplicate", "event_id": id}))

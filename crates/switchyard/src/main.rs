@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::config::{ApiKeyCommand, Cli, Command, LogFormat, TeamCommand};
+use switchyard::config::{ApiKeyCommand, Cli, Command, TeamCommand};
 use switchyard::{Roles, WorkerSettings, db};
 use switchyard_domain::store::{api_keys, secrets, teams};
 
@@ -11,7 +11,7 @@ use switchyard_domain::store::{api_keys, secrets, teams};
 async fn main() -> ExitCode {
     dotenvy::dotenv().ok();
     let cli = Cli::parse();
-    init_logs(cli.config.log_format);
+    switchyard::logs::init(cli.config.log_format, std::io::stderr);
     if let Err(reason) = cli.config.validate() {
         eprintln!("switchyard: {reason}");
         return ExitCode::from(2);
@@ -94,16 +94,4 @@ async fn admin_pool(config: &switchyard::Config) -> anyhow::Result<sqlx::PgPool>
         .max_connections(1)
         .connect_with(options)
         .await?)
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,apalis=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

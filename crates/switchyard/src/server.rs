@@ -103,17 +103,7 @@ pub async fn start(
         let ready_pool = ready_pool.clone();
         let handle = handle.clone();
         let mut app = App::new()
-            .wrap(
-                // The route's pattern, never the path: an ingest path holds its source's token.
-                actix_web::middleware::Logger::new("%{route}xi %s %Dms")
-                    .custom_request_replace("route", |req| {
-                        let route = req
-                            .match_pattern()
-                            .unwrap_or_else(|| "(unmatched)".to_owned());
-                        format!("{} {route}", req.method())
-                    })
-                    .log_target("switchyard::http"),
-            )
+            .wrap(actix_web::middleware::from_fn(crate::logs::requests))
             .route(
                 "/healthz",
                 web::get().to(|| async { HttpResponse::Ok().body("ok") }),

@@ -13,11 +13,17 @@ use switchyard_domain::ids::AttemptId;
 use switchyard_domain::store::attempts::{self, AttemptRecord, Claim};
 use switchyard_domain::store::queue::DeliveryTask;
 use switchyard_domain::store::teams;
+use tracing::field::Empty;
 
 use crate::outbound::Sent;
 use crate::request::Prepared;
 use crate::{Deliverer, request};
 
+#[tracing::instrument(
+    name = "attempt",
+    skip_all,
+    fields(delivery = %task.delivery_id, team = %task.team_id, event_id = Empty)
+)]
 pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
     // One id for every try: a retried claim then recognises its own attempt.
@@ -35,6 +41,10 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
         }
     };
 
+    tracing::Span::current().record(
+        "event_id",
+        tracing::field::display(&claimed.delivery.event_id),
+    );
     metrics::histogram!("switchyard_attempt_claim_seconds").record(started.elapsed().as_secs_f64());
     let body = std::mem::take(&mut claimed.body);
     let (sent, request_headers) = match request::build(&ctx.key, &claimed, body, &ctx.public_base) {
@@ -110,6 +120,14 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     .await?;
     metrics::histogram!("switchyard_attempt_record_seconds")
         .record(recording.elapsed().as_secs_f64());
+    tracing::info!(
+        kind = claimed.kind.as_str(),
+        number = claimed.delivery.attempt_count,
+        status = record.response_status,
+        ms = record.duration_ms,
+        result,
+        "attempt"
+    );
     Ok(())
 }
 

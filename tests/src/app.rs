@@ -399,50 +399,90 @@ impl TestApp {
 /// SIGKILL: the test binary runs itself with only the ignored `worker_process` test,
 /// which serves until killed. Returns once the worker has registered.
 pub async fn spawn_worker_process(database: &str) -> tokio::process::Child {
+    spawn_role_process("worker_process", database, None).await.0
+}
+
+/// Starts an ingress in a process of their own, listening on `bind` (an address a
+/// killed one used, to restart it) or a free port; the test binary runs itself with only
+/// the ignored `ingress_process` test. Returns once it listens, with its base URL.
+pub async fn spawn_ingress_process(
+    database: &str,
+    bind: Option<&str>,
+) -> (tokio::process::Child, String) {
+    let (child, addr) = spawn_role_process("ingress_process", database, bind).await;
+    (child, format!("http://{addr}"))
+}
+
+async fn spawn_role_process(
+    test: &str,
+    database: &str,
+    bind: Option<&str>,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "worker_process",
+            test,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
         .env("SWITCHYARD_TEST_WORKER_DATABASE", db::url_for(database))
+        .env("SWITCHYARD_TEST_BIND", bind.unwrap_or("127.0.0.1:0"))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn worker process");
+        .expect("spawn a role process");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    while let Some(line) = lines.next_line().await.expect("worker output") {
+    while let Some(line) = lines.next_line().await.expect("child output") {
         // libtest may print "test worker_process ... " on the same line.
-        if line.trim_end().ends_with("worker ready") {
+        if let Some((_, addr)) = line.trim_end().split_once(READY) {
+            let addr = addr.trim().to_owned();
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return child;
+            return (child, addr);
         }
     }
-    panic!("the worker process exited before it was ready");
+    panic!("the {test} process exited before it was ready");
 }
+
+/// What a role process prints, followed by its address, once it serves.
+const READY: &str = "role ready on ";
 
 /// The body of the process `spawn_worker_process` starts: delivery workers on the
 /// database named by `SWITCHYARD_TEST_WORKER_DATABASE`, until the process is killed.
 pub async fn run_worker_process() {
-    let Ok(url) = std::env::var("SWITCHYARD_TEST_WORKER_DATABASE") else {
-        panic!("worker_process only runs as the child of a test");
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let config = parse_config(&url, "http://127.0.0.1", true, None);
-    let roles = Roles {
+    run_role_process(Roles {
         ingress: false,
         web: false,
         worker: true,
+    })
+    .await;
+}
+
+/// The body of the process `spawn_ingress_process` starts.
+pub async fn run_ingress_process() {
+    run_role_process(Roles {
+        ingress: true,
+        web: false,
+        worker: false,
+    })
+    .await;
+}
+
+async fn run_role_process(roles: Roles) {
+    let Ok(url) = std::env::var("SWITCHYARD_TEST_WORKER_DATABASE") else {
+        panic!("a role process only runs as the child of a test");
     };
+    let bind = std::env::var("SWITCHYARD_TEST_BIND").unwrap_or_else(|_| "127.0.0.1:0".to_owned());
+    let listener = TcpListener::bind(&bind).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = parse_config(&url, &format!("http://{addr}"), true, None);
     let running = switchyard::start(&config, roles, test_worker_settings(), listener)
         .await
         .expect("start");
-    println!("worker ready");
-    running.wait().await.expect("worker");
+    println!("{READY}{addr}");
+    running.wait().await.expect("role process");
 }
 
 fn upstream_addr(url: &str) -> String {

@@ -10,6 +10,7 @@ pub mod db;
 pub mod fakes;
 pub mod proxy;
 pub mod receiver;
+pub mod sender;
 pub mod sign;
 pub mod smtp;
 pub mod visitor;

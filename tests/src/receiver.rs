@@ -103,6 +103,35 @@ impl Receiver {
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
         wait_for(&self.inner.received, &self.inner.arrived, n, within).await
     }
+
+    /// Waits until every delivery in `expected` arrived at least once, counted by the
+    /// `switchyard-delivery-id` header; panics after `within`. Returns how many times
+    /// each arrived (more than once is a duplicate send, which at-least-once allows).
+    pub async fn wait_for_deliveries(
+        &self,
+        expected: &[String],
+        within: Duration,
+    ) -> HashMap<String, usize> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for r in self.received() {
+                if let Some(id) = r.headers.get("switchyard-delivery-id") {
+                    *seen.entry(id.clone()).or_default() += 1;
+                }
+            }
+            let arrived = expected.iter().filter(|id| seen.contains_key(*id)).count();
+            if arrived == expected.len() {
+                return seen;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{arrived} of {} deliveries arrived",
+                expected.len()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
 }
 
 /// Waits until `received` holds at least `n` requests, woken by `arrived`; panics after

@@ -107,12 +107,82 @@ impl Server {
     }
 }
 
-struct Phase {
-    concurrency: usize,
-    accepted: usize,
-    errors: usize,
-    elapsed: Duration,
-    acks: Vec<Duration>,
+pub struct Phase {
+    pub concurrency: usize,
+    pub accepted: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub acks: Vec<Duration>,
+}
+
+/// A fresh Switchyard with one team, a GitHub source and (when `deliver`) a route from
+/// it to a local sink.
+pub struct Setup {
+    pub server: Server,
+    pub pool: PgPool,
+    pub sink: Arc<sink::Sink>,
+    pub client: reqwest::Client,
+    /// The source's ingest URL.
+    pub hook: String,
+}
+
+impl Setup {
+    pub async fn start(admin_url: &str, deliver: bool) -> anyhow::Result<Setup> {
+        let server = Server::start(admin_url).await?;
+        let app = server.app.clone();
+        let pool = PgPool::connect(&server.database_url).await?;
+        let team = switchyard_domain::store::teams::insert(&pool, "bench", "Bench").await?;
+        let (_, key) = switchyard_domain::store::api_keys::create(&pool, &team.id, "bench").await?;
+        let (sink, sink_url) = sink::start()?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let api = |path: &str, body: serde_json::Value| {
+            client
+                .post(format!("{app}/api/v1/{path}"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+        };
+        let source: serde_json::Value = api(
+            "sources",
+            json!({"name": "gh", "provider": "github", "secret": SECRET}),
+        )
+        .await?
+        .json()
+        .await?;
+        let destination: serde_json::Value = api(
+            "destinations",
+            json!({"name": "sink", "kind": "http", "url": sink_url}),
+        )
+        .await?
+        .json()
+        .await?;
+        if deliver {
+            api(
+                "routes",
+                json!({"name": "all", "source_id": source["id"], "destination_id": destination["id"]}),
+            )
+            .await?;
+        }
+        let hook = source["ingest_url"]
+            .as_str()
+            .context("ingest_url")?
+            .to_owned();
+        Ok(Setup {
+            server,
+            pool,
+            sink,
+            client,
+            hook,
+        })
+    }
+
+    /// Ends Switchyard and drops its database.
+    pub async fn stop(self, admin_url: &str) -> anyhow::Result<()> {
+        self.pool.close().await;
+        self.server.stop(admin_url).await
+    }
 }
 
 pub async fn run(
@@ -121,50 +191,16 @@ pub async fn run(
     levels: &[usize],
     deliver: bool,
 ) -> anyhow::Result<()> {
-    let server = Server::start(admin_url).await?;
-    let (database_url, pid, app) = (server.database_url.clone(), server.pid, server.app.clone());
-    let pool = PgPool::connect(&database_url).await?;
-    let team = switchyard_domain::store::teams::insert(&pool, "bench", "Bench").await?;
-    let (_, key) = switchyard_domain::store::api_keys::create(&pool, &team.id, "bench").await?;
-    let (sink, sink_url) = sink::start()?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-    let api = |path: &str, body: serde_json::Value| {
-        client
-            .post(format!("{app}/api/v1/{path}"))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-    };
-    let source: serde_json::Value = api(
-        "sources",
-        json!({"name": "gh", "provider": "github", "secret": SECRET}),
-    )
-    .await?
-    .json()
-    .await?;
-    let destination: serde_json::Value = api(
-        "destinations",
-        json!({"name": "sink", "kind": "http", "url": sink_url}),
-    )
-    .await?
-    .json()
-    .await?;
-    if deliver {
-        api(
-            "routes",
-            json!({"name": "all", "source_id": source["id"], "destination_id": destination["id"]}),
-        )
-        .await?;
-    }
-    let hook = source["ingest_url"]
-        .as_str()
-        .context("ingest_url")?
-        .to_owned();
+    let setup = Setup::start(admin_url, deliver).await?;
+    let (database_url, pid, app) = (
+        setup.server.database_url.clone(),
+        setup.server.pid,
+        setup.server.app.clone(),
+    );
+    let (client, hook, sink) = (&setup.client, &setup.hook, &setup.sink);
 
     if deliver {
-        let e2e = idle(&client, &hook, &sink).await;
+        let e2e = idle(client, hook, sink).await;
         println!(
             "idle (one webhook every 20 ms, {} sent): e2e p50 {}  p99 {}\n",
             e2e.len(),
@@ -202,16 +238,16 @@ pub async fn run(
     }
     for ((phase, &concurrency), (raw, raw_latencies)) in levels.iter().enumerate().zip(baselines) {
         let result = drive(
-            &client,
-            &hook,
+            client,
+            hook,
             concurrency,
             Duration::from_secs(seconds),
             phase,
         )
         .await;
         let expected = if deliver { result.accepted } else { 0 };
-        let delivered_in = wait_delivered(&sink, phase, expected).await;
-        let e2e = phase_latencies(&sink, phase);
+        let delivered_in = wait_delivered(sink, phase, expected).await;
+        let e2e = phase_latencies(sink, phase);
         let accepted_per_s = result.accepted as f64 / result.elapsed.as_secs_f64();
         println!(
             "{:>5} {:>11.0} {:>9} {:>9} {:>13.0} {:>9} {:>9} {:>12.0} {:>9} {:>9} {:>8.2}{}",
@@ -235,7 +271,7 @@ pub async fn run(
     }
     println!(
         "\npeak RSS of the Switchyard process: {} MiB",
-        peak_rss_kib(pid) / 1024
+        memory_kib(pid, "VmHWM") / 1024
     );
 
     let metrics = client
@@ -250,12 +286,11 @@ pub async fn run(
     }) {
         println!("{line}");
     }
-    pool.close().await;
-    server.stop(admin_url).await
+    setup.stop(admin_url).await
 }
 
 /// Sends webhooks from `concurrency` loops for `length`.
-async fn drive(
+pub async fn drive(
     client: &reqwest::Client,
     hook: &str,
     concurrency: usize,
@@ -331,7 +366,7 @@ async fn idle(client: &reqwest::Client, hook: &str, sink: &Arc<sink::Sink>) -> V
 }
 
 /// A 1 KiB issues event stamped with its send time.
-fn payload(phase: usize, lane: usize, n: u64) -> Vec<u8> {
+pub fn payload(phase: usize, lane: usize, n: u64) -> Vec<u8> {
     let mut body = json!({
         "action": "opened",
         "phase": phase,
@@ -343,7 +378,7 @@ fn payload(phase: usize, lane: usize, n: u64) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
-fn sign(body: &[u8]) -> String {
+pub fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
@@ -351,7 +386,7 @@ fn sign(body: &[u8]) -> String {
 
 /// Waits until the phase's deliveries have all arrived (or `DRAIN` passes); returns the
 /// time from the phase's end to the last arrival plus the phase itself, for a rate.
-async fn wait_delivered(sink: &Arc<sink::Sink>, phase: usize, expected: usize) -> Duration {
+pub async fn wait_delivered(sink: &Arc<sink::Sink>, phase: usize, expected: usize) -> Duration {
     let started = Instant::now();
     while phase_count(sink, phase) < expected && started.elapsed() < DRAIN {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -442,12 +477,17 @@ pub fn ms(d: Duration) -> String {
     format!("{:.1}ms", d.as_secs_f64() * 1000.0)
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A memory figure of a process from `/proc/{pid}/status`, in KiB: `VmHWM` is the peak
+/// resident set, `VmRSS` the current one.
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| {
+                    l.strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with(':'))
+                })
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)

@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release -p switchyard-bench -- ingest [--seconds 10] [--concurrency 1,16,64]
 //! cargo run --release -p switchyard-bench -- logs [--events 1000000] [--requests 50]
+//! cargo run --release -p switchyard-bench -- soak [--minutes 10] [--window 30] [--rate R]
 //! ```
 //!
 //! `ingest` starts Switchyard as a child process on a fresh database, routes a GitHub
@@ -14,10 +15,14 @@
 //!
 //! `logs` seeds one team with a million events and measures the API's event list and
 //! the dashboard's events page under each filter.
+//!
+//! `soak` measures the maximum ingest rate, then sends at half of it for ten minutes and
+//! prints, every window, RSS, ack and end-to-end latency, deliveries/s and queue depth.
 
 mod ingest;
 mod logs;
 mod sink;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -62,6 +67,23 @@ enum Command {
         )]
         admin_url: String,
     },
+    /// Half the maximum ingest rate for a long stretch, watched over time.
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Seconds per reported window.
+        #[arg(long, default_value_t = 30)]
+        window: u64,
+        /// Webhooks per second (default: half the measured maximum).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(
+            long,
+            env = "SWITCHYARD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
     /// Internal: run Switchyard in this process (the benchmark's child).
     #[command(hide = true)]
     Serve { database_url: String },
@@ -83,6 +105,17 @@ fn main() -> anyhow::Result<()> {
             requests,
             admin_url,
         } => runtime.block_on(logs::run(&admin_url, events, requests)),
+        Command::Soak {
+            minutes,
+            window,
+            rate,
+            admin_url,
+        } => runtime.block_on(soak::run(
+            &admin_url,
+            minutes,
+            std::time::Duration::from_secs(window.max(1)),
+            rate,
+        )),
         Command::Serve { database_url } => runtime.block_on(ingest::serve(&database_url)),
     }
 }

@@ -145,7 +145,7 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
 pub const INGRESS_CONNECTIONS: u32 = 12;
 pub const WEB_CONNECTIONS: u32 = 8;
 pub const WORKER_CONNECTIONS: u32 = 12;
-/// Each apalis worker keeps one of these for LISTEN (eight at most); the rest fetch,
+/// One of these listens for new tasks (for every worker of the process); the rest fetch,
 /// beat and acknowledge.
 pub const QUEUE_CONNECTIONS: u32 = 16;
 

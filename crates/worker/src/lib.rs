@@ -11,13 +11,14 @@ mod replays;
 mod request;
 pub mod sample;
 mod upkeep;
+mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
-use apalis_postgres::{Config, PostgresStorage, Pubsub};
+use apalis_postgres::{Config, PostgresStorage};
 use sqlx::PgPool;
 use switchyard_domain::delivery::breaker::BreakerPolicy;
 use switchyard_domain::netguard::Policy;
@@ -135,6 +136,9 @@ pub async fn run(
         // A fetched task is already `Queued` under this worker's name, which orphan
         // recovery covers; marking each one `Running` as well would cost a commit per task.
         .lock_tasks(false);
+    // One connection reads every new task's notification and wakes its queue's workers.
+    let wakeups = wake::Wakeups::new(&[DELIVERIES, ALERTS, REPLAYS, MAINTENANCE, MAIL]);
+    let listener = tokio::spawn(wakeups.clone().listen(queue.clone()));
     // The side queues (alerts, account mail, bulk replays): few tasks, two at a time
     // each, polled like the deliveries.
     macro_rules! side_worker {
@@ -147,9 +151,10 @@ pub async fn run(
             let deliverer = deliverer.clone();
             let name = format!("{name}-{}", $suffix);
             let poll_interval = settings.poll_interval;
+            let wakeups = wakeups.clone();
             move |restarts| {
                 let strategy = Strategy::new()
-                    .stream(Pubsub::new(pool.clone(), $queue.to_owned()))
+                    .stream(wakeups.stream($queue))
                     .interval(poll_interval);
                 let backend = PostgresStorage::<$task>::new(&pool)
                     .with_config(config.clone())
@@ -191,9 +196,10 @@ pub async fn run(
             "mail"
         ));
     }
+    let delivery_wakeups = wakeups.clone();
     let monitor = monitor.register_n(settings.workers.max(1), move |index, restarts| {
         let strategy = Strategy::new()
-            .stream(Pubsub::new(queue.clone(), DELIVERIES.to_owned()))
+            .stream(delivery_wakeups.stream(DELIVERIES))
             .interval(settings.poll_interval);
         let backend = PostgresStorage::<DeliveryTask>::new(&queue)
             .with_config(config.clone())
@@ -213,6 +219,7 @@ pub async fn run(
         })
         .await;
     upkeep.abort();
+    listener.abort();
     result?;
     Ok(())
 }

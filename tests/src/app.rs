@@ -40,6 +40,9 @@ pub struct Options {
     /// The circuit breaker's policy, where the test default (one-second cool-downs)
     /// would let a probe run in the middle of the test.
     pub breaker: Option<BreakerPolicy>,
+    /// Another PostgreSQL server (a URL of it) to run on, such as a test's own
+    /// [`Cluster`](crate::cluster::Cluster) that it restarts.
+    pub server: Option<String>,
 }
 
 impl Options {
@@ -116,8 +119,9 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
-        let database = db::create().await;
-        let direct_url = db::url_for(&database);
+        let admin = options.server.clone().unwrap_or_else(db::admin_url);
+        let database = db::create_on(&admin).await;
+        let direct_url = db::url_on(&admin, &database);
         let proxy = if options.db_proxy {
             Some(DbProxy::start(upstream_addr(&direct_url)).await)
         } else {

@@ -10,8 +10,12 @@ pub fn admin_url() -> String {
 }
 
 pub fn url_for(database: &str) -> String {
-    let admin = admin_url();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    url_on(&admin_url(), database)
+}
+
+/// The URL of `database` on the server `admin` (a URL of that server) points at.
+pub fn url_on(admin: &str, database: &str) -> String {
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
     format!("{base}/{database}")
 }
 
@@ -26,16 +30,17 @@ fn template_name() -> String {
     format!("swtest_template_{}", &hex::encode(hash.finalize())[..12])
 }
 
-async fn admin() -> PgConnection {
-    PgConnection::connect(&admin_url())
-        .await
-        .expect("tests need PostgreSQL; see README")
-}
-
 /// Creates a fresh, migrated database and returns its name.
 pub async fn create() -> String {
+    create_on(&admin_url()).await
+}
+
+/// Creates a fresh, migrated database on the server `admin` points at.
+pub async fn create_on(admin: &str) -> String {
     let template = template_name();
-    let mut conn = admin().await;
+    let mut conn = PgConnection::connect(admin)
+        .await
+        .expect("tests need PostgreSQL; see README");
     // One process builds the template; the others wait on the lock.
     conn.execute("SELECT pg_advisory_lock(727272)")
         .await
@@ -71,7 +76,7 @@ pub async fn create() -> String {
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
             .await
             .expect("create template");
-        let options = switchyard::db::options(&url_for(&building)).expect("url");
+        let options = switchyard::db::options(&url_on(admin, &building)).expect("url");
         switchyard::db::migrate(&options)
             .await
             .expect("migrate template");

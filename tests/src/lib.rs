@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod cluster;
 pub mod db;
 pub mod fakes;
 pub mod proxy;

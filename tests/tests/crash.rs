@@ -1,40 +1,64 @@
-//! Crashes under load. An ingress process is SIGKILLed mid-request and started again; the
-//! database goes away for two seconds. Senders retry what was not acknowledged, as
-//! GitHub does; every acknowledged event is stored once and delivered.
+//! Crashes under load. An ingress process is SIGKILLed mid-request and started again;
+//! PostgreSQL itself restarts; the network to it is cut for two seconds. Senders retry
+//! what was not acknowledged, as GitHub does; every acknowledged event is stored once
+//! and delivered.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use switchyard_tests::app::{Options, run_ingress_process, spawn_ingress_process};
+use switchyard_tests::cluster::Cluster;
 use switchyard_tests::{Receiver, Reply, TestApp, sender};
 
 const SECRET: &str = "gh-secret";
 
-/// Sends `count` events (`{prefix}-{n}`), 16 at a time, each until acknowledged.
-/// Returns their event ids and how many tries were refused or cut.
-async fn send_all(
+/// The senders' side of a disruption: how many events were acknowledged so far (the
+/// disruption waits for its moment on it), and whether the disruption is over.
+#[derive(Default)]
+struct Load {
+    acknowledged: AtomicUsize,
+    recovered: AtomicBool,
+}
+
+impl Load {
+    /// Waits until `n` events were acknowledged.
+    async fn reached(&self, n: usize) {
+        while self.acknowledged.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Sends events (`{prefix}-{n}`), 16 at a time, each until acknowledged: at least
+/// `at_least`, and on until the disruption is over, so it always meets load. Returns the
+/// distinct event ids, how many events were sent, and how many tries were refused or cut.
+async fn send_through(
     client: &reqwest::Client,
     url: &str,
     prefix: &str,
-    count: usize,
-    acknowledged: &AtomicUsize,
-) -> (Vec<String>, usize) {
-    let results: Vec<(String, usize)> = futures::stream::iter(0..count)
+    at_least: usize,
+    load: &Load,
+) -> (Vec<String>, usize, usize) {
+    let results: Vec<(String, usize)> = futures::stream::iter(0..)
+        .take_while(|n| {
+            futures::future::ready(*n < at_least || !load.recovered.load(Ordering::Relaxed))
+        })
         .map(|n| async move {
             let sent = sender::acknowledged(client, url, SECRET, &format!("{prefix}-{n}")).await;
-            acknowledged.fetch_add(1, Ordering::Relaxed);
+            load.acknowledged.fetch_add(1, Ordering::Relaxed);
             sent
         })
         .buffer_unordered(16)
         .collect()
         .await;
+    let sent = results.len();
     let refused = results.iter().map(|(_, r)| r).sum();
     let mut ids: Vec<String> = results.into_iter().map(|(id, _)| id).collect();
     ids.sort();
     ids.dedup();
-    (ids, refused)
+    (ids, sent, refused)
 }
 
 /// Each acknowledged event is stored once and its delivery reaches the receiver.
@@ -84,50 +108,62 @@ async fn all_stored_once_and_delivered(app: &TestApp, receiver: &Receiver, count
     println!("{count} events acknowledged, all delivered; {duplicates} duplicate sends");
 }
 
-#[tokio::test]
-async fn an_ingress_killed_mid_request_loses_nothing_it_acknowledged() {
-    const EVENTS: usize = 1500;
-    let app = TestApp::spawn().await;
-    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+/// Every event sent is acknowledged once, stored once and delivered.
+async fn nothing_acknowledged_lost(
+    app: &TestApp,
+    receiver: &Receiver,
+    (ids, sent, refused): (Vec<String>, usize, usize),
+    what: &str,
+) {
+    assert!(refused > 0, "{what} refused or cut no request");
+    assert_eq!(
+        ids.len(),
+        sent,
+        "one event per delivery id, retries included"
+    );
+    println!("{refused} requests refused or cut while {what}");
+    all_stored_once_and_delivered(app, receiver, sent).await;
+}
+
+/// A GitHub source routed to `receiver`; returns its ingest URL.
+async fn routed_source(app: &TestApp, receiver: &Receiver) -> String {
     let source = app.create_source("github", Some(SECRET)).await;
     let destination = app.create_destination(&receiver.url("/in")).await;
     app.create_route(&source, &destination, &["*"]).await;
-    let path = source["ingest_url"]
-        .as_str()
-        .unwrap()
+    source["ingest_url"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_ingress_killed_mid_request_loses_nothing_it_acknowledged() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let path = routed_source(&app, &receiver)
+        .await
         .trim_start_matches(&app.base)
         .to_owned();
-
     let (mut ingress, base) = spawn_ingress_process(&app.database, None).await;
     let url = format!("{base}{path}");
-    let acknowledged = Arc::new(AtomicUsize::new(0));
 
-    // A third of the way in, with requests in flight, the ingress is SIGKILLed; half a
+    // After 500 events, with requests in flight, the ingress is SIGKILLed; half a
     // second later it starts again on the same address. Meanwhile senders retry.
+    let load = Arc::new(Load::default());
     let killer = {
-        let acknowledged = acknowledged.clone();
+        let load = load.clone();
         let database = app.database.clone();
         let addr = base.trim_start_matches("http://").to_owned();
         tokio::spawn(async move {
-            while acknowledged.load(Ordering::Relaxed) < EVENTS / 3 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            load.reached(500).await;
             ingress.kill().await.unwrap();
             ingress.wait().await.unwrap();
             tokio::time::sleep(Duration::from_millis(500)).await;
-            spawn_ingress_process(&database, Some(&addr)).await.0
+            let restarted = spawn_ingress_process(&database, Some(&addr)).await.0;
+            load.recovered.store(true, Ordering::Relaxed);
+            restarted
         })
     };
-    let (ids, refused) = send_all(&app.client, &url, "crash", EVENTS, &acknowledged).await;
+    let sent = send_through(&app.client, &url, "crash", 1500, &load).await;
     let _restarted = killer.await.unwrap();
-    assert!(refused > 0, "the kill cut some requests");
-    assert_eq!(
-        ids.len(),
-        EVENTS,
-        "one event per delivery id, retries included"
-    );
-    println!("{refused} requests cut or refused while the ingress was down");
-    all_stored_once_and_delivered(&app, &receiver, EVENTS).await;
+    nothing_acknowledged_lost(&app, &receiver, sent, "the ingress was down").await;
 }
 
 /// The child process of the ingress test (see `spawn_ingress_process`).
@@ -139,36 +175,61 @@ async fn ingress_process() {
 
 #[tokio::test]
 async fn a_database_outage_under_load_loses_nothing_acknowledged() {
-    const EVENTS: usize = 600;
     let app = TestApp::spawn_with(Options {
         db_proxy: true,
         ..Options::default()
     })
     .await;
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
-    let source = app.create_source("github", Some(SECRET)).await;
-    let destination = app.create_destination(&receiver.url("/in")).await;
-    app.create_route(&source, &destination, &["*"]).await;
-    let url = source["ingest_url"].as_str().unwrap().to_owned();
+    let url = routed_source(&app, &receiver).await;
     let proxy = app.proxy.clone().unwrap();
 
-    // The database goes away for two seconds in the middle. Ingress answers 503 with
-    // Retry-After meanwhile (the sender checks), and workers reconnect by themselves.
-    let outage = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        proxy.cut();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        proxy.restore().await;
-    });
-    let acknowledged = AtomicUsize::new(0);
-    let (ids, refused) = send_all(&app.client, &url, "outage", EVENTS, &acknowledged).await;
+    // After 200 events the network to the database is cut for two seconds. Ingress
+    // answers 503 with Retry-After meanwhile (the sender checks), and workers reconnect
+    // by themselves.
+    let load = Arc::new(Load::default());
+    let outage = {
+        let load = load.clone();
+        tokio::spawn(async move {
+            load.reached(200).await;
+            proxy.cut();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            proxy.restore().await;
+            load.recovered.store(true, Ordering::Relaxed);
+        })
+    };
+    let sent = send_through(&app.client, &url, "outage", 600, &load).await;
     outage.await.unwrap();
-    assert!(refused > 0, "the outage refused some requests");
-    assert_eq!(
-        ids.len(),
-        EVENTS,
-        "one event per delivery id, retries included"
-    );
-    println!("{refused} requests refused with 503 during the outage, all later acknowledged");
-    all_stored_once_and_delivered(&app, &receiver, EVENTS).await;
+    nothing_acknowledged_lost(&app, &receiver, sent, "the database was cut off").await;
+}
+
+#[tokio::test]
+async fn a_postgres_restart_under_load_loses_nothing_acknowledged() {
+    // Declared first, dropped last: the app goes before its server.
+    let cluster = Arc::new(Cluster::start());
+    let app = TestApp::spawn_with(Options {
+        server: Some(cluster.admin_url()),
+        ..Options::default()
+    })
+    .await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let url = routed_source(&app, &receiver).await;
+
+    // After 300 events PostgreSQL stops (a fast shutdown: every connection is
+    // terminated) and starts again two seconds later, longer than ingress waits for a
+    // connection before it answers 503.
+    let load = Arc::new(Load::default());
+    let restart = {
+        let (load, cluster) = (load.clone(), cluster.clone());
+        tokio::spawn(async move {
+            load.reached(300).await;
+            tokio::task::spawn_blocking(move || cluster.restart(Duration::from_secs(2)))
+                .await
+                .unwrap();
+            load.recovered.store(true, Ordering::Relaxed);
+        })
+    };
+    let sent = send_through(&app.client, &url, "restart", 1000, &load).await;
+    restart.await.unwrap();
+    nothing_acknowledged_lost(&app, &receiver, sent, "PostgreSQL restarted").await;
 }

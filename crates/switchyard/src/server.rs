@@ -5,6 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -39,12 +40,14 @@ pub struct Running {
     server: ServerHandle,
     server_task: JoinHandle<std::io::Result<()>>,
     worker: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    metrics_upkeep: JoinHandle<()>,
 }
 
 impl Running {
     /// Waits until the server stops by itself (SIGTERM or ctrl-c), then stops the workers.
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.server_task.await;
+        self.metrics_upkeep.abort();
         if let Some((stop, task)) = self.worker {
             let _ = stop.send(());
             let _ = task.await;
@@ -59,6 +62,9 @@ impl Running {
         self.wait().await
     }
 }
+
+/// How often histogram samples are folded into their summaries.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -176,11 +182,21 @@ pub async fn start(
         });
         (stop, task)
     });
+    // Histograms keep every sample until upkeep folds them into their summaries; without
+    // it a process nobody scrapes grows by every request's timing.
+    let metrics_upkeep = tokio::spawn(async {
+        let mut every = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            every.tick().await;
+            metrics().run_upkeep();
+        }
+    });
     tracing::info!(%addr, ?roles, "switchyard listening");
     Ok(Running {
         addr,
         server: server_handle,
         server_task,
         worker,
+        metrics_upkeep,
     })
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use switchyard_domain::store::queue::{self, Chore, MaintenanceTask};
+use switchyard_domain::store::queue::{self, MaintenanceTask};
 use switchyard_tests::app::{Options, spawn_worker_process};
 use switchyard_tests::{Receiver, Reply, TestApp};
 
@@ -104,16 +104,19 @@ async fn events_past_a_team_s_retention_go_with_their_deliveries_once_an_hour() 
     // That run found nothing old; a run now (another slot, as the next hour) does.
     let next = MaintenanceTask {
         slot: "next-hour".to_owned(),
-        chore: Chore::Retention,
     };
     assert!(queue::push_maintenance(&app.pool, &next).await.unwrap());
 
+    // The run has ended once its job row is done.
     app.eventually(|| async {
-        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        (events == 1).then_some(())
+        let done: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM apalis.jobs
+                            WHERE idempotency_key = 'maintenance:next-hour' AND status = 'Done')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        done.then_some(())
     })
     .await;
     let (deliveries, attempts): (i64, i64) =

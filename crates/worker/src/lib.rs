@@ -25,7 +25,7 @@ use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::queue::{
     ALERTS, AlertTask, DELIVERIES, DeliveryTask, MAIL, MAINTENANCE, MailTask, MaintenanceTask,
-    REPLAYS, ReplayTask,
+    REPLAYS, ReplayTask, SWEEPS, SweepTask,
 };
 
 pub use mail::Mailer;
@@ -137,7 +137,7 @@ pub async fn run(
         // recovery covers; marking each one `Running` as well would cost a commit per task.
         .lock_tasks(false);
     // One connection reads every new task's notification and wakes its queue's workers.
-    let wakeups = wake::Wakeups::new(&[DELIVERIES, ALERTS, REPLAYS, MAINTENANCE, MAIL]);
+    let wakeups = wake::Wakeups::new(&[DELIVERIES, ALERTS, REPLAYS, MAINTENANCE, SWEEPS, MAIL]);
     let listener = tokio::spawn(wakeups.clone().listen(queue.clone()));
     // The side queues (alerts, account mail, bulk replays): few tasks, two at a time
     // each, polled like the deliveries.
@@ -185,6 +185,12 @@ pub async fn run(
             MaintenanceTask,
             maintenance::run,
             "maintenance"
+        ))
+        .register(side_worker!(
+            SWEEPS,
+            SweepTask,
+            maintenance::sweep,
+            "sweeps"
         ));
     // Without SMTP nobody takes account emails: they wait in the queue, unspent, until a
     // worker that can send starts.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::{DateTime, Duration, Utc};
 use switchyard_domain::StoreError;
-use switchyard_domain::store::queue::{Chore, MaintenanceTask};
+use switchyard_domain::store::queue::{MaintenanceTask, SweepTask};
 use switchyard_domain::store::{accounts, attempts, destinations, events, retention, throttle};
 
 use crate::Deliverer;
@@ -24,16 +24,15 @@ const MAX_BATCHES: usize = 500;
 /// beyond a send's 30 s limit and a dead worker's 30 s takeover.
 const GRACE: Duration = Duration::minutes(15);
 
+/// The hour's retention (the maintenance queue).
 pub async fn run(task: MaintenanceTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
-    let now = Utc::now();
-    match task.chore {
-        Chore::Sweep => sweep(&ctx, now).await?,
-        Chore::Retention => retain(&ctx, &task.slot, now).await?,
-    }
+    retain(&ctx, &task.slot, Utc::now()).await?;
     Ok(())
 }
 
-async fn sweep(ctx: &Deliverer, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// An interval's sweep (the sweeps queue).
+pub async fn sweep(_task: SweepTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
+    let now = Utc::now();
     let mut conn = ctx.pool.acquire().await?;
     let rescued = attempts::rescue_stranded(&mut conn, now, GRACE).await?;
     if rescued > 0 {

@@ -1,7 +1,7 @@
 //! Upkeep, each interval (a minute by default) in every worker process: offer the
-//! interval's sweep and the hour's retention to the maintenance queue, which keeps one
-//! task per slot so one worker across replicas runs each (see `maintenance`), and refresh
-//! this process's gauges.
+//! interval's sweep and the hour's retention to their queues, which keep one task per
+//! slot so one worker across replicas runs each (see `maintenance`), and refresh this
+//! process's gauges.
 
 use std::time::Duration;
 
@@ -17,8 +17,8 @@ pub async fn run(pool: PgPool, every: Duration) {
     loop {
         tick.tick().await;
         let now = Utc::now();
-        let sweep = queue::MaintenanceTask::sweep(now, every);
-        if let Err(e) = queue::push_maintenance(&pool, &sweep).await {
+        let sweep = queue::SweepTask::for_interval(now, every);
+        if let Err(e) = queue::push_sweep(&pool, &sweep).await {
             tracing::debug!(error = %e, "upkeep: sweep not queued");
         }
         let hour = queue::MaintenanceTask::for_hour(now);

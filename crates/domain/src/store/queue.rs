@@ -101,68 +101,79 @@ pub async fn push_replay(tx: &mut PgConnection, replay: &ReplayTask) -> Result<(
     Ok(())
 }
 
-/// The queue of periodic work. Every process offers each slot's task; the slot is also
-/// the task's idempotency key, so the queue holds it once and one worker runs it, however
-/// many replicas there are.
+/// The queue of the hourly maintenance (retention). Every process offers each hour's
+/// task; the hour is also the task's idempotency key, so the queue holds it once and one
+/// worker runs it, however many replicas there are.
 pub const MAINTENANCE: &str = "switchyard::maintenance";
 
-/// One slot's periodic work: the hour's retention (`2026-11-27T13`) or one upkeep
-/// interval's sweep (`upkeep:2026-11-27T13:05:00Z`).
+/// The maintenance of one hour (`2026-11-27T13`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceTask {
     pub slot: String,
-    #[serde(default)]
-    pub chore: Chore,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Chore {
-    /// Hourly: delete what is past retention and prune expired rows.
-    #[default]
-    Retention,
-    /// Each upkeep interval: give stranded deliveries a new task and start the circuit
-    /// breaker's probes whose cool-down has passed.
-    Sweep,
 }
 
 impl MaintenanceTask {
     pub fn for_hour(now: DateTime<Utc>) -> MaintenanceTask {
         MaintenanceTask {
             slot: now.format("%Y-%m-%dT%H").to_string(),
-            chore: Chore::Retention,
-        }
-    }
-
-    /// The sweep of the interval of length `every` that `now` falls in, intervals
-    /// counted from the Unix epoch so every process names the same one.
-    pub fn sweep(now: DateTime<Utc>, every: std::time::Duration) -> MaintenanceTask {
-        let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
-        let start = now.timestamp_millis().div_euclid(every) * every;
-        let start = DateTime::from_timestamp_millis(start).unwrap_or(now);
-        MaintenanceTask {
-            slot: format!(
-                "upkeep:{}",
-                start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            ),
-            chore: Chore::Sweep,
         }
     }
 }
 
-/// Pushes a slot's periodic work unless some process already did (the queue's unique
-/// idempotency key refuses a second). Returns whether this call pushed it.
+/// Pushes the hour's maintenance unless some process already did. Returns whether this
+/// call pushed it.
 pub async fn push_maintenance(
     db: &sqlx::PgPool,
     task: &MaintenanceTask,
 ) -> Result<bool, StoreError> {
+    push_once(db, MAINTENANCE, &format!("maintenance:{}", task.slot), task).await
+}
+
+/// The queue of the sweep each upkeep interval runs once across processes: stranded
+/// deliveries get a new task, and the circuit breaker's due probes start. A queue of its
+/// own, so a long retention run never holds it up.
+pub const SWEEPS: &str = "switchyard::sweeps";
+
+/// The sweep of one interval, named by its start (`2026-11-27T13:05:00.000Z`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepTask {
+    pub slot: String,
+}
+
+impl SweepTask {
+    /// The sweep of the interval of length `every` that `now` falls in, intervals
+    /// counted from the Unix epoch so every process names the same one.
+    pub fn for_interval(now: DateTime<Utc>, every: std::time::Duration) -> SweepTask {
+        let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
+        let start = now.timestamp_millis().div_euclid(every) * every;
+        let start = DateTime::from_timestamp_millis(start).unwrap_or(now);
+        SweepTask {
+            slot: start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// Pushes the interval's sweep unless some process already did. Returns whether this
+/// call pushed it.
+pub async fn push_sweep(db: &sqlx::PgPool, task: &SweepTask) -> Result<bool, StoreError> {
+    push_once(db, SWEEPS, &format!("sweep:{}", task.slot), task).await
+}
+
+/// Pushes a task under a unique idempotency key, unless one with that key is already
+/// queued (the queue's unique index refuses a second).
+async fn push_once(
+    db: &sqlx::PgPool,
+    queue: &str,
+    key: &str,
+    task: &impl Serialize,
+) -> Result<bool, StoreError> {
     let args = serde_json::to_vec(task).map_err(|e| StoreError::Internal(e.to_string()))?;
     let job = TaskBuilder::new(args)
-        .idempotency_key(format!("maintenance:{}", task.slot))
+        .idempotency_key(key)
         .max_attempts(3)
         .build();
     let mut conn = db.acquire().await?;
-    match apalis_postgres::queries::push_tasks(&mut *conn, MAINTENANCE, vec![job]).await {
+    match apalis_postgres::queries::push_tasks(&mut *conn, queue, vec![job]).await {
         Ok(()) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
@@ -234,25 +245,18 @@ mod tests {
     fn every_process_names_the_same_sweep_slot() {
         let every = std::time::Duration::from_secs(60);
         let at = |secs, millis| Utc.timestamp_opt(secs, millis * 1_000_000u32).unwrap();
-        let first = MaintenanceTask::sweep(at(1_700_000_040, 0), every);
-        assert_eq!(first.slot, "upkeep:2023-11-14T22:14:00.000Z");
-        assert_eq!(first.chore, Chore::Sweep);
-        assert_eq!(MaintenanceTask::sweep(at(1_700_000_099, 999), every), first);
-        assert_ne!(MaintenanceTask::sweep(at(1_700_000_100, 0), every), first);
+        let first = SweepTask::for_interval(at(1_700_000_040, 0), every);
+        assert_eq!(first.slot, "2023-11-14T22:14:00.000Z");
+        assert_eq!(
+            SweepTask::for_interval(at(1_700_000_099, 999), every),
+            first
+        );
+        assert_ne!(SweepTask::for_interval(at(1_700_000_100, 0), every), first);
         // Sub-second intervals (tests use them) still name distinct slots.
         let quick = std::time::Duration::from_millis(500);
         assert_ne!(
-            MaintenanceTask::sweep(at(1_700_000_000, 100), quick),
-            MaintenanceTask::sweep(at(1_700_000_000, 600), quick)
-        );
-    }
-
-    #[test]
-    fn an_hourly_task_queued_before_chores_existed_still_reads() {
-        let old: MaintenanceTask = serde_json::from_str(r#"{"slot":"2026-11-27T13"}"#).unwrap();
-        assert_eq!(
-            old,
-            MaintenanceTask::for_hour(Utc.with_ymd_and_hms(2026, 11, 27, 13, 5, 0).unwrap())
+            SweepTask::for_interval(at(1_700_000_000, 100), quick),
+            SweepTask::for_interval(at(1_700_000_000, 600), quick)
         );
     }
 }

@@ -86,6 +86,18 @@ async fn json_lines_carry_request_event_and_delivery_ids_and_no_secret() {
     let issued = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(!issued.contains('"') && !issued.is_empty(), "{issued}");
 
+    // A request refused before its handler runs (no API key) is logged and answered with
+    // its id like any other.
+    let res = app
+        .client
+        .get(format!("{}/api/v1/sources", app.base))
+        .header("x-request-id", "req-logs-401")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["x-request-id"], "req-logs-401");
+
     let attempt = app
         .eventually(|| async {
             captured
@@ -119,6 +131,13 @@ async fn json_lines_carry_request_event_and_delivery_ids_and_no_secret() {
             .any(|l| l["span"]["request_id"] == issued.as_str() && l["span"]["route"] == "/healthz"),
         "the forged id's request is logged under the issued one"
     );
+
+    let refused = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "req-logs-401")
+        .expect("the refused request's line");
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert_eq!(refused["span"]["route"], "/api/v1/sources", "{refused}");
 
     let text = captured.text();
     for secret in [token.as_str(), SECRET, app.key.as_str()] {

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
@@ -39,13 +40,14 @@ where
         .with_writer(writer);
     match format {
         LogFormat::Pretty => builder.init(),
-        // The event's fields at the top level beside the current span's, so a line
-        // reads `{"request_id": …, "event_id": …, "message": …}` without digging.
+        // The event's fields at the top level, the innermost span's under `span` and
+        // every enclosing span's under `spans`, so a line logged deep inside a request
+        // or an attempt still names it.
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .init(),
     }
 }
@@ -69,6 +71,7 @@ pub async fn requests(
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let span = tracing::info_span!(
+        target: "switchyard::http",
         "request",
         request_id = %request_id,
         method = %req.method(),
@@ -76,13 +79,32 @@ pub async fn requests(
         source = Empty,
         event_id = Empty,
     );
-    let mut res = next.call(req).instrument(span.clone()).await?;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(REQUEST_ID, value);
-    }
-    let status = res.status().as_u16();
-    // Milliseconds to the microsecond, without float noise in the line.
+    let outcome = next.call(req).instrument(span.clone()).await;
     let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let id = HeaderValue::from_str(&request_id).ok();
+    match outcome {
+        Ok(mut res) => {
+            if let Some(id) = id {
+                res.headers_mut().insert(REQUEST_ID, id);
+            }
+            log(&span, res.status().as_u16(), ms);
+            Ok(res)
+        }
+        // A request refused before its handler ran (an extractor said no): answered
+        // later by actix from the error, which is given the id header here.
+        Err(e) => {
+            let mut answer = e.error_response();
+            if let Some(id) = id {
+                answer.headers_mut().insert(REQUEST_ID, id);
+            }
+            log(&span, answer.status().as_u16(), ms);
+            Err(InternalError::from_response(e, answer).into())
+        }
+    }
+}
+
+/// The request's one line, inside its span.
+fn log(span: &tracing::Span, status: u16, ms: f64) {
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(target: "switchyard::http", status, ms, "request");
@@ -90,7 +112,6 @@ pub async fn requests(
             tracing::info!(target: "switchyard::http", status, ms, "request");
         }
     });
-    Ok(res)
 }
 
 /// A request id a caller may choose: short, and only characters that cannot forge a log

@@ -314,6 +314,21 @@ async fn run_output(program: &str, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Deliveries and the job queue leave a dead row behind with every attempt; without
+/// autovacuum they are never cleaned up and fetching and claiming slow down until
+/// deliveries fall behind for good. Says so once, at start, if the server has it off.
+pub async fn warn_without_autovacuum(pool: &PgPool) {
+    let setting: Result<String, _> = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+        .fetch_one(pool)
+        .await;
+    if setting.is_ok_and(|on| on == "off") {
+        tracing::warn!(
+            "PostgreSQL runs with autovacuum off: the delivery and queue tables will fill \
+             with dead rows and deliveries slow down under sustained load; turn it on"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,7 +341,7 @@ mod tests {
         }
     }
 
-    /// DESIGN.md's budget: two processes of each role within PostgreSQL's default
+    /// The design's budget: two processes of each role within PostgreSQL's default
     /// `max_connections` (100), less the 3 it reserves for superusers.
     #[test]
     fn two_processes_of_each_role_fit_in_a_default_postgres() {

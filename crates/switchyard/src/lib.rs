@@ -23,5 +23,8 @@ pub async fn start(
         db::migrate(&options).await?;
     }
     let pools = db::pools(&options, roles).await?;
+    if roles.worker {
+        db::warn_without_autovacuum(&pools.worker).await;
+    }
     server::start(config, key, pools, roles, worker_settings, listener).await
 }

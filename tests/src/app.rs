@@ -24,6 +24,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub database: String,
     pub proxy: Option<DbProxy>,
+    /// A URL of the server the database is on (where it is dropped).
+    admin: String,
     running: Option<Running>,
 }
 
@@ -166,6 +168,7 @@ impl TestApp {
             pool,
             database,
             proxy,
+            admin,
             running: Some(running),
         }
     }
@@ -501,6 +504,6 @@ fn upstream_addr(url: &str) -> String {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.running.take();
-        db::drop_blocking(std::mem::take(&mut self.database));
+        db::drop_blocking(&self.admin, std::mem::take(&mut self.database));
     }
 }

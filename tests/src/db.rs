@@ -105,14 +105,15 @@ pub async fn create_on(admin: &str) -> String {
 
 /// Drops a test database from a thread of its own, so it works from `Drop` while the
 /// test's runtime is going away.
-pub fn drop_blocking(name: String) {
+pub fn drop_blocking(admin: &str, name: String) {
+    let admin = admin.to_owned();
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async {
-            if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+            if let Ok(mut conn) = PgConnection::connect(&admin).await {
                 let _ = conn
                     .execute(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"

@@ -23,11 +23,25 @@ struct Load {
 }
 
 impl Load {
+    /// A guard that marks the disruption over when dropped, so senders stop even if
+    /// the disruption panicked (its task's panic then fails the test).
+    fn recovered_on_drop(self: &Arc<Self>) -> RecoveredOnDrop {
+        RecoveredOnDrop(self.clone())
+    }
+
     /// Waits until `n` events were acknowledged.
     async fn reached(&self, n: usize) {
         while self.acknowledged.load(Ordering::Relaxed) < n {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+struct RecoveredOnDrop(Arc<Load>);
+
+impl Drop for RecoveredOnDrop {
+    fn drop(&mut self) {
+        self.0.recovered.store(true, Ordering::Relaxed);
     }
 }
 
@@ -152,13 +166,12 @@ async fn an_ingress_killed_mid_request_loses_nothing_it_acknowledged() {
         let database = app.database.clone();
         let addr = base.trim_start_matches("http://").to_owned();
         tokio::spawn(async move {
+            let _recovered = load.recovered_on_drop();
             load.reached(500).await;
             ingress.kill().await.unwrap();
             ingress.wait().await.unwrap();
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let restarted = spawn_ingress_process(&database, Some(&addr)).await.0;
-            load.recovered.store(true, Ordering::Relaxed);
-            restarted
+            spawn_ingress_process(&database, Some(&addr)).await.0
         })
     };
     let sent = send_through(&app.client, &url, "crash", 1500, &load).await;
@@ -191,11 +204,11 @@ async fn a_database_outage_under_load_loses_nothing_acknowledged() {
     let outage = {
         let load = load.clone();
         tokio::spawn(async move {
+            let _recovered = load.recovered_on_drop();
             load.reached(200).await;
             proxy.cut();
             tokio::time::sleep(Duration::from_secs(2)).await;
             proxy.restore().await;
-            load.recovered.store(true, Ordering::Relaxed);
         })
     };
     let sent = send_through(&app.client, &url, "outage", 600, &load).await;
@@ -222,11 +235,11 @@ async fn a_postgres_restart_under_load_loses_nothing_acknowledged() {
     let restart = {
         let (load, cluster) = (load.clone(), cluster.clone());
         tokio::spawn(async move {
+            let _recovered = load.recovered_on_drop();
             load.reached(300).await;
             tokio::task::spawn_blocking(move || cluster.restart(Duration::from_secs(2)))
                 .await
                 .unwrap();
-            load.recovered.store(true, Ordering::Relaxed);
         })
     };
     let sent = send_through(&app.client, &url, "restart", 1000, &load).await;

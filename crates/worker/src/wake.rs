@@ -1,6 +1,7 @@
 //! Waking the queue's workers when a task is pushed.
 //!
-//! apalis-postgres's trigger NOTIFYs `apalis::job::insert` with each new task. Its own
+//! A trigger NOTIFYs `apalis::job::insert` when tasks are pushed (once per queue per
+//! statement; see the migrations). apalis-postgres's own
 //! listener gives every worker a connection of its own, read only when that worker is
 //! ready for more work. Under load the notifications backed up on those sockets, and the
 //! server, blocked writing them inside a transaction, held back the xmin horizon: no dead
@@ -95,8 +96,8 @@ impl Wakeups {
                             None => self.wake_all(),
                         }
                     }
-                    // The connection dropped (notifications may be lost); the next call
-                    // reconnects.
+                    // The connection dropped and was made again: notifications sent
+                    // meanwhile are lost.
                     Ok(None) => self.wake_all(),
                     Err(e) => {
                         tracing::debug!(error = %e, "wake-ups: listener failed; reconnecting");

@@ -70,7 +70,8 @@ pub async fn delete_finished_jobs(
     .rows_affected())
 }
 
-/// How long a worker that stopped beating stays listed in the queue's worker table.
+/// How long a worker that stopped beating stays listed in the queue's worker table (at
+/// least: also until the finished job rows that name it are deleted, after a week).
 pub const SILENT_WORKERS_KEPT: Duration = Duration::days(1);
 
 /// Deletes the queue's rows for workers silent longer than [`SILENT_WORKERS_KEPT`] that

@@ -11,58 +11,101 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::stream::{BoxStream, Stream, StreamExt};
+use futures::stream::Stream;
+use futures::task::AtomicWaker;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::watch;
 
 /// The channel apalis-postgres's insert trigger notifies.
 const CHANNEL: &str = "apalis::job::insert";
 /// How long to wait before listening again after the connection failed.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// A wake-up is repeated this much later. A worker whose fetch was already running when
+/// the notification came may have fetched before the new tasks were visible; the repeat
+/// sends it back for them rather than leaving them to the fallback poll a second later.
+const FOLLOW_UP: Duration = Duration::from_millis(20);
 
-/// One wake-up signal per queue, fed by [`listen`].
+/// One queue's wake-up signal: a count of wake-ups and the wakers of its streams.
+#[derive(Default)]
+struct Signal {
+    count: AtomicU64,
+    streams: Mutex<Vec<Weak<AtomicWaker>>>,
+    follow_up_pending: AtomicBool,
+}
+
+impl Signal {
+    fn wake(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.retain(|stream| match stream.upgrade() {
+                Some(waker) => {
+                    waker.wake();
+                    true
+                }
+                None => false,
+            });
+        }
+    }
+}
+
+/// One wake-up signal per queue, fed by [`Wakeups::listen`].
 #[derive(Clone)]
 pub struct Wakeups {
-    queues: Arc<HashMap<&'static str, watch::Sender<()>>>,
+    queues: Arc<HashMap<&'static str, Arc<Signal>>>,
 }
 
 impl Wakeups {
     pub fn new(queues: &[&'static str]) -> Wakeups {
         let queues = queues
             .iter()
-            .map(|queue| (*queue, watch::channel(()).0))
+            .map(|queue| (*queue, Arc::default()))
             .collect();
         Wakeups {
             queues: Arc::new(queues),
         }
     }
 
-    /// A stream that yields whenever a task was pushed to `queue` since it last yielded
-    /// (any number of pushes make one item): a poll strategy for that queue's workers.
+    /// A stream that yields whenever `queue` was woken since it last yielded (any number
+    /// of wake-ups make one item): a poll strategy for that queue's workers.
     pub fn stream(&self, queue: &str) -> Wake {
-        let mut rx = self.queues[queue].subscribe();
-        rx.mark_unchanged();
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.changed().await.ok()?;
-            Some(((), rx))
-        });
-        Wake(Mutex::new(stream.boxed()))
+        let signal = self.queues[queue].clone();
+        let waker = Arc::new(AtomicWaker::new());
+        if let Ok(mut streams) = signal.streams.lock() {
+            streams.push(Arc::downgrade(&waker));
+        }
+        let seen = signal.count.load(Ordering::SeqCst);
+        Wake {
+            signal,
+            waker,
+            seen,
+        }
     }
 
+    /// Wakes `queue`'s workers now and once more [`FOLLOW_UP`] later (one repeat
+    /// outstanding per queue, however many wake-ups come meanwhile).
     fn wake(&self, queue: &str) {
-        if let Some(tx) = self.queues.get(queue) {
-            tx.send_replace(());
+        let Some(signal) = self.queues.get(queue) else {
+            return;
+        };
+        signal.wake();
+        if !signal.follow_up_pending.swap(true, Ordering::SeqCst) {
+            let signal = signal.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(FOLLOW_UP).await;
+                signal.follow_up_pending.store(false, Ordering::SeqCst);
+                signal.wake();
+            });
         }
     }
 
     fn wake_all(&self) {
-        for tx in self.queues.values() {
-            tx.send_replace(());
+        for queue in self.queues.keys() {
+            self.wake(queue);
         }
     }
 
@@ -110,18 +153,27 @@ impl Wakeups {
     }
 }
 
-/// A queue's wake-up stream (see [`Wakeups::stream`]). Behind a mutex only because the
-/// poll strategy must be `Sync`.
-pub struct Wake(Mutex<BoxStream<'static, ()>>);
+/// A queue's wake-up stream (see [`Wakeups::stream`]). It registers its task's waker on
+/// every poll, before it looks, so a wake-up that comes after it said "nothing yet" still
+/// wakes the task.
+pub struct Wake {
+    signal: Arc<Signal>,
+    waker: Arc<AtomicWaker>,
+    seen: u64,
+}
 
 impl Stream for Wake {
     type Item = ();
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
-        match self.get_mut().0.get_mut() {
-            Ok(stream) => stream.poll_next_unpin(cx),
-            Err(_) => Poll::Ready(None),
+        let this = self.get_mut();
+        this.waker.register(cx.waker());
+        let count = this.signal.count.load(Ordering::SeqCst);
+        if count == this.seen {
+            return Poll::Pending;
         }
+        this.seen = count;
+        Poll::Ready(Some(()))
     }
 }
 
@@ -129,8 +181,10 @@ impl Stream for Wake {
 mod tests {
     use super::*;
 
+    use futures::StreamExt;
+
     #[tokio::test]
-    async fn many_pushes_make_one_wake_up_and_only_for_their_queue() {
+    async fn many_pushes_make_one_wake_up_and_its_repeat_and_only_for_their_queue() {
         let wakeups = Wakeups::new(&["a", "b"]);
         let mut a = wakeups.stream("a");
         let mut b = wakeups.stream("b");
@@ -138,11 +192,28 @@ mod tests {
             wakeups.wake("a");
         }
         assert_eq!(a.next().await, Some(()));
-        let quiet = tokio::time::timeout(Duration::from_millis(50), a.next()).await;
-        assert!(quiet.is_err(), "a hundred pushes, one wake-up");
-        let quiet = tokio::time::timeout(Duration::from_millis(50), b.next()).await;
+        // The one repeat, a moment later.
+        let repeat = tokio::time::timeout(FOLLOW_UP * 5, a.next()).await;
+        assert_eq!(repeat, Ok(Some(())));
+        let quiet = tokio::time::timeout(FOLLOW_UP * 5, a.next()).await;
+        assert!(
+            quiet.is_err(),
+            "a hundred pushes, one wake-up and one repeat"
+        );
+        let quiet = tokio::time::timeout(FOLLOW_UP * 5, b.next()).await;
         assert!(quiet.is_err(), "queue b was not pushed to");
         wakeups.wake_all();
         assert_eq!(b.next().await, Some(()));
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_after_the_stream_said_nothing_yet_wakes_its_task() {
+        let wakeups = Wakeups::new(&["a"]);
+        let mut a = wakeups.stream("a");
+        let waiting = tokio::spawn(async move { a.next().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        wakeups.wake("a");
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert_eq!(woken.expect("woken").expect("task"), Some(()));
     }
 }

@@ -537,6 +537,7 @@ async fn health_readiness_and_metrics_answer() {
         "switchyard_queue_oldest_pending_seconds{queue=",
         "switchyard_deliveries_held",
         r#"switchyard_db_pool_connections{state="idle"}"#,
+        r#"switchyard_http_request_seconds{route="/hooks/{token}",quantile="0.99"}"#,
     ] {
         assert!(metrics.contains(expected), "{expected} in\n{metrics}");
     }

@@ -1,5 +1,6 @@
 //! Logs: tracing to stderr, readable or one JSON object per line
-//! (`SWITCHYARD_LOG_FORMAT=json`), and one line per HTTP request carrying its request id.
+//! (`SWITCHYARD_LOG_FORMAT=json`), and one line per HTTP request carrying its request id
+//! (and its time, in the `switchyard_http_request_seconds{route}` histogram).
 //!
 //! Every request runs inside a `request` span with `request_id` (the caller's
 //! `X-Request-Id` when it is a plain token, else a new one, echoed in the answer),
@@ -80,7 +81,10 @@ pub async fn requests(
         event_id = Empty,
     );
     let outcome = next.call(req).instrument(span.clone()).await;
-    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let elapsed = started.elapsed().as_secs_f64();
+    // By route pattern: ingest's latency is the `/hooks/{token}` series.
+    metrics::histogram!("switchyard_http_request_seconds", "route" => route).record(elapsed);
+    let ms = (elapsed * 1e6).round() / 1e3;
     let id = HeaderValue::from_str(&request_id).ok();
     match outcome {
         Ok(mut res) => {

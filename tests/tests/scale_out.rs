@@ -1,13 +1,15 @@
-//! Scale-out: two ingress servers and two worker processes on one database. Five thousand
-//! signed events go in across both ingresses; halfway, one worker is SIGKILLed and
-//! started again. Every acknowledged event reaches the receiver (at least once: HTTP
+//! Scale-out: two ingress processes and two worker processes on one database. Five
+//! thousand signed events go in across both ingresses; halfway, one worker is SIGKILLed
+//! and started again. Every acknowledged event reaches the receiver (at least once: HTTP
 //! duplicates are allowed and reported).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use switchyard_tests::app::{Options, spawn_worker_process};
+use switchyard_tests::app::{
+    Options, run_ingress_process, spawn_ingress_process, spawn_worker_process,
+};
 use switchyard_tests::{Receiver, Reply, TestApp, sender};
 
 const SECRET: &str = "gh-secret";
@@ -20,14 +22,21 @@ async fn every_acknowledged_event_arrives_across_two_ingresses_and_a_killed_work
         ..Options::default()
     })
     .await;
-    let (second_base, _second) = app.extra_ingress().await;
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
     let source = app.create_source("github", Some(SECRET)).await;
     let destination = app.create_destination(&receiver.url("/in")).await;
     app.create_route(&source, &destination, &["*"]).await;
-    let first_url = source["ingest_url"].as_str().unwrap().to_owned();
-    let path = first_url.trim_start_matches(&app.base).to_owned();
-    let urls = Arc::new([first_url, format!("{second_base}{path}")]);
+    let path = source["ingest_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&app.base)
+        .to_owned();
+    let (_first, first_base) = spawn_ingress_process(&app.database, None).await;
+    let (_second, second_base) = spawn_ingress_process(&app.database, None).await;
+    let urls = Arc::new([
+        format!("{first_base}{path}"),
+        format!("{second_base}{path}"),
+    ]);
 
     let mut doomed = spawn_worker_process(&app.database).await;
     let _steady = spawn_worker_process(&app.database).await;
@@ -86,4 +95,11 @@ async fn every_acknowledged_event_arrives_across_two_ingresses_and_a_killed_work
 #[ignore = "runs only as a child process of the scale-out test"]
 async fn worker_process() {
     switchyard_tests::app::run_worker_process().await;
+}
+
+/// The child process of the ingress side (see `spawn_ingress_process`).
+#[tokio::test]
+#[ignore = "runs only as a child process of the scale-out test"]
+async fn ingress_process() {
+    run_ingress_process().await;
 }

@@ -42,6 +42,8 @@ pub struct Options {
     /// The circuit breaker's policy, where the test default (one-second cool-downs)
     /// would let a probe run in the middle of the test.
     pub breaker: Option<BreakerPolicy>,
+    /// `SWITCHYARD_TRUSTED_PROXIES` for the app.
+    pub trusted_proxies: Vec<String>,
     /// Another PostgreSQL server (a URL of it) to run on, such as a test's own
     /// [`Cluster`](crate::cluster::Cluster) that it restarts.
     pub server: Option<String>,
@@ -139,12 +141,17 @@ impl TestApp {
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind app");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = parse_config(
+        let mut config = parse_config(
             &app_url,
             &base,
             !options.strict_destinations,
             options.smtp_url.as_deref(),
         );
+        config.trusted_proxies = options
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse().expect("a CIDR range"))
+            .collect();
         let roles = Roles {
             worker: !options.no_worker,
             ..Roles::ALL
@@ -171,24 +178,6 @@ impl TestApp {
             admin,
             running: Some(running),
         }
-    }
-
-    /// A second ingress on the same database, listening on a port of its own: what a
-    /// deployment with several ingress replicas looks like. Returns its base URL; it
-    /// stops when the returned handle is dropped.
-    pub async fn extra_ingress(&self) -> (String, Running) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind ingress");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = parse_config(&db::url_for(&self.database), &base, true, None);
-        let roles = Roles {
-            ingress: true,
-            web: false,
-            worker: false,
-        };
-        let running = switchyard::start(&config, roles, test_worker_settings(), listener)
-            .await
-            .expect("start the second ingress");
-        (base, running)
     }
 
     /// Another team on the same app, with its own key.

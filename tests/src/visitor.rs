@@ -51,10 +51,23 @@ pub fn csrf_in(html: &str) -> Option<String> {
 
 impl Visitor {
     pub fn new(app: &TestApp) -> Visitor {
+        Self::with_headers(app, reqwest::header::HeaderMap::new())
+    }
+
+    /// A visitor whose every request carries `X-Forwarded-For: {client}`, as one that
+    /// comes through a proxy.
+    pub fn forwarded_for(app: &TestApp, client: &str) -> Visitor {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", client.parse().expect("header value"));
+        Self::with_headers(app, headers)
+    }
+
+    fn with_headers(app: &TestApp, headers: reqwest::header::HeaderMap) -> Visitor {
         Visitor {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(Policy::none())
+                .default_headers(headers)
                 .build()
                 .expect("client"),
             base: app.base.clone(),

@@ -362,6 +362,43 @@ async fn log_in_is_rate_limited_per_address_and_per_account_with_a_clear_page() 
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// A log-in with a wrong password for `user{n}@example.com`; its status.
+async fn wrong_log_in(v: &mut Visitor, n: usize) -> StatusCode {
+    let email = format!("user{n}@example.com");
+    v.post("/login", &[("email", &email), ("password", "x")])
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = TestApp::spawn_with(Options {
+        trusted_proxies: vec!["127.0.0.1/32".to_owned()],
+        ..Options::default()
+    })
+    .await;
+    let mut first = Visitor::forwarded_for(&app, "198.51.100.1");
+    first.get("/login").await;
+    for n in 1..=20 {
+        assert_eq!(
+            wrong_log_in(&mut first, n).await,
+            StatusCode::UNAUTHORIZED,
+            "try {n}"
+        );
+    }
+    assert_eq!(
+        wrong_log_in(&mut first, 21).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is counted apart.
+    let mut second = Visitor::forwarded_for(&app, "198.51.100.2");
+    second.get("/login").await;
+    assert_eq!(
+        wrong_log_in(&mut second, 22).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 #[tokio::test]
 async fn a_reset_link_works_once_for_an_hour_and_signs_out_everywhere_else() {
     let smtp = SmtpServer::start(vec![250]);

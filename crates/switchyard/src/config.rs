@@ -128,6 +128,10 @@ pub struct Config {
     /// Allow destinations on private addresses and plain http:// (tests, self-hosting).
     #[arg(long, env = "SWITCHYARD_ALLOW_PRIVATE_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_destinations: bool,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` names
+    /// the client, so per-address sign-in limits count clients rather than the proxy.
+    #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Anthropic API base, for fetching full objects behind thin events.
     #[arg(
         long,
@@ -244,9 +248,34 @@ pub fn reference() -> String {
     out
 }
 
+/// One trusted proxy: an address (`10.0.0.7`) or a range (`10.0.0.0/8`).
+fn proxy(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an IP address nor a CIDR range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let parse = |value: &str| {
+            Cli::try_parse_from(["switchyard", "--trusted-proxies", value]).map(|c| c.config)
+        };
+        let config = parse("10.0.0.0/8, 192.168.1.5,::1").expect("valid");
+        let nets: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.5/32", "::1/128"]);
+        let refused = parse("10.0.0.0/8,proxy.internal").expect_err("refused");
+        assert!(refused.to_string().contains("proxy.internal"), "{refused}");
+    }
 
     fn repo_file(name: &str) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -94,6 +94,7 @@ pub async fn start(
         policy: config.policy(),
         public_url: config.public_base(),
         smtp_configured: config.smtp_url.is_some(),
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     // Ready when the pool this process leans on answers.
     let ready_pool = if roles.ingress {

@@ -37,6 +37,8 @@ pub struct WebState {
     pub public_url: String,
     /// Whether account emails can go out now (else they wait and the pages say so).
     pub smtp_configured: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (for per-address limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl WebState {

@@ -105,7 +105,7 @@ async fn signup(
     Posted(form): Posted<SignupForm>,
     viewer: MaybeViewer,
 ) -> Result<HttpResponse, PageError> {
-    limits::check(&state, &[limits::per_ip("signup", &req)]).await?;
+    limits::check(&state, &[limits::per_ip("signup", &req, &state)]).await?;
     let mut errors = Errors::default();
     let email = accounts::email_address(&form.email)
         .map_err(|_| errors.add("email", "Enter an email address such as ada@example.com."))
@@ -228,7 +228,7 @@ async fn login(
     let account_key = limits::per_account("login", &form.email);
     limits::check(
         &state,
-        &[limits::per_ip("login", &req), account_key.clone()],
+        &[limits::per_ip("login", &req, &state), account_key.clone()],
     )
     .await?;
     let user = match accounts::email_address(&form.email) {

@@ -3,8 +3,11 @@
 //! counted for addresses with and without an account alike. The same counters cap forms
 //! that send on a person's behalf ("send test").
 
+use std::net::IpAddr;
+
 use actix_web::HttpRequest;
 use chrono::{Duration, Utc};
+use ipnet::IpNet;
 use switchyard_domain::store::throttle::{self, Limit};
 
 use super::error::PageError;
@@ -25,17 +28,44 @@ pub struct Key {
     limit: Limit,
 }
 
-/// The client's address as the socket saw it. Behind a proxy every client shares the
-/// proxy's address; the limit then holds for all of them together.
-pub fn per_ip(form: &str, req: &HttpRequest) -> Key {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
+/// Per client address: the socket's peer, or behind a trusted proxy the client it
+/// names (see [`client_ip`]).
+pub fn per_ip(form: &str, req: &HttpRequest, state: &WebState) -> Key {
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        &forwarded.join(","),
+        &state.trusted_proxies,
+    )
+    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     Key {
         key: format!("{form}:ip:{ip}"),
         limit: PER_IP,
     }
+}
+
+/// The client's address. A peer that is not a trusted proxy is the client. From a trusted
+/// proxy, `X-Forwarded-For` is read from the right, since each proxy appends the address
+/// it saw: the first entry that is not itself a trusted proxy is the client, and anything
+/// left of it the client could have written. All trusted, or unreadable: the peer.
+pub fn client_ip(peer: Option<IpAddr>, forwarded: &str, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    for entry in forwarded.rsplit(',') {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(peer)
 }
 
 pub fn per_account(form: &str, email: &str) -> Key {
@@ -66,5 +96,45 @@ pub async fn check(state: &WebState, keys: &[Key]) -> Result<(), PageError> {
     match wait {
         Some(retry_after) => Err(PageError::TooMany { retry_after }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // Not through a trusted proxy: the header is the client's own word, ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), "1.2.3.4", &trusted),
+            ip("203.0.113.9")
+        );
+        // Through one: the address it saw.
+        assert_eq!(
+            client_ip(ip("10.0.0.7"), "198.51.100.4", &trusted),
+            ip("198.51.100.4")
+        );
+        // Through two, with a forged entry first: the rightmost untrusted one.
+        assert_eq!(
+            client_ip(ip("10.0.0.7"), "1.2.3.4, 198.51.100.4, 10.0.0.9", &trusted),
+            ip("198.51.100.4")
+        );
+        // Nothing usable: the proxy itself.
+        assert_eq!(client_ip(ip("10.0.0.7"), "", &trusted), ip("10.0.0.7"));
+        assert_eq!(
+            client_ip(ip("10.0.0.7"), "garbage", &trusted),
+            ip("10.0.0.7")
+        );
+        // No proxies trusted (the default): always the peer.
+        assert_eq!(
+            client_ip(ip("10.0.0.7"), "198.51.100.4", &[]),
+            ip("10.0.0.7")
+        );
     }
 }

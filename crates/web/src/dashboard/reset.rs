@@ -75,7 +75,7 @@ async fn reset_request(
     limits::check(
         &state,
         &[
-            limits::per_ip("reset", &req),
+            limits::per_ip("reset", &req, &state),
             limits::per_account("reset", &email),
         ],
     )

@@ -2,8 +2,8 @@
 -- delivery, its attempt and its job row, and fetches and claims read the newest rows
 -- through indexes that keep pointing at the dead versions until a vacuum removes them.
 -- At PostgreSQL's default (vacuum once 20 % of a table is dead) a table holding weeks
--- of history lets the hot end rot for hours under load. Vacuum these after 1 % (or
--- 2,000 rows) instead, and without the cost-based pauses.
+-- of history lets the hot end rot for hours under load. Vacuum these once 2,000 rows
+-- plus 1 % of the table are dead instead, and without the cost-based pauses.
 ALTER TABLE apalis.jobs SET (
     autovacuum_vacuum_scale_factor = 0.01,
     autovacuum_vacuum_threshold = 2000,

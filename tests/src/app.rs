@@ -35,6 +35,8 @@ pub struct Options {
     pub db_proxy: bool,
     /// Run no delivery workers in the app (the test brings its own).
     pub no_worker: bool,
+    /// Take no webhooks in the app (the test runs ingress processes of its own).
+    pub no_ingress: bool,
     /// Apply the production SSRF policy: no private addresses, https only.
     pub strict_destinations: bool,
     /// `SWITCHYARD_SMTP_URL` for the app.
@@ -154,6 +156,7 @@ impl TestApp {
             .collect();
         let roles = Roles {
             worker: !options.no_worker,
+            ingress: !options.no_ingress,
             ..Roles::ALL
         };
         let mut settings = test_worker_settings();

@@ -23,8 +23,8 @@ struct Load {
 }
 
 impl Load {
-    /// A guard that marks the disruption over when dropped, so senders stop even if
-    /// the disruption panicked (its task's panic then fails the test).
+    /// A guard that marks the disruption over when dropped, so senders stop asking for
+    /// more events even if the disruption panicked.
     fn recovered_on_drop(self: &Arc<Self>) -> RecoveredOnDrop {
         RecoveredOnDrop(self.clone())
     }
@@ -55,7 +55,7 @@ async fn send_through(
     at_least: usize,
     load: &Load,
 ) -> (Vec<String>, usize, usize) {
-    let results: Vec<(String, usize)> = futures::stream::iter(0..)
+    let sending = futures::stream::iter(0..)
         .take_while(|n| {
             futures::future::ready(*n < at_least || !load.recovered.load(Ordering::Relaxed))
         })
@@ -65,8 +65,12 @@ async fn send_through(
             sent
         })
         .buffer_unordered(16)
-        .collect()
-        .await;
+        .collect::<Vec<(String, usize)>>();
+    // A disruption that left the system down (its own task panicked, say) would have
+    // the senders retry for ever: fail instead.
+    let results = tokio::time::timeout(Duration::from_secs(120), sending)
+        .await
+        .expect("every event acknowledged within two minutes");
     let sent = results.len();
     let refused = results.iter().map(|(_, r)| r).sum();
     let mut ids: Vec<String> = results.into_iter().map(|(id, _)| id).collect();

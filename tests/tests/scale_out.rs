@@ -17,8 +17,11 @@ const EVENTS: usize = 5000;
 
 #[tokio::test]
 async fn every_acknowledged_event_arrives_across_two_ingresses_and_a_killed_worker() {
+    // The app serves only the API; ingress and workers are processes of their own (and
+    // the connections stay well inside PostgreSQL's 100).
     let app = TestApp::spawn_with(Options {
         no_worker: true,
+        no_ingress: true,
         ..Options::default()
     })
     .await;

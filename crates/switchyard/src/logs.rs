@@ -94,8 +94,8 @@ pub async fn requests(
             log(&span, res.status().as_u16(), ms);
             Ok(res)
         }
-        // A request refused before its handler ran (an extractor said no): answered
-        // later by actix from the error, which is given the id header here.
+        // A request a middleware refused (the API's key check): actix answers it from
+        // the error later, so the answer is made here, with the id header.
         Err(e) => {
             let mut answer = e.error_response();
             if let Some(id) = id {

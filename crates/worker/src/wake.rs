@@ -25,9 +25,11 @@ use sqlx::postgres::PgListener;
 const CHANNEL: &str = "apalis::job::insert";
 /// How long to wait before listening again after the connection failed.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
-/// A wake-up is repeated this much later. A worker whose fetch was already running when
-/// the notification came may have fetched before the new tasks were visible; the repeat
-/// sends it back for them rather than leaving them to the fallback poll a second later.
+/// A queue's wake-up is repeated this much later, and again each time while wake-ups
+/// keep coming. A worker whose fetch was already running when a notification came spends
+/// the wake-up on that fetch, which may not see the new tasks; the repeat sends it back
+/// for them rather than leaving them to the fallback poll a second later. (A fetch still
+/// running when the repeat comes is left to that poll.)
 const FOLLOW_UP: Duration = Duration::from_millis(20);
 
 /// One queue's wake-up signal: a count of wake-ups and the wakers of its streams.
@@ -86,8 +88,8 @@ impl Wakeups {
         }
     }
 
-    /// Wakes `queue`'s workers now and once more [`FOLLOW_UP`] later (one repeat
-    /// outstanding per queue, however many wake-ups come meanwhile).
+    /// Wakes `queue`'s workers now and again [`FOLLOW_UP`] later, repeating until a
+    /// repeat finds no other wake-up came meanwhile (one repeater per queue).
     fn wake(&self, queue: &str) {
         let Some(signal) = self.queues.get(queue) else {
             return;
@@ -96,9 +98,16 @@ impl Wakeups {
         if !signal.follow_up_pending.swap(true, Ordering::SeqCst) {
             let signal = signal.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(FOLLOW_UP).await;
+                loop {
+                    let before = signal.count.load(Ordering::SeqCst);
+                    tokio::time::sleep(FOLLOW_UP).await;
+                    signal.wake();
+                    // Only this repeat since: quiet, done.
+                    if signal.count.load(Ordering::SeqCst) == before + 1 {
+                        break;
+                    }
+                }
                 signal.follow_up_pending.store(false, Ordering::SeqCst);
-                signal.wake();
             });
         }
     }
@@ -183,7 +192,7 @@ mod tests {
 
     use futures::StreamExt;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn many_pushes_make_one_wake_up_and_its_repeat_and_only_for_their_queue() {
         let wakeups = Wakeups::new(&["a", "b"]);
         let mut a = wakeups.stream("a");
@@ -206,7 +215,25 @@ mod tests {
         assert_eq!(b.next().await, Some(()));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn the_repeats_go_on_while_wake_ups_keep_coming_then_stop() {
+        let wakeups = Wakeups::new(&["a"]);
+        let mut a = wakeups.stream("a");
+        wakeups.wake("a");
+        assert_eq!(a.next().await, Some(()));
+        tokio::time::sleep(FOLLOW_UP / 2).await;
+        wakeups.wake("a");
+        assert_eq!(a.next().await, Some(()));
+        // A repeat at FOLLOW_UP; another came meanwhile, so one more after it; then none.
+        let first = tokio::time::timeout(FOLLOW_UP, a.next()).await;
+        assert_eq!(first, Ok(Some(())));
+        let second = tokio::time::timeout(FOLLOW_UP * 2, a.next()).await;
+        assert_eq!(second, Ok(Some(())));
+        let quiet = tokio::time::timeout(FOLLOW_UP * 5, a.next()).await;
+        assert!(quiet.is_err(), "the repeats stop once wake-ups do");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_wake_up_after_the_stream_said_nothing_yet_wakes_its_task() {
         let wakeups = Wakeups::new(&["a"]);
         let mut a = wakeups.stream("a");

@@ -53,13 +53,14 @@ pub fn per_ip(form: &str, req: &HttpRequest, state: &WebState) -> Key {
 /// it saw: the first entry that is not itself a trusted proxy is the client, and anything
 /// left of it the client could have written. All trusted, or unreadable: the peer.
 pub fn client_ip(peer: Option<IpAddr>, forwarded: &str, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = peer?;
+    // An IPv4 client of a server listening on `[::]` appears as `::ffff:a.b.c.d`.
+    let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
     for entry in forwarded.rsplit(',') {
-        match entry.trim().parse::<IpAddr>() {
+        match entry.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => continue,
             Ok(ip) => return Some(ip),
             Err(_) => break,
@@ -123,6 +124,11 @@ mod tests {
         // Through two, with a forged entry first: the rightmost untrusted one.
         assert_eq!(
             client_ip(ip("10.0.0.7"), "1.2.3.4, 198.51.100.4, 10.0.0.9", &trusted),
+            ip("198.51.100.4")
+        );
+        // A mapped IPv4 peer is the IPv4 address it maps.
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.7"), "198.51.100.4", &trusted),
             ip("198.51.100.4")
         );
         // Nothing usable: the proxy itself.

@@ -12,7 +12,7 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::{DateTime, Duration, Utc};
 use switchyard_domain::StoreError;
 use switchyard_domain::store::queue::{MaintenanceTask, SweepTask};
-use switchyard_domain::store::{accounts, attempts, destinations, events, retention, throttle};
+use switchyard_domain::store::{accounts, destinations, events, queue, retention, throttle};
 
 use crate::Deliverer;
 
@@ -34,7 +34,7 @@ pub async fn run(task: MaintenanceTask, ctx: Data<Arc<Deliverer>>) -> Result<(),
 pub async fn sweep(_task: SweepTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
     let now = Utc::now();
     let mut conn = ctx.pool.acquire().await?;
-    let rescued = attempts::rescue_stranded(&mut conn, now, GRACE).await?;
+    let rescued = queue::rescue_stranded(&mut conn, now, GRACE).await?;
     if rescued > 0 {
         tracing::warn!(count = rescued, "gave stranded deliveries a new task");
     }

@@ -5,7 +5,7 @@
 use apalis::prelude::TaskBuilder;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use super::StoreError;
 use crate::ids::{DeliveryId, DestinationId, TeamId};
@@ -225,6 +225,52 @@ pub async fn push_deliveries(
 fn whole_second_not_before(at: DateTime<Utc>) -> u64 {
     let ceil = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
     u64::try_from(ceil).unwrap_or(0)
+}
+
+/// Gives deliveries stranded without a live task a fresh one: `pending` or `throttled`
+/// long past their time, or `in_flight` long after any send could have ended (a worker that failed to
+/// record, or a task apalis lost). Bumping `task_seq` makes any old task a no-op. The
+/// system's own upkeep, so it runs across teams; each task carries its delivery's team.
+#[tracing::instrument(skip_all)]
+pub async fn rescue_stranded(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> Result<usize, StoreError> {
+    let mut tx = conn.begin().await?;
+    let rescued: Vec<(TeamId, DeliveryId, i32)> = sqlx::query_as(
+        "UPDATE deliveries d SET task_seq = d.task_seq + 1, updated_at = $1
+         FROM (
+             SELECT id FROM deliveries
+             WHERE (status IN ('pending', 'throttled') AND next_attempt_at < $2)
+                OR (status = 'in_flight' AND updated_at < $2)
+             ORDER BY id
+             LIMIT 500
+             FOR UPDATE SKIP LOCKED
+         ) AS stranded
+         WHERE d.id = stranded.id
+         RETURNING d.team_id, d.id, d.task_seq",
+    )
+    .bind(now)
+    .bind(now - grace)
+    .fetch_all(&mut *tx)
+    .await?;
+    let tasks: Vec<_> = rescued
+        .into_iter()
+        .map(|(team_id, delivery_id, seq)| {
+            (
+                DeliveryTask {
+                    team_id,
+                    delivery_id,
+                    seq,
+                },
+                None,
+            )
+        })
+        .collect();
+    push_deliveries(&mut tx, &tasks).await?;
+    tx.commit().await?;
+    Ok(tasks.len())
 }
 
 #[cfg(test)]

@@ -125,6 +125,29 @@ impl Browser {
         field.send_keys(text).await.expect("type");
     }
 
+    /// The current value of the field with this id.
+    pub async fn value(&self, id: &str) -> String {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    }
+
+    /// Chooses the option labelled `label` in the select with this id.
+    pub async fn choose(&self, id: &str, label: &str) {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+            .select_by_label(label)
+            .await
+            .unwrap_or_else(|e| panic!("no {label:?} in #{id}: {e}"));
+    }
+
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
         self.client

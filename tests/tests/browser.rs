@@ -34,15 +34,7 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
     b.screenshot("source-new").await;
     b.click("#source-form button[type=submit]").await;
     b.wait_for_text("Set up GitHub", None).await;
-    let ingest = b
-        .client
-        .find(Locator::Id("ingest-url"))
-        .await
-        .expect("ingest url")
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a URL");
+    let ingest = b.value("ingest-url").await;
     assert!(ingest.starts_with(&app.url("/hooks/")), "{ingest}");
     let source_page = b.client.current_url().await.expect("url").to_string();
     b.screenshot("source").await;
@@ -62,13 +54,7 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
     b.click("a[href='/t/analytical-engines/routes/new?recipe=github-issue-to-routine']")
         .await;
     b.wait_for_text("New route", None).await;
-    b.client
-        .find(Locator::Id("destination_id"))
-        .await
-        .expect("destination picker")
-        .select_by_label("triage service (http)")
-        .await
-        .expect("choose the destination");
+    b.choose("destination_id", "triage service (http)").await;
     b.click("#route-form button[type=submit]").await;
     b.wait_for_path("/t/analytical-engines/routes/rte_").await;
 
@@ -147,15 +133,7 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
     b.fill("secret", SECRET).await;
     b.click("#source-form button[type=submit]").await;
     b.wait_for_text("Set up GitHub", None).await;
-    let ingest = b
-        .client
-        .find(Locator::Id("ingest-url"))
-        .await
-        .expect("ingest url")
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a URL");
+    let ingest = b.value("ingest-url").await;
     b.go(&app.url("/t/replays/destinations/new?kind=http"))
         .await;
     b.fill("name", "svc").await;
@@ -168,13 +146,7 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
         ("source_id", "acme/api (github)"),
         ("destination_id", "svc (http)"),
     ] {
-        b.client
-            .find(Locator::Id(id))
-            .await
-            .expect("picker")
-            .select_by_label(label)
-            .await
-            .expect("choose");
+        b.choose(id, label).await;
     }
     b.click("#route-form button[type=submit]").await;
     b.wait_for_path("/t/replays/routes/rte_").await;

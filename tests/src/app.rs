@@ -349,9 +349,23 @@ impl TestApp {
         delivery: &str,
         body: &[u8],
     ) -> (StatusCode, Value) {
+        let url = source["ingest_url"].as_str().expect("ingest_url");
+        self.send_github_to(url, secret, event, delivery, body)
+            .await
+    }
+
+    /// A signed GitHub webhook to an ingest URL; its status and JSON answer.
+    pub async fn send_github_to(
+        &self,
+        url: &str,
+        secret: &str,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
         let res = self
             .client
-            .post(source["ingest_url"].as_str().expect("ingest_url"))
+            .post(url)
             .header("content-type", "application/json")
             .header("x-github-event", event)
             .header("x-github-delivery", delivery)

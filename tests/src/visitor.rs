@@ -25,6 +25,18 @@ pub struct Page {
 }
 
 impl Page {
+    /// The `value` of the input with this id.
+    #[track_caller]
+    pub fn input_value(&self, id: &str) -> String {
+        let html = &self.body;
+        let at = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id} in {html}"));
+        let rest = &html[at..];
+        let v = rest.find("value=\"").expect("a value") + "value=\"".len();
+        rest[v..v + rest[v..].find('"').unwrap()].to_owned()
+    }
+
     #[track_caller]
     pub fn assert_redirect(&self, to: &str) {
         assert_eq!(self.status, StatusCode::SEE_OTHER, "{}", self.body);
@@ -160,6 +172,20 @@ impl Visitor {
     /// A signed-up visitor whose team has a GitHub source (signed with `secret`) routed
     /// to `url` (an HTTP destination); the team's path and the source as the API shows it.
     pub async fn wired(app: &TestApp, secret: &str, url: &str) -> (Visitor, String, Value) {
+        Self::wired_to(
+            app,
+            secret,
+            &[("kind", "http"), ("name", "svc"), ("url", url)],
+        )
+        .await
+    }
+
+    /// As [`Visitor::wired`], to the destination the form `destination` creates.
+    pub async fn wired_to(
+        app: &TestApp,
+        secret: &str,
+        destination: &[(&str, &str)],
+    ) -> (Visitor, String, Value) {
         let mut v = Visitor::new(app);
         let team = v.sign_up("ada@example.com", "Acme Two").await;
         v.get(&format!("{team}/sources/new")).await;
@@ -168,17 +194,13 @@ impl Visitor {
             &[("provider", "github"), ("name", "api"), ("secret", secret)],
         )
         .await;
-        v.post(
-            &format!("{team}/destinations"),
-            &[("kind", "http"), ("name", "svc"), ("url", url)],
-        )
-        .await;
-        let (src, dst): (String, String) = sqlx::query_as(
-            "SELECT s.id, d.id FROM sources s, destinations d WHERE s.name = 'api' AND d.name = 'svc'",
-        )
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+        v.post(&format!("{team}/destinations"), destination).await;
+        // The new team's only source and destination.
+        let (src, dst): (String, String) =
+            sqlx::query_as("SELECT s.id, d.id FROM sources s, destinations d")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
         v.post(
             &format!("{team}/routes"),
             &[
@@ -195,6 +217,27 @@ impl Visitor {
             .unwrap();
         let source = json!({"id": src, "ingest_url": app.url(&format!("/hooks/{token}"))});
         (v, team, source)
+    }
+
+    /// Creates a GitHub source (`acme/api`, signed with `secret`) through the form; its
+    /// page path and ingest URL.
+    pub async fn github_source(&mut self, team: &str, secret: &str) -> (String, String) {
+        self.get(&format!("{team}/sources/new?provider=github"))
+            .await;
+        let page = self
+            .post(
+                &format!("{team}/sources"),
+                &[
+                    ("provider", "github"),
+                    ("name", "acme/api"),
+                    ("secret", secret),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        let path = page.location.expect("the source's page");
+        let page = self.get(&path).await;
+        (path, page.input_value("ingest-url"))
     }
 
     pub async fn log_in(&mut self, email: &str, password: &str) -> Page {

@@ -174,43 +174,18 @@ async fn replaying_to_a_routine_asks_first() {
         vec![switchyard_tests::Answer::Fire],
     )
     .await;
-    let mut v = Visitor::new(&app);
-    let team = v.sign_up("ada@example.com", "Acme Two").await;
-    v.get(&format!("{team}/sources/new")).await;
-    v.post(
-        &format!("{team}/sources"),
-        &[("provider", "github"), ("name", "api"), ("secret", SECRET)],
-    )
-    .await;
-    v.post(
-        &format!("{team}/destinations"),
+    let fire_url = fake.fire_url("trig_01ABCDEF");
+    let (mut v, team, source) = Visitor::wired_to(
+        &app,
+        SECRET,
         &[
             ("kind", "routine"),
             ("name", "triage"),
-            ("fire_url", &fake.fire_url("trig_01ABCDEF")),
+            ("fire_url", &fire_url),
             ("token", "sk-ant-oat01-test-token-0123456789"),
         ],
     )
     .await;
-    let (src, dst): (String, String) =
-        sqlx::query_as("SELECT s.id, d.id FROM sources s, destinations d")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    v.post(
-        &format!("{team}/routes"),
-        &[
-            ("name", "all"),
-            ("source_id", &src),
-            ("destination_id", &dst),
-        ],
-    )
-    .await;
-    let token: String = sqlx::query_scalar("SELECT token FROM sources")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let source = json!({"ingest_url": app.url(&format!("/hooks/{token}"))});
     post(&app, &source, "issues", "g-1", br#"{"action":"opened"}"#).await;
     let id: String = app
         .eventually(|| async {

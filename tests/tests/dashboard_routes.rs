@@ -1,0 +1,171 @@
+//! The dashboard's routes and recipes, through real HTTP with a cookie jar: a route's
+//! live preview against the latest event, template errors by line, and recipes that make
+//! their destination and route or prefill one.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use switchyard_tests::{Receiver, Reply, TestApp, Visitor, sign};
+
+const SECRET: &str = "gh-webhook-secret";
+
+#[tokio::test]
+async fn a_route_previews_the_latest_event_and_reports_template_errors_by_line() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    v.get(&format!("{team}/routes"))
+        .await
+        .assert_contains("No routes yet");
+    let (source_path, ingest) = v.github_source(&team, SECRET).await;
+    let source_id = source_path.rsplit('/').next().unwrap().to_owned();
+    v.get(&format!("{team}/destinations/new?kind=http")).await;
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "http"),
+                ("name", "app"),
+                ("url", &receiver.url("/hook")),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+    let destination_id: String = sqlx::query_scalar("SELECT id FROM destinations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let body = br#"{"action":"opened","issue":{"number":42,"title":"Crash on save"}}"#;
+    assert_eq!(
+        app.send_github_to(&ingest, SECRET, "issues", "g-1", body)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let new = v
+        .get(&format!(
+            "{team}/routes/new?source_id={source_id}&destination_id={destination_id}"
+        ))
+        .await;
+    new.assert_contains("With the latest matching event");
+    let route = [
+        ("name", "issues"),
+        ("source_id", source_id.as_str()),
+        ("destination_id", destination_id.as_str()),
+        ("event_types", "issues.*"),
+        ("filter", "payload.issue.number == 42"),
+        (
+            "template",
+            "Issue #{{ payload.issue.number }}: {{ payload.issue.title }}",
+        ),
+    ];
+    // The panel htmx swaps in as the form changes.
+    let panel = v.post(&format!("{team}/routes/preview"), &route).await;
+    assert_eq!(panel.status, StatusCode::OK);
+    panel.assert_contains("Issue #42: Crash on save");
+    let mut broken = route.to_vec();
+    broken[5] = ("template", "line one\n{{ payload.issue.number");
+    let page = v.post(&format!("{team}/routes"), &broken).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"template-error\"");
+    page.assert_contains("line 2");
+
+    let page = v.post(&format!("{team}/routes"), &route).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let path = page.location.unwrap();
+    v.get(&path)
+        .await
+        .assert_contains("Issue #42: Crash on save");
+
+    // The ingress learns of the new route moments after it commits: send until a
+    // delivery is made.
+    app.eventually(|| async {
+        let guid = format!(
+            "r-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        assert_eq!(
+            app.send_github_to(&ingest, SECRET, "issues", &guid, body)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let made: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (made > 0).then_some(())
+    })
+    .await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body, b"Issue #42: Crash on save");
+
+    // Edit, pause, delete.
+    let mut edited = route.to_vec();
+    edited[0] = ("name", "bugs");
+    v.post(&path, &edited).await.assert_redirect(&path);
+    v.post(&format!("{path}/paused"), &[("paused", "true")])
+        .await
+        .assert_redirect(&path);
+    let list = v.get(&format!("{team}/routes")).await;
+    list.assert_contains("bugs");
+    list.assert_contains("paused");
+    v.post(&format!("{path}/delete"), &[])
+        .await
+        .assert_redirect(&format!("{team}/routes"));
+}
+
+#[tokio::test]
+async fn a_recipe_makes_its_destination_and_route_or_prefills_a_route() {
+    let app = TestApp::spawn().await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let cards = v.get(&format!("{team}/recipes")).await;
+    cards.assert_contains("Email when a vault credential cannot refresh");
+    let recipe = v
+        .get(&format!("{team}/recipes/vault-refresh-failed-to-email"))
+        .await;
+    recipe.assert_contains("has no anthropic source");
+    // An Anthropic source, then the recipe.
+    let page = v
+        .post(
+            &format!("{team}/sources"),
+            &[
+                ("provider", "anthropic"),
+                ("name", "agents"),
+                ("secret", &sign::new_whsec()),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let source: String = sqlx::query_scalar("SELECT id FROM sources")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    v.get(&format!("{team}/recipes/vault-refresh-failed-to-email"))
+        .await;
+    let page = v
+        .post(
+            &format!("{team}/recipes/vault-refresh-failed-to-email"),
+            &[("source_id", &source), ("name", "vault alerts"), ("to", "")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let route = v.get(page.location.as_deref().unwrap()).await;
+    route.assert_contains("vault_credential.refresh_failed");
+
+    // A GitHub recipe towards an existing destination pre-fills the route form.
+    v.github_source(&team, SECRET).await;
+    let page = v
+        .get(&format!("{team}/routes/new?recipe=github-issue-to-routine"))
+        .await;
+    page.assert_contains("issues.opened");
+    assert_eq!(
+        v.get(&format!("{team}/recipes/no-such-recipe"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -191,6 +191,7 @@ pub async fn run(
     levels: &[usize],
     deliver: bool,
 ) -> anyhow::Result<()> {
+    let autovacuum = Autovacuum::on(admin_url).await?;
     let setup = Setup::start(admin_url, deliver).await?;
     let (database_url, pid, app) = (
         setup.server.database_url.clone(),
@@ -198,19 +199,20 @@ pub async fn run(
         setup.server.app.clone(),
     );
     let (client, hook, sink) = (&setup.client, &setup.hook, &setup.sink);
+    let length = Duration::from_secs(seconds);
 
+    println!("machine: {} cores, {}", num_cpus(), cpu_model());
     if deliver {
         let e2e = idle(client, hook, sink).await;
         println!(
-            "idle (one webhook every 20 ms, {} sent): e2e p50 {}  p99 {}\n",
+            "idle (one webhook every 20 ms, {} sent): e2e p50 {}  p99 {}",
             e2e.len(),
             ms(percentile(&e2e, 0.50)),
             ms(percentile(&e2e, 0.99))
         );
     }
-    println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!(
-        "{seconds} s per level; 1 KiB GitHub-signed webhooks; {}\n",
+        "{seconds} s per level; 1 KiB GitHub-signed webhooks; {}; raw-insert/s is the median of 3 runs\n",
         if deliver {
             "one route to a local sink"
         } else {
@@ -218,49 +220,55 @@ pub async fn run(
         }
     );
     println!(
-        "{:>5} {:>11} {:>9} {:>9} {:>13} {:>9} {:>9} {:>12} {:>9} {:>9} {:>8}",
+        "{:>5} {:>11} {:>8} {:>8} {:>12} {:>6} {:>6} {:>8} {:>8} {:>9} {:>6} {:>8} {:>12} {:>6}",
         "conc",
         "accepted/s",
         "ack p50",
         "ack p99",
         "delivered/s",
+        "kept",
+        "left",
         "e2e p50",
         "e2e p99",
+        "drained",
+        "claim",
+        "outcome",
         "raw-insert/s",
-        "raw p50",
-        "raw p99",
         "ratio"
     );
     // Baselines first, while Switchyard is idle, so a delivery backlog cannot slow them.
     let mut baselines = Vec::new();
     for &concurrency in levels {
-        baselines.push(raw_insert(&database_url, concurrency, Duration::from_secs(seconds)).await?);
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(raw_insert(&database_url, concurrency, length).await?);
+        }
+        runs.sort_by(|a, b| a.total_cmp(b));
+        baselines.push(runs[1]);
     }
-    for ((phase, &concurrency), (raw, raw_latencies)) in levels.iter().enumerate().zip(baselines) {
-        let result = drive(
-            client,
-            hook,
-            concurrency,
-            Duration::from_secs(seconds),
-            phase,
-        )
-        .await;
-        let expected = if deliver { result.accepted } else { 0 };
-        let delivered_in = wait_delivered(sink, phase, expected).await;
-        let e2e = phase_latencies(sink, phase);
+    let mut fastest = 0.0f64;
+    for (phase, (&concurrency, raw)) in levels.iter().zip(baselines).enumerate() {
+        let before = Batches::read(client, &app).await?;
+        let result = drive(client, hook, concurrency, length, phase).await;
         let accepted_per_s = result.accepted as f64 / result.elapsed.as_secs_f64();
+        fastest = fastest.max(accepted_per_s);
+        let pace = Pace::measure(sink, phase, &result, deliver).await;
+        let batches = Batches::read(client, &app).await?.since(&before);
         println!(
-            "{:>5} {:>11.0} {:>9} {:>9} {:>13.0} {:>9} {:>9} {:>12.0} {:>9} {:>9} {:>8.2}{}",
+            "{:>5} {:>11.0} {:>8} {:>8} {:>12.0} {:>6.2} {:>6} {:>8} {:>8} {:>9} {:>6.1} {:>8.1} {:>12.0} {:>6.2}{}",
             result.concurrency,
             accepted_per_s,
             ms(percentile(&result.acks, 0.50)),
             ms(percentile(&result.acks, 0.99)),
-            e2e.len() as f64 / (result.elapsed + delivered_in).as_secs_f64(),
-            ms(percentile(&e2e, 0.50)),
-            ms(percentile(&e2e, 0.99)),
+            pace.delivered as f64 / result.elapsed.as_secs_f64(),
+            pace.kept,
+            pace.left,
+            ms(percentile(&pace.e2e, 0.50)),
+            ms(percentile(&pace.e2e, 0.99)),
+            secs(pace.drained),
+            batches.claim,
+            batches.outcome,
             raw,
-            ms(percentile(&raw_latencies, 0.50)),
-            ms(percentile(&raw_latencies, 0.99)),
             accepted_per_s / raw,
             if result.errors > 0 {
                 format!("  ({} errors)", result.errors)
@@ -269,11 +277,30 @@ pub async fn run(
             },
         );
     }
+    if deliver {
+        // Open loop at half the best rate measured above: latency when not saturated.
+        let rate = fastest / 2.0;
+        let phase = levels.len();
+        let result = drive_at(client, hook, rate, length, phase).await;
+        let pace = Pace::measure(sink, phase, &result, deliver).await;
+        println!(
+            "\nopen loop at half the best rate ({rate:.0}/s, {} sent): accepted/s {:.0}, ack p99 {}, kept {:.2}, e2e p50 {}  p99 {}",
+            result.accepted + result.errors,
+            result.accepted as f64 / result.elapsed.as_secs_f64(),
+            ms(percentile(&result.acks, 0.99)),
+            pace.kept,
+            ms(percentile(&pace.e2e, 0.50)),
+            ms(percentile(&pace.e2e, 0.99)),
+        );
+    }
     println!(
         "\npeak RSS of the Switchyard process: {} MiB",
         memory_kib(pid, "VmHWM") / 1024
     );
-
+    println!(
+        "kept: deliveries that reached the sink while the level ran / webhooks accepted in it; \
+         left: accepted but not delivered when it ended; drained: how long those took after"
+    );
     let metrics = client
         .get(format!("{app}/metrics"))
         .send()
@@ -286,7 +313,152 @@ pub async fn run(
     }) {
         println!("{line}");
     }
-    setup.stop(admin_url).await
+    setup.stop(admin_url).await?;
+    autovacuum.restore(admin_url).await
+}
+
+/// How deliveries kept pace with a phase's webhooks.
+struct Pace {
+    /// Deliveries that reached the sink before the phase ended.
+    delivered: usize,
+    /// `delivered` over the webhooks accepted in the phase.
+    kept: f64,
+    /// Accepted but not yet delivered when the phase ended.
+    left: usize,
+    /// How long those took to arrive after the phase ended.
+    drained: Duration,
+    /// Every delivery's end-to-end latency, the drained ones included.
+    e2e: Vec<Duration>,
+}
+
+impl Pace {
+    async fn measure(sink: &Arc<sink::Sink>, phase: usize, result: &Phase, deliver: bool) -> Pace {
+        let ended = Instant::now();
+        let delivered = sink
+            .of_phase(phase)
+            .iter()
+            .filter(|a| a.at <= ended)
+            .count();
+        let expected = if deliver { result.accepted } else { 0 };
+        let drained = wait_delivered(sink, phase, expected).await;
+        Pace {
+            delivered,
+            kept: if expected == 0 {
+                0.0
+            } else {
+                delivered as f64 / expected as f64
+            },
+            left: expected.saturating_sub(delivered),
+            drained,
+            e2e: phase_latencies(sink, phase),
+        }
+    }
+}
+
+/// Mean claim and outcome batch sizes, from the server's summaries.
+#[derive(Default)]
+struct Batches {
+    claim: f64,
+    outcome: f64,
+    sums: [f64; 4],
+}
+
+impl Batches {
+    async fn read(client: &reqwest::Client, app: &str) -> anyhow::Result<Batches> {
+        let text = client
+            .get(format!("{app}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(Batches {
+            sums: [
+                value("switchyard_claim_batch_size_sum"),
+                value("switchyard_claim_batch_size_count"),
+                value("switchyard_outcome_batch_size_sum"),
+                value("switchyard_outcome_batch_size_count"),
+            ],
+            ..Batches::default()
+        })
+    }
+
+    fn since(self, before: &Batches) -> Batches {
+        let d: Vec<f64> = (0..4).map(|i| self.sums[i] - before.sums[i]).collect();
+        let mean = |sum: f64, count: f64| if count > 0.0 { sum / count } else { 0.0 };
+        Batches {
+            claim: mean(d[0], d[1]),
+            outcome: mean(d[2], d[3]),
+            sums: self.sums,
+        }
+    }
+}
+
+/// Turns autovacuum on for the run (as any production server has it) and back off
+/// afterwards if it was off.
+pub struct Autovacuum {
+    was_on: bool,
+}
+
+impl Autovacuum {
+    pub async fn on(admin_url: &str) -> anyhow::Result<Autovacuum> {
+        let mut admin = PgConnection::connect(admin_url).await?;
+        let setting: String = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+            .fetch_one(&mut admin)
+            .await?;
+        let was_on = setting == "on";
+        if !was_on {
+            admin.execute("ALTER SYSTEM SET autovacuum = on").await?;
+            admin.execute("SELECT pg_reload_conf()").await?;
+            println!("autovacuum turned on for the run");
+        }
+        Ok(Autovacuum { was_on })
+    }
+
+    pub async fn restore(self, admin_url: &str) -> anyhow::Result<()> {
+        if !self.was_on {
+            let mut admin = PgConnection::connect(admin_url).await?;
+            admin.execute("ALTER SYSTEM RESET autovacuum").await?;
+            admin.execute("SELECT pg_reload_conf()").await?;
+        }
+        Ok(())
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Sends one signed webhook of `phase`; its ack time if it was accepted.
+pub async fn send_one(
+    client: &reqwest::Client,
+    hook: &str,
+    phase: usize,
+    lane: usize,
+    n: u64,
+    guid: String,
+) -> Option<Duration> {
+    let body = payload(phase, lane, n);
+    let signature = sign(&body);
+    let sent = Instant::now();
+    let res = client
+        .post(hook)
+        .header("content-type", "application/json")
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", guid)
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await;
+    match res {
+        Ok(r) if r.status().is_success() => Some(sent.elapsed()),
+        _ => None,
+    }
 }
 
 /// Sends webhooks from `concurrency` loops for `length`.
@@ -306,24 +478,13 @@ pub async fn drive(
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let body = payload(phase, lane, n);
-                let signature = sign(&body);
-                let sent = Instant::now();
-                let res = client
-                    .post(&hook)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "issues")
-                    .header("x-github-delivery", format!("{phase}-{lane}-{n}"))
-                    .header("x-hub-signature-256", signature)
-                    .body(body)
-                    .send()
-                    .await;
-                match res {
-                    Ok(r) if r.status().is_success() => {
-                        acks.push(sent.elapsed());
+                let guid = format!("{phase}-{lane}-{n}");
+                match send_one(&client, &hook, phase, lane, n, guid).await {
+                    Some(ack) => {
+                        acks.push(ack);
                         accepted += 1;
                     }
-                    _ => errors += 1,
+                    None => errors += 1,
                 }
             }
             (acks, accepted, errors)
@@ -345,20 +506,72 @@ pub async fn drive(
     phase_result
 }
 
+/// Sends webhooks open loop at `rate` a second for `length`, whatever the answers take
+/// (at most 512 in flight), then waits for the answers still due.
+pub async fn drive_at(
+    client: &reqwest::Client,
+    hook: &str,
+    rate: f64,
+    length: Duration,
+    phase: usize,
+) -> Phase {
+    let started = Instant::now();
+    let permits = Arc::new(tokio::sync::Semaphore::new(512));
+    let results = Arc::new(std::sync::Mutex::new(Phase {
+        concurrency: 0,
+        accepted: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        acks: Vec::new(),
+    }));
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let (mut owed, mut n) = (0.0f64, 0u64);
+    while started.elapsed() < length {
+        tick.tick().await;
+        owed += rate * 0.005;
+        while owed >= 1.0 {
+            owed -= 1.0;
+            n += 1;
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (client, hook, results) = (client.clone(), hook.to_owned(), results.clone());
+            // Unique across calls: the soak calls this once per window.
+            let guid = format!("open-{phase}-{n}-{}", now_nanos());
+            tokio::spawn(async move {
+                let ack = send_one(&client, &hook, phase, 0, n, guid).await;
+                let mut results = results.lock().expect("lock");
+                match ack {
+                    Some(ack) => {
+                        results.acks.push(ack);
+                        results.accepted += 1;
+                    }
+                    None => results.errors += 1,
+                }
+                drop(permit);
+            });
+        }
+    }
+    let _ = permits.acquire_many(512).await;
+    let mut phase = std::mem::replace(
+        &mut *results.lock().expect("lock"),
+        Phase {
+            concurrency: 0,
+            accepted: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            acks: Vec::new(),
+        },
+    );
+    phase.elapsed = started.elapsed();
+    phase
+}
+
 /// End-to-end latency when Switchyard is idle: 200 webhooks, one every 20 ms.
 async fn idle(client: &reqwest::Client, hook: &str, sink: &Arc<sink::Sink>) -> Vec<Duration> {
     const PHASE: usize = usize::MAX;
     for n in 0..200u64 {
-        let body = payload(PHASE, 0, n);
-        let _ = client
-            .post(hook)
-            .header("content-type", "application/json")
-            .header("x-github-event", "issues")
-            .header("x-github-delivery", format!("idle-{n}"))
-            .header("x-hub-signature-256", sign(&body))
-            .body(body)
-            .send()
-            .await;
+        send_one(client, hook, PHASE, 0, n, format!("idle-{n}")).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     wait_delivered(sink, PHASE, 200).await;
@@ -395,22 +608,11 @@ pub async fn wait_delivered(sink: &Arc<sink::Sink>, phase: usize, expected: usiz
 }
 
 fn phase_count(sink: &Arc<sink::Sink>, phase: usize) -> usize {
-    sink.arrivals
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|(p, _)| *p == phase)
-        .count()
+    sink.of_phase(phase).len()
 }
 
 fn phase_latencies(sink: &Arc<sink::Sink>, phase: usize) -> Vec<Duration> {
-    sink.arrivals
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|(p, _)| *p == phase)
-        .map(|(_, l)| *l)
-        .collect()
+    sink.of_phase(phase).iter().map(|a| a.latency).collect()
 }
 
 /// The baseline: the same payload, one INSERT and commit per request, `concurrency`
@@ -419,7 +621,7 @@ async fn raw_insert(
     database_url: &str,
     concurrency: usize,
     length: Duration,
-) -> anyhow::Result<(f64, Vec<Duration>)> {
+) -> anyhow::Result<f64> {
     // Reached the same way Switchyard reaches it (a local server by its Unix socket).
     let options = switchyard::db::prepare(database_url).await?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -435,33 +637,28 @@ async fn raw_insert(
     let loops = (0..concurrency).map(|lane| {
         let pool = pool.clone();
         tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
+            let (mut inserted, mut n) = (0usize, 0u64);
             while Instant::now() < deadline {
                 n += 1;
-                let sent = Instant::now();
-                let inserted = sqlx::query("INSERT INTO raw_events (id, body) VALUES ($1, $2)")
+                let done = sqlx::query("INSERT INTO raw_events (id, body) VALUES ($1, $2)")
                     .bind(format!("{lane}-{n}-{}", now_nanos()))
                     .bind(payload(0, lane, n))
                     .execute(&pool)
                     .await;
-                if inserted.is_ok() {
-                    latencies.push(sent.elapsed());
-                }
+                inserted += usize::from(done.is_ok());
             }
-            latencies
+            inserted
         })
     });
-    let latencies: Vec<Duration> = futures::future::join_all(loops)
+    let inserted: usize = futures::future::join_all(loops)
         .await
         .into_iter()
         .flatten()
-        .flatten()
-        .collect();
-    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+        .sum();
+    let rate = inserted as f64 / started.elapsed().as_secs_f64();
     pool.execute("DROP TABLE raw_events").await?;
     pool.close().await;
-    Ok((rate, latencies))
+    Ok(rate)
 }
 
 pub fn percentile(samples: &[Duration], q: f64) -> Duration {

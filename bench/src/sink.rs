@@ -1,16 +1,39 @@
 //! The destination the benchmark delivers to: answers 200 at once and records, per
-//! delivery, how long it took from the webhook being sent (stamped in the body).
+//! delivery, when it arrived and how long it took from the webhook being sent (stamped
+//! in the body).
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 
+/// One delivery at the sink.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The benchmark phase whose webhook it carries.
+    pub phase: usize,
+    /// From sending the webhook to receiving its delivery.
+    pub latency: Duration,
+    pub at: Instant,
+}
+
 #[derive(Default)]
 pub struct Sink {
-    /// End-to-end latency of each delivery, with the phase it belongs to.
-    pub arrivals: Mutex<Vec<(usize, Duration)>>,
+    pub arrivals: Mutex<Vec<Arrival>>,
+}
+
+impl Sink {
+    /// The phase's deliveries so far.
+    pub fn of_phase(&self, phase: usize) -> Vec<Arrival> {
+        self.arrivals
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|a| a.phase == phase)
+            .copied()
+            .collect()
+    }
 }
 
 pub fn now_nanos() -> u128 {
@@ -44,6 +67,7 @@ pub fn start() -> anyhow::Result<(Arc<Sink>, String)> {
 }
 
 async fn receive(body: web::Bytes, sink: web::Data<Arc<Sink>>) -> HttpResponse {
+    let at = Instant::now();
     let now = now_nanos();
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
         let sent = value["sent_at_ns"]
@@ -53,7 +77,10 @@ async fn receive(body: web::Bytes, sink: web::Data<Arc<Sink>>) -> HttpResponse {
         let phase = value["phase"].as_u64().unwrap_or(0) as usize;
         let latency =
             Duration::from_nanos(u64::try_from(now.saturating_sub(sent)).unwrap_or(u64::MAX));
-        sink.arrivals.lock().expect("lock").push((phase, latency));
+        sink.arrivals
+            .lock()
+            .expect("lock")
+            .push(Arrival { phase, latency, at });
     }
     HttpResponse::Ok().finish()
 }

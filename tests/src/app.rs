@@ -49,6 +49,9 @@ pub struct Options {
     /// Another PostgreSQL server (a URL of it) to run on, such as a test's own
     /// [`Cluster`](crate::cluster::Cluster) that it restarts.
     pub server: Option<String>,
+    /// A database the test made and filled itself (it is migrated on start and dropped
+    /// with the app) instead of a fresh one.
+    pub database: Option<String>,
 }
 
 impl Options {
@@ -61,17 +64,19 @@ impl Options {
     }
 }
 
-/// Workers tuned for tests: quick heartbeats so a dead worker is noticed in seconds.
+/// Workers tuned for tests: short leases and quick heartbeats, so a dead worker's
+/// deliveries and jobs are taken over in seconds.
 pub fn test_worker_settings() -> WorkerSettings {
     WorkerSettings {
+        send_slots: 16,
+        per_destination: 8,
+        lease: Duration::from_secs(8),
+        send_timeout: Duration::from_secs(5),
         heartbeat: Duration::from_secs(1),
         missed_heartbeats: 3,
         poll_interval: Duration::from_millis(250),
-        concurrency: 8,
-        workers: 2,
         upkeep_every: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(5),
-        send_timeout: Duration::from_secs(5),
         // DESIGN's threshold, with cool-downs short enough to watch a probe.
         breaker: BreakerPolicy {
             threshold: 10,
@@ -126,7 +131,10 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> TestApp {
         let admin = options.server.clone().unwrap_or_else(db::admin_url);
-        let database = db::create_on(&admin).await;
+        let database = match &options.database {
+            Some(name) => name.clone(),
+            None => db::create_on(&admin).await,
+        };
         let direct_url = db::url_on(&admin, &database);
         let proxy = if options.db_proxy {
             Some(DbProxy::start(upstream_addr(&direct_url)).await)
@@ -412,7 +420,13 @@ impl TestApp {
 /// SIGKILL: the test binary runs itself with only the ignored `worker_process` test,
 /// which serves until killed. Returns once the worker has registered.
 pub async fn spawn_worker_process(database: &str) -> tokio::process::Child {
-    spawn_role_process("worker_process", database, None).await.0
+    spawn_worker_process_serving(database).await.0
+}
+
+/// [`spawn_worker_process`], with the base URL the worker serves `/metrics` on.
+pub async fn spawn_worker_process_serving(database: &str) -> (tokio::process::Child, String) {
+    let (child, addr) = spawn_role_process("worker_process", database, None).await;
+    (child, format!("http://{addr}"))
 }
 
 /// Starts an ingress in a process of their own, listening on `bind` (an address a

@@ -86,12 +86,7 @@ pub async fn create_on(admin: &str) -> String {
         .await
         .expect("rename template");
     }
-    let name = format!(
-        "swtest_{}",
-        switchyard_domain::secrets::random_token(9)
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
+    let name = fresh_name();
     conn.execute(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {name} TEMPLATE {template}"
     )))
@@ -101,6 +96,28 @@ pub async fn create_on(admin: &str) -> String {
         .await
         .expect("unlock");
     name
+}
+
+/// Creates an empty database (no migrations) and returns its name, for a test that
+/// builds an older schema itself.
+pub async fn create_empty() -> String {
+    let mut conn = PgConnection::connect(&admin_url())
+        .await
+        .expect("tests need PostgreSQL; see README");
+    let name = fresh_name();
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    name
+}
+
+fn fresh_name() -> String {
+    format!(
+        "swtest_{}",
+        switchyard_domain::secrets::random_token(9)
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    )
 }
 
 /// Drops a test database from a thread of its own, so it works from `Drop` while the

@@ -526,8 +526,10 @@ async fn health_readiness_and_metrics_answer() {
                 .text()
                 .await
                 .unwrap();
-            (text.contains("switchyard_attempts_total") && text.contains("switchyard_queue_depth"))
-                .then_some(text)
+            (text.contains("switchyard_attempts_total")
+                && text.contains("switchyard_queue_depth")
+                && text.contains("switchyard_outcome_batch_size"))
+            .then_some(text)
         })
         .await;
     for expected in [
@@ -535,7 +537,11 @@ async fn health_readiness_and_metrics_answer() {
         r#"switchyard_ingest_total{provider="github",result="accepted"}"#,
         r#"switchyard_attempts_total{kind="http",result="failed"}"#,
         "switchyard_queue_oldest_pending_seconds{queue=",
-        "switchyard_deliveries_held",
+        r#"switchyard_deliveries_unsettled{state="held"}"#,
+        r#"switchyard_deliveries_unsettled{state="due"}"#,
+        "switchyard_deliveries_oldest_due_seconds",
+        r#"switchyard_claim_batch_size{quantile="0.5"}"#,
+        r#"switchyard_outcome_batch_size{quantile="0.5"}"#,
         r#"switchyard_db_pool_connections{state="idle"}"#,
         r#"switchyard_http_request_seconds{route="/hooks/{token}",quantile="0.99"}"#,
     ] {

@@ -156,12 +156,15 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_its_attempts_say_so() {
         .await
         .assert_contains("delivery.replay");
 
-    // A delivery still on its way cannot be replayed.
-    sqlx::query("UPDATE deliveries SET status = 'pending' WHERE id = $1")
-        .bind(&id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    // A delivery still on its way (a retry due in an hour) cannot be replayed.
+    sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = now() + interval '1 hour'
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let page = v.post(&format!("{path}/replay"), &[]).await;
     assert_eq!(page.status, StatusCode::CONFLICT);
 }

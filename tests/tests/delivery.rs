@@ -359,32 +359,6 @@ async fn the_api_refuses_destinations_on_private_addresses_in_production_policy(
 }
 
 #[tokio::test]
-async fn a_delivery_stranded_without_a_task_is_rescued_by_upkeep() {
-    let app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
-    let receiver = Receiver::start(vec![Reply::status(200)]).await;
-    let (delivery_id, _) = one_delivery(&app, &receiver).await;
-    // Lose the task, as a crash of the queue's bookkeeping could, and let time pass.
-    sqlx::query("DELETE FROM apalis.jobs")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE deliveries SET next_attempt_at = now() - interval '1 hour'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let _worker = spawn_worker_process(&app.database).await;
-    receiver.wait_for(1, Duration::from_secs(20)).await;
-    let done = app
-        .wait_delivery(&delivery_id, Duration::from_secs(10), settled)
-        .await;
-    assert_eq!(done["status"], "succeeded");
-}
-
-#[tokio::test]
 async fn a_binary_answer_is_stored_as_text_and_does_not_strand_the_delivery() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![Reply::status(200).body("ok\u{0}\u{1}bin")]).await;

@@ -68,10 +68,19 @@ async fn a_dead_webhook_disables_the_destination_holds_deliveries_and_resume_rel
         destination["id"].as_str().unwrap()
     );
     let first = send(&app, &source, "one").await;
-    let held = app
-        .wait_delivery(&first, Duration::from_secs(10), |d| d["status"] == "held")
+    // It waits as the breaker's probe, due when the cool-down ends.
+    let probe = app
+        .wait_delivery(&first, Duration::from_secs(10), |d| {
+            d["status"] == "pending" && d["last_error"].is_string()
+        })
         .await;
-    assert_eq!(held["last_error"], "HTTP 404 no_service", "{held:#}");
+    assert_eq!(probe["last_error"], "HTTP 404 no_service", "{probe:#}");
+    let due: chrono::DateTime<chrono::Utc> =
+        probe["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        due > chrono::Utc::now() + chrono::Duration::minutes(4),
+        "{probe:#}"
+    );
     let (_, disabled) = app.get(&path).await;
     assert_eq!(disabled["state"], "auto_disabled");
     assert!(

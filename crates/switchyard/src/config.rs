@@ -139,6 +139,16 @@ pub struct Config {
         default_value = "https://api.anthropic.com"
     )]
     pub anthropic_api_url: url::Url,
+    /// Seconds a claimed delivery belongs to its worker process. Once it runs out (the
+    /// process died or stalled) the delivery is claimed again: sent again, or for a
+    /// routine made `unknown_outcome`. Must outlast a send (30 s).
+    #[arg(long, env = "SWITCHYARD_DELIVERY_LEASE", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(35..=3600))]
+    pub delivery_lease: u64,
+    /// Attempts each worker process sends at once; one destination takes at most half.
+    #[arg(long, env = "SWITCHYARD_DELIVERY_SLOTS", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub delivery_slots: u64,
     /// Apply migrations when a role starts.
     #[arg(long, env = "SWITCHYARD_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_migrate: bool,
@@ -186,6 +196,17 @@ impl Config {
             .parse::<std::net::SocketAddr>()
             .map_err(|e| format!("SWITCHYARD_BIND {:?}: {e}", self.bind))?;
         self.secret_key()
+    }
+
+    /// The delivery engine's settings: the defaults, with the lease and the slots set.
+    pub fn worker_settings(&self) -> switchyard_worker::WorkerSettings {
+        let slots = usize::try_from(self.delivery_slots).unwrap_or(64);
+        switchyard_worker::WorkerSettings {
+            send_slots: slots,
+            per_destination: slots.div_ceil(2),
+            lease: std::time::Duration::from_secs(self.delivery_lease),
+            ..switchyard_worker::WorkerSettings::default()
+        }
     }
 
     pub fn policy(&self) -> Policy {

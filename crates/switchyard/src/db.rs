@@ -22,10 +22,8 @@ pub struct Pools {
     pub ingress: PgPool,
     /// The control plane: statements time out rather than pile up.
     pub web: PgPool,
-    /// Delivery attempts: claims and outcomes, committed synchronously.
+    /// The workers: claims, outcomes, side jobs and the listener that wakes them.
     pub worker: PgPool,
-    /// The job queue's own bookkeeping (fetching, heartbeats, acknowledgements).
-    pub queue: PgPool,
 }
 
 pub fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
@@ -144,10 +142,9 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
 /// (they connect lazily), so its share of the server is [`Roles::connections`].
 pub const INGRESS_CONNECTIONS: u32 = 12;
 pub const WEB_CONNECTIONS: u32 = 8;
-pub const WORKER_CONNECTIONS: u32 = 12;
-/// One of these listens for new tasks (for every worker of the process); the rest fetch,
-/// beat and acknowledge.
-pub const QUEUE_CONNECTIONS: u32 = 16;
+/// One listens for new work; one claims; two commit outcomes; the rest serve the side
+/// jobs' workers (fetch, heartbeat, acknowledge), email recipients and upkeep.
+pub const WORKER_CONNECTIONS: u32 = 16;
 
 impl Roles {
     /// The most connections a process with these roles opens.
@@ -159,7 +156,7 @@ impl Roles {
         } = self;
         u32::from(ingress) * INGRESS_CONNECTIONS
             + u32::from(web) * WEB_CONNECTIONS
-            + u32::from(worker) * (WORKER_CONNECTIONS + QUEUE_CONNECTIONS)
+            + u32::from(worker) * WORKER_CONNECTIONS
     }
 }
 
@@ -179,22 +176,10 @@ pub async fn pools(options: &PgConnectOptions, roles: Roles) -> anyhow::Result<P
         .max_connections(WORKER_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
-    // The queue's own writes commit without waiting for the WAL flush. Losing the last
-    // of them in a PostgreSQL crash re-runs or strands a task row, never a delivery:
-    // each task re-reads its delivery and does nothing unless its `task_seq` is current,
-    // and claims and outcomes go through the synchronous `worker` pool.
-    let queue = PgPoolOptions::new()
-        .max_connections(QUEUE_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(
-            named("switchyard-queue")
-                .options([("statement_timeout", "30s"), ("synchronous_commit", "off")]),
-        );
     Ok(Pools {
         ingress,
         web,
         worker,
-        queue,
     })
 }
 
@@ -314,17 +299,17 @@ async fn run_output(program: &str, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Deliveries and the job queue leave a dead row behind with every attempt; without
-/// autovacuum they are never cleaned up and fetching and claiming slow down until
-/// deliveries fall behind for good. Says so once, at start, if the server has it off.
+/// Deliveries and attempts leave dead rows behind with every attempt; without autovacuum
+/// they are never cleaned up and claiming slows down until deliveries fall behind for
+/// good. Says so once, at start, if the server has it off.
 pub async fn warn_without_autovacuum(pool: &PgPool) {
     let setting: Result<String, _> = sqlx::query_scalar("SELECT current_setting('autovacuum')")
         .fetch_one(pool)
         .await;
     if setting.is_ok_and(|on| on == "off") {
         tracing::warn!(
-            "PostgreSQL runs with autovacuum off: the delivery and queue tables will fill \
-             with dead rows and deliveries slow down under sustained load; turn it on"
+            "PostgreSQL runs with autovacuum off: the deliveries and attempts tables will \
+             fill with dead rows and deliveries slow down under sustained load; turn it on"
         );
     }
 }

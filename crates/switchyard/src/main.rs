@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard::config::{ApiKeyCommand, Cli, Command, TeamCommand};
-use switchyard::{Roles, WorkerSettings, db};
+use switchyard::{Roles, db};
 use switchyard_domain::store::{api_keys, secrets, teams};
 
 #[tokio::main]
@@ -81,7 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let listener = std::net::TcpListener::bind(&config.bind)?;
-    let running = switchyard::start(&config, roles, WorkerSettings::default(), listener).await?;
+    let running = switchyard::start(&config, roles, config.worker_settings(), listener).await?;
     running.wait().await
 }
 

@@ -168,15 +168,14 @@ pub async fn start(
     };
     let worker = roles.worker.then(|| {
         let (stop, stopped) = oneshot::channel::<()>();
-        let (pool, queue, policy) = (pools.worker.clone(), pools.queue.clone(), config.policy());
+        let (pool, policy) = (pools.worker.clone(), config.policy());
         let mailer = mailer.clone();
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
             if let Err(e) =
-                switchyard_worker::run(pool, queue, key, policy, mailer, worker_settings, shutdown)
-                    .await
+                switchyard_worker::run(pool, key, policy, mailer, worker_settings, shutdown).await
             {
                 tracing::error!(error = %e, "delivery workers stopped");
             }

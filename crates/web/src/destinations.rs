@@ -539,7 +539,7 @@ pub(crate) async fn change_state(
 ) -> ApiResult<Destination> {
     let action = match new_state {
         DestinationState::Paused => {
-            destinations::pause(&mut *tx, team, id, Utc::now()).await?;
+            destinations::pause(&mut *tx, team, id).await?;
             "destination.pause"
         }
         _ => {

@@ -1,51 +1,54 @@
-//! One delivery attempt: claim (attempt row committed `in_flight` before anything is
-//! sent), send, record the outcome and schedule what the policy decides.
+//! One delivery attempt, as the apalis worker runs it: the claim already committed it
+//! `in_flight` under a lease; check that the lease still covers a send, send, and hand
+//! the outcome (and what the retry policy decides) to the committer. The attempt keeps
+//! its send slot until its outcome is recorded.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
-use switchyard_domain::StoreError;
 use switchyard_domain::delivery::{Decision, decide};
-use switchyard_domain::ids::AttemptId;
-use switchyard_domain::store::attempts::{self, AttemptRecord, Claim};
-use switchyard_domain::store::queue::DeliveryTask;
+use switchyard_domain::store::attempts::AttemptRecord;
+use switchyard_domain::store::outcomes::{Finished, Recorded, Report};
 use switchyard_domain::store::teams;
-use tracing::field::Empty;
 
+use crate::engine::{Attempt, Engine, persist};
 use crate::outbound::Sent;
-use crate::request::Prepared;
-use crate::{Deliverer, request};
+use crate::request::{self, Prepared};
 
 #[tracing::instrument(
     name = "attempt",
     skip_all,
-    fields(delivery = %task.delivery_id, team = %task.team_id, event_id = Empty)
+    fields(delivery = %attempt.claimed.delivery.id, team = %attempt.claimed.delivery.team_id,
+           event_id = %attempt.claimed.delivery.event_id)
 )]
-pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
-    let started = std::time::Instant::now();
-    // One id for every try: a retried claim then recognises its own attempt.
-    let attempt_id = AttemptId::generate();
-    let claim = persist(|| async {
-        let mut conn = ctx.pool.acquire().await?;
-        attempts::claim(&mut conn, &task, &attempt_id, Utc::now()).await
-    })
-    .await?;
-    let mut claimed = match claim {
-        Claim::Send(claimed) => claimed,
-        Claim::Skip(why) => {
-            tracing::debug!(delivery = %task.delivery_id, why, "nothing to send");
-            return Ok(());
-        }
-    };
-
-    tracing::Span::current().record(
-        "event_id",
-        tracing::field::display(&claimed.delivery.event_id),
-    );
-    metrics::histogram!("switchyard_attempt_claim_seconds").record(started.elapsed().as_secs_f64());
+pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    let Attempt {
+        mut claimed,
+        slot,
+        lease_started,
+    } = attempt;
+    // The slot goes back once the outcome is recorded, at the end of this function.
+    let _slot = slot;
+    if !engine.lease_covers_a_send(lease_started) {
+        // Held up since the claim (a stalled process): another worker may take the
+        // delivery over before a send could end, so none starts. Even a routine's
+        // delivery is due again at once: nothing was fired.
+        tracing::warn!("lease too short for a send; giving the delivery back unsent");
+        let report = Report::NotSent {
+            reason: "not sent: the attempt's lease ran short before it could be sent".to_owned(),
+        };
+        submit(
+            &engine,
+            Finished {
+                claimed: *claimed,
+                report,
+            },
+        )
+        .await;
+        return Ok(());
+    }
+    let ctx = &engine.deliverer;
     let body = std::mem::take(&mut claimed.body);
     let (sent, request_headers) = match request::build(&ctx.key, &claimed, body, &ctx.public_base) {
         Ok(Prepared::Http(req)) => {
@@ -76,7 +79,7 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
         }
         Err(e) => {
             // Not worth retrying: the destination cannot be sent to as configured.
-            tracing::error!(delivery = %task.delivery_id, error = %e, "cannot build the request");
+            tracing::error!(error = %e, "cannot build the request");
             (
                 Sent::refused(format!("the request could not be built: {e}")),
                 None,
@@ -85,14 +88,13 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
     };
     metrics::histogram!("switchyard_attempt_send_seconds").record(sent.duration.as_secs_f64());
     let reading = request::read(claimed.kind, &sent);
-    let now = Utc::now();
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
     let decision = decide(
         claimed.kind,
         claimed.series_attempt,
         &sent.outcome,
         reading.error.as_deref(),
-        now,
+        Utc::now(),
         jitter,
     );
     let result = if matches!(decision, Decision::Succeeded) {
@@ -112,43 +114,38 @@ pub async fn attempt(task: DeliveryTask, ctx: Data<Arc<Deliverer>>) -> Result<()
         claude_code_session_url: reading.session_url,
         destination: reading.effect,
     };
-    let recording = std::time::Instant::now();
-    persist(|| async {
-        let mut conn = ctx.pool.acquire().await?;
-        attempts::record(&mut conn, &claimed, &record, &decision, &ctx.breaker, now).await
-    })
-    .await?;
-    metrics::histogram!("switchyard_attempt_record_seconds")
-        .record(recording.elapsed().as_secs_f64());
     tracing::info!(
         kind = claimed.kind.as_str(),
         number = claimed.delivery.attempt_count,
         status = record.response_status,
         ms = record.duration_ms,
         result,
+        probe = claimed.is_probe,
         "attempt"
     );
+    submit(
+        &engine,
+        Finished {
+            claimed: *claimed,
+            report: Report::Sent { record, decision },
+        },
+    )
+    .await;
     Ok(())
 }
 
-/// Runs a database step until it succeeds, waiting out an unreachable database for as
-/// long as it takes rather than dropping the attempt: the task is ours until we return,
-/// and if this process dies instead, another worker takes the task over. Other errors
-/// are returned; the upkeep sweep picks up whatever they strand.
-async fn persist<T, F, Fut>(step: F) -> Result<T, StoreError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
-{
-    let mut wait = Duration::from_millis(200);
-    loop {
-        match step().await {
-            Err(e) if e.is_unavailable() => {
-                tracing::warn!(error = %e, "database unavailable; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            other => return other,
+/// Hands the outcome to the committer and waits for its commit.
+async fn submit(engine: &Engine, finished: Finished) {
+    let recording = std::time::Instant::now();
+    match engine.committer.submit(finished).await {
+        Ok(Recorded::Recorded) => {}
+        Ok(Recorded::Late) => {
+            metrics::counter!("switchyard_late_outcomes_total").increment(1);
         }
+        // The delivery stays in flight until its lease runs out; a claim then takes it
+        // over.
+        Err(e) => tracing::error!(error = %e, "the outcome could not be recorded"),
     }
+    metrics::histogram!("switchyard_attempt_record_seconds")
+        .record(recording.elapsed().as_secs_f64());
 }

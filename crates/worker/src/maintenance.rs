@@ -1,9 +1,9 @@
-//! Periodic work, run by whichever worker takes a slot's task. Every process's upkeep
-//! offers each slot and the queue keeps one, so each runs once across replicas:
-//! - each upkeep interval (a minute by default), the sweep: stranded deliveries get a new
-//!   task and the circuit breaker's due probes start;
-//! - each hour, retention: events past a team's retention, finished queue rows, expired
-//!   dedup rows, idle sessions, old throttle windows and silent workers' rows.
+//! The hour's maintenance, run by whichever worker takes its task: every process's
+//! upkeep offers each hour and the queue keeps one, so it runs once across replicas.
+//! Retention: events past a team's retention (their deliveries and attempts with them),
+//! finished queue rows, expired dedup rows, idle sessions, old throttle windows and
+//! silent workers' rows; then any open breaker whose probe went with its event gets
+//! another.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::{DateTime, Duration, Utc};
 use switchyard_domain::StoreError;
-use switchyard_domain::store::queue::{MaintenanceTask, SweepTask};
-use switchyard_domain::store::{accounts, destinations, events, queue, retention, throttle};
+use switchyard_domain::store::queue::MaintenanceTask;
+use switchyard_domain::store::{accounts, breaker, events, retention, throttle};
 
 use crate::Deliverer;
 
@@ -20,28 +20,9 @@ use crate::Deliverer;
 const BATCH: i64 = 1000;
 /// Statements per table per run, so one run ends; the next hour carries on.
 const MAX_BATCHES: usize = 500;
-/// How long past due a delivery must be before the sweep takes it for stranded: well
-/// beyond a send's 30 s limit and a dead worker's 30 s takeover.
-const GRACE: Duration = Duration::minutes(15);
-
 /// The hour's retention (the maintenance queue).
 pub async fn run(task: MaintenanceTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
     retain(&ctx, &task.slot, Utc::now()).await?;
-    Ok(())
-}
-
-/// An interval's sweep (the sweeps queue).
-pub async fn sweep(_task: SweepTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
-    let now = Utc::now();
-    let mut conn = ctx.pool.acquire().await?;
-    let rescued = queue::rescue_stranded(&mut conn, now, GRACE).await?;
-    if rescued > 0 {
-        tracing::warn!(count = rescued, "gave stranded deliveries a new task");
-    }
-    let probes = destinations::start_probes(&mut conn, now).await?;
-    if probes > 0 {
-        tracing::info!(count = probes, "probing disabled destinations");
-    }
     Ok(())
 }
 
@@ -63,6 +44,12 @@ async fn retain(ctx: &Deliverer, slot: &str, now: DateTime<Utc>) -> Result<(), S
     let sessions = accounts::prune_sessions(pool, now).await?;
     let throttle = throttle::prune(pool, now).await?;
     let workers = retention::delete_silent_workers(pool, now).await?;
+    let probes = {
+        let mut tx = pool.begin().await?;
+        let repaired = breaker::repair_probes(&mut tx, now).await?;
+        tx.commit().await?;
+        repaired
+    };
     tracing::info!(
         slot,
         events,
@@ -71,6 +58,7 @@ async fn retain(ctx: &Deliverer, slot: &str, now: DateTime<Utc>) -> Result<(), S
         sessions,
         throttle,
         workers,
+        probes,
         "maintenance: retention applied"
     );
     Ok(())

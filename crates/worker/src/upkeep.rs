@@ -1,7 +1,7 @@
-//! Upkeep, each interval (a minute by default) in every worker process: offer the
-//! interval's sweep and the hour's retention to their queues, which keep one task per
-//! slot so one worker across replicas runs each (see `maintenance`), and refresh this
-//! process's gauges.
+//! Upkeep in every worker process: offer the hour's maintenance to its queue, which
+//! keeps one task per hour so one worker across replicas runs it (see `maintenance`),
+//! and refresh the gauges: the delivery queue's backlog and the age of its oldest due
+//! delivery, the side queues' depth, and this process's pool.
 
 use std::time::Duration;
 
@@ -9,18 +9,17 @@ use chrono::Utc;
 use sqlx::PgPool;
 use switchyard_domain::store::{queue, stats};
 
+/// How often the gauges are refreshed at most.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
 pub async fn run(pool: PgPool, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.min(GAUGES_EVERY));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The hour whose retention this process has offered (once per hour is enough).
+    // The hour whose maintenance this process has offered (once per hour is enough).
     let mut offered: Option<String> = None;
     loop {
         tick.tick().await;
         let now = Utc::now();
-        let sweep = queue::SweepTask::for_interval(now, every);
-        if let Err(e) = queue::push_sweep(&pool, &sweep).await {
-            tracing::debug!(error = %e, "upkeep: sweep not queued");
-        }
         let hour = queue::MaintenanceTask::for_hour(now);
         if offered.as_deref() != Some(hour.slot.as_str()) {
             match queue::push_maintenance(&pool, &hour).await {
@@ -35,9 +34,24 @@ pub async fn run(pool: PgPool, every: Duration) {
     }
 }
 
-/// What `/metrics` reports about the backlog: each queue's depth and the age of its
-/// oldest due task, held deliveries, and this process's pool.
 async fn gauges(pool: &PgPool, now: chrono::DateTime<Utc>) {
+    match stats::backlog(pool, now).await {
+        Ok(backlog) => {
+            for (state, count) in [
+                ("due", backlog.due),
+                ("in_flight", backlog.in_flight),
+                ("scheduled", backlog.scheduled),
+                ("throttled", backlog.throttled),
+                ("held", backlog.held),
+            ] {
+                metrics::gauge!("switchyard_deliveries_unsettled", "state" => state)
+                    .set(count as f64);
+            }
+            metrics::gauge!("switchyard_deliveries_oldest_due_seconds")
+                .set(backlog.oldest_due_seconds.unwrap_or(0.0).max(0.0));
+        }
+        Err(e) => tracing::debug!(error = %e, "upkeep: delivery backlog skipped"),
+    }
     match stats::queues(pool, now).await {
         Ok(queues) => {
             for q in queues {
@@ -49,10 +63,6 @@ async fn gauges(pool: &PgPool, now: chrono::DateTime<Utc>) {
             }
         }
         Err(e) => tracing::debug!(error = %e, "upkeep: queue depth skipped"),
-    }
-    match stats::held(pool).await {
-        Ok(n) => metrics::gauge!("switchyard_deliveries_held").set(n as f64),
-        Err(e) => tracing::debug!(error = %e, "upkeep: held count skipped"),
     }
     let idle = pool.num_idle() as f64;
     metrics::gauge!("switchyard_db_pool_connections", "state" => "idle").set(idle);

@@ -1,17 +1,21 @@
-//! Waking the queue's workers when a task is pushed.
+//! Wake-ups: one connection per process listens for new work and turns each
+//! notification into a coalesced wake-up of whoever waits for it.
 //!
-//! A trigger NOTIFYs `apalis::job::insert` when tasks are pushed (once per queue per
-//! statement; see the migrations). apalis-postgres's own
-//! listener gives every worker a connection of its own, read only when that worker is
-//! ready for more work. Under load the notifications backed up on those sockets, and the
-//! server, blocked writing them inside a transaction, held back the xmin horizon: no dead
-//! row could be vacuumed or pruned, and every fetch and claim slowed until deliveries
-//! fell behind for good. Here one task per process reads every notification as it comes
-//! and turns them into one coalesced wake-up per queue, on a single connection.
+//! Two channels are heard. `switchyard_deliveries` is notified (once per transaction) by
+//! whatever makes deliveries due: an ingest commit, a replay, a resume. It wakes the
+//! delivery claimer. `apalis::job::insert` is notified by a trigger when side jobs are
+//! pushed (once per queue per statement; see the migrations); it wakes that queue's
+//! apalis workers, as a poll strategy.
+//!
+//! Why one listener: apalis-postgres gives every worker a LISTEN connection of its own,
+//! read only when that worker is ready for more work. Under load the notifications
+//! backed up on those sockets and the server, blocked writing them inside a transaction,
+//! held back the xmin horizon: no dead row could be vacuumed, and every claim slowed
+//! until deliveries fell behind for good. Here each notification is read as it comes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,29 +24,27 @@ use futures::stream::Stream;
 use futures::task::AtomicWaker;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use switchyard_domain::store::queue::DELIVERIES_CHANNEL;
+use tokio::sync::Notify;
 
 /// The channel apalis-postgres's insert trigger notifies.
-const CHANNEL: &str = "apalis::job::insert";
+const JOBS_CHANNEL: &str = "apalis::job::insert";
 /// How long to wait before listening again after the connection failed.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
-/// A queue's wake-up is repeated this much later, and again each time while wake-ups
-/// keep coming. A worker whose fetch was already running when a notification came spends
-/// the wake-up on that fetch, which may not see the new tasks; the repeat sends it back
-/// for them rather than leaving them to the fallback poll a second later. (A fetch still
-/// running when the repeat comes is left to that poll.)
-const FOLLOW_UP: Duration = Duration::from_millis(20);
 
-/// One queue's wake-up signal: a count of wake-ups and the wakers of its streams.
+/// One kind of work's wake-up signal: a count of wake-ups, the tasks waiting for the
+/// next one, and the wakers of its streams.
 #[derive(Default)]
-struct Signal {
+pub struct Signal {
     count: AtomicU64,
+    notify: Notify,
     streams: Mutex<Vec<Weak<AtomicWaker>>>,
-    follow_up_pending: AtomicBool,
 }
 
 impl Signal {
-    fn wake(&self) {
+    pub fn wake(&self) {
         self.count.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
         if let Ok(mut streams) = self.streams.lock() {
             streams.retain(|stream| match stream.upgrade() {
                 Some(waker) => {
@@ -53,34 +55,61 @@ impl Signal {
             });
         }
     }
+
+    /// The wake-ups so far: take it before looking for work, then wait with
+    /// [`Signal::changed_since`], so a wake-up that comes while looking is not missed.
+    pub fn seen(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Returns once a wake-up has come since `seen`.
+    pub async fn changed_since(&self, seen: u64) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.seen() != seen {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
-/// One wake-up signal per queue, fed by [`Wakeups::listen`].
+/// The wake-up signals of a process: the delivery claimer's and one per side queue, fed
+/// by [`Wakeups::listen`].
 #[derive(Clone)]
 pub struct Wakeups {
+    deliveries: Arc<Signal>,
     queues: Arc<HashMap<&'static str, Arc<Signal>>>,
 }
 
 impl Wakeups {
-    pub fn new(queues: &[&'static str]) -> Wakeups {
-        let queues = queues
+    pub fn new(side_queues: &[&'static str]) -> Wakeups {
+        let queues = side_queues
             .iter()
             .map(|queue| (*queue, Arc::default()))
             .collect();
         Wakeups {
+            deliveries: Arc::default(),
             queues: Arc::new(queues),
         }
     }
 
+    /// The delivery claimer's signal.
+    pub fn deliveries(&self) -> Arc<Signal> {
+        self.deliveries.clone()
+    }
+
     /// A stream that yields whenever `queue` was woken since it last yielded (any number
-    /// of wake-ups make one item): a poll strategy for that queue's workers.
+    /// of wake-ups make one item): a poll strategy for that queue's apalis workers.
     pub fn stream(&self, queue: &str) -> Wake {
         let signal = self.queues[queue].clone();
         let waker = Arc::new(AtomicWaker::new());
         if let Ok(mut streams) = signal.streams.lock() {
             streams.push(Arc::downgrade(&waker));
         }
-        let seen = signal.count.load(Ordering::SeqCst);
+        let seen = signal.seen();
         Wake {
             signal,
             waker,
@@ -88,39 +117,22 @@ impl Wakeups {
         }
     }
 
-    /// Wakes `queue`'s workers now and again [`FOLLOW_UP`] later, repeating until a
-    /// repeat finds no other wake-up came meanwhile (one repeater per queue).
-    fn wake(&self, queue: &str) {
-        let Some(signal) = self.queues.get(queue) else {
-            return;
-        };
-        signal.wake();
-        if !signal.follow_up_pending.swap(true, Ordering::SeqCst) {
-            let signal = signal.clone();
-            tokio::spawn(async move {
-                loop {
-                    let before = signal.count.load(Ordering::SeqCst);
-                    tokio::time::sleep(FOLLOW_UP).await;
-                    signal.wake();
-                    // Only this repeat since: quiet, done.
-                    if signal.count.load(Ordering::SeqCst) == before + 1 {
-                        break;
-                    }
-                }
-                signal.follow_up_pending.store(false, Ordering::SeqCst);
-            });
+    fn wake_queue(&self, queue: &str) {
+        if let Some(signal) = self.queues.get(queue) {
+            signal.wake();
         }
     }
 
     fn wake_all(&self) {
-        for queue in self.queues.keys() {
-            self.wake(queue);
+        self.deliveries.wake();
+        for signal in self.queues.values() {
+            signal.wake();
         }
     }
 
     /// Reads notifications until the process ends, listening again whenever the
-    /// connection is lost. Every queue is woken after a reconnect, since tasks pushed
-    /// meanwhile were announced to nobody.
+    /// connection is lost. Everything is woken after a reconnect, since work made
+    /// meanwhile was announced to nobody.
     pub async fn listen(self, pool: PgPool) {
         loop {
             let mut listener = match PgListener::connect_with(&pool).await {
@@ -131,7 +143,10 @@ impl Wakeups {
                     continue;
                 }
             };
-            if let Err(e) = listener.listen(CHANNEL).await {
+            if let Err(e) = listener
+                .listen_all([DELIVERIES_CHANNEL, JOBS_CHANNEL])
+                .await
+            {
                 tracing::debug!(error = %e, "wake-ups: cannot listen; retrying");
                 tokio::time::sleep(RECONNECT_PAUSE).await;
                 continue;
@@ -139,12 +154,15 @@ impl Wakeups {
             self.wake_all();
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(notification)) if notification.channel() == DELIVERIES_CHANNEL => {
+                        self.deliveries.wake();
+                    }
                     Ok(Some(notification)) => {
                         // The trigger sends `{"job_type": …, "id": …}`.
                         let inserted: serde_json::Value =
                             serde_json::from_str(notification.payload()).unwrap_or_default();
                         match inserted["job_type"].as_str() {
-                            Some(queue) => self.wake(queue),
+                            Some(queue) => self.wake_queue(queue),
                             None => self.wake_all(),
                         }
                     }
@@ -162,9 +180,9 @@ impl Wakeups {
     }
 }
 
-/// A queue's wake-up stream (see [`Wakeups::stream`]). It registers its task's waker on
-/// every poll, before it looks, so a wake-up that comes after it said "nothing yet" still
-/// wakes the task.
+/// A side queue's wake-up stream (see [`Wakeups::stream`]). It registers its task's
+/// waker on every poll, before it looks, so a wake-up that comes after it said "nothing
+/// yet" still wakes the task.
 pub struct Wake {
     signal: Arc<Signal>,
     waker: Arc<AtomicWaker>,
@@ -177,7 +195,7 @@ impl Stream for Wake {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
         let this = self.get_mut();
         this.waker.register(cx.waker());
-        let count = this.signal.count.load(Ordering::SeqCst);
+        let count = this.signal.seen();
         if count == this.seen {
             return Poll::Pending;
         }
@@ -193,44 +211,20 @@ mod tests {
     use futures::StreamExt;
 
     #[tokio::test(start_paused = true)]
-    async fn many_pushes_make_one_wake_up_and_its_repeat_and_only_for_their_queue() {
+    async fn many_pushes_make_one_wake_up_and_only_for_their_queue() {
         let wakeups = Wakeups::new(&["a", "b"]);
         let mut a = wakeups.stream("a");
         let mut b = wakeups.stream("b");
         for _ in 0..100 {
-            wakeups.wake("a");
+            wakeups.wake_queue("a");
         }
         assert_eq!(a.next().await, Some(()));
-        // The one repeat, a moment later.
-        let repeat = tokio::time::timeout(FOLLOW_UP * 5, a.next()).await;
-        assert_eq!(repeat, Ok(Some(())));
-        let quiet = tokio::time::timeout(FOLLOW_UP * 5, a.next()).await;
-        assert!(
-            quiet.is_err(),
-            "a hundred pushes, one wake-up and one repeat"
-        );
-        let quiet = tokio::time::timeout(FOLLOW_UP * 5, b.next()).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(100), a.next()).await;
+        assert!(quiet.is_err(), "a hundred pushes, one wake-up");
+        let quiet = tokio::time::timeout(Duration::from_millis(100), b.next()).await;
         assert!(quiet.is_err(), "queue b was not pushed to");
         wakeups.wake_all();
         assert_eq!(b.next().await, Some(()));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_repeats_go_on_while_wake_ups_keep_coming_then_stop() {
-        let wakeups = Wakeups::new(&["a"]);
-        let mut a = wakeups.stream("a");
-        wakeups.wake("a");
-        assert_eq!(a.next().await, Some(()));
-        tokio::time::sleep(FOLLOW_UP / 2).await;
-        wakeups.wake("a");
-        assert_eq!(a.next().await, Some(()));
-        // A repeat at FOLLOW_UP; another came meanwhile, so one more after it; then none.
-        let first = tokio::time::timeout(FOLLOW_UP, a.next()).await;
-        assert_eq!(first, Ok(Some(())));
-        let second = tokio::time::timeout(FOLLOW_UP * 2, a.next()).await;
-        assert_eq!(second, Ok(Some(())));
-        let quiet = tokio::time::timeout(FOLLOW_UP * 5, a.next()).await;
-        assert!(quiet.is_err(), "the repeats stop once wake-ups do");
     }
 
     #[tokio::test(start_paused = true)]
@@ -239,8 +233,30 @@ mod tests {
         let mut a = wakeups.stream("a");
         let waiting = tokio::spawn(async move { a.next().await });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        wakeups.wake("a");
+        wakeups.wake_queue("a");
         let woken = tokio::time::timeout(Duration::from_secs(1), waiting).await;
         assert_eq!(woken.expect("woken").expect("task"), Some(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_up_while_the_claimer_looked_is_not_spent() {
+        let wakeups = Wakeups::new(&[]);
+        let signal = wakeups.deliveries();
+        let seen = signal.seen();
+        // Comes while the claimer is busy claiming, before it waits.
+        signal.wake();
+        let woken = tokio::time::timeout(Duration::from_secs(1), signal.changed_since(seen)).await;
+        assert!(woken.is_ok(), "the wake-up during the claim counts");
+        let seen = signal.seen();
+        let quiet = tokio::time::timeout(Duration::from_secs(1), signal.changed_since(seen)).await;
+        assert!(quiet.is_err(), "and only once");
+        let waiting = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.changed_since(seen).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        signal.wake();
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert!(woken.is_ok(), "a waiting claimer is woken");
     }
 }

@@ -63,10 +63,11 @@ pub enum Verdict {
         reserved: Option<DateTime<Utc>>,
         reason: String,
     },
+    /// As many sends are in flight as the destination allows: it stays due, and goes
+    /// when one of them ends. A rate slot it held is given up: spent late, it would go
+    /// out in a burst with the slots after it.
+    Busy { reason: String },
 }
-
-/// How long a delivery held back by the concurrency limit waits before trying again.
-pub const IN_FLIGHT_RETRY: Duration = Duration::seconds(1);
 
 /// Whether one delivery may be sent now. `reserved` is the rate slot it already holds,
 /// if an earlier verdict gave it one. Returns the verdict and the destination's new
@@ -82,9 +83,7 @@ pub fn gate(
         && state.in_flight >= i64::from(max)
     {
         let reason = format!("the destination's limit of {max} sends at once is reached");
-        // A rate slot held while waiting on something else would be spent late, in a
-        // burst with the slots after it: give it up.
-        return (wait(now + IN_FLIGHT_RETRY, None, reason), state);
+        return (Verdict::Busy { reason }, state);
     }
     next.hour = current(state.hour, hour_start(now));
     next.day = current(state.day, day_start(now));
@@ -247,7 +246,7 @@ mod tests {
             ..LimitState::default()
         };
         let (verdict, after) = gate(&l, state, None, at(10, 0, 0));
-        assert!(matches!(verdict, Verdict::Wait { until, .. } if until == at(10, 0, 1)));
+        assert!(matches!(verdict, Verdict::Busy { .. }), "{verdict:?}");
         assert_eq!(after, state);
         let (verdict, _) = gate(
             &l,
@@ -284,22 +283,21 @@ mod tests {
                 assert_eq!(until, Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap());
                 assert!(reason.contains("per day"), "{reason}");
             }
-            Verdict::Send => panic!("the day's budget is spent"),
+            other => panic!("the day's budget is spent: {other:?}"),
         }
     }
 
     #[test]
-    fn waiting_on_concurrency_or_a_budget_gives_up_a_reserved_slot() {
+    fn a_busy_destination_keeps_its_rate_slots_for_others() {
         let l = limits(Some(60), Some(1), None, None);
         let busy = LimitState {
             in_flight: 1,
+            next_slot_at: Some(at(10, 0, 2)),
             ..LimitState::default()
         };
-        let (verdict, _) = gate(&l, busy, Some(at(10, 0, 1)), at(10, 0, 5));
-        assert!(
-            matches!(verdict, Verdict::Wait { reserved: None, .. }),
-            "{verdict:?}"
-        );
+        let (verdict, after) = gate(&l, busy, Some(at(10, 0, 1)), at(10, 0, 5));
+        assert!(matches!(verdict, Verdict::Busy { .. }), "{verdict:?}");
+        assert_eq!(after.next_slot_at, busy.next_slot_at, "no slot taken");
     }
 
     #[test]

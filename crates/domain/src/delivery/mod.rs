@@ -1,6 +1,8 @@
-//! What happens to a delivery: its states, how an attempt's outcome is classified, and
-//! when (if ever) the next attempt runs. All pure: time and jitter come in as arguments.
+//! What happens to a delivery: its states, whether its destination lets it go now, how an
+//! attempt's outcome is classified, and when (if ever) the next attempt runs. All pure:
+//! time and jitter come in as arguments.
 
+pub mod admission;
 pub mod breaker;
 pub mod compose;
 pub mod limits;

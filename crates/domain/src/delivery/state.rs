@@ -1,8 +1,9 @@
 //! Delivery and destination states, and which moves between them are allowed.
 //! `can_become` on each is the specification, tested as a whole table; the store
 //! enforces it in SQL, where a concurrent change cannot slip between check and write:
-//! every update names the state it leaves (a claim leaves `pending` or `throttled`, an
-//! outcome leaves `in_flight` with its task, a replay leaves a settled state, the breaker
+//! every update names the state it leaves (a claim leaves `pending` or `throttled`, or
+//! `in_flight` whose lease ran out; an outcome leaves `in_flight` with its attempt, fenced
+//! by the attempt's id; a replay leaves a settled state, the breaker
 //! opens only an `active` or `backing_off` destination), so a delivery never leaves
 //! `succeeded` by accident and `unknown_outcome` waits for a person.
 
@@ -104,10 +105,10 @@ impl DeliveryStatus {
         use DeliveryStatus::*;
         matches!(
             (self, next),
-            (Pending, InFlight | Held | Throttled | Cancelled | Failed)
+            (Pending, InFlight | Pending | Held | Throttled | Cancelled | Failed)
                 | (
                     InFlight,
-                    Succeeded | Failed | Pending | UnknownOutcome | InFlight | Held
+                    Succeeded | Failed | Pending | UnknownOutcome | InFlight | Held | Throttled
                 )
                 | (Held, Pending | Cancelled | Throttled)
                 // A throttled delivery is claimed where it waits, or waits again.
@@ -143,13 +144,26 @@ mod tests {
     fn delivery_transition_table() {
         use DeliveryStatus::*;
         let allowed: [(DeliveryStatus, &[DeliveryStatus]); 8] = [
-            // Claimed, parked behind its destination, or cancelled before sending.
-            (Pending, &[InFlight, Held, Throttled, Cancelled, Failed]),
-            // An outcome; a retry; a routine fire nobody can vouch for; a dead worker's
-            // attempt taken over; a receiver that is gone (held for the destination).
+            // Claimed, waiting out a back-off, parked behind its destination, or cancelled
+            // before sending.
+            (
+                Pending,
+                &[InFlight, Pending, Held, Throttled, Cancelled, Failed],
+            ),
+            // An outcome; a retry; a routine fire nobody can vouch for; an expired lease
+            // taken over (sent again, or waiting, held or throttled like any claim); a
+            // receiver that is gone (held for the destination).
             (
                 InFlight,
-                &[Succeeded, Failed, Pending, UnknownOutcome, InFlight, Held],
+                &[
+                    Succeeded,
+                    Failed,
+                    Pending,
+                    UnknownOutcome,
+                    InFlight,
+                    Held,
+                    Throttled,
+                ],
             ),
             (Succeeded, &[Pending]),
             (Failed, &[Pending]),

@@ -20,8 +20,6 @@ pub struct Delivery {
     #[serde(skip)]
     pub series_attempts: i32,
     pub replay_count: i32,
-    #[serde(skip)]
-    pub task_seq: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     /// A routine delivery: the Claude Code session its fire started.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::queue::{DeliveryTask, push_deliveries};
+use super::queue::notify_deliveries;
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, TeamId};
@@ -13,7 +13,7 @@ use crate::model::{Attempt, Delivery, DeliveryFilter, Page, PageRequest};
 macro_rules! columns {
     () => {
         "id, team_id, event_id, route_id, destination_id, status, attempt_count,
-    series_attempts, replay_count, task_seq, next_attempt_at, last_error,
+    series_attempts, replay_count, next_attempt_at, last_error,
     claude_code_session_id, claude_code_session_url, created_at, updated_at"
     };
 }
@@ -130,8 +130,8 @@ pub(super) async fn lock(
     .await?)
 }
 
-/// Sets a settled delivery `pending` again with a fresh retry series, and pushes its
-/// first attempt, all on the caller's transaction. History is kept: earlier attempts
+/// Sets a settled delivery `pending` again with a fresh retry series, due at once, on
+/// the caller's transaction. History is kept: earlier attempts
 /// stay, and the new ones are marked `replay`.
 #[tracing::instrument(skip_all)]
 pub async fn replay(
@@ -149,7 +149,7 @@ pub async fn replay(
     }
     let updated = sqlx::query_as::<_, Delivery>(concat!(
         "UPDATE deliveries SET status = 'pending', replay_count = replay_count + 1,
-             series_attempts = 0, task_seq = task_seq + 1, next_attempt_at = $3,
+             series_attempts = 0, next_attempt_at = $3,
              last_error = NULL, updated_at = $3
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -159,11 +159,6 @@ pub async fn replay(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    let task = DeliveryTask {
-        team_id: team.clone(),
-        delivery_id: id.clone(),
-        seq: updated.task_seq,
-    };
-    push_deliveries(tx, &[(task, None)]).await?;
+    notify_deliveries(tx).await?;
     Ok(updated)
 }

@@ -1,11 +1,14 @@
-//! Destinations and their sealed signing secrets.
+//! Destinations: their configuration and sealed secrets (`destinations`), and the state
+//! delivering changes (`destination_runtime`, one row each, made by a trigger with the
+//! destination). A destination is read as the two joined; configuration changes notify
+//! the ingress caches, runtime changes do not.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Connection, PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
-use super::queue::{DeliveryTask, push_deliveries};
+use super::queue::notify_deliveries;
 use crate::delivery::DestinationKind;
 use crate::ids::{DeliveryId, DestinationId, TeamId};
 use crate::model::{Destination, DestinationSettings};
@@ -17,7 +20,20 @@ macro_rules! columns {
     };
 }
 
-team_table!("destinations", Destination, DestinationId, columns!());
+/// A destination with its runtime row.
+macro_rules! joined {
+    () => {
+        "destinations JOIN destination_runtime USING (team_id, id)"
+    };
+}
+
+team_table!(
+    "destinations",
+    Destination,
+    DestinationId,
+    columns!(),
+    joined!()
+);
 
 /// A destination to create; secrets arrive sealed.
 #[derive(Debug)]
@@ -32,17 +48,17 @@ pub struct NewDestination<'a> {
 
 #[tracing::instrument(skip_all)]
 pub async fn insert(
-    db: impl PgExecutor<'_>,
+    tx: &mut PgConnection,
     team: &TeamId,
     new: NewDestination<'_>,
 ) -> Result<Destination, StoreError> {
-    Ok(sqlx::query_as::<_, Destination>(concat!(
+    let id = DestinationId::generate();
+    sqlx::query(
         "INSERT INTO destinations
              (id, team_id, name, kind, url, settings, signing_secret, sealed_credentials)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
-        columns!()
-    ))
-    .bind(DestinationId::generate())
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
     .bind(team)
     .bind(new.name)
     .bind(new.kind.as_str())
@@ -50,8 +66,9 @@ pub async fn insert(
     .bind(Json(new.settings))
     .bind(new.sealed_signing_secret)
     .bind(new.sealed_credentials)
-    .fetch_one(db)
-    .await?)
+    .execute(&mut *tx)
+    .await?;
+    get(&mut *tx, team, &id).await
 }
 
 /// A destination's new shape, whole: the caller read the current one under
@@ -81,7 +98,9 @@ pub async fn lock_with_credentials(
     let row = sqlx::query_as::<_, Row>(concat!(
         "SELECT ",
         columns!(),
-        ", sealed_credentials FROM destinations WHERE team_id = $1 AND id = $2 FOR UPDATE"
+        ", sealed_credentials FROM ",
+        joined!(),
+        " WHERE team_id = $1 AND id = $2 FOR UPDATE OF destinations"
     ))
     .bind(team)
     .bind(id)
@@ -92,29 +111,32 @@ pub async fn lock_with_credentials(
 
 #[tracing::instrument(skip_all)]
 pub async fn update(
-    db: impl PgExecutor<'_>,
+    tx: &mut PgConnection,
     team: &TeamId,
     id: &DestinationId,
     patch: DestinationPatch,
 ) -> Result<Destination, StoreError> {
-    Ok(sqlx::query_as::<_, Destination>(concat!(
+    let updated = sqlx::query(
         "UPDATE destinations SET
              name = coalesce($3, name),
              url = $4,
              settings = $5,
              sealed_credentials = $6,
              updated_at = now()
-         WHERE team_id = $1 AND id = $2 RETURNING ",
-        columns!()
-    ))
+         WHERE team_id = $1 AND id = $2",
+    )
     .bind(team)
     .bind(id)
     .bind(patch.name)
     .bind(patch.url)
     .bind(Json(patch.settings))
     .bind(patch.sealed_credentials)
-    .fetch_one(db)
-    .await?)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    get(&mut *tx, team, id).await
 }
 
 /// A person pauses the destination: nothing more is sent, and its deliveries are held
@@ -124,16 +146,14 @@ pub async fn pause(
     tx: &mut PgConnection,
     team: &TeamId,
     id: &DestinationId,
-    now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE destinations SET state = 'paused', state_reason = 'paused by a person',
-             paused_until = NULL, updated_at = $3
+        "UPDATE destination_runtime SET state = 'paused', state_reason = 'paused by a person',
+             paused_until = NULL
          WHERE team_id = $1 AND id = $2",
     )
     .bind(team)
     .bind(id)
-    .bind(now)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -141,8 +161,9 @@ pub async fn pause(
 
 /// A person (or a recovery) makes the destination active again: whatever paused,
 /// disabled or slowed it is cleared, and its held deliveries are released in the order
-/// they were created. Under a rate limit each gets its own send slot in that order (so
-/// they also arrive in it); otherwise all go at once. Returns how many were released.
+/// they were created (a probe waiting for its cool-down goes at once too). Under a rate
+/// limit each gets its own send slot in that order (so they also arrive in it);
+/// otherwise all go at once. Returns how many were released.
 #[tracing::instrument(skip_all)]
 pub async fn resume(
     tx: &mut PgConnection,
@@ -150,17 +171,26 @@ pub async fn resume(
     id: &DestinationId,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let (settings,): (Json<DestinationSettings>,) = sqlx::query_as(
-        "UPDATE destinations SET state = 'active', state_reason = NULL,
-                 paused_until = NULL, consecutive_failures = 0, cooldown_seconds = 0,
-                 probe_at = NULL, probe_delivery_id = NULL, updated_at = $3
-             WHERE team_id = $1 AND id = $2 RETURNING settings",
+    let probe: Option<DeliveryId> = sqlx::query_scalar(
+        "UPDATE destination_runtime r SET state = 'active', state_reason = NULL,
+             paused_until = NULL, consecutive_failures = 0, cooldown_seconds = 0,
+             probe_at = NULL, probe_delivery_id = NULL
+         FROM (SELECT probe_delivery_id FROM destination_runtime
+               WHERE team_id = $1 AND id = $2 FOR UPDATE) AS before
+         WHERE r.team_id = $1 AND r.id = $2
+         RETURNING before.probe_delivery_id",
     )
     .bind(team)
     .bind(id)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let settings: Json<DestinationSettings> =
+        sqlx::query_scalar("SELECT settings FROM destinations WHERE team_id = $1 AND id = $2")
+            .bind(team)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
     let interval = settings.0.limits.interval();
     // Slots reserved by deliveries that were held instead are free again: start after
     // the last one still taken, not after the last one ever handed out.
@@ -176,115 +206,45 @@ pub async fn resume(
         (Some(at), Some(interval)) => (at + interval).max(now),
         _ => now,
     };
-    // Ids sort by creation time; the i-th held delivery gets slot base + i × interval.
-    let mut released: Vec<(DeliveryId, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+    // Ids sort by creation time; the i-th held delivery gets slot base + i × interval. A
+    // probe waiting for its cool-down is released with them, in its place.
+    let released = sqlx::query(
         "UPDATE deliveries d SET
              status = CASE WHEN $5::bigint IS NULL THEN 'pending' ELSE 'throttled' END,
              slot_at = $4 + held.i * ($5::bigint * interval '1 millisecond'),
              next_attempt_at = coalesce($4 + held.i * ($5::bigint * interval '1 millisecond'), $3),
-             task_seq = d.task_seq + 1, updated_at = $3
+             updated_at = $3
          FROM (
              SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM deliveries
-             WHERE team_id = $1 AND destination_id = $2 AND status = 'held'
+             WHERE team_id = $1 AND destination_id = $2
+               AND (status = 'held' OR (id = $6 AND status = 'pending'))
          ) AS held
-         WHERE d.id = held.id
-         RETURNING d.id, d.task_seq, d.slot_at",
+         WHERE d.id = held.id",
     )
     .bind(team)
     .bind(id)
     .bind(now)
     .bind(base)
     .bind(interval.map(|i| i.num_milliseconds()))
-    .fetch_all(&mut *tx)
-    .await?;
-    released.sort();
-    if let Some(interval) = interval {
-        let taken = i32::try_from(released.len()).unwrap_or(i32::MAX);
-        sqlx::query("UPDATE destinations SET next_slot_at = $3 WHERE team_id = $1 AND id = $2")
-            .bind(team)
-            .bind(id)
-            .bind(base + interval * taken)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let tasks: Vec<_> = released
-        .into_iter()
-        .map(|(delivery_id, seq, slot)| {
-            let task = DeliveryTask {
-                team_id: team.clone(),
-                delivery_id,
-                seq,
-            };
-            (task, slot)
-        })
-        .collect();
-    push_deliveries(tx, &tasks).await?;
-    Ok(tasks.len())
-}
-
-/// Starts the probes that are due: for each open breaker whose cool-down has passed, its
-/// oldest held delivery is sent (and only it may be, until its outcome is recorded).
-/// Safe in several upkeep processes at once: each change re-checks what it relies on.
-/// The system's own upkeep, so it runs across teams; each task carries its team.
-#[tracing::instrument(skip_all)]
-pub async fn start_probes(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    let mut tx = conn.begin().await?;
-    // A probe that settled some other way (a routine fire whose worker died, a delivery
-    // deleted with its source) leaves the pointer behind; clear it so another is chosen.
-    sqlx::query(
-        "UPDATE destinations x SET probe_delivery_id = NULL
-         WHERE x.state = 'auto_disabled' AND x.probe_delivery_id IS NOT NULL
-           AND NOT EXISTS (
-               SELECT 1 FROM deliveries d
-               WHERE d.id = x.probe_delivery_id
-                 AND d.status IN ('pending', 'in_flight', 'throttled')
-           )",
-    )
+    .bind(&probe)
     .execute(&mut *tx)
-    .await?;
-    let probes: Vec<(TeamId, DeliveryId, i32)> = sqlx::query_as(
-        "WITH due AS (
-             SELECT DISTINCT ON (d.destination_id) d.destination_id, d.id
-             FROM destinations x
-             JOIN deliveries d ON d.team_id = x.team_id AND d.destination_id = x.id
-                 AND d.status = 'held'
-             WHERE x.state = 'auto_disabled' AND x.probe_delivery_id IS NULL
-               AND x.probe_at <= $1
-             ORDER BY d.destination_id, d.id
-             LIMIT 100
-         ), marked AS (
-             UPDATE destinations x SET probe_delivery_id = due.id
-             FROM due
-             WHERE x.id = due.destination_id AND x.probe_delivery_id IS NULL
-               AND x.state = 'auto_disabled'
-             RETURNING due.id
-         )
-         UPDATE deliveries d SET status = 'pending', next_attempt_at = $1,
-             task_seq = d.task_seq + 1, updated_at = $1
-         FROM marked
-         WHERE d.id = marked.id AND d.status = 'held'
-         RETURNING d.team_id, d.id, d.task_seq",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
-    let tasks: Vec<_> = probes
-        .into_iter()
-        .map(|(team_id, delivery_id, seq)| {
-            let task = DeliveryTask {
-                team_id,
-                delivery_id,
-                seq,
-            };
-            (task, None)
-        })
-        .collect();
-    push_deliveries(&mut tx, &tasks).await?;
-    tx.commit().await?;
-    Ok(tasks.len())
+    .await?
+    .rows_affected();
+    if let Some(interval) = interval {
+        let taken = i32::try_from(released).unwrap_or(i32::MAX);
+        sqlx::query(
+            "UPDATE destination_runtime SET next_slot_at = $3 WHERE team_id = $1 AND id = $2",
+        )
+        .bind(team)
+        .bind(id)
+        .bind(base + interval * taken)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if released > 0 {
+        notify_deliveries(tx).await?;
+    }
+    Ok(usize::try_from(released).unwrap_or(usize::MAX))
 }
 
 /// Replaces the destination's signing secret with `sealed_new`; the current one keeps

@@ -1,4 +1,4 @@
-//! Events: the ingest write (dedup, event, deliveries and their tasks in one transaction)
+//! Events: the ingest write (dedup, event and its deliveries in one transaction)
 //! and the reads behind the API.
 
 use std::collections::{HashMap, HashSet};
@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::queue::{DeliveryTask, push_deliveries};
+use super::queue::notify_deliveries;
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
@@ -209,7 +209,7 @@ struct Planned<'a> {
     target: &'a Target,
 }
 
-/// One `pending` delivery per matched route of each event, and its first task.
+/// One `pending` delivery per matched route of each event, due at once.
 async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
     let planned: Vec<Planned<'_>> = events
         .iter()
@@ -226,7 +226,7 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
 }
 
 /// Sends a stored event through routes again, as the caller matched them today: one new
-/// delivery per target, linked to the event, each with its first task. Earlier
+/// delivery per target, linked to the event, each due at once. Earlier
 /// deliveries stay as they were. Returns how many were made.
 #[tracing::instrument(skip_all)]
 pub async fn rerun(
@@ -258,20 +258,20 @@ async fn insert_planned(
     let ids: Vec<DeliveryId> = planned.iter().map(|_| DeliveryId::generate()).collect();
     // Joined with routes and destinations: one deleted since the source was cached is
     // skipped rather than failing the batch.
-    // A delivery whose route's filter failed is made `failed`, with the reason, and gets
-    // no task: the owner sees it instead of the event vanishing.
-    let inserted: Vec<(DeliveryId, TeamId, String)> = sqlx::query_as(
+    // A delivery whose route's filter failed is made `failed`, with the reason, and is
+    // never due: the owner sees it instead of the event vanishing.
+    let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
-                                 last_error, task_seq, next_attempt_at, created_at)
+                                 last_error, next_attempt_at, created_at)
          SELECT d.id, d.team_id, d.event_id, d.route_id, d.destination_id,
                 CASE WHEN d.failure IS NULL THEN 'pending' ELSE 'failed' END, d.failure,
-                1, CASE WHEN d.failure IS NULL THEN d.at END, d.at
+                CASE WHEN d.failure IS NULL THEN d.at END, d.at
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::timestamptz[], $7::text[])
               AS d (id, team_id, event_id, route_id, destination_id, at, failure)
          JOIN routes r ON r.team_id = d.team_id AND r.id = d.route_id
          JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
-         RETURNING id, team_id, status",
+         RETURNING status",
     )
     .bind(&ids)
     .bind(planned.iter().map(|p| p.team).collect::<Vec<_>>())
@@ -297,23 +297,14 @@ async fn insert_planned(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let made = inserted.len();
-    let tasks: Vec<_> = inserted
-        .into_iter()
-        .filter(|(_, _, status)| status == DeliveryStatus::Pending.as_str())
-        .map(|(delivery_id, team_id, _)| {
-            (
-                DeliveryTask {
-                    team_id,
-                    delivery_id,
-                    seq: 1,
-                },
-                None,
-            )
-        })
-        .collect();
-    push_deliveries(tx, &tasks).await?;
-    Ok(made)
+    // One wake-up for the whole commit, however many events and deliveries it holds.
+    if inserted
+        .iter()
+        .any(|status| status == DeliveryStatus::Pending.as_str())
+    {
+        notify_deliveries(tx).await?;
+    }
+    Ok(inserted.len())
 }
 
 /// How far an event's id time may be from its `received_at`: a time bound widened by it

@@ -4,9 +4,13 @@
 //! handler or job that owns the transaction commits it.
 
 /// `list`, `get` and `delete` of a team-owned configuration table: the same three
-/// queries for sources, destinations and routes, always scoped by team.
+/// queries for sources, destinations and routes, always scoped by team. Rows are read
+/// from `$from` (the table, or the table joined with rows it owns one-to-one).
 macro_rules! team_table {
     ($table:literal, $row:ty, $id:ty, $columns:expr) => {
+        team_table!($table, $row, $id, $columns, $table);
+    };
+    ($table:literal, $row:ty, $id:ty, $columns:expr, $from:expr) => {
         #[tracing::instrument(skip_all)]
         pub async fn list(
             db: impl sqlx::PgExecutor<'_>,
@@ -17,7 +21,7 @@ macro_rules! team_table {
                 "SELECT ",
                 $columns,
                 " FROM ",
-                $table,
+                $from,
                 " WHERE team_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
             ))
             .bind(team)
@@ -38,7 +42,7 @@ macro_rules! team_table {
                 "SELECT ",
                 $columns,
                 " FROM ",
-                $table,
+                $from,
                 " WHERE team_id = $1 AND id = $2"
             ))
             .bind(team)
@@ -75,12 +79,13 @@ pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
 pub mod audit;
-mod breaker;
+pub mod breaker;
+pub mod claim;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;
-mod limits;
 pub mod members;
+pub mod outcomes;
 pub mod queue;
 pub mod replays;
 pub mod retention;

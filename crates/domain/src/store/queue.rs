@@ -1,17 +1,30 @@
-//! The job queue's rows. Delivery tasks are written into apalis-postgres's table on the
-//! caller's transaction, so an event and the work it causes commit together or not at
-//! all (no dual write). The workers that run them live in the worker crate.
+//! Queues. Deliveries need no job row: the deliveries table is their queue, and
+//! [`notify_deliveries`] wakes the claimers when a transaction makes some due. The side
+//! jobs (alerts, account mail, bulk replays, maintenance) are apalis-postgres tasks,
+//! pushed on the caller's transaction, so a change and the work it causes commit together
+//! or not at all (no dual write). The workers that run them live in the worker crate.
 
 use apalis::prelude::TaskBuilder;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 
 use super::StoreError;
 use crate::ids::{DeliveryId, DestinationId, TeamId};
 
-/// The queue delivery attempts run on.
-pub const DELIVERIES: &str = "switchyard::deliveries";
+/// The channel that tells the delivery claimers deliveries became due.
+pub const DELIVERIES_CHANNEL: &str = "switchyard_deliveries";
+
+/// Wakes every process's delivery claimer once the caller's transaction commits (a
+/// notification is sent at commit, and PostgreSQL folds repeats within a transaction into
+/// one). Call it once per transaction that makes deliveries due now.
+pub async fn notify_deliveries(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(DELIVERIES_CHANNEL)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
 
 /// The queue of alert emails to a team's admins.
 pub const ALERTS: &str = "switchyard::alerts";
@@ -129,36 +142,6 @@ pub async fn push_maintenance(
     push_once(db, MAINTENANCE, &format!("maintenance:{}", task.slot), task).await
 }
 
-/// The queue of the sweep each upkeep interval runs once across processes: stranded
-/// deliveries get a new task, and the circuit breaker's due probes start. A queue of its
-/// own, so a long retention run never holds it up.
-pub const SWEEPS: &str = "switchyard::sweeps";
-
-/// The sweep of one interval, named by its start (`2026-11-27T13:05:00.000Z`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SweepTask {
-    pub slot: String,
-}
-
-impl SweepTask {
-    /// The sweep of the interval of length `every` that `now` falls in, intervals
-    /// counted from the Unix epoch so every process names the same one.
-    pub fn for_interval(now: DateTime<Utc>, every: std::time::Duration) -> SweepTask {
-        let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
-        let start = now.timestamp_millis().div_euclid(every) * every;
-        let start = DateTime::from_timestamp_millis(start).unwrap_or(now);
-        SweepTask {
-            slot: start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        }
-    }
-}
-
-/// Pushes the interval's sweep unless some process already did. Returns whether this
-/// call pushed it.
-pub async fn push_sweep(db: &sqlx::PgPool, task: &SweepTask) -> Result<bool, StoreError> {
-    push_once(db, SWEEPS, &format!("sweep:{}", task.slot), task).await
-}
-
 /// Pushes a task under a unique idempotency key, unless one with that key is already
 /// queued (the queue's unique index refuses a second).
 async fn push_once(
@@ -180,129 +163,8 @@ async fn push_once(
     }
 }
 
+/// The queue's unique index on idempotency keys refused the push.
 fn is_unique_violation(e: &apalis_postgres::Error) -> bool {
-    e.to_string().contains("idx_jobs_idempotency_key")
-}
-
-/// One attempt of one delivery. Carries ids, never a snapshot: the worker re-reads the
-/// delivery and does nothing when `seq` is no longer the delivery's `task_seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryTask {
-    pub team_id: TeamId,
-    pub delivery_id: DeliveryId,
-    pub seq: i32,
-}
-
-/// Pushes one task per entry, each to run at its time, or at once for `None`.
-#[tracing::instrument(skip_all, fields(count = tasks.len()))]
-pub async fn push_deliveries(
-    tx: &mut PgConnection,
-    tasks: &[(DeliveryTask, Option<DateTime<Utc>>)],
-) -> Result<(), StoreError> {
-    if tasks.is_empty() {
-        return Ok(());
-    }
-    let built = tasks
-        .iter()
-        .map(|(task, at)| {
-            let args = serde_json::to_vec(task).map_err(|e| StoreError::Internal(e.to_string()))?;
-            // Switchyard's retry policy decides about retries; apalis runs each task once.
-            let task = TaskBuilder::new(args).max_attempts(1);
-            // Without a time the queue stamps `now`, which also wakes the workers at once.
-            Ok(match at {
-                Some(at) => task.run_at_timestamp(whole_second_not_before(*at)),
-                None => task,
-            }
-            .build())
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    apalis_postgres::queries::push_tasks(tx, DELIVERIES, built).await?;
-    Ok(())
-}
-
-/// The queue keeps whole seconds; rounding down would run a task early (a `Retry-After:
-/// 1` could come back after 0.4 s), so round up.
-fn whole_second_not_before(at: DateTime<Utc>) -> u64 {
-    let ceil = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
-    u64::try_from(ceil).unwrap_or(0)
-}
-
-/// Gives deliveries stranded without a live task a fresh one: `pending` or `throttled`
-/// long past their time, or `in_flight` long after any send could have ended (a worker that failed to
-/// record, or a task apalis lost). Bumping `task_seq` makes any old task a no-op. The
-/// system's own upkeep, so it runs across teams; each task carries its delivery's team.
-#[tracing::instrument(skip_all)]
-pub async fn rescue_stranded(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-    grace: chrono::Duration,
-) -> Result<usize, StoreError> {
-    let mut tx = conn.begin().await?;
-    let rescued: Vec<(TeamId, DeliveryId, i32)> = sqlx::query_as(
-        "UPDATE deliveries d SET task_seq = d.task_seq + 1, updated_at = $1
-         FROM (
-             SELECT id FROM deliveries
-             WHERE (status IN ('pending', 'throttled') AND next_attempt_at < $2)
-                OR (status = 'in_flight' AND updated_at < $2)
-             ORDER BY id
-             LIMIT 500
-             FOR UPDATE SKIP LOCKED
-         ) AS stranded
-         WHERE d.id = stranded.id
-         RETURNING d.team_id, d.id, d.task_seq",
-    )
-    .bind(now)
-    .bind(now - grace)
-    .fetch_all(&mut *tx)
-    .await?;
-    let tasks: Vec<_> = rescued
-        .into_iter()
-        .map(|(team_id, delivery_id, seq)| {
-            (
-                DeliveryTask {
-                    team_id,
-                    delivery_id,
-                    seq,
-                },
-                None,
-            )
-        })
-        .collect();
-    push_deliveries(&mut tx, &tasks).await?;
-    tx.commit().await?;
-    Ok(tasks.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    #[test]
-    fn run_times_round_up_to_the_second() {
-        let exact = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
-        assert_eq!(whole_second_not_before(exact), 1_700_000_000);
-        let later = Utc.timestamp_opt(1_700_000_000, 1).unwrap();
-        assert_eq!(whole_second_not_before(later), 1_700_000_001);
-    }
-
-    #[test]
-    fn every_process_names_the_same_sweep_slot() {
-        let every = std::time::Duration::from_secs(60);
-        let at = |secs, millis| Utc.timestamp_opt(secs, millis * 1_000_000u32).unwrap();
-        let first = SweepTask::for_interval(at(1_700_000_040, 0), every);
-        assert_eq!(first.slot, "2023-11-14T22:14:00.000Z");
-        assert_eq!(
-            SweepTask::for_interval(at(1_700_000_099, 999), every),
-            first
-        );
-        assert_ne!(SweepTask::for_interval(at(1_700_000_100, 0), every), first);
-        // Sub-second intervals (tests use them) still name distinct slots.
-        let quick = std::time::Duration::from_millis(500);
-        assert_ne!(
-            SweepTask::for_interval(at(1_700_000_000, 100), quick),
-            SweepTask::for_interval(at(1_700_000_000, 600), quick)
-        );
-    }
+    matches!(e, apalis_postgres::Error::Database(sqlx::Error::Database(db))
+        if db.constraint() == Some("idx_jobs_idempotency_key"))
 }

@@ -9,7 +9,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
-use super::queue::{DeliveryTask, push_deliveries};
+use super::queue::notify_deliveries;
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, DestinationId, ReplayId, RouteId, TeamId};
 use crate::model::Delivery;
@@ -207,8 +207,8 @@ pub enum Step {
 
 /// Replays the next `batch` deliveries of a running replay on `tx` (waiting for any that
 /// another transaction holds, so none is passed over): each is set
-/// `pending` with a fresh series (as a single replay does) and its attempt pushed. The
-/// replay's cursor and count move in the same transaction.
+/// `pending` with a fresh series, due at once (as a single replay does). The replay's
+/// cursor and count move in the same transaction.
 #[tracing::instrument(skip_all)]
 pub async fn step(
     tx: &mut PgConnection,
@@ -244,32 +244,23 @@ pub async fn step(
              ORDER BY id LIMIT $9 FOR UPDATE
          )
          UPDATE deliveries d SET status = 'pending', replay_count = replay_count + 1,
-             series_attempts = 0, task_seq = task_seq + 1, next_attempt_at = $10,
+             series_attempts = 0, next_attempt_at = $10,
              last_error = NULL, updated_at = $10
          FROM chosen WHERE d.id = chosen.id
-         RETURNING d.id, d.task_seq"
+         RETURNING d.id"
     );
-    let query = sqlx::query_as::<_, (DeliveryId, i32)>(sqlx::AssertSqlSafe(sql));
+    let query = sqlx::query_scalar::<_, DeliveryId>(sqlx::AssertSqlSafe(sql));
     let mut replayed = bind_filter!(query, team, row.filter.0, &row.cursor, row.created_at)
         .bind(batch)
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-    replayed.sort_by(|a, b| a.0.cmp(&b.0));
-    let tasks: Vec<(DeliveryTask, Option<DateTime<Utc>>)> = replayed
-        .iter()
-        .map(|(delivery_id, seq)| {
-            let task = DeliveryTask {
-                team_id: team.clone(),
-                delivery_id: delivery_id.clone(),
-                seq: *seq,
-            };
-            (task, None)
-        })
-        .collect();
-    push_deliveries(tx, &tasks).await?;
+    replayed.sort();
+    if !replayed.is_empty() {
+        notify_deliveries(tx).await?;
+    }
     let n = replayed.len();
-    let last = replayed.last().map(|(id, _)| id.to_string()).or(row.cursor);
+    let last = replayed.last().map(ToString::to_string).or(row.cursor);
     let finished = (n as i64) < batch;
     sqlx::query(
         "UPDATE replays SET done = done + $3, cursor = $4,

@@ -48,8 +48,12 @@ pub async fn delete_events(
     .rows_affected())
 }
 
+/// The queue the previous release pushed a task per delivery to. Its ingress may still
+/// push some while an upgrade rolls out; the deliveries are due rows without them.
+const PREVIOUS_DELIVERY_QUEUE: &str = "switchyard::deliveries";
+
 /// Deletes up to `batch` finished job rows (done, failed for good or killed) older than
-/// [`FINISHED_JOBS_KEPT`].
+/// [`FINISHED_JOBS_KEPT`], and the previous release's delivery tasks.
 #[tracing::instrument(skip_all)]
 pub async fn delete_finished_jobs(
     db: impl PgExecutor<'_>,
@@ -59,12 +63,14 @@ pub async fn delete_finished_jobs(
     Ok(sqlx::query(
         "DELETE FROM apalis.jobs WHERE id IN (
              SELECT id FROM apalis.jobs
-             WHERE status IN ('Done', 'Failed', 'Killed') AND done_at < $1
+             WHERE (status IN ('Done', 'Failed', 'Killed') AND done_at < $1)
+                OR job_type = $3
              LIMIT $2
          )",
     )
     .bind(now - FINISHED_JOBS_KEPT)
     .bind(batch)
+    .bind(PREVIOUS_DELIVERY_QUEUE)
     .execute(db)
     .await?
     .rows_affected())

@@ -61,7 +61,6 @@ pub async fn claim(
         attempt_count: 1,
         series_attempts: 1,
         replay_count: 0,
-        task_seq: 0,
         next_attempt_at: None,
         last_error: None,
         claude_code_session_id: None,

@@ -120,7 +120,8 @@ pub async fn rejecting_sources(
     .await?)
 }
 
-/// One job queue's backlog: tasks waiting, and how long the oldest due one has waited.
+/// One side-job queue's backlog: tasks waiting, and how long the oldest due one has
+/// waited.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueueDepth {
     pub queue: String,
@@ -128,7 +129,8 @@ pub struct QueueDepth {
     pub oldest_seconds: Option<f64>,
 }
 
-/// The backlog of every queue, for the metrics. System-wide: the system's own upkeep.
+/// The backlog of every side-job queue, for the metrics. System-wide: the system's own
+/// upkeep.
 #[tracing::instrument(skip_all)]
 pub async fn queues(
     db: impl PgExecutor<'_>,
@@ -145,12 +147,71 @@ pub async fn queues(
     .await?)
 }
 
-/// Deliveries held for destinations that are paused or disabled, across teams.
+/// Where the unsettled deliveries stand: the delivery queue's backlog.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct Backlog {
+    /// Due now and not yet started.
+    pub due: i64,
+    /// How long the oldest of those has been due, in seconds.
+    pub oldest_due_seconds: Option<f64>,
+    pub in_flight: i64,
+    /// Waiting for a retry, a back-off or a probe's cool-down.
+    pub scheduled: i64,
+    /// Waiting for a destination's rate limit, concurrency or budget.
+    pub throttled: i64,
+    /// Waiting for a paused or disabled destination.
+    pub held: i64,
+}
+
+/// The delivery queue across teams, for the metrics. The system's own upkeep. Each count
+/// reads the partial index of its states, so it costs the size of the queue, not of the
+/// history.
 #[tracing::instrument(skip_all)]
-pub async fn held(db: impl PgExecutor<'_>) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'held'")
-            .fetch_one(db)
-            .await?,
+pub async fn backlog(db: impl PgExecutor<'_>, now: DateTime<Utc>) -> Result<Backlog, StoreError> {
+    Ok(sqlx::query_as::<_, Backlog>(
+        "WITH queued AS (
+             SELECT status, next_attempt_at FROM deliveries
+             WHERE status IN ('pending', 'throttled')
+         )
+         SELECT
+             (SELECT count(*) FROM queued WHERE next_attempt_at <= $1) AS due,
+             (SELECT extract(epoch FROM $1 - min(next_attempt_at))::float8
+                FROM queued WHERE next_attempt_at <= $1) AS oldest_due_seconds,
+             (SELECT count(*) FROM deliveries WHERE status = 'in_flight') AS in_flight,
+             (SELECT count(*) FROM queued
+               WHERE status = 'pending' AND next_attempt_at > $1) AS scheduled,
+             (SELECT count(*) FROM queued
+               WHERE status = 'throttled' AND next_attempt_at > $1) AS throttled,
+             (SELECT count(*) FROM deliveries WHERE status = 'held') AS held",
     )
+    .bind(now)
+    .fetch_one(db)
+    .await?)
+}
+
+/// One team's share of the delivery queue, for its overview.
+#[tracing::instrument(skip_all)]
+pub async fn team_backlog(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    now: DateTime<Utc>,
+) -> Result<Backlog, StoreError> {
+    Ok(sqlx::query_as::<_, Backlog>(
+        "SELECT
+             count(*) FILTER (WHERE status IN ('pending', 'throttled')
+                                AND next_attempt_at <= $2) AS due,
+             extract(epoch FROM $2 - min(next_attempt_at)
+                 FILTER (WHERE status IN ('pending', 'throttled')
+                           AND next_attempt_at <= $2))::float8 AS oldest_due_seconds,
+             count(*) FILTER (WHERE status = 'in_flight') AS in_flight,
+             count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > $2) AS scheduled,
+             count(*) FILTER (WHERE status = 'throttled' AND next_attempt_at > $2) AS throttled,
+             count(*) FILTER (WHERE status = 'held') AS held
+         FROM deliveries
+         WHERE team_id = $1 AND status IN ('pending', 'throttled', 'in_flight', 'held')",
+    )
+    .bind(team)
+    .bind(now)
+    .fetch_one(db)
+    .await?)
 }

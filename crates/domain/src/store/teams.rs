@@ -207,7 +207,7 @@ pub async fn counts(
              (SELECT count(*) FROM events WHERE team_id = $1 AND received_at > $2) AS events_24h,
              (SELECT count(*) FROM deliveries WHERE team_id = $1 AND created_at > $2
                 AND status IN ('failed', 'unknown_outcome')) AS failed_24h,
-             (SELECT count(*) FROM destinations WHERE team_id = $1 AND state <> 'active') AS unhealthy",
+             (SELECT count(*) FROM destination_runtime WHERE team_id = $1 AND state <> 'active') AS unhealthy",
     )
     .bind(team)
     .bind(now - chrono::Duration::hours(24))

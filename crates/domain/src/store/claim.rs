@@ -1,0 +1,739 @@
+//! The batched claim: the deliveries table is the queue, and one transaction takes a
+//! batch of it. It finds the destinations with due deliveries, locks each one's oldest
+//! (`FOR UPDATE SKIP LOCKED`, so claimers in other processes take others), lets the
+//! destination's state ([`admit`]) and limits ([`gate`]) decide about each in due order,
+//! and writes the answers: started deliveries become `in_flight` under a lease with a new
+//! attempt row, the rest wait, are held or throttled. One commit covers the batch, and
+//! it comes before anything is sent, so a routine's attempt is durably `in_flight`
+//! before its fire goes out.
+//!
+//! A delivery whose lease ran out (its worker died or stalled) is due again: an HTTP,
+//! Slack or email delivery is sent again, a routine's becomes `unknown_outcome`. Leases
+//! are on the database's clock, so workers' clocks need not agree.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{Connection, PgConnection};
+
+use super::StoreError;
+use super::alerts::{self, AlertKind};
+use super::attempts::{CLAIMED, Claimed, Started};
+use super::breaker;
+use super::queue::{Alert, AlertTask};
+use crate::delivery::admission::{Admission, Standing, admit};
+use crate::delivery::limits::{LimitState, Limits, Verdict, Window, gate};
+use crate::delivery::{DeliveryStatus, DestinationKind, DestinationState};
+use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
+use crate::model::DestinationSettings;
+
+/// What a claimer asks for.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// Deliveries to start at most: the claimer's free send slots.
+    pub limit: usize,
+    /// Deliveries one destination may have in flight from this claimer at once, so one
+    /// slow or busy destination never takes every slot.
+    pub per_destination: usize,
+    /// This claimer's deliveries in flight now, by destination.
+    pub busy: &'a HashMap<DestinationId, usize>,
+    /// How long a started delivery is this claimer's; past it, a claim takes it over.
+    pub lease: std::time::Duration,
+}
+
+/// What one claim came to.
+#[derive(Debug, Default)]
+pub struct ClaimBatch {
+    /// Started, in the order to send them.
+    pub claimed: Vec<Claimed>,
+    /// Due deliveries the claim locked and looked at.
+    pub examined: usize,
+    /// More may be due now: claim again as soon as a slot is free.
+    pub more: bool,
+    /// Due deliveries were left because their destination had no room in this claimer:
+    /// claim again when one of its sends ends.
+    pub crowded: bool,
+    /// When the earliest delivery still queued falls due, if one is queued for later.
+    pub next_due: Option<DateTime<Utc>>,
+    /// Expired leases taken over.
+    pub taken_over: usize,
+}
+
+/// Claims up to `request.limit` due deliveries in one transaction. See the module doc.
+#[tracing::instrument(skip_all, fields(limit = request.limit))]
+pub async fn claim(
+    conn: &mut PgConnection,
+    request: &ClaimRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<ClaimBatch, StoreError> {
+    let mut tx = conn.begin().await?;
+    let batch = claim_on(&mut tx, request, now).await?;
+    tx.commit().await?;
+    Ok(batch)
+}
+
+async fn claim_on(
+    tx: &mut PgConnection,
+    request: &ClaimRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<ClaimBatch, StoreError> {
+    let (ready, later) = queued(tx, now).await?;
+    let room = |d: &DestinationId| {
+        request
+            .per_destination
+            .saturating_sub(request.busy.get(d).copied().unwrap_or(0))
+    };
+    let crowded = ready.iter().any(|d| room(d) == 0);
+    let ready: Vec<DestinationId> = ready.into_iter().filter(|d| room(d) > 0).collect();
+    // Each destination's share of the batch, so the lock covers about what is started.
+    let take = request
+        .limit
+        .div_ceil(ready.len().max(1))
+        .clamp(1, request.per_destination.max(1));
+    let candidates = lock_candidates(tx, &ready, take, request.limit, now).await?;
+    let mut batch = ClaimBatch {
+        examined: candidates.len(),
+        more: more_may_be_due(&candidates, take, request.limit),
+        crowded,
+        next_due: later,
+        ..ClaimBatch::default()
+    };
+    if candidates.is_empty() {
+        return Ok(batch);
+    }
+    let locked = lock_standings(tx, &candidates).await?;
+    let plan = plan(candidates, locked, request, now);
+    batch.crowded |= plan.crowded;
+    batch.more |= plan.starts.len() >= request.limit;
+    batch.next_due = earliest(batch.next_due, plan.next_due);
+    batch.taken_over = plan.lost.len() + plan.unknown.len();
+    apply(tx, &plan, now).await?;
+    batch.claimed = start(tx, &plan.starts, request.lease, now).await?;
+    Ok(batch)
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The destinations that have a delivery due now, and when the earliest of the others'
+/// falls due. A loose index scan: one descent of the queue index per destination with
+/// queued deliveries, however many each has queued.
+async fn queued(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<(Vec<DestinationId>, Option<DateTime<Utc>>), StoreError> {
+    let rows: Vec<(Option<DestinationId>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "WITH RECURSIVE queued AS (
+             (SELECT destination_id, next_attempt_at FROM deliveries
+              WHERE status IN ('pending', 'throttled')
+              ORDER BY destination_id, next_attempt_at, id LIMIT 1)
+             UNION ALL
+             SELECT next.destination_id, next.next_attempt_at FROM queued
+             CROSS JOIN LATERAL (
+                 SELECT destination_id, next_attempt_at FROM deliveries
+                 WHERE status IN ('pending', 'throttled')
+                   AND destination_id > queued.destination_id
+                 ORDER BY destination_id, next_attempt_at, id LIMIT 1
+             ) AS next
+         )
+         SELECT destination_id, next_attempt_at FROM queued WHERE next_attempt_at <= $1
+         UNION ALL
+         SELECT NULL, min(next_attempt_at) FROM queued WHERE next_attempt_at > $1",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut ready = Vec::new();
+    let mut later = None;
+    for (destination, due) in rows {
+        match destination {
+            Some(destination) => ready.push((due, destination)),
+            None => later = due,
+        }
+    }
+    // The destination waiting longest goes first.
+    ready.sort();
+    Ok((ready.into_iter().map(|(_, d)| d).collect(), later))
+}
+
+/// A due delivery (or one whose lease ran out), locked, with its destination.
+#[derive(Debug, sqlx::FromRow)]
+struct Candidate {
+    id: DeliveryId,
+    team_id: TeamId,
+    destination_id: DestinationId,
+    #[sqlx(try_from = "String")]
+    status: DeliveryStatus,
+    next_attempt_at: Option<DateTime<Utc>>,
+    slot_at: Option<DateTime<Utc>>,
+    current_attempt_id: Option<AttemptId>,
+    /// In flight under a lease that ran out.
+    taken_over: bool,
+    #[sqlx(try_from = "String")]
+    kind: DestinationKind,
+    settings: Json<DestinationSettings>,
+    limited: bool,
+    #[sqlx(try_from = "String")]
+    state: DestinationState,
+    paused_until: Option<DateTime<Utc>>,
+    probe_delivery_id: Option<DeliveryId>,
+    probe_at: Option<DateTime<Utc>>,
+}
+
+impl Candidate {
+    fn standing(&self) -> Standing {
+        Standing {
+            state: self.state,
+            paused_until: self.paused_until,
+            probe: self.probe_delivery_id.clone(),
+            probe_at: self.probe_at,
+        }
+    }
+}
+
+/// Locks up to `take` of each ready destination's due pending deliveries and as many of
+/// its due throttled ones, oldest first, and up to `limit` deliveries whose lease ran
+/// out; rows another claim holds are skipped.
+async fn lock_candidates(
+    tx: &mut PgConnection,
+    ready: &[DestinationId],
+    take: usize,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>, StoreError> {
+    // Row locks are not allowed beside UNION, so each kind is locked in its own CTE.
+    let sql = format!(
+        "WITH pending AS ({}), throttled AS ({}), expired AS (
+             SELECT id, team_id, destination_id, status, next_attempt_at, slot_at,
+                    current_attempt_id, true AS taken_over
+             FROM deliveries
+             WHERE status = 'in_flight' AND lease_until < now()
+             ORDER BY lease_until
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED
+         )
+         SELECT c.id, c.team_id, c.destination_id, c.status, c.next_attempt_at, c.slot_at,
+                c.current_attempt_id, c.taken_over, dst.kind, dst.settings, dst.limited,
+                r.state, r.paused_until, r.probe_delivery_id, r.probe_at
+         FROM (SELECT * FROM pending UNION ALL SELECT * FROM throttled
+               UNION ALL SELECT * FROM expired) AS c
+         JOIN destinations dst ON dst.team_id = c.team_id AND dst.id = c.destination_id
+         JOIN destination_runtime r ON r.id = c.destination_id",
+        due_with_status("pending"),
+        due_with_status("throttled"),
+    );
+    Ok(sqlx::query_as::<_, Candidate>(sqlx::AssertSqlSafe(sql))
+        .bind(ready)
+        .bind(now)
+        .bind(i64::try_from(take).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?)
+}
+
+/// Up to `$3` due deliveries of each destination in `$1` in one status, oldest first,
+/// locked. The status is written into the query rather than bound, so the planner reads
+/// it from that status's partial index in due order.
+fn due_with_status(status: &'static str) -> String {
+    format!(
+        "SELECT d.* FROM unnest($1::text[]) AS ready (destination_id)
+         CROSS JOIN LATERAL (
+             SELECT id, team_id, destination_id, status, next_attempt_at, slot_at,
+                    current_attempt_id, false AS taken_over
+             FROM deliveries
+             WHERE destination_id = ready.destination_id
+               AND status = '{status}' AND next_attempt_at <= $2
+             ORDER BY next_attempt_at, id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED
+         ) AS d"
+    )
+}
+
+/// Whether a destination (or the takeovers) gave all that was asked: more may be due.
+fn more_may_be_due(candidates: &[Candidate], take: usize, limit: usize) -> bool {
+    let mut per_destination: HashMap<(&DestinationId, DeliveryStatus), usize> = HashMap::new();
+    let mut taken_over = 0;
+    for c in candidates {
+        if c.taken_over {
+            taken_over += 1;
+        } else {
+            *per_destination
+                .entry((&c.destination_id, c.status))
+                .or_default() += 1;
+        }
+    }
+    taken_over >= limit || per_destination.values().any(|n| *n >= take)
+}
+
+/// A destination's standing and limit state read under its row's lock.
+struct Locked {
+    standing: Standing,
+    limits: LimitState,
+}
+
+/// Locks the runtime rows whose answers the claim may change, in id order: those of
+/// limited destinations (their windows and rate slots) and of open breakers (the choice
+/// of a probe). Others are read without a lock: their deliveries change, not their rows.
+async fn lock_standings(
+    tx: &mut PgConnection,
+    candidates: &[Candidate],
+) -> Result<HashMap<DestinationId, Locked>, StoreError> {
+    let mut ids: Vec<&DestinationId> = candidates
+        .iter()
+        .filter(|c| c.limited || c.state == DestinationState::AutoDisabled)
+        .map(|c| &c.destination_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    ids.sort();
+    ids.dedup();
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: DestinationId,
+        #[sqlx(try_from = "String")]
+        state: DestinationState,
+        paused_until: Option<DateTime<Utc>>,
+        probe_delivery_id: Option<DeliveryId>,
+        probe_at: Option<DateTime<Utc>>,
+        next_slot_at: Option<DateTime<Utc>>,
+        budget_hour_start: Option<DateTime<Utc>>,
+        budget_hour_used: i32,
+        budget_day_start: Option<DateTime<Utc>>,
+        budget_day_used: i32,
+        in_flight: i64,
+    }
+    let taken_over: Vec<&DeliveryId> = candidates
+        .iter()
+        .filter(|c| c.taken_over)
+        .map(|c| &c.id)
+        .collect();
+    // The sends in flight count for a concurrency limit; those being taken over do not,
+    // their worker is gone.
+    let rows = sqlx::query_as::<_, Row>(
+        "SELECT r.id, r.state, r.paused_until, r.probe_delivery_id, r.probe_at,
+                r.next_slot_at, r.budget_hour_start, r.budget_hour_used,
+                r.budget_day_start, r.budget_day_used,
+                (SELECT count(*) FROM deliveries d
+                  WHERE d.destination_id = r.id AND d.status = 'in_flight'
+                    AND NOT (d.id = ANY($2))) AS in_flight
+         FROM destination_runtime r WHERE r.id = ANY($1)
+         ORDER BY r.id FOR UPDATE OF r",
+    )
+    .bind(&ids)
+    .bind(&taken_over)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let locked = Locked {
+                standing: Standing {
+                    state: r.state,
+                    paused_until: r.paused_until,
+                    probe: r.probe_delivery_id,
+                    probe_at: r.probe_at,
+                },
+                limits: LimitState {
+                    next_slot_at: r.next_slot_at,
+                    hour: Window {
+                        start: r.budget_hour_start,
+                        used: r.budget_hour_used,
+                    },
+                    day: Window {
+                        start: r.budget_day_start,
+                        used: r.budget_day_used,
+                    },
+                    in_flight: r.in_flight,
+                },
+            };
+            (r.id, locked)
+        })
+        .collect())
+}
+
+/// A delivery that is not started: where it goes instead.
+struct Move {
+    id: DeliveryId,
+    status: DeliveryStatus,
+    next_attempt_at: Option<DateTime<Utc>>,
+    slot_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+}
+
+/// A routine fire whose lease ran out: it may have started a session, so it is not
+/// fired again.
+struct Unknown {
+    team: TeamId,
+    delivery: DeliveryId,
+    destination: DestinationId,
+}
+
+/// What the claim decided, written by [`apply`] and [`start`].
+#[derive(Default)]
+struct Plan {
+    starts: Vec<(DeliveryId, AttemptId, bool)>,
+    moves: Vec<Move>,
+    /// Attempts whose lease ran out without an outcome.
+    lost: Vec<AttemptId>,
+    unknown: Vec<Unknown>,
+    /// Probes chosen by this claim.
+    probes: Vec<(DestinationId, DeliveryId)>,
+    /// Open breakers whose probe this claim settled as unknown: they need another.
+    reprobe: Vec<(TeamId, DestinationId, Option<DateTime<Utc>>)>,
+    /// New limit state of limited destinations.
+    limits: Vec<(DestinationId, LimitState)>,
+    next_due: Option<DateTime<Utc>>,
+    crowded: bool,
+}
+
+const LOST: &str =
+    "no outcome was recorded before the attempt's lease ran out: its worker stopped or stalled";
+const UNKNOWN_FIRE: &str = "the fire's lease ran out before its outcome was recorded (its \
+worker stopped or stalled): it may have started a session, so it is not fired again";
+
+/// Decides about every candidate: expired leases first, then the due deliveries taking
+/// turns across destinations (each destination's oldest, then each one's next, …), each
+/// destination's in due order.
+fn plan(
+    candidates: Vec<Candidate>,
+    mut locked: HashMap<DestinationId, Locked>,
+    request: &ClaimRequest<'_>,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut plan = Plan::default();
+    let mut standings: HashMap<DestinationId, Standing> = HashMap::new();
+    let mut room: HashMap<DestinationId, usize> = HashMap::new();
+    let mut limits: HashMap<DestinationId, Limits> = HashMap::new();
+    for c in &candidates {
+        let standing = locked
+            .get(&c.destination_id)
+            .map_or_else(|| c.standing(), |l| l.standing.clone());
+        standings
+            .entry(c.destination_id.clone())
+            .or_insert(standing);
+        let busy = request.busy.get(&c.destination_id).copied().unwrap_or(0);
+        room.entry(c.destination_id.clone())
+            .or_insert(request.per_destination.saturating_sub(busy));
+        if c.limited {
+            limits.insert(c.destination_id.clone(), c.settings.0.limits);
+        }
+    }
+    let chosen_before: HashMap<DestinationId, Option<DeliveryId>> = standings
+        .iter()
+        .map(|(d, s)| (d.clone(), s.probe.clone()))
+        .collect();
+    for c in in_turns(candidates) {
+        let standing = standings
+            .get_mut(&c.destination_id)
+            .expect("a standing per candidate's destination");
+        if c.taken_over && c.kind == DestinationKind::Routine {
+            plan.lost.extend(c.current_attempt_id.clone());
+            if standing.probe.as_ref() == Some(&c.id) {
+                standing.probe = None;
+                plan.reprobe.push((
+                    c.team_id.clone(),
+                    c.destination_id.clone(),
+                    standing.probe_at,
+                ));
+            }
+            plan.moves.push(Move {
+                id: c.id.clone(),
+                status: DeliveryStatus::UnknownOutcome,
+                next_attempt_at: None,
+                slot_at: None,
+                error: Some(UNKNOWN_FIRE.to_owned()),
+            });
+            plan.unknown.push(Unknown {
+                team: c.team_id,
+                delivery: c.id,
+                destination: c.destination_id,
+            });
+            continue;
+        }
+        let waiting = |status, at| Move {
+            id: c.id.clone(),
+            status,
+            next_attempt_at: at,
+            slot_at: None,
+            error: None,
+        };
+        let decided = match admit(standing, &c.id, now) {
+            Admission::Hold => waiting(DeliveryStatus::Held, None),
+            Admission::WaitUntil(at) => {
+                plan.next_due = earliest(plan.next_due, Some(at));
+                waiting(DeliveryStatus::Pending, Some(at))
+            }
+            Admission::Send { probe } => {
+                let free = room
+                    .get_mut(&c.destination_id)
+                    .expect("room per destination");
+                if *free == 0 {
+                    plan.crowded = true;
+                    continue;
+                }
+                if plan.starts.len() >= request.limit {
+                    continue;
+                }
+                let verdict = match (
+                    limits.get(&c.destination_id),
+                    locked.get_mut(&c.destination_id),
+                ) {
+                    (Some(destination_limits), Some(l)) => {
+                        let (verdict, next) = gate(destination_limits, l.limits, c.slot_at, now);
+                        l.limits = next;
+                        if verdict == Verdict::Send {
+                            l.limits.in_flight += 1;
+                        }
+                        verdict
+                    }
+                    _ => Verdict::Send,
+                };
+                match verdict {
+                    // It stays due (a taken-over one too: its attempt is lost either
+                    // way), and goes when a send of its destination ends.
+                    Verdict::Busy { .. } => {
+                        plan.crowded = true;
+                        if c.taken_over {
+                            waiting(DeliveryStatus::Pending, Some(now))
+                        } else if c.slot_at.is_some() {
+                            // Keeps its place in the queue; gives up its rate slot.
+                            waiting(c.status, c.next_attempt_at)
+                        } else {
+                            continue;
+                        }
+                    }
+                    Verdict::Wait {
+                        until, reserved, ..
+                    } => {
+                        plan.next_due = earliest(plan.next_due, Some(until));
+                        Move {
+                            slot_at: reserved,
+                            ..waiting(DeliveryStatus::Throttled, Some(until))
+                        }
+                    }
+                    Verdict::Send => {
+                        *free -= 1;
+                        plan.lost
+                            .extend(c.current_attempt_id.clone().filter(|_| c.taken_over));
+                        plan.starts.push((c.id, AttemptId::generate(), probe));
+                        continue;
+                    }
+                }
+            }
+        };
+        plan.lost
+            .extend(c.current_attempt_id.clone().filter(|_| c.taken_over));
+        plan.moves.push(decided);
+    }
+    for (destination, standing) in &standings {
+        if let Some(probe) = &standing.probe
+            && chosen_before.get(destination) != Some(&standing.probe)
+        {
+            plan.probes.push((destination.clone(), probe.clone()));
+        }
+    }
+    // A destination whose probe was settled above and got no new one from this claim
+    // takes its oldest waiting one.
+    plan.reprobe
+        .retain(|(_, d, _)| standings.get(d).is_some_and(|s| s.probe.is_none()));
+    plan.limits = locked
+        .into_iter()
+        .filter(|(d, _)| limits.contains_key(d))
+        .map(|(d, l)| (d, l.limits))
+        .collect();
+    plan
+}
+
+/// Expired leases in the order they ran out, then the due deliveries taking turns across
+/// destinations (each destination's first, then each one's second, …), each
+/// destination's in due order, its throttled ones first: they were looked at (and given
+/// their rate slot) before its pending ones still waiting, so they are ahead of them.
+fn in_turns(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let (mut ordered, due): (Vec<Candidate>, Vec<Candidate>) =
+        candidates.into_iter().partition(|c| c.taken_over);
+    let mut queues: Vec<Vec<Candidate>> = Vec::new();
+    let mut index: HashMap<DestinationId, usize> = HashMap::new();
+    let mut due = due;
+    let key = |c: &Candidate| (c.status != DeliveryStatus::Throttled, c.next_attempt_at);
+    due.sort_by(|a, b| (key(a), &a.id).cmp(&(key(b), &b.id)));
+    for c in due {
+        let i = *index.entry(c.destination_id.clone()).or_insert_with(|| {
+            queues.push(Vec::new());
+            queues.len() - 1
+        });
+        queues[i].push(c);
+    }
+    let mut queues: Vec<std::vec::IntoIter<Candidate>> =
+        queues.into_iter().map(Vec::into_iter).collect();
+    loop {
+        let before = ordered.len();
+        for queue in &mut queues {
+            ordered.extend(queue.next());
+        }
+        if ordered.len() == before {
+            return ordered;
+        }
+    }
+}
+
+/// Writes what was decided about the deliveries that are not started.
+async fn apply(tx: &mut PgConnection, plan: &Plan, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if !plan.lost.is_empty() {
+        sqlx::query(
+            "UPDATE attempts SET status = 'lost', error = $2
+             WHERE id = ANY($1) AND status = 'in_flight'",
+        )
+        .bind(&plan.lost)
+        .bind(LOST)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !plan.moves.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries d SET status = m.status, next_attempt_at = m.next_attempt_at,
+                 slot_at = m.slot_at, last_error = coalesce(m.error, d.last_error),
+                 lease_until = NULL, updated_at = $6
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                         $5::text[]) AS m (id, status, next_attempt_at, slot_at, error)
+             WHERE d.id = m.id",
+        )
+        .bind(plan.moves.iter().map(|m| &m.id).collect::<Vec<_>>())
+        .bind(
+            plan.moves
+                .iter()
+                .map(|m| m.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.moves
+                .iter()
+                .map(|m| m.next_attempt_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(plan.moves.iter().map(|m| m.slot_at).collect::<Vec<_>>())
+        .bind(
+            plan.moves
+                .iter()
+                .map(|m| m.error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for unknown in &plan.unknown {
+        let alert = AlertTask {
+            team_id: unknown.team.clone(),
+            destination_id: Some(unknown.destination.clone()),
+            alert: Alert::UnknownOutcome {
+                delivery_id: unknown.delivery.clone(),
+                error: Some(UNKNOWN_FIRE.to_owned()),
+            },
+        };
+        let subject = unknown.destination.as_str();
+        alerts::raise(tx, AlertKind::UnknownOutcome, subject, &alert, now).await?;
+    }
+    if !plan.probes.is_empty() {
+        sqlx::query(
+            "UPDATE destination_runtime r SET probe_delivery_id = p.probe
+             FROM unnest($1::text[], $2::text[]) AS p (id, probe)
+             WHERE r.id = p.id AND r.state = 'auto_disabled'",
+        )
+        .bind(plan.probes.iter().map(|(d, _)| d).collect::<Vec<_>>())
+        .bind(plan.probes.iter().map(|(_, p)| p).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (team, destination, at) in &plan.reprobe {
+        breaker::next_probe(tx, team, destination, at.unwrap_or(now)).await?;
+    }
+    if !plan.limits.is_empty() {
+        let (ids, states): (Vec<&DestinationId>, Vec<&LimitState>) =
+            plan.limits.iter().map(|(d, s)| (d, s)).unzip();
+        sqlx::query(
+            "UPDATE destination_runtime r SET next_slot_at = u.next_slot_at,
+                 budget_hour_start = u.hour_start, budget_hour_used = u.hour_used,
+                 budget_day_start = u.day_start, budget_day_used = u.day_used
+             FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[],
+                         $5::timestamptz[], $6::int[])
+                  AS u (id, next_slot_at, hour_start, hour_used, day_start, day_used)
+             WHERE r.id = u.id",
+        )
+        .bind(ids)
+        .bind(states.iter().map(|s| s.next_slot_at).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.hour.start).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.hour.used).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.day.start).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.day.used).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Starts the chosen deliveries: each becomes `in_flight` under a lease, with a new
+/// attempt row, and comes back with everything its request needs, in the plan's order.
+async fn start(
+    tx: &mut PgConnection,
+    starts: &[(DeliveryId, AttemptId, bool)],
+    lease: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Claimed>, StoreError> {
+    if starts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH go AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])
+                 AS g (id, attempt_id, probe)
+         ), started AS (
+             UPDATE deliveries d SET status = 'in_flight', attempt_count = d.attempt_count + 1,
+                 series_attempts = d.series_attempts + 1, current_attempt_id = g.attempt_id,
+                 lease_until = clock_timestamp() + $4 * interval '1 millisecond', slot_at = NULL,
+                 updated_at = $5
+             FROM go g WHERE d.id = g.id
+             RETURNING d.*, g.probe
+         ), attempt AS (
+             INSERT INTO attempts (id, team_id, delivery_id, number, replay, status, started_at)
+             SELECT current_attempt_id, team_id, id, attempt_count, replay_count > 0,
+                    'in_flight', $5
+             FROM started
+         )
+         {CLAIMED}"
+    );
+    let rows = sqlx::query_as::<_, Started>(sqlx::AssertSqlSafe(sql))
+        .bind(starts.iter().map(|(d, _, _)| d).collect::<Vec<_>>())
+        .bind(starts.iter().map(|(_, a, _)| a).collect::<Vec<_>>())
+        .bind(starts.iter().map(|(_, _, p)| *p).collect::<Vec<_>>())
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+    let order: HashMap<&DeliveryId, usize> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, (d, _, _))| (d, i))
+        .collect();
+    let mut rows: Vec<(usize, Started)> = rows
+        .into_iter()
+        .map(|row| (order.get(row.id()).copied().unwrap_or(usize::MAX), row))
+        .collect();
+    rows.sort_by_key(|(i, _)| *i);
+    let started: HashSet<&DeliveryId> = rows.iter().map(|(_, r)| r.id()).collect();
+    if started.len() < starts.len() {
+        // A delivery whose event, source or team went between locking and starting: it
+        // is deleted with them.
+        tracing::debug!(
+            missing = starts.len() - started.len(),
+            "claimed deliveries vanished"
+        );
+    }
+    Ok(rows.into_iter().map(|(_, r)| r.into_claimed()).collect())
+}

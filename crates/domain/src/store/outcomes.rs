@@ -1,0 +1,419 @@
+//! Writing attempts' outcomes, many per transaction (the worker group-commits them the
+//! way ingest commits events). Every write is fenced by the attempt's id: an outcome
+//! whose delivery has moved on (its lease ran out and a claim took it over, or a person
+//! changed it) is late and changes nothing.
+//!
+//! Plain successes, the bulk of them, are written together in one statement; anything
+//! that touches the destination as a whole (a failure counted by the circuit breaker, a
+//! probe, a back-off, a receiver that is gone) is applied one at a time, in the order
+//! the outcomes came, so breaker counts and alerts stay exact.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::StoreError;
+use super::alerts::{self, AlertKind};
+use super::attempts::{AttemptRecord, Claimed, DestinationEffect};
+use super::breaker;
+use super::queue::{Alert, AlertTask};
+use crate::delivery::breaker::BreakerPolicy;
+use crate::delivery::{Decision, DeliveryStatus};
+use crate::ids::{AttemptId, DeliveryId, DestinationId};
+
+/// One attempt that ended, and how.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub claimed: Claimed,
+    pub report: Report,
+}
+
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// The request went out (or failed on its way): what came of it, and what the retry
+    /// policy decided.
+    Sent {
+        record: AttemptRecord,
+        decision: Decision,
+    },
+    /// Never sent: the lease could not have covered the send. The delivery is due again
+    /// at once; even a routine's, since nothing was fired.
+    NotSent { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Recorded,
+    /// The delivery moved on without this attempt: nothing was written.
+    Late,
+}
+
+impl Finished {
+    /// A success that concerns only its own delivery.
+    fn is_plain(&self) -> bool {
+        matches!(
+            &self.report,
+            Report::Sent { record, decision: Decision::Succeeded }
+                if !self.claimed.is_probe && record.destination == DestinationEffect::None
+        )
+    }
+}
+
+/// Records every outcome of `finished` on the caller's transaction. Returns, for each,
+/// whether it was recorded or came late.
+#[tracing::instrument(skip_all, fields(count = finished.len()))]
+pub async fn record(
+    tx: &mut PgConnection,
+    finished: &[Finished],
+    breaker: &BreakerPolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Recorded>, StoreError> {
+    let live = fence(tx, finished).await?;
+    let (plain, careful): (Vec<&Finished>, Vec<&Finished>) = finished
+        .iter()
+        .filter(|f| live.contains(&f.claimed.delivery.id))
+        .partition(|f| f.is_plain());
+    lock_destinations(tx, &plain, &careful).await?;
+    record_plain(tx, &plain, now).await?;
+    for f in careful {
+        record_one(tx, f, breaker, now).await?;
+    }
+    Ok(finished
+        .iter()
+        .map(|f| {
+            if live.contains(&f.claimed.delivery.id) {
+                Recorded::Recorded
+            } else {
+                tracing::warn!(delivery = %f.claimed.delivery.id, attempt = %f.claimed.attempt_id,
+                    "outcome arrived after the delivery moved on; not recorded");
+                Recorded::Late
+            }
+        })
+        .collect())
+}
+
+/// Locks the deliveries still in flight with these attempts, in id order; the others'
+/// outcomes are late.
+async fn fence(
+    tx: &mut PgConnection,
+    finished: &[Finished],
+) -> Result<HashSet<DeliveryId>, StoreError> {
+    let ids: Vec<&DeliveryId> = finished.iter().map(|f| &f.claimed.delivery.id).collect();
+    let attempts: Vec<&AttemptId> = finished.iter().map(|f| &f.claimed.attempt_id).collect();
+    let live: Vec<DeliveryId> = sqlx::query_scalar(
+        "SELECT d.id FROM deliveries d
+         JOIN unnest($1::text[], $2::text[]) AS f (id, attempt_id)
+           ON d.id = f.id AND d.current_attempt_id = f.attempt_id
+         WHERE d.status = 'in_flight'
+         ORDER BY d.id
+         FOR UPDATE OF d",
+    )
+    .bind(ids)
+    .bind(attempts)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(live.into_iter().collect())
+}
+
+/// Locks, in id order, the runtime rows this transaction will write: every destination
+/// of a careful outcome, and those of plain successes whose count or back-off a success
+/// resets. Claims lock runtime rows in the same order, so the two never deadlock.
+async fn lock_destinations(
+    tx: &mut PgConnection,
+    plain: &[&Finished],
+    careful: &[&Finished],
+) -> Result<(), StoreError> {
+    if careful.is_empty() && plain.is_empty() {
+        return Ok(());
+    }
+    let destinations = |fs: &[&Finished]| -> Vec<DestinationId> {
+        let mut ids: Vec<DestinationId> = fs
+            .iter()
+            .map(|f| f.claimed.delivery.destination_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    sqlx::query(
+        "SELECT id FROM destination_runtime
+         WHERE id = ANY($1)
+            OR (id = ANY($2) AND (consecutive_failures <> 0 OR state = 'backing_off'))
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(destinations(careful))
+    .bind(destinations(plain))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Plain successes, in one statement: the deliveries succeed, their attempts say so, and
+/// their destinations' failure counts (and back-offs whose time passed) reset.
+async fn record_plain(
+    tx: &mut PgConnection,
+    plain: &[&Finished],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if plain.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<&AttemptRecord> = plain
+        .iter()
+        .filter_map(|f| match &f.report {
+            Report::Sent { record, .. } => Some(record),
+            Report::NotSent { .. } => None,
+        })
+        .collect();
+    sqlx::query(
+        "WITH f AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[],
+                                  $6::text[], $7::jsonb[], $8::text[], $9::text[])
+                 AS f (id, attempt_id, duration_ms, response_status, response_excerpt, error,
+                       request_headers, session_id, session_url)
+         ), done AS (
+             UPDATE deliveries d SET status = 'succeeded', last_error = NULL,
+                 next_attempt_at = NULL, lease_until = NULL, updated_at = $10,
+                 claude_code_session_id = coalesce(f.session_id, d.claude_code_session_id),
+                 claude_code_session_url = coalesce(f.session_url, d.claude_code_session_url)
+             FROM f WHERE d.id = f.id
+             RETURNING d.destination_id
+         ), finished AS (
+             UPDATE attempts a SET status = 'succeeded', duration_ms = f.duration_ms,
+                 response_status = f.response_status, response_excerpt = f.response_excerpt,
+                 error = f.error, request_headers = f.request_headers,
+                 claude_code_session_id = f.session_id, claude_code_session_url = f.session_url
+             FROM f WHERE a.id = f.attempt_id
+         )
+         UPDATE destination_runtime r SET consecutive_failures = 0,
+             state = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
+                          THEN 'active' ELSE r.state END,
+             paused_until = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
+                                 THEN NULL ELSE r.paused_until END
+         WHERE r.id IN (SELECT destination_id FROM done)
+           AND (r.consecutive_failures <> 0
+                OR (r.state = 'backing_off' AND r.paused_until <= $10))",
+    )
+    .bind(
+        plain
+            .iter()
+            .map(|f| &f.claimed.delivery.id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        plain
+            .iter()
+            .map(|f| &f.claimed.attempt_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind(
+        records
+            .iter()
+            .map(|r| r.response_status)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        records
+            .iter()
+            .map(|r| r.response_excerpt.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        records
+            .iter()
+            .map(|r| r.error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        records
+            .iter()
+            .map(|r| r.request_headers.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        records
+            .iter()
+            .map(|r| r.claude_code_session_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        records
+            .iter()
+            .map(|r| r.claude_code_session_url.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// One outcome that concerns more than its delivery, or an attempt that was not sent.
+async fn record_one(
+    tx: &mut PgConnection,
+    finished: &Finished,
+    breaker: &BreakerPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let claimed = &finished.claimed;
+    let (record, decision) = match &finished.report {
+        Report::Sent { record, decision } => (record, decision),
+        Report::NotSent { reason } => return release(tx, claimed, reason, now).await,
+    };
+    let disabling = matches!(record.destination, DestinationEffect::Disable(_));
+    let succeeded = matches!(decision, Decision::Succeeded);
+    // A probe whose breaker a person closed (or paused) meanwhile is an ordinary attempt.
+    let probing = claimed.is_probe && breaker::still_probing(tx, claimed).await?;
+    let next_probe_at = if probing && !succeeded {
+        Some(breaker::probe_failed(tx, claimed, breaker, now).await?)
+    } else {
+        None
+    };
+    let retry_error = || {
+        record
+            .error
+            .clone()
+            .or_else(|| record.response_status.map(|s| format!("HTTP {s}")))
+    };
+    let (status, error, next_at) = match decision {
+        // The delivery did nothing wrong: it waits for the destination to be fixed.
+        _ if disabling => (DeliveryStatus::Held, record.error.clone(), None),
+        // A failed probe stays the probe, due after the longer cool-down; exhaustion
+        // still wins.
+        Decision::RetryAt(_) if probing => (DeliveryStatus::Pending, retry_error(), next_probe_at),
+        Decision::Succeeded => (DeliveryStatus::Succeeded, None, None),
+        Decision::Failed { reason } => (DeliveryStatus::Failed, Some(reason.clone()), None),
+        Decision::UnknownOutcome { reason } => {
+            (DeliveryStatus::UnknownOutcome, Some(reason.clone()), None)
+        }
+        Decision::RetryAt(at) => (DeliveryStatus::Pending, retry_error(), Some(*at)),
+    };
+    write(tx, claimed, record, status, error.as_deref(), next_at, now).await?;
+    breaker::apply_effect(tx, claimed, &record.destination, breaker, now).await?;
+    let backing_off = matches!(record.destination, DestinationEffect::BackOffUntil(_));
+    if probing {
+        if succeeded {
+            breaker::probe_succeeded(tx, claimed, now).await?;
+        } else if status != DeliveryStatus::Pending {
+            // Settled or held: another delivery probes next time.
+            let at = next_probe_at.unwrap_or(now);
+            let team = &claimed.delivery.team_id;
+            breaker::next_probe(tx, team, &claimed.delivery.destination_id, at).await?;
+        }
+    } else if succeeded {
+        breaker::count_success(tx, claimed, now).await?;
+    } else if !backing_off {
+        // A 429 asks for patience, not a verdict on the receiver: it backs off instead.
+        breaker::count_failure(tx, claimed, error.as_deref(), breaker, now).await?;
+    }
+    settled_badly(tx, claimed, status, error, now).await
+}
+
+/// Stores the attempt's outcome and the delivery's next state.
+async fn write(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    record: &AttemptRecord,
+    status: DeliveryStatus,
+    error: Option<&str>,
+    next_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE attempts SET status = $2, duration_ms = $3, response_status = $4,
+             response_excerpt = $5, error = $6, request_headers = $7,
+             claude_code_session_id = $8, claude_code_session_url = $9
+         WHERE id = $1 AND status = 'in_flight'",
+    )
+    .bind(&claimed.attempt_id)
+    .bind(if status == DeliveryStatus::Succeeded {
+        "succeeded"
+    } else {
+        "failed"
+    })
+    .bind(record.duration_ms)
+    .bind(record.response_status)
+    .bind(&record.response_excerpt)
+    .bind(&record.error)
+    .bind(&record.request_headers)
+    .bind(&record.claude_code_session_id)
+    .bind(&record.claude_code_session_url)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = $3, last_error = $4, next_attempt_at = $5,
+             lease_until = NULL, updated_at = $6,
+             claude_code_session_id = coalesce($7, claude_code_session_id),
+             claude_code_session_url = coalesce($8, claude_code_session_url)
+         WHERE team_id = $1 AND id = $2",
+    )
+    .bind(&claimed.delivery.team_id)
+    .bind(&claimed.delivery.id)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(next_at)
+    .bind(now)
+    .bind(&record.claude_code_session_id)
+    .bind(&record.claude_code_session_url)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// An attempt that was never sent: it is marked lost with the reason, and its delivery
+/// is due again at once.
+async fn release(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE attempts SET status = 'lost', error = $2 WHERE id = $1")
+        .bind(&claimed.attempt_id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL,
+             updated_at = $3
+         WHERE team_id = $1 AND id = $2",
+    )
+    .bind(&claimed.delivery.team_id)
+    .bind(&claimed.delivery.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Raises the alert a delivery that failed for good, or ended in an unknown outcome,
+/// calls for (at most one per destination an hour).
+async fn settled_badly(
+    tx: &mut PgConnection,
+    claimed: &Claimed,
+    status: DeliveryStatus,
+    error: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let delivery_id = claimed.delivery.id.clone();
+    let (kind, alert) = match status {
+        DeliveryStatus::Failed => (
+            AlertKind::DeliveryFailed,
+            Alert::DeliveryFailed { delivery_id, error },
+        ),
+        DeliveryStatus::UnknownOutcome => (
+            AlertKind::UnknownOutcome,
+            Alert::UnknownOutcome { delivery_id, error },
+        ),
+        _ => return Ok(()),
+    };
+    let task = AlertTask {
+        team_id: claimed.delivery.team_id.clone(),
+        destination_id: Some(claimed.delivery.destination_id.clone()),
+        alert,
+    };
+    let subject = claimed.delivery.destination_id.as_str();
+    alerts::raise(tx, kind, subject, &task, now).await
+}

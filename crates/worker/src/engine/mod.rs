@@ -1,0 +1,91 @@
+//! The delivery engine. The deliveries table is the queue: a claimer takes due
+//! deliveries from it in batches, no more than this process has free send slots, and
+//! hands each to the apalis worker that sends it ([`Deliveries`] is that worker's
+//! backend); outcomes go to a committer that records many per transaction.
+//!
+//! ```text
+//! ingest commit ─NOTIFY─▶ claimer ─batch claim (1 commit)─▶ apalis worker: send ─▶ committer (1 commit per batch)
+//! ```
+
+mod backend;
+mod committer;
+mod slots;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_domain::StoreError;
+use tokio::time::Instant;
+
+pub use backend::{Attempt, Deliveries};
+pub use committer::Committer;
+pub use slots::{Slot, Slots};
+
+use crate::Deliverer;
+use crate::wake::Signal;
+
+/// How the engine runs.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Attempts this process sends at once.
+    pub send_slots: usize,
+    /// Attempts one destination may have in flight from this process at once.
+    pub per_destination: usize,
+    /// How long a claimed delivery is this process's. Past it, a claim anywhere takes
+    /// it over; a send that could not end within it is not started.
+    pub lease: Duration,
+    /// The most one send may take, answer included.
+    pub send_timeout: Duration,
+}
+
+/// What the claimer, the sends and the committer share.
+pub struct Engine {
+    pub deliverer: Arc<Deliverer>,
+    pub settings: EngineSettings,
+    pub slots: Arc<Slots>,
+    pub committer: Committer,
+    /// Rung when deliveries become due.
+    pub wake: Arc<Signal>,
+}
+
+impl Engine {
+    pub fn new(deliverer: Arc<Deliverer>, settings: EngineSettings, wake: Arc<Signal>) -> Engine {
+        let committer = Committer::start(deliverer.pool.clone(), deliverer.breaker, 2);
+        Engine {
+            slots: Slots::new(settings.send_slots),
+            deliverer,
+            settings,
+            committer,
+            wake,
+        }
+    }
+
+    /// Whether a send started now could end before the lease that began at `claimed`
+    /// runs out.
+    pub fn lease_covers_a_send(&self, lease_started: Instant) -> bool {
+        Instant::now() + self.settings.send_timeout <= lease_started + self.settings.lease
+    }
+}
+
+/// Runs a database step until it succeeds, waiting out an unreachable database for as
+/// long as it takes rather than dropping the work: a claimed delivery stays this
+/// process's until its lease runs out, and if the process dies meanwhile, a claim
+/// elsewhere takes it over. Other errors are returned.
+pub async fn persist<T, F, Fut>(step: F) -> Result<T, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match step().await {
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}

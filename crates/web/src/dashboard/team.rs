@@ -45,6 +45,8 @@ struct OverviewPage {
     /// `24h` or `7d`.
     window: &'static str,
     totals: stats::Totals,
+    /// The team's deliveries that are not settled, now.
+    backlog: stats::Backlog,
     chart: Chart,
     /// Destinations not taking deliveries, or failing, worst first.
     troubled: Vec<Destination>,
@@ -52,6 +54,16 @@ struct OverviewPage {
 }
 
 impl OverviewPage {
+    /// How long the oldest due delivery has waited.
+    fn waited(&self) -> String {
+        match self.backlog.oldest_due_seconds {
+            Some(s) if s >= 60.0 => format!("{:.0} min", s / 60.0),
+            Some(s) if s >= 1.0 => format!("{s:.0} s"),
+            Some(s) => format!("{:.0} ms", s * 1000.0),
+            None => "–".to_owned(),
+        }
+    }
+
     fn ms(&self, value: &Option<f64>) -> String {
         match value {
             Some(ms) if *ms >= 1000.0 => format!("{:.1} s", ms / 1000.0),
@@ -107,6 +119,7 @@ async fn overview(
         counts: teams::counts(&state.pool, team, now).await?,
         window,
         totals: stats::totals(&state.pool, team, now - span).await?,
+        backlog: stats::team_backlog(&state.pool, team, now).await?,
         chart: chart::draw(&buckets, bucket == 3600),
         troubled,
         rejecting: stats::rejecting_sources(&state.pool, team, now - span).await?,

@@ -10,8 +10,9 @@ ALTER TABLE deliveries
 
 -- A delivery in flight now was sent by a worker of the previous release: its lease is
 -- taken as expired, so the first claim takes it over (an HTTP, Slack or email delivery
--- is sent again; a routine fire becomes `unknown_outcome`). Bumping `task_seq` makes
--- anything such a worker still holds stale: its claim and its outcome write match no row.
+-- is sent again; a routine fire becomes `unknown_outcome`). Bumping `task_seq` makes the
+-- outcome such a worker may still write match no row. (Whatever else it tries fails on
+-- the destination columns this migration moves.)
 UPDATE deliveries d SET
     lease_until = '-infinity',
     current_attempt_id = (
@@ -21,15 +22,18 @@ UPDATE deliveries d SET
     ),
     task_seq = d.task_seq + 1
 WHERE d.status = 'in_flight';
-UPDATE deliveries SET task_seq = task_seq + 1 WHERE status IN ('pending', 'throttled');
--- Every queued delivery has a due time (the previous release always set one).
+-- Every queued delivery has a due time (the previous release always set one). Checked
+-- for rows written from now on; the existing ones are checked without blocking writes
+-- in a migration of its own.
 UPDATE deliveries SET next_attempt_at = updated_at
 WHERE status IN ('pending', 'throttled') AND next_attempt_at IS NULL;
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_queued_have_a_due_time
-    CHECK (status NOT IN ('pending', 'throttled') OR next_attempt_at IS NOT NULL);
+    CHECK (status NOT IN ('pending', 'throttled') OR next_attempt_at IS NOT NULL) NOT VALID;
 
--- The previous release's delivery tasks: their deliveries are due rows now.
-DELETE FROM apalis.jobs WHERE job_type = 'switchyard::deliveries';
+-- The previous release's delivery tasks still waiting: their deliveries are due rows
+-- now. (Finished ones go with the hourly retention.)
+DELETE FROM apalis.jobs
+WHERE job_type = 'switchyard::deliveries' AND status IN ('Pending', 'Queued', 'Running');
 
 -- The previous release's ingress still writes `task_seq` while an upgrade rolls out, and
 -- ingest must not fail then: the column goes in the next release.

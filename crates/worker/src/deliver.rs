@@ -8,7 +8,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use switchyard_domain::delivery::{Decision, decide};
-use switchyard_domain::store::attempts::AttemptRecord;
+use switchyard_domain::store::attempts::{AttemptRecord, Claimed};
 use switchyard_domain::store::outcomes::{Finished, Recorded, Report};
 use switchyard_domain::store::teams;
 
@@ -31,21 +31,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
     // The slot goes back once the outcome is recorded, at the end of this function.
     let _slot = slot;
     if !engine.lease_covers_a_send(lease_started) {
-        // Held up since the claim (a stalled process): another worker may take the
-        // delivery over before a send could end, so none starts. Even a routine's
-        // delivery is due again at once: nothing was fired.
-        tracing::warn!("lease too short for a send; giving the delivery back unsent");
-        let report = Report::NotSent {
-            reason: "not sent: the attempt's lease ran short before it could be sent".to_owned(),
-        };
-        submit(
-            &engine,
-            Finished {
-                claimed: *claimed,
-                report,
-            },
-        )
-        .await;
+        give_back(&engine, *claimed).await;
         return Ok(());
     }
     let ctx = &engine.deliverer;
@@ -64,6 +50,11 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
             if email.to.is_empty() {
                 email.to =
                     persist(|| teams::admin_emails(&ctx.pool, &claimed.delivery.team_id)).await?;
+                // That may have waited out an unreachable database.
+                if !engine.lease_covers_a_send(lease_started) {
+                    give_back(&engine, *claimed).await;
+                    return Ok(());
+                }
             }
             let sent = if email.to.is_empty() {
                 Sent::refused(
@@ -132,6 +123,18 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
     )
     .await;
     Ok(())
+}
+
+/// Gives the delivery back unsent: held up since the claim (a stalled process), the
+/// lease may run out before a send could end and be recorded, and another worker may
+/// take the delivery over meanwhile, so none starts. Even a routine's delivery is due
+/// again at once: nothing was fired.
+async fn give_back(engine: &Engine, claimed: Claimed) {
+    tracing::warn!("lease too short for a send; giving the delivery back unsent");
+    let report = Report::NotSent {
+        reason: "not sent: the attempt's lease ran short before it could be sent".to_owned(),
+    };
+    submit(engine, Finished { claimed, report }).await;
 }
 
 /// Hands the outcome to the committer and waits for its commit.

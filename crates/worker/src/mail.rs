@@ -25,12 +25,15 @@ pub struct Email {
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
+    /// The most one send may take in all (the transport's own timeout is per command).
+    timeout: Duration,
 }
 
 pub const NOT_CONFIGURED: &str = "SMTP not configured (set SWITCHYARD_SMTP_URL)";
 
 impl Mailer {
-    /// `url` None: every send fails with [`NOT_CONFIGURED`].
+    /// `url` None: every send fails with [`NOT_CONFIGURED`]. `timeout` bounds a whole
+    /// send, as the HTTP client's does.
     pub fn new(url: Option<&str>, from: &str, timeout: Duration) -> Result<Mailer, String> {
         let from = from
             .parse::<Mailbox>()
@@ -42,7 +45,11 @@ impl Mailer {
                     .map_err(|e| format!("SWITCHYARD_SMTP_URL is not usable: {e}"))
             })
             .transpose()?;
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            transport,
+            from,
+            timeout,
+        })
     }
 
     pub fn is_configured(&self) -> bool {
@@ -59,9 +66,21 @@ impl Mailer {
             Ok(message) => message,
             Err(e) => return Sent::refused(e),
         };
-        let outcome = match transport.send(message).await {
-            Ok(response) => Ok(u16::from(response.code())),
-            Err(e) => Err(e),
+        let outcome = match tokio::time::timeout(self.timeout, transport.send(message)).await {
+            Ok(Ok(response)) => Ok(u16::from(response.code())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                let error = "the SMTP server did not finish in time".to_owned();
+                return Sent {
+                    outcome: Outcome::NoResponse {
+                        error: error.clone(),
+                    },
+                    duration: started.elapsed(),
+                    status: None,
+                    excerpt: None,
+                    error: Some(error),
+                };
+            }
         };
         let duration = started.elapsed();
         match outcome {

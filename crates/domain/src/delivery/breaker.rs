@@ -1,7 +1,7 @@
 //! The circuit breaker's numbers: how many consecutive failed attempts across a
 //! destination open it, and how the cool-down before each probe grows. Pure; the store
-//! keeps the count on the destination row and applies these rules in the transaction
-//! that records an attempt.
+//! keeps the count in the destination's runtime row and applies these rules in the
+//! transaction that records an attempt.
 
 use chrono::Duration;
 

@@ -1,8 +1,8 @@
 //! Per-destination limits: how many sends may run at once, how fast they may start, and
 //! how many a destination may take per hour and per day (a routine's budget of paid
-//! sessions). `gate` is the whole rule, pure; the store keeps its state on the
-//! destination row and calls it under that row's lock, so every worker process obeys one
-//! limit.
+//! sessions). `gate` is the whole rule, pure; the claim keeps its state in the
+//! destination's runtime row and calls it under that row's lock, so every worker process
+//! obeys one limit.
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,7 @@ pub fn gate(
     }
     if let Some(interval) = limits.interval() {
         match reserved {
-            // Its own slot, come due (a task runs a little after its time).
+            // Its own slot, come due (a claim comes a little after its time).
             Some(slot) if slot <= now => {}
             Some(slot) => {
                 return (

@@ -1,6 +1,6 @@
 //! The retry policy: a pure function from an attempt's outcome to what happens next.
-//! apalis never retries on its own (every task is pushed with `max_attempts(1)`); the
-//! worker asks `decide` and pushes the next attempt itself.
+//! The worker asks `decide`, and a retry is the delivery made due again at the time it
+//! says.
 
 use chrono::{DateTime, Duration, Utc};
 

@@ -261,15 +261,23 @@ pub(super) async fn next_probe(
     Ok(probe)
 }
 
-/// Open breakers whose probe delivery no longer exists (retention deleted its event):
-/// each gets its oldest waiting delivery as the next probe. The system's own upkeep, across
-/// teams. Returns how many were repaired.
+/// Open breakers left without a probe that can go while deliveries wait for them: the
+/// probe's delivery went with its event (retention), or settled without choosing
+/// another. Each gets its oldest waiting delivery as the next probe. The system's own
+/// upkeep, across teams; a backstop, since settling a probe chooses the next one.
+/// Returns how many were repaired.
 #[tracing::instrument(skip_all)]
 pub async fn repair_probes(tx: &mut PgConnection, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let orphaned: Vec<(TeamId, DestinationId, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT r.team_id, r.id, r.probe_at FROM destination_runtime r
-         WHERE r.state = 'auto_disabled' AND r.probe_delivery_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = r.probe_delivery_id)
+         WHERE r.state = 'auto_disabled'
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.id = r.probe_delivery_id
+                 AND d.status IN ('pending', 'throttled', 'in_flight'))
+           AND EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.destination_id = r.id AND d.status = 'held')
          ORDER BY r.id
          FOR UPDATE OF r SKIP LOCKED",
     )

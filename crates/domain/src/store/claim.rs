@@ -47,8 +47,6 @@ pub struct ClaimRequest<'a> {
 pub struct ClaimBatch {
     /// Started, in the order to send them.
     pub claimed: Vec<Claimed>,
-    /// Due deliveries the claim locked and looked at.
-    pub examined: usize,
     /// More may be due now: claim again as soon as a slot is free.
     pub more: bool,
     /// Due deliveries were left because their destination had no room in this claimer:
@@ -85,7 +83,15 @@ async fn claim_on(
             .saturating_sub(request.busy.get(d).copied().unwrap_or(0))
     };
     let crowded = ready.iter().any(|d| room(d) == 0);
-    let ready: Vec<DestinationId> = ready.into_iter().filter(|d| room(d) > 0).collect();
+    // The destinations waiting longest, no more than the batch could serve (twice over,
+    // for those that turn out busy): locking a row of every ready destination when there
+    // are far more of them than slots would cost more than it starts.
+    let ready: Vec<DestinationId> = ready
+        .into_iter()
+        .filter(|d| room(d) > 0)
+        .take(request.limit.saturating_mul(2).max(1))
+        .collect();
+    let more_ready = ready.len() >= request.limit.saturating_mul(2).max(1);
     // Each destination's share of the batch, so the lock covers about what is started.
     let take = request
         .limit
@@ -93,8 +99,7 @@ async fn claim_on(
         .clamp(1, request.per_destination.max(1));
     let candidates = lock_candidates(tx, &ready, take, request.limit, now).await?;
     let mut batch = ClaimBatch {
-        examined: candidates.len(),
-        more: more_may_be_due(&candidates, take, request.limit),
+        more: more_ready,
         crowded,
         next_due: later,
         ..ClaimBatch::default()
@@ -102,10 +107,16 @@ async fn claim_on(
     if candidates.is_empty() {
         return Ok(batch);
     }
+    let full = full_destinations(&candidates, take, request.limit);
     let locked = lock_standings(tx, &candidates).await?;
     let plan = plan(candidates, locked, request, now);
     batch.crowded |= plan.crowded;
-    batch.more |= plan.starts.len() >= request.limit;
+    // More may be due where a destination gave all that was asked and was not blocked
+    // (a destination with no room or at its concurrency limit waits for a send to end).
+    batch.more |= plan.starts.len() >= request.limit
+        || full
+            .iter()
+            .any(|d| d.as_ref().is_none_or(|d| !plan.blocked.contains(d)));
     batch.next_due = earliest(batch.next_due, plan.next_due);
     batch.taken_over = plan.lost.len() + plan.unknown.len();
     apply(tx, &plan, now).await?;
@@ -237,8 +248,10 @@ async fn lock_candidates(
 }
 
 /// Up to `$3` due deliveries of each destination in `$1` in one status, oldest first,
-/// locked. The status is written into the query rather than bound, so the planner reads
-/// it from that status's partial index in due order.
+/// locked. The status is written into the query rather than bound, so the planner can
+/// read it in due order from a partial index that covers it (`deliveries_queue` for
+/// pending ones, `deliveries_throttled` for throttled ones); with a bound status it
+/// sorts every due row of the destination.
 fn due_with_status(status: &'static str) -> String {
     format!(
         "SELECT d.* FROM unnest($1::text[]) AS ready (destination_id)
@@ -255,8 +268,13 @@ fn due_with_status(status: &'static str) -> String {
     )
 }
 
-/// Whether a destination (or the takeovers) gave all that was asked: more may be due.
-fn more_may_be_due(candidates: &[Candidate], take: usize, limit: usize) -> bool {
+/// The destinations that gave all that was asked of them (more of theirs may be due),
+/// and `None` if the expired leases did.
+fn full_destinations(
+    candidates: &[Candidate],
+    take: usize,
+    limit: usize,
+) -> Vec<Option<DestinationId>> {
     let mut per_destination: HashMap<(&DestinationId, DeliveryStatus), usize> = HashMap::new();
     let mut taken_over = 0;
     for c in candidates {
@@ -268,7 +286,15 @@ fn more_may_be_due(candidates: &[Candidate], take: usize, limit: usize) -> bool 
                 .or_default() += 1;
         }
     }
-    taken_over >= limit || per_destination.values().any(|n| *n >= take)
+    let mut full: Vec<Option<DestinationId>> = per_destination
+        .into_iter()
+        .filter(|(_, n)| *n >= take)
+        .map(|((d, _), _)| Some(d.clone()))
+        .collect();
+    if taken_over >= limit {
+        full.push(None);
+    }
+    full
 }
 
 /// A destination's standing and limit state read under its row's lock.
@@ -277,16 +303,20 @@ struct Locked {
     limits: LimitState,
 }
 
-/// Locks the runtime rows whose answers the claim may change, in id order: those of
-/// limited destinations (their windows and rate slots) and of open breakers (the choice
-/// of a probe). Others are read without a lock: their deliveries change, not their rows.
+/// Locks, in id order, the runtime rows of the destinations whose answer is not a plain
+/// "send": limited ones (the claim moves their windows and rate slots) and any not
+/// active (a pause, a back-off or an open breaker holds or delays deliveries, so the
+/// answer must come from the state as it is once a concurrent resume has committed,
+/// else a delivery could be held after its destination was resumed, with nothing left
+/// to release it). An active destination's row is read without a lock: a pause that
+/// commits meanwhile lets at most this batch through.
 async fn lock_standings(
     tx: &mut PgConnection,
     candidates: &[Candidate],
 ) -> Result<HashMap<DestinationId, Locked>, StoreError> {
     let mut ids: Vec<&DestinationId> = candidates
         .iter()
-        .filter(|c| c.limited || c.state == DestinationState::AutoDisabled)
+        .filter(|c| c.limited || c.state != DestinationState::Active)
         .map(|c| &c.destination_id)
         .collect();
     if ids.is_empty() {
@@ -307,29 +337,35 @@ async fn lock_standings(
         budget_hour_used: i32,
         budget_day_start: Option<DateTime<Utc>>,
         budget_day_used: i32,
-        in_flight: i64,
     }
+    let rows = sqlx::query_as::<_, Row>(
+        "SELECT id, state, paused_until, probe_delivery_id, probe_at, next_slot_at,
+                budget_hour_start, budget_hour_used, budget_day_start, budget_day_used
+         FROM destination_runtime WHERE id = ANY($1)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    // The sends in flight count for a concurrency limit; those being taken over do not,
+    // their worker is gone. Counted in a statement of its own, after the lock: it sees
+    // what a claim that held the lock before this one started.
     let taken_over: Vec<&DeliveryId> = candidates
         .iter()
         .filter(|c| c.taken_over)
         .map(|c| &c.id)
         .collect();
-    // The sends in flight count for a concurrency limit; those being taken over do not,
-    // their worker is gone.
-    let rows = sqlx::query_as::<_, Row>(
-        "SELECT r.id, r.state, r.paused_until, r.probe_delivery_id, r.probe_at,
-                r.next_slot_at, r.budget_hour_start, r.budget_hour_used,
-                r.budget_day_start, r.budget_day_used,
-                (SELECT count(*) FROM deliveries d
-                  WHERE d.destination_id = r.id AND d.status = 'in_flight'
-                    AND NOT (d.id = ANY($2))) AS in_flight
-         FROM destination_runtime r WHERE r.id = ANY($1)
-         ORDER BY r.id FOR UPDATE OF r",
+    let in_flight: HashMap<DestinationId, i64> = sqlx::query_as::<_, (DestinationId, i64)>(
+        "SELECT destination_id, count(*) FROM deliveries
+         WHERE destination_id = ANY($1) AND status = 'in_flight' AND NOT (id = ANY($2))
+         GROUP BY destination_id",
     )
     .bind(&ids)
     .bind(&taken_over)
     .fetch_all(&mut *tx)
-    .await?;
+    .await?
+    .into_iter()
+    .collect();
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -350,7 +386,7 @@ async fn lock_standings(
                         start: r.budget_day_start,
                         used: r.budget_day_used,
                     },
-                    in_flight: r.in_flight,
+                    in_flight: in_flight.get(&r.id).copied().unwrap_or(0),
                 },
             };
             (r.id, locked)
@@ -390,6 +426,9 @@ struct Plan {
     /// New limit state of limited destinations.
     limits: Vec<(DestinationId, LimitState)>,
     next_due: Option<DateTime<Utc>>,
+    /// Destinations with due deliveries that could not be sent for now: no room in
+    /// this claimer, or at their concurrency limit. They go when a send ends.
+    blocked: HashSet<DestinationId>,
     crowded: bool,
 }
 
@@ -476,6 +515,7 @@ fn plan(
                     .expect("room per destination");
                 if *free == 0 {
                     plan.crowded = true;
+                    plan.blocked.insert(c.destination_id.clone());
                     continue;
                 }
                 if plan.starts.len() >= request.limit {
@@ -500,6 +540,7 @@ fn plan(
                     // way), and goes when a send of its destination ends.
                     Verdict::Busy { .. } => {
                         plan.crowded = true;
+                        plan.blocked.insert(c.destination_id.clone());
                         if c.taken_over {
                             waiting(DeliveryStatus::Pending, Some(now))
                         } else if c.slot_at.is_some() {
@@ -548,6 +589,9 @@ fn plan(
         .filter(|(d, _)| limits.contains_key(d))
         .map(|(d, l)| (d, l.limits))
         .collect();
+    // Alerts lock their grouping rows: raised in one order by every claimer.
+    plan.unknown
+        .sort_by(|a, b| a.destination.cmp(&b.destination));
     plan
 }
 
@@ -730,7 +774,7 @@ async fn start(
     if started.len() < starts.len() {
         // A delivery whose event, source or team went between locking and starting: it
         // is deleted with them.
-        tracing::debug!(
+        tracing::warn!(
             missing = starts.len() - started.len(),
             "claimed deliveries vanished"
         );

@@ -207,7 +207,10 @@ pub async fn resume(
         _ => now,
     };
     // Ids sort by creation time; the i-th held delivery gets slot base + i × interval. A
-    // probe waiting for its cool-down is released with them, in its place.
+    // probe waiting for its cool-down is released with them, in its place, unless a claim
+    // holds it right now: that claim waits for this transaction's lock on the runtime
+    // row, then sees the destination active and sends it. (Held deliveries are locked
+    // only by transactions that hold that lock first, so none is passed over.)
     let released = sqlx::query(
         "UPDATE deliveries d SET
              status = CASE WHEN $5::bigint IS NULL THEN 'pending' ELSE 'throttled' END,
@@ -215,9 +218,13 @@ pub async fn resume(
              next_attempt_at = coalesce($4 + held.i * ($5::bigint * interval '1 millisecond'), $3),
              updated_at = $3
          FROM (
-             SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM deliveries
-             WHERE team_id = $1 AND destination_id = $2
-               AND (status = 'held' OR (id = $6 AND status = 'pending'))
+             SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM (
+                 SELECT id FROM deliveries
+                 WHERE team_id = $1 AND destination_id = $2
+                   AND (status = 'held' OR (id = $6 AND status = 'pending'))
+                 ORDER BY id
+                 FOR UPDATE SKIP LOCKED
+             ) AS waiting
          ) AS held
          WHERE d.id = held.id",
     )

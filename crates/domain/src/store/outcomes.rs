@@ -6,7 +6,8 @@
 //! Plain successes, the bulk of them, are written together in one statement; anything
 //! that touches the destination as a whole (a failure counted by the circuit breaker, a
 //! probe, a back-off, a receiver that is gone) is applied one at a time, in the order
-//! the outcomes came, so breaker counts and alerts stay exact.
+//! the outcomes came, and so is every outcome of a destination that has one of those in
+//! the batch, so breaker counts and alerts stay exact.
 
 use std::collections::HashSet;
 
@@ -70,10 +71,20 @@ pub async fn record(
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, StoreError> {
     let live = fence(tx, finished).await?;
-    let (plain, careful): (Vec<&Finished>, Vec<&Finished>) = finished
+    let is_live = |f: &Finished| {
+        live.contains(&(f.claimed.delivery.id.clone(), f.claimed.attempt_id.clone()))
+    };
+    // A destination with any careful outcome has all of its outcomes applied in order:
+    // a success between two failures resets the count between them.
+    let careful_destinations: HashSet<&DestinationId> = finished
         .iter()
-        .filter(|f| live.contains(&f.claimed.delivery.id))
-        .partition(|f| f.is_plain());
+        .filter(|f| is_live(f) && !f.is_plain())
+        .map(|f| &f.claimed.delivery.destination_id)
+        .collect();
+    let (plain, careful): (Vec<&Finished>, Vec<&Finished>) =
+        finished.iter().filter(|f| is_live(f)).partition(|f| {
+            f.is_plain() && !careful_destinations.contains(&f.claimed.delivery.destination_id)
+        });
     lock_destinations(tx, &plain, &careful).await?;
     record_plain(tx, &plain, now).await?;
     for f in careful {
@@ -82,27 +93,34 @@ pub async fn record(
     Ok(finished
         .iter()
         .map(|f| {
-            if live.contains(&f.claimed.delivery.id) {
+            if is_live(f) {
                 Recorded::Recorded
             } else {
+                // For a routine, the session a late fire started is what a person
+                // deciding about its unknown outcome needs: it is in the log.
+                let session = match &f.report {
+                    Report::Sent { record, .. } => record.claude_code_session_url.as_deref(),
+                    Report::NotSent { .. } => None,
+                };
                 tracing::warn!(delivery = %f.claimed.delivery.id, attempt = %f.claimed.attempt_id,
-                    "outcome arrived after the delivery moved on; not recorded");
+                    session, "outcome arrived after the delivery moved on; not recorded");
                 Recorded::Late
             }
         })
         .collect())
 }
 
-/// Locks the deliveries still in flight with these attempts, in id order; the others'
-/// outcomes are late.
+/// Locks the deliveries still in flight with these attempts, in id order, and returns
+/// those (delivery, attempt) pairs; the others' outcomes are late. Keyed by the attempt
+/// too: a batch may hold a stale outcome and the fresh one of the same delivery.
 async fn fence(
     tx: &mut PgConnection,
     finished: &[Finished],
-) -> Result<HashSet<DeliveryId>, StoreError> {
+) -> Result<HashSet<(DeliveryId, AttemptId)>, StoreError> {
     let ids: Vec<&DeliveryId> = finished.iter().map(|f| &f.claimed.delivery.id).collect();
     let attempts: Vec<&AttemptId> = finished.iter().map(|f| &f.claimed.attempt_id).collect();
-    let live: Vec<DeliveryId> = sqlx::query_scalar(
-        "SELECT d.id FROM deliveries d
+    let live: Vec<(DeliveryId, AttemptId)> = sqlx::query_as(
+        "SELECT d.id, d.current_attempt_id FROM deliveries d
          JOIN unnest($1::text[], $2::text[]) AS f (id, attempt_id)
            ON d.id = f.id AND d.current_attempt_id = f.attempt_id
          WHERE d.status = 'in_flight'
@@ -363,7 +381,7 @@ async fn write(
 }
 
 /// An attempt that was never sent: it is marked lost with the reason, and its delivery
-/// is due again at once.
+/// is due again at once, the attempt not counted against its retries.
 async fn release(
     tx: &mut PgConnection,
     claimed: &Claimed,
@@ -377,7 +395,7 @@ async fn release(
         .await?;
     sqlx::query(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL,
-             updated_at = $3
+             series_attempts = greatest(series_attempts - 1, 0), updated_at = $3
          WHERE team_id = $1 AND id = $2",
     )
     .bind(&claimed.delivery.team_id)

@@ -61,10 +61,18 @@ impl Engine {
         }
     }
 
-    /// Whether a send started now could end before the lease that began at `claimed`
-    /// runs out.
+    /// Whether a send started now could end, and its outcome be recorded, before the
+    /// lease that began at `lease_started` runs out. Half of what the lease leaves beyond
+    /// a send is kept for the outcome's commit; the rest is what may pass between the
+    /// claim and the send.
     pub fn lease_covers_a_send(&self, lease_started: Instant) -> bool {
-        Instant::now() + self.settings.send_timeout <= lease_started + self.settings.lease
+        let EngineSettings {
+            lease,
+            send_timeout,
+            ..
+        } = self.settings;
+        let for_the_outcome = lease.saturating_sub(send_timeout) / 2;
+        Instant::now() + send_timeout + for_the_outcome <= lease_started + lease
     }
 }
 

@@ -70,6 +70,46 @@ pub async fn record(
     breaker: &BreakerPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, StoreError> {
+    let live = if finished.iter().all(Finished::is_plain) {
+        // The common batch: one statement, fenced in its own conditions.
+        let all: Vec<&Finished> = finished.iter().collect();
+        record_plain(tx, &all, now).await?
+    } else {
+        record_mixed(tx, finished, breaker, now).await?
+    };
+    let is_live = |f: &Finished| {
+        live.contains(&(f.claimed.delivery.id.clone(), f.claimed.attempt_id.clone()))
+    };
+    Ok(finished
+        .iter()
+        .map(|f| {
+            if is_live(f) {
+                Recorded::Recorded
+            } else {
+                // For a routine, the session a late fire started is what a person
+                // deciding about its unknown outcome needs: it is in the log.
+                let session = match &f.report {
+                    Report::Sent { record, .. } => record.claude_code_session_url.as_deref(),
+                    Report::NotSent { .. } => None,
+                };
+                tracing::warn!(delivery = %f.claimed.delivery.id, attempt = %f.claimed.attempt_id,
+                    session, "outcome arrived after the delivery moved on; not recorded");
+                Recorded::Late
+            }
+        })
+        .collect())
+}
+
+/// A batch with failures, probes, back-offs or unsent attempts: the deliveries are fenced
+/// and locked first, then the runtime rows to be written, in id order; then the plain
+/// successes of the other destinations go in one statement and the rest one at a time.
+/// Returns the live (delivery, attempt) pairs.
+async fn record_mixed(
+    tx: &mut PgConnection,
+    finished: &[Finished],
+    breaker: &BreakerPolicy,
+    now: DateTime<Utc>,
+) -> Result<HashSet<(DeliveryId, AttemptId)>, StoreError> {
     let live = fence(tx, finished).await?;
     let is_live = |f: &Finished| {
         live.contains(&(f.claimed.delivery.id.clone(), f.claimed.attempt_id.clone()))
@@ -90,24 +130,7 @@ pub async fn record(
     for f in careful {
         record_one(tx, f, breaker, now).await?;
     }
-    Ok(finished
-        .iter()
-        .map(|f| {
-            if is_live(f) {
-                Recorded::Recorded
-            } else {
-                // For a routine, the session a late fire started is what a person
-                // deciding about its unknown outcome needs: it is in the log.
-                let session = match &f.report {
-                    Report::Sent { record, .. } => record.claude_code_session_url.as_deref(),
-                    Report::NotSent { .. } => None,
-                };
-                tracing::warn!(delivery = %f.claimed.delivery.id, attempt = %f.claimed.attempt_id,
-                    session, "outcome arrived after the delivery moved on; not recorded");
-                Recorded::Late
-            }
-        })
-        .collect())
+    Ok(live)
 }
 
 /// Locks the deliveries still in flight with these attempts, in id order, and returns
@@ -167,15 +190,17 @@ async fn lock_destinations(
     Ok(())
 }
 
-/// Plain successes, in one statement: the deliveries succeed, their attempts say so, and
-/// their destinations' failure counts (and back-offs whose time passed) reset.
+/// Plain successes, in one statement: the deliveries still in flight with these
+/// attempts succeed, their attempts say so, and their destinations' failure counts (and
+/// back-offs whose time passed) reset. Returns the (delivery, attempt) pairs written;
+/// the others were late.
 async fn record_plain(
     tx: &mut PgConnection,
     plain: &[&Finished],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<HashSet<(DeliveryId, AttemptId)>, StoreError> {
     if plain.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let records: Vec<&AttemptRecord> = plain
         .iter()
@@ -184,7 +209,7 @@ async fn record_plain(
             Report::NotSent { .. } => None,
         })
         .collect();
-    sqlx::query(
+    let written: Vec<(DeliveryId, AttemptId)> = sqlx::query_as(
         "WITH f AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[],
                                   $6::text[], $7::jsonb[], $8::text[], $9::text[])
@@ -195,23 +220,27 @@ async fn record_plain(
                  next_attempt_at = NULL, lease_until = NULL, updated_at = $10,
                  claude_code_session_id = coalesce(f.session_id, d.claude_code_session_id),
                  claude_code_session_url = coalesce(f.session_url, d.claude_code_session_url)
-             FROM f WHERE d.id = f.id
-             RETURNING d.destination_id
+             FROM f
+             WHERE d.id = f.id AND d.current_attempt_id = f.attempt_id
+               AND d.status = 'in_flight'
+             RETURNING d.id, d.current_attempt_id, d.destination_id
          ), finished AS (
              UPDATE attempts a SET status = 'succeeded', duration_ms = f.duration_ms,
                  response_status = f.response_status, response_excerpt = f.response_excerpt,
                  error = f.error, request_headers = f.request_headers,
                  claude_code_session_id = f.session_id, claude_code_session_url = f.session_url
-             FROM f WHERE a.id = f.attempt_id
+             FROM f JOIN done ON done.id = f.id WHERE a.id = f.attempt_id
+         ), healthy AS (
+             UPDATE destination_runtime r SET consecutive_failures = 0,
+                 state = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
+                              THEN 'active' ELSE r.state END,
+                 paused_until = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
+                                     THEN NULL ELSE r.paused_until END
+             WHERE r.id IN (SELECT destination_id FROM done)
+               AND (r.consecutive_failures <> 0
+                    OR (r.state = 'backing_off' AND r.paused_until <= $10))
          )
-         UPDATE destination_runtime r SET consecutive_failures = 0,
-             state = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
-                          THEN 'active' ELSE r.state END,
-             paused_until = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
-                                 THEN NULL ELSE r.paused_until END
-         WHERE r.id IN (SELECT destination_id FROM done)
-           AND (r.consecutive_failures <> 0
-                OR (r.state = 'backing_off' AND r.paused_until <= $10))",
+         SELECT id, current_attempt_id FROM done",
     )
     .bind(
         plain
@@ -263,9 +292,9 @@ async fn record_plain(
             .collect::<Vec<_>>(),
     )
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(())
+    Ok(written.into_iter().collect())
 }
 
 /// One outcome that concerns more than its delivery, or an attempt that was not sent.

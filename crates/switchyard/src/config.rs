@@ -145,9 +145,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_DELIVERY_LEASE", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(35..=3600))]
     pub delivery_lease: u64,
-    /// Attempts each worker process sends at once; one destination takes at most half.
-    #[arg(long, env = "SWITCHYARD_DELIVERY_SLOTS", default_value_t = 64,
-          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    /// Requests each worker process has out at once (each holds its event's body); one
+    /// destination takes at most half. Limit a destination's own share with its
+    /// `max_in_flight`.
+    #[arg(long, env = "SWITCHYARD_DELIVERY_SLOTS", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub delivery_slots: u64,
     /// Apply migrations when a role starts.
     #[arg(long, env = "SWITCHYARD_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -200,7 +202,7 @@ impl Config {
 
     /// The delivery engine's settings: the defaults, with the lease and the slots set.
     pub fn worker_settings(&self) -> switchyard_worker::WorkerSettings {
-        let slots = usize::try_from(self.delivery_slots).unwrap_or(64);
+        let slots = usize::try_from(self.delivery_slots).unwrap_or(512);
         switchyard_worker::WorkerSettings {
             send_slots: slots,
             per_destination: slots.div_ceil(2),

@@ -1,7 +1,7 @@
 //! One delivery attempt, as the apalis worker runs it: the claim already committed it
 //! `in_flight` under a lease; check that the lease still covers a send, send, and hand
-//! the outcome (and what the retry policy decides) to the committer. The attempt keeps
-//! its send slot until its outcome is recorded.
+//! the outcome (and what the retry policy decides) to the committer. The send slot goes
+//! back as soon as the answer is in: waiting for the outcome's commit is not a send.
 
 use std::sync::Arc;
 
@@ -25,12 +25,11 @@ use crate::request::{self, Prepared};
 pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
     let Attempt {
         mut claimed,
-        slot,
+        mut slot,
         lease_started,
     } = attempt;
-    // The slot goes back once the outcome is recorded, at the end of this function.
-    let _slot = slot;
     if !engine.lease_covers_a_send(lease_started) {
+        drop(slot);
         give_back(&engine, *claimed).await;
         return Ok(());
     }
@@ -52,6 +51,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
                     persist(|| teams::admin_emails(&ctx.pool, &claimed.delivery.team_id)).await?;
                 // That may have waited out an unreachable database.
                 if !engine.lease_covers_a_send(lease_started) {
+                    drop(slot);
                     give_back(&engine, *claimed).await;
                     return Ok(());
                 }
@@ -77,6 +77,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
             )
         }
     };
+    slot.sent();
     metrics::histogram!("switchyard_attempt_send_seconds").record(sent.duration.as_secs_f64());
     let reading = request::read(claimed.kind, &sent);
     let jitter = rand::random::<f64>() * 2.0 - 1.0;

@@ -64,8 +64,8 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
-            send_slots: 64,
-            per_destination: 32,
+            send_slots: 512,
+            per_destination: 256,
             lease: Duration::from_secs(60),
             send_timeout: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
@@ -182,13 +182,15 @@ pub async fn run(
             }
         }};
     }
-    let send_slots = settings.send_slots.max(1);
+    // Attempts whose send is over wait for their outcome's commit without a send slot:
+    // the worker runs as many at once as the slots allow in progress (see `Slots`).
+    let attempts_at_once = settings.send_slots.max(1) * engine::IN_PROGRESS_PER_SLOT;
     let deliveries = {
         let engine = engine.clone();
         move |_restarts| {
             WorkerBuilder::new("switchyard-deliveries")
                 .backend(Deliveries::new(engine.clone()))
-                .concurrency(send_slots)
+                .concurrency(attempts_at_once)
                 .catch_panic()
                 .data(engine.clone())
                 .build(deliver::attempt)

@@ -1,8 +1,8 @@
 //! The apalis backend over the deliveries table. A claimer task claims batches (see
 //! `store::claim`) and passes each started attempt, with its send slot, to the apalis
 //! worker, which runs the sends: its concurrency, graceful shutdown and middleware are
-//! apalis's. The claimer claims only for free slots, and the worker's concurrency is
-//! the same number, so an attempt is picked up as soon as it is claimed.
+//! apalis's. The claimer claims only for free slots, and the worker runs more attempts
+//! at once than there are slots, so an attempt is picked up as soon as it is claimed.
 //!
 //! When to claim: at once while claims come back full; otherwise when the ingest commit
 //! (or a replay, or a resume) notifies, when the earliest queued delivery falls due, when
@@ -30,6 +30,9 @@ use tokio::time::Instant;
 
 use super::{Engine, Slot};
 
+/// Deliveries one claim starts at most: a bigger backlog is claimed again at once, in
+/// statements (and result sets of event bodies) of a bounded size.
+const MAX_CLAIM: usize = 128;
 /// The longest a claimer sleeps between claims, whatever it expects.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// The first pause after a failed claim; it doubles up to [`MAX_BACKOFF`].
@@ -39,7 +42,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// One started attempt, as the apalis worker runs it.
 pub struct Attempt {
     pub claimed: Box<Claimed>,
-    /// Held until the attempt's outcome is recorded.
+    /// Held while the attempt is being sent.
     pub slot: Slot,
     /// When the claim that started it began: its lease runs from then.
     pub lease_started: Instant,
@@ -56,7 +59,8 @@ pub struct Deliveries {
 impl Deliveries {
     /// Starts a claimer that feeds the new backend.
     pub fn new(engine: Arc<Engine>) -> Deliveries {
-        let (tx, attempts) = mpsc::channel(engine.settings.send_slots.max(1));
+        let (tx, attempts) =
+            mpsc::channel(engine.settings.send_slots.max(1) * super::IN_PROGRESS_PER_SLOT);
         let stop = Arc::new(Stop::default());
         tokio::spawn(claim_loop(engine.clone(), tx, stop.clone()));
         Deliveries {
@@ -180,19 +184,19 @@ async fn release(engine: Arc<Engine>, attempt: Attempt) {
 async fn claim_loop(engine: Arc<Engine>, tx: mpsc::Sender<Task<Attempt>>, stop: Arc<Stop>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let permits = tokio::select! {
-            permits = engine.slots.reserve(engine.settings.send_slots) => permits,
+        let room = tokio::select! {
+            room = engine.slots.reserve(MAX_CLAIM) => room,
             () = stop.stopped() => return,
         };
         let seen = engine.wake.seen();
         let lease_started = Instant::now();
-        let batch = match claim(&engine, permits.len()).await {
+        let batch = match claim(&engine, room.len()).await {
             Ok(batch) => {
                 backoff = FIRST_BACKOFF;
                 batch
             }
             Err(e) => {
-                drop(permits);
+                drop(room);
                 tracing::warn!(error = %e, "claim failed; trying again");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
@@ -220,15 +224,15 @@ async fn claim_loop(engine: Arc<Engine>, tx: mpsc::Sender<Task<Attempt>>, stop: 
             next_due,
             ..
         } = batch;
-        let mut permits = permits.into_iter();
+        let mut room = room.into_iter();
         let mut handed_over = true;
         for claimed in claimed {
-            let Some(permit) = permits.next() else {
+            let Some(reserved) = room.next() else {
                 break;
             };
             let slot = engine
                 .slots
-                .assign(permit, claimed.delivery.destination_id.clone());
+                .assign(reserved, claimed.delivery.destination_id.clone());
             let attempt = Attempt {
                 claimed: Box::new(claimed),
                 slot,
@@ -244,7 +248,7 @@ async fn claim_loop(engine: Arc<Engine>, tx: mpsc::Sender<Task<Attempt>>, stop: 
                 release(engine.clone(), task.args).await;
             }
         }
-        drop(permits);
+        drop(room);
         if !handed_over || stop.is_set() {
             return;
         }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 pub use backend::{Attempt, Deliveries};
 pub use committer::Committer;
-pub use slots::{Slot, Slots};
+pub use slots::{IN_PROGRESS_PER_SLOT, Slot, Slots};
 
 use crate::Deliverer;
 use crate::wake::Signal;

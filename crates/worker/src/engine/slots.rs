@@ -1,7 +1,9 @@
 //! Send slots: how many attempts this process sends at once, and how many of them each
-//! destination holds. A claim asks for no more deliveries than it holds free slots, so
-//! a claimed delivery never waits in memory while its lease runs; each started attempt
-//! keeps its slot until its outcome is recorded.
+//! destination holds. An attempt holds a slot while it is sent; once its answer is in it
+//! waits for its outcome's commit without one (and without its event's body), among a
+//! bounded number of attempts in progress (twice the slots). A claim asks for no more deliveries than it can
+//! start at once on both counts, so a claimed delivery never waits in memory while its
+//! lease runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,74 +11,96 @@ use std::sync::{Arc, Mutex};
 use switchyard_domain::ids::DestinationId;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+/// Attempts in progress (sending, or waiting for their outcome's commit) per send slot.
+pub const IN_PROGRESS_PER_SLOT: usize = 2;
+
 pub struct Slots {
-    permits: Arc<Semaphore>,
+    sending: Arc<Semaphore>,
+    in_progress: Arc<Semaphore>,
     busy: Mutex<HashMap<DestinationId, usize>>,
     freed: Notify,
 }
 
-/// One attempt's slot, given back when it is dropped.
+/// Room for one attempt: a send slot and a place among the attempts in progress.
+pub struct Reserved {
+    send: OwnedSemaphorePermit,
+    progress: OwnedSemaphorePermit,
+}
+
+/// One attempt's slot. [`Slot::sent`] gives the send slot back; dropping it gives back
+/// everything.
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    send: Option<OwnedSemaphorePermit>,
+    _progress: OwnedSemaphorePermit,
     destination: DestinationId,
     slots: Arc<Slots>,
 }
 
 impl Slots {
     pub fn new(count: usize) -> Arc<Slots> {
+        let count = count.max(1);
         Arc::new(Slots {
-            permits: Arc::new(Semaphore::new(count.max(1))),
+            sending: Arc::new(Semaphore::new(count)),
+            in_progress: Arc::new(Semaphore::new(count * IN_PROGRESS_PER_SLOT)),
             busy: Mutex::default(),
             freed: Notify::new(),
         })
     }
 
-    /// Waits for a free slot, then takes every free one up to `max`.
-    pub async fn reserve(&self, max: usize) -> Vec<OwnedSemaphorePermit> {
-        let Ok(first) = self.permits.clone().acquire_owned().await else {
-            // The semaphore is never closed.
+    /// Waits for room for one attempt, then takes all there is, up to `max`.
+    pub async fn reserve(&self, max: usize) -> Vec<Reserved> {
+        let (Ok(progress), Ok(send)) = (
+            self.in_progress.clone().acquire_owned().await,
+            self.sending.clone().acquire_owned().await,
+        ) else {
+            // The semaphores are never closed.
             return Vec::new();
         };
-        let mut reserved = vec![first];
+        let mut reserved = vec![Reserved { send, progress }];
         while reserved.len() < max {
-            match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => reserved.push(permit),
-                Err(_) => break,
-            }
+            let (Ok(progress), Ok(send)) = (
+                self.in_progress.clone().try_acquire_owned(),
+                self.sending.clone().try_acquire_owned(),
+            ) else {
+                break;
+            };
+            reserved.push(Reserved { send, progress });
         }
         reserved
     }
 
-    /// The attempts in flight now, by destination.
+    /// The attempts being sent now, by destination.
     pub fn busy(&self) -> HashMap<DestinationId, usize> {
         self.busy.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
-    /// Makes a reserved slot an attempt's.
-    pub fn assign(
-        self: &Arc<Self>,
-        permit: OwnedSemaphorePermit,
-        destination: DestinationId,
-    ) -> Slot {
+    /// Makes reserved room an attempt's.
+    pub fn assign(self: &Arc<Self>, reserved: Reserved, destination: DestinationId) -> Slot {
         if let Ok(mut busy) = self.busy.lock() {
             *busy.entry(destination.clone()).or_default() += 1;
         }
         Slot {
-            _permit: permit,
+            send: Some(reserved.send),
+            _progress: reserved.progress,
             destination,
             slots: self.clone(),
         }
     }
 
-    /// Returns once an attempt has given its slot back (at once if one did since the
-    /// last call).
+    /// Returns once a send slot has been given back (at once if one was since the last
+    /// call).
     pub async fn freed(&self) {
         self.freed.notified().await;
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
+impl Slot {
+    /// The answer is in: the send slot goes back; the attempt stays in progress until
+    /// its outcome is recorded.
+    pub fn sent(&mut self) {
+        if self.send.take().is_none() {
+            return;
+        }
         if let Ok(mut busy) = self.slots.busy.lock()
             && let Some(n) = busy.get_mut(&self.destination)
         {
@@ -86,6 +110,12 @@ impl Drop for Slot {
             }
         }
         self.slots.freed.notify_one();
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.sent();
     }
 }
 
@@ -101,17 +131,37 @@ mod tests {
         let mut reserved = reserved.into_iter();
         let a = DestinationId::generate();
         let first = slots.assign(reserved.next().unwrap(), a.clone());
-        let second = slots.assign(reserved.next().unwrap(), a.clone());
+        let mut second = slots.assign(reserved.next().unwrap(), a.clone());
         drop(reserved);
         assert_eq!(slots.busy().get(&a), Some(&2));
         drop(first);
         assert_eq!(slots.busy().get(&a), Some(&1));
         // One slot went back unused and one with the attempt: two are free.
         assert_eq!(slots.reserve(10).await.len(), 2);
-        drop(second);
+        // Sent, the second waits for its commit without its send slot.
+        second.sent();
         assert!(slots.busy().is_empty());
+        assert_eq!(slots.reserve(10).await.len(), 3);
         tokio::time::timeout(std::time::Duration::from_secs(1), slots.freed())
             .await
             .expect("a slot given back is noticed");
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn attempts_waiting_for_their_commits_are_bounded_too() {
+        let slots = Slots::new(1);
+        let destination = DestinationId::generate();
+        let mut waiting = Vec::new();
+        for _ in 0..IN_PROGRESS_PER_SLOT {
+            let reserved = slots.reserve(10).await.into_iter().next().unwrap();
+            let mut slot = slots.assign(reserved, destination.clone());
+            slot.sent();
+            waiting.push(slot);
+        }
+        let full = tokio::time::timeout(std::time::Duration::from_millis(50), slots.reserve(1));
+        assert!(full.await.is_err(), "no room while two wait for commits");
+        waiting.pop();
+        assert_eq!(slots.reserve(10).await.len(), 1);
     }
 }

@@ -12,6 +12,8 @@ use switchyard_domain::model::NewEvent;
 use switchyard_domain::store::events::{self, Ingested};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::wake::Claimers;
+
 const MAX_BATCH: usize = 128;
 /// Bodies one transaction carries at most: a batch of large bodies is split, since a
 /// single `bytea[]` parameter must stay far below PostgreSQL's 1 GiB value limit.
@@ -25,11 +27,11 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn start(pool: PgPool, committers: usize) -> Self {
+    pub fn start(pool: PgPool, committers: usize, claimers: Claimers) -> Self {
         let (tx, rx) = mpsc::channel(4096);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..committers.max(1) {
-            tokio::spawn(run(pool.clone(), rx.clone()));
+            tokio::spawn(run(pool.clone(), rx.clone(), claimers.clone()));
         }
         Committer { tx }
     }
@@ -46,7 +48,7 @@ fn closed() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>) {
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>, claimers: Claimers) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         {
@@ -57,7 +59,13 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>) {
         }
         while !batch.is_empty() {
             let mut part = take_within_bytes(&mut batch);
-            commit(&pool, &mut part).await;
+            // Whether an event of it goes anywhere: its deliveries are due once it commits.
+            let routed = part
+                .iter()
+                .any(|(e, _)| e.targets.iter().any(|t| t.failure.is_none()));
+            if commit(&pool, &mut part).await && routed {
+                claimers.wake();
+            }
         }
     }
 }
@@ -76,7 +84,8 @@ fn take_within_bytes(batch: &mut Vec<(NewEvent, Reply)>) -> Vec<(NewEvent, Reply
     batch.drain(..n).collect()
 }
 
-async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
+/// Writes the batch; whether anything of it committed.
+async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) -> bool {
     metrics::histogram!("switchyard_ingest_batch_size").record(batch.len() as f64);
     let (events, replies): (Vec<NewEvent>, Vec<Reply>) = batch.drain(..).unzip();
     match write(pool, &events).await {
@@ -84,26 +93,32 @@ async fn commit(pool: &PgPool, batch: &mut Vec<(NewEvent, Reply)>) {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(Ok(result));
             }
+            true
         }
         Err(e) if events.len() == 1 => {
             if let Some(reply) = replies.into_iter().next() {
                 let _ = reply.send(Err(e));
             }
+            false
         }
         Err(e) if e.is_unavailable() => {
             tracing::warn!(error = %e, "ingest commit failed: database unavailable");
             for reply in replies {
                 let _ = reply.send(Err(closed()));
             }
+            false
         }
         Err(e) => {
             tracing::warn!(error = ?e, size = events.len(), "shared commit failed; retrying one by one");
+            let mut any = false;
             for (event, reply) in events.iter().zip(replies) {
                 let result = write(pool, std::slice::from_ref(event))
                     .await
                     .map(|mut r| r.remove(0));
+                any |= result.is_ok();
                 let _ = reply.send(result);
             }
+            any
         }
     }
 }

@@ -7,6 +7,7 @@ mod cache;
 mod commit;
 mod hooks;
 mod rejections;
+mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,8 @@ impl IngressState {
     /// most that long before answering 503.
     pub fn start(pool: PgPool, key: SecretKey, committers: usize, public_base: &str) -> Self {
         let cache = SourceCache::start(pool.clone(), key, Duration::from_secs(30));
-        let committer = Committer::start(pool.clone(), committers);
+        let claimers = wake::Claimers::start(pool.clone());
+        let committer = Committer::start(pool.clone(), committers, claimers);
         let rejections = rejections::RejectionLog::start(pool.clone());
         IngressState {
             cache,

@@ -159,6 +159,6 @@ pub async fn replay(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    notify_deliveries(tx).await?;
+    notify_deliveries(&mut *tx).await?;
     Ok(updated)
 }

@@ -249,7 +249,7 @@ pub async fn resume(
         .await?;
     }
     if released > 0 {
-        notify_deliveries(tx).await?;
+        notify_deliveries(&mut *tx).await?;
     }
     Ok(usize::try_from(released).unwrap_or(usize::MAX))
 }

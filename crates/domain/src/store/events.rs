@@ -209,7 +209,8 @@ struct Planned<'a> {
     target: &'a Target,
 }
 
-/// One `pending` delivery per matched route of each event, due at once.
+/// One `pending` delivery per matched route of each event, due at once. The caller wakes
+/// the claimers once the transaction has committed.
 async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
     let planned: Vec<Planned<'_>> = events
         .iter()
@@ -245,15 +246,20 @@ pub async fn rerun(
             target,
         })
         .collect();
-    insert_planned(tx, &planned).await
+    let (made, due) = insert_planned(tx, &planned).await?;
+    if due > 0 {
+        notify_deliveries(&mut *tx).await?;
+    }
+    Ok(made)
 }
 
+/// Returns how many deliveries were made, and how many of them are due.
 async fn insert_planned(
     tx: &mut PgConnection,
     planned: &[Planned<'_>],
-) -> Result<usize, StoreError> {
+) -> Result<(usize, usize), StoreError> {
     if planned.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let ids: Vec<DeliveryId> = planned.iter().map(|_| DeliveryId::generate()).collect();
     // Joined with routes and destinations: one deleted since the source was cached is
@@ -297,14 +303,11 @@ async fn insert_planned(
     )
     .fetch_all(&mut *tx)
     .await?;
-    // One wake-up for the whole commit, however many events and deliveries it holds.
-    if inserted
+    let due = inserted
         .iter()
-        .any(|status| status == DeliveryStatus::Pending.as_str())
-    {
-        notify_deliveries(tx).await?;
-    }
-    Ok(inserted.len())
+        .filter(|status| *status == DeliveryStatus::Pending.as_str())
+        .count();
+    Ok((inserted.len(), due))
 }
 
 /// How far an event's id time may be from its `received_at`: a time bound widened by it

@@ -7,7 +7,7 @@
 use apalis::prelude::TaskBuilder;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
 use crate::ids::{DeliveryId, DestinationId, TeamId};
@@ -15,13 +15,15 @@ use crate::ids::{DeliveryId, DestinationId, TeamId};
 /// The channel that tells the delivery claimers deliveries became due.
 pub const DELIVERIES_CHANNEL: &str = "switchyard_deliveries";
 
-/// Wakes every process's delivery claimer once the caller's transaction commits (a
-/// notification is sent at commit, and PostgreSQL folds repeats within a transaction into
-/// one). Call it once per transaction that makes deliveries due now.
-pub async fn notify_deliveries(tx: &mut PgConnection) -> Result<(), StoreError> {
+/// Wakes every process's delivery claimer: in a transaction, once it commits (and
+/// PostgreSQL folds repeats within one transaction into one); outside one, at once.
+/// Call it for a change that makes deliveries due now. A NOTIFY in a transaction takes a
+/// lock PostgreSQL holds until the commit is flushed, so the hot path (ingest) sends it
+/// after its commit instead.
+pub async fn notify_deliveries(db: impl PgExecutor<'_>) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(DELIVERIES_CHANNEL)
-        .execute(tx)
+        .execute(db)
         .await?;
     Ok(())
 }

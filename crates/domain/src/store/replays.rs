@@ -257,7 +257,7 @@ pub async fn step(
         .await?;
     replayed.sort();
     if !replayed.is_empty() {
-        notify_deliveries(tx).await?;
+        notify_deliveries(&mut *tx).await?;
     }
     let n = replayed.len();
     let last = replayed.last().map(ToString::to_string).or(row.cursor);

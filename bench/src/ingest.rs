@@ -31,10 +31,11 @@ pub async fn serve(database_url: &str) -> anyhow::Result<()> {
         "--allow-private-destinations",
         "true",
     ])?;
+    // The settings a deployment has (SWITCHYARD_DELIVERY_SLOTS etc. apply).
     let running = switchyard::start(
         &cli.config,
         switchyard::Roles::ALL,
-        switchyard::WorkerSettings::default(),
+        cli.config.worker_settings(),
         listener,
     )
     .await?;
@@ -202,6 +203,7 @@ pub async fn run(
     let length = Duration::from_secs(seconds);
 
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    warm_up(&setup, deliver).await?;
     if deliver {
         let e2e = idle(client, hook, sink).await;
         println!(
@@ -315,6 +317,31 @@ pub async fn run(
     }
     setup.stop(admin_url).await?;
     autovacuum.restore(admin_url).await
+}
+
+/// Fills the fresh database with a few seconds of traffic, lets it drain, and analyzes
+/// it. Until autovacuum's first analyze, a new database's statistics say its tables are
+/// empty, and the plans cached on that say scan them whole: a production database is
+/// long past that minute, so the benchmark measures after it.
+pub async fn warm_up(setup: &Setup, deliver: bool) -> anyhow::Result<()> {
+    const WARM_UP: usize = usize::MAX - 1;
+    let warm = drive(
+        &setup.client,
+        &setup.hook,
+        16,
+        Duration::from_secs(5),
+        WARM_UP,
+    )
+    .await;
+    if deliver {
+        wait_delivered(&setup.sink, WARM_UP, warm.accepted).await;
+    }
+    setup.pool.execute("ANALYZE").await?;
+    println!(
+        "warm-up: {} webhooks, then ANALYZE (as autovacuum does within its first minute)",
+        warm.accepted
+    );
+    Ok(())
 }
 
 /// How deliveries kept pace with a phase's webhooks.

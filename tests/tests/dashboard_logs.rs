@@ -240,6 +240,9 @@ async fn the_overview_counts_outcomes_draws_them_by_hour_and_lists_what_needs_at
     page.assert_contains("<rect class=\"bad\"");
     page.assert_contains("1 failed</title>");
     page.assert_contains("Failures in a row");
+    // Nothing is waiting: the backlog is empty.
+    page.assert_contains("<h2>Backlog now</h2>");
+    page.assert_contains("<span class=\"muted\">Due now</span><span class=\"stat\">0</span>");
     let week = v.get(&format!("{team}?window=7d")).await;
     week.assert_contains("The last 7 days");
     week.assert_contains("Deliveries per 6 hours");

@@ -89,6 +89,19 @@ async fn a_concurrency_limit_holds_across_two_worker_processes() {
 }
 
 #[tokio::test]
+async fn a_destination_at_its_concurrency_limit_sends_the_next_once_one_is_recorded() {
+    // The claimer is told when an attempt's outcome is in, not only when its send ends:
+    // the limit counts an attempt until then. Missing that, each next one would wait for
+    // the once-a-second look, and thirty would take half a minute.
+    let app = TestApp::spawn_with(two_workers()).await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let source = limited_http(&app, &receiver, json!({"max_in_flight": 1})).await;
+    send_many(&app, &source, 30).await;
+    let _worker = spawn_worker_process(&app.database).await;
+    receiver.wait_for(30, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
 async fn a_spent_budget_throttles_until_the_window_resets() {
     // Both sends must fall in one clock hour: start clear of its end.
     {

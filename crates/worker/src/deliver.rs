@@ -29,7 +29,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
         lease_started,
     } = attempt;
     if !engine.lease_covers_a_send(lease_started) {
-        drop(slot);
+        slot.sent();
         give_back(&engine, *claimed).await;
         return Ok(());
     }
@@ -51,7 +51,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
                     persist(|| teams::admin_emails(&ctx.pool, &claimed.delivery.team_id)).await?;
                 // That may have waited out an unreachable database.
                 if !engine.lease_covers_a_send(lease_started) {
-                    drop(slot);
+                    slot.sent();
                     give_back(&engine, *claimed).await;
                     return Ok(());
                 }

@@ -35,10 +35,11 @@ pub use outbound::Outbound;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Attempts one process sends at once.
+    /// Requests one process has out at once; twice as many attempts may be in progress
+    /// (the rest waiting for their outcome's commit).
     pub send_slots: usize,
-    /// Attempts one destination may have in flight from one process at once, so a slow
-    /// or flooded destination never takes every slot.
+    /// Requests one destination may have out from one process at once, so a slow or
+    /// flooded destination never takes every slot.
     pub per_destination: usize,
     /// How long a claimed delivery belongs to its process. A delivery whose lease ran
     /// out (its worker died or stalled) is claimed again. Longer than `send_timeout`.

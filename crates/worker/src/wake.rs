@@ -1,11 +1,12 @@
 //! Wake-ups: one connection per process listens for new work and turns each
 //! notification into a coalesced wake-up of whoever waits for it.
 //!
-//! Two channels are heard. `switchyard_deliveries` is notified (once per transaction) by
-//! whatever makes deliveries due: an ingest commit, a replay, a resume. It wakes the
-//! delivery claimer. `apalis::job::insert` is notified by a trigger when side jobs are
-//! pushed (once per queue per statement; see the migrations); it wakes that queue's
-//! apalis workers, as a poll strategy.
+//! Two channels are heard. `switchyard_deliveries` is notified by whatever makes
+//! deliveries due: ingest right after its commits (coalesced), a replay, a re-run, a
+//! bulk replay or a resume in its transaction. It wakes the delivery claimer.
+//! `apalis::job::insert` is notified by a trigger when side jobs are pushed (once per
+//! queue per statement; see the migrations); it wakes that queue's apalis workers, as a
+//! poll strategy.
 //!
 //! Why one listener: apalis-postgres gives every worker a LISTEN connection of its own,
 //! read only when that worker is ready for more work. Under load the notifications

@@ -31,12 +31,12 @@ use crate::model::DestinationSettings;
 /// What a claimer asks for.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest<'a> {
-    /// Deliveries to start at most: the claimer's free send slots.
+    /// Deliveries to start at most: what the claimer can start at once.
     pub limit: usize,
-    /// Deliveries one destination may have in flight from this claimer at once, so one
-    /// slow or busy destination never takes every slot.
+    /// Requests one destination may have out from this claimer at once, so one slow or
+    /// busy destination never takes every slot.
     pub per_destination: usize,
-    /// This claimer's deliveries in flight now, by destination.
+    /// This claimer's requests out now, by destination.
     pub busy: &'a HashMap<DestinationId, usize>,
     /// How long a started delivery is this claimer's; past it, a claim takes it over.
     pub lease: std::time::Duration,

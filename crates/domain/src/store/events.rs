@@ -31,7 +31,9 @@ pub enum Ingested {
 /// however many there are (group commit hands in whole batches). For each dedup key the
 /// first request claims it: a dedup row whose window has passed is taken over, a live one
 /// makes the request a duplicate that writes nothing else. Later requests in the batch
-/// with the same key are duplicates of the first.
+/// with the same key are duplicates of the first. The deliveries made are due: the
+/// caller wakes the claimers once the transaction has committed
+/// ([`notify_deliveries`]).
 #[tracing::instrument(skip_all, fields(count = batch.len()))]
 pub async fn ingest(
     tx: &mut PgConnection,

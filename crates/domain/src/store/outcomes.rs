@@ -229,16 +229,23 @@ async fn record_plain(
                  response_status = f.response_status, response_excerpt = f.response_excerpt,
                  error = f.error, request_headers = f.request_headers,
                  claude_code_session_id = f.session_id, claude_code_session_url = f.session_url
-             FROM f JOIN done ON done.id = f.id WHERE a.id = f.attempt_id
+             FROM f JOIN done ON done.id = f.id AND done.current_attempt_id = f.attempt_id
+             WHERE a.id = f.attempt_id AND a.status = 'in_flight'
+         ), unhealthy AS (
+             -- Locked in id order, as claims lock them, before they are written.
+             SELECT r.id FROM destination_runtime r
+             WHERE r.id IN (SELECT destination_id FROM done)
+               AND (r.consecutive_failures <> 0
+                    OR (r.state = 'backing_off' AND r.paused_until <= $10))
+             ORDER BY r.id
+             FOR UPDATE
          ), healthy AS (
              UPDATE destination_runtime r SET consecutive_failures = 0,
                  state = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
                               THEN 'active' ELSE r.state END,
                  paused_until = CASE WHEN r.state = 'backing_off' AND r.paused_until <= $10
                                      THEN NULL ELSE r.paused_until END
-             WHERE r.id IN (SELECT destination_id FROM done)
-               AND (r.consecutive_failures <> 0
-                    OR (r.state = 'backing_off' AND r.paused_until <= $10))
+             WHERE r.id IN (SELECT id FROM unhealthy)
          )
          SELECT id, current_attempt_id FROM done",
     )

@@ -42,7 +42,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// One started attempt, as the apalis worker runs it.
 pub struct Attempt {
     pub claimed: Box<Claimed>,
-    /// Held while the attempt is being sent.
+    /// Its send slot, given back when the answer is in, and its place among the
+    /// attempts in progress, given back when its outcome is recorded.
     pub slot: Slot,
     /// When the claim that started it began: its lease runs from then.
     pub lease_started: Instant,

@@ -1,9 +1,10 @@
 //! Group commit of outcomes. Finished attempts hand their outcome to a few committer
 //! tasks; each takes whatever is waiting (up to `MAX_BATCH`) and records it in one
 //! transaction, so one WAL flush covers many attempts. An attempt waits (holding its
-//! send slot) until the commit that holds its outcome is done. While the database is
-//! unreachable a batch is tried again until it goes through; a batch that fails for
-//! another reason is recorded one outcome at a time, so one bad row cannot fail the rest.
+//! place among the attempts in progress) until the commit that holds its outcome is
+//! done. While the database is unreachable a batch is tried again until it goes through;
+//! a batch that fails for another reason is recorded one outcome at a time, so one bad
+//! row cannot fail the rest.
 
 use std::sync::Arc;
 use std::time::Instant;

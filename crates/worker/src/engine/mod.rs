@@ -28,9 +28,9 @@ use crate::wake::Signal;
 /// How the engine runs.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
-    /// Attempts this process sends at once.
+    /// Requests this process has out at once (see `slots`).
     pub send_slots: usize,
-    /// Attempts one destination may have in flight from this process at once.
+    /// Requests one destination may have out from this process at once.
     pub per_destination: usize,
     /// How long a claimed delivery is this process's. Past it, a claim anywhere takes
     /// it over; a send that could not end within it is not started.

@@ -1,9 +1,9 @@
 //! Send slots: how many attempts this process sends at once, and how many of them each
-//! destination holds. An attempt holds a slot while it is sent; once its answer is in it
-//! waits for its outcome's commit without one (and without its event's body), among a
-//! bounded number of attempts in progress (twice the slots). A claim asks for no more deliveries than it can
-//! start at once on both counts, so a claimed delivery never waits in memory while its
-//! lease runs.
+//! destination holds. An attempt holds a slot while it is sent; once its answer is in
+//! it waits for its outcome's commit without one (and without its event's body), still
+//! holding a place among a bounded number of attempts in progress (twice the slots). A
+//! claim asks for no more deliveries than it can start on both counts, so a claimed
+//! delivery never waits in memory while its lease runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,8 +87,8 @@ impl Slots {
         }
     }
 
-    /// Returns once a send slot has been given back (at once if one was since the last
-    /// call).
+    /// Returns once a send ended or an attempt's outcome was recorded (at once if one
+    /// did since the last call).
     pub async fn freed(&self) {
         self.freed.notified().await;
     }
@@ -114,8 +114,12 @@ impl Slot {
 }
 
 impl Drop for Slot {
+    /// The attempt is over (its outcome recorded): its place in progress goes back, and
+    /// the claimer hears of it too, since a destination's concurrency limit counts the
+    /// attempt until its outcome is in.
     fn drop(&mut self) {
         self.sent();
+        self.slots.freed.notify_one();
     }
 }
 

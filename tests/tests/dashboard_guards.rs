@@ -250,3 +250,36 @@ async fn every_team_page_and_form_is_guarded() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_the_database_gone_the_dashboard_and_the_api_both_answer_503_with_retry_after() {
+    let app = TestApp::spawn_with(switchyard_tests::app::Options {
+        db_proxy: true,
+        ..switchyard_tests::app::Options::default()
+    })
+    .await;
+    let mut ada = Visitor::new(&app);
+    let team = ada.sign_up("ada@example.com", "Acme Two").await;
+    ada.get(&format!("{team}/sources")).await;
+
+    let proxy = app.proxy.clone().expect("a proxy");
+    proxy.cut();
+    let page = ada.get(&format!("{team}/sources")).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    page.assert_contains("try again in a moment");
+    assert!(page.headers.contains_key("retry-after"));
+    let api = app
+        .api(reqwest::Method::GET, "/api/v1/sources")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(api.headers().contains_key("retry-after"));
+
+    let page = ada.post(&format!("{team}/sources"), &[("name", "x")]).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    proxy.restore().await;
+    ada.get(&format!("{team}/sources"))
+        .await
+        .assert_contains("Add your first source");
+}

@@ -285,3 +285,52 @@ async fn sources_and_destinations_are_edited_in_place_keeping_their_secrets() {
     page.assert_contains("id=\"url-error\"");
     page.assert_contains("value=\"ftp://nope\"");
 }
+
+#[tokio::test]
+async fn a_source_rule_fails_the_same_way_through_the_api_and_the_form() {
+    // One rule, one place: the API's 422 and the form's message come from the same check.
+    let app = TestApp::spawn().await;
+    let (status, problem) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/sources",
+            Some(serde_json::json!({
+                "name": "tiny", "provider": "github", "secret": SECRET, "body_limit": 10
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "body_limit", "{problem}");
+    let message = problem["errors"][0]["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned();
+    assert!(message.starts_with("must be between 1024 and"), "{message}");
+
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let page = v
+        .post(
+            &format!("{team}/sources"),
+            &[
+                ("provider", "github"),
+                ("name", "tiny"),
+                ("secret", SECRET),
+                ("body_limit", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"body_limit-error\"");
+    page.assert_contains(&format!("M{}.", &message[1..]));
+    // Neither surface stored anything.
+    let (_, sources) = app.get("/api/v1/sources").await;
+    assert_eq!(
+        sources["data"].as_array().map(Vec::len),
+        Some(0),
+        "{sources}"
+    );
+    v.get(&format!("{team}/sources"))
+        .await
+        .assert_contains("Add your first source");
+}

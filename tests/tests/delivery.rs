@@ -162,7 +162,7 @@ async fn a_private_address_is_refused_unless_allowed() {
     let app = TestApp::spawn().await;
     // The test app allows private destinations; the policy itself is what production runs.
     let policy = switchyard_domain::netguard::Policy::default();
-    let outbound = switchyard_worker_outbound(policy);
+    let outbound = guarded_client(policy);
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
     let sent = outbound
         .post(
@@ -194,10 +194,8 @@ async fn a_private_address_is_refused_unless_allowed() {
     drop(app);
 }
 
-fn switchyard_worker_outbound(
-    policy: switchyard_domain::netguard::Policy,
-) -> switchyard_worker::Outbound {
-    switchyard_worker::Outbound::new(policy, std::time::Duration::from_secs(30)).unwrap()
+fn guarded_client(policy: switchyard_domain::netguard::Policy) -> switchyard_send::Outbound {
+    switchyard_send::Outbound::new(policy, std::time::Duration::from_secs(30)).unwrap()
 }
 
 #[tokio::test]

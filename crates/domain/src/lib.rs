@@ -3,11 +3,11 @@
 //! call into this one, never the other way.
 
 pub mod accounts;
+pub mod app;
 pub mod delivery;
 pub mod ids;
 pub mod model;
 pub mod netguard;
-pub mod problem;
 pub mod providers;
 pub mod routing;
 pub mod secrets;

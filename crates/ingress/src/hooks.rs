@@ -3,21 +3,21 @@
 //! answer.
 
 use actix_web::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{Duration, Utc};
 use futures::StreamExt;
 use serde_json::json;
 use switchyard_domain::ids::EventId;
 use switchyard_domain::model::{NewEvent, Target};
-use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::{
     DedupKind, Headers, Inbound, checked_event_type, resolve_event_type, structured,
 };
 use switchyard_domain::routing::template::{EventContext, EventMeta, Links, SourceContext};
 use switchyard_domain::store::events::Ingested;
 use switchyard_domain::store::sources::Rejection;
+use switchyard_problem::Problem;
 
-use crate::{IngressState, problem};
+use crate::IngressState;
 
 /// How long a content-derived dedup key holds.
 const CONTENT_DEDUP_WINDOW: Duration = Duration::hours(1);
@@ -31,12 +31,12 @@ pub async fn receive(
     // Every token Switchyard issues has this shape; anything else is unknown without
     // asking the database.
     if !crate::cache::well_formed(&token) {
-        return problem(&Problem::not_found("no source has this ingest URL"));
+        return Problem::not_found("no source has this ingest URL").error_response();
     }
     let source = match state.cache.get(&token).await {
         Ok(Some(source)) => source,
-        Ok(None) => return problem(&Problem::not_found("no source has this ingest URL")),
-        Err(e) => return problem(&e.into()),
+        Ok(None) => return Problem::not_found("no source has this ingest URL").error_response(),
+        Err(e) => return Problem::from(e).error_response(),
     };
     // The request's span (opened by the server's middleware) names the source.
     tracing::Span::current().record("source", tracing::field::display(&source.config.source.id));
@@ -53,7 +53,7 @@ pub async fn receive(
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
-            return problem(&Problem::bad_request("the request body could not be read"));
+            return Problem::bad_request("the request body could not be read").error_response();
         };
         if body.len() + chunk.len() > limit {
             return too_large(limit);
@@ -93,7 +93,7 @@ pub async fn receive(
         );
         metrics::counter!("switchyard_ingest_total", "provider" => kind, "result" => "rejected")
             .increment(1);
-        return problem(&Problem::signature_rejected(e.slug(), e.to_string()));
+        return Problem::signature_rejected(e.slug(), e.to_string()).error_response();
     }
 
     if let Some(answer) = provider.handshake(&inbound) {
@@ -101,7 +101,7 @@ pub async fn receive(
     }
     let event_type = match checked_event_type(resolve_event_type(provider, &inbound, settings)) {
         Ok(event_type) => event_type,
-        Err(reason) => return problem(&Problem::bad_request(reason)),
+        Err(reason) => return Problem::bad_request(reason).error_response(),
     };
     let dedup_key = provider.dedup_key(&inbound, settings).bounded();
     let dedup_until = match dedup_key.kind {
@@ -189,12 +189,12 @@ pub async fn receive(
                 .increment(1);
             HttpResponse::Ok().json(json!({"status": "duplicate", "event_id": id}))
         }
-        Err(e) => problem(&e.into()),
+        Err(e) => Problem::from(e).error_response(),
     }
 }
 
 fn too_large(limit: usize) -> HttpResponse {
-    let mut res = problem(&Problem::payload_too_large(limit));
+    let mut res = Problem::payload_too_large(limit).error_response();
     // The rest of the body is not read; the connection cannot be reused.
     res.headers_mut().insert(
         CONNECTION,

@@ -12,9 +12,8 @@ mod wake;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::web;
 use sqlx::PgPool;
-use switchyard_domain::problem::Problem;
 use switchyard_domain::secrets::SecretKey;
 
 pub use cache::SourceCache;
@@ -57,14 +56,4 @@ pub fn configure(state: IngressState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state))
             .route("/hooks/{token}", web::post().to(hooks::receive));
     }
-}
-
-pub(crate) fn problem(p: &Problem) -> HttpResponse {
-    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut res = HttpResponse::build(status);
-    res.content_type("application/problem+json");
-    if p.status == 503 {
-        res.insert_header(("Retry-After", "1"));
-    }
-    res.body(p.to_json())
 }

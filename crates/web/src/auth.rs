@@ -5,9 +5,10 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use switchyard_domain::app::Scope;
 use switchyard_domain::ids::TeamId;
-use switchyard_domain::problem::Problem;
 use switchyard_domain::store::api_keys;
+use switchyard_problem::Problem;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -18,9 +19,23 @@ use crate::error::ApiError;
 /// `authenticate` before any extractor runs, so a request with a bad key is refused with
 /// 401 whatever its body looks like.
 #[derive(Debug, Clone)]
-pub struct ApiTeam(pub TeamId, pub String);
+pub struct ApiTeam {
+    pub team: TeamId,
+    /// How the audit log names the key.
+    pub actor: String,
+}
 
 impl ApiTeam {
+    /// The application layer's view of this request.
+    pub fn scope<'a>(&'a self, state: &'a WebState) -> Scope<'a> {
+        Scope {
+            pool: &state.pool,
+            key: &state.key,
+            team: &self.team,
+            actor: &self.actor,
+        }
+    }
+
     /// Notes in the team's audit log that this key did `action` to `target`.
     pub async fn audit(
         &self,
@@ -28,7 +43,8 @@ impl ApiTeam {
         action: &str,
         target: &str,
     ) -> Result<(), ApiError> {
-        switchyard_domain::store::audit::record(db, &self.0, &self.1, action, target).await?;
+        switchyard_domain::store::audit::record(db, &self.team, &self.actor, action, target)
+            .await?;
         Ok(())
     }
 }
@@ -73,8 +89,10 @@ pub async fn authenticate(
     };
     match team {
         Some((team, name)) => {
-            req.extensions_mut()
-                .insert(ApiTeam(team, format!("API key \"{name}\"")));
+            req.extensions_mut().insert(ApiTeam {
+                team,
+                actor: format!("API key \"{name}\""),
+            });
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         None => Err(unauthorized().into()),

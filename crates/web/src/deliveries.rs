@@ -4,13 +4,14 @@ use actix_web::{HttpResponse, web};
 use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchyard_domain::app::Invalid;
 use switchyard_domain::delivery::DeliveryStatus;
 use switchyard_domain::ids::{DeliveryId, DestinationId, EventId, RouteId};
 use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter};
 use switchyard_domain::store::deliveries;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::error::{ApiResult, missing, not_found};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
@@ -69,7 +70,7 @@ async fn list(
         limit: q.limit,
     }
     .request();
-    let found = deliveries::list(&state.pool, &team.0, &filter, &page).await?;
+    let found = deliveries::list(&state.pool, &team.team, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |d| d)))
 }
 
@@ -88,10 +89,10 @@ async fn get(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<DeliveryDetail>> {
     let id = parse_id(&id)?;
-    let delivery = deliveries::get(&state.pool, &team.0, &id)
+    let delivery = deliveries::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("delivery"))?;
-    let attempts = deliveries::attempts(&state.pool, &team.0, &id).await?;
+    let attempts = deliveries::attempts(&state.pool, &team.team, &id).await?;
     Ok(web::Json(DeliveryDetail { delivery, attempts }))
 }
 
@@ -107,7 +108,7 @@ async fn replay(
 ) -> ApiResult<HttpResponse> {
     let id = parse_id(&id)?;
     let mut tx = state.pool.begin().await?;
-    let delivery = deliveries::replay(&mut tx, &team.0, &id, Utc::now())
+    let delivery = deliveries::replay(&mut tx, &team.team, &id, Utc::now())
         .await
         .map_err(missing("delivery"))?;
     tx.commit().await?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use switchyard_domain::StoreError;
 use switchyard_domain::accounts;
+use switchyard_domain::app::Invalid;
 use switchyard_domain::delivery::limits::Limits;
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::{DestinationId, TeamId};
@@ -16,13 +17,13 @@ use switchyard_domain::model::{
     Credentials, Destination, DestinationSettings, DestinationUrl, Name, hint,
 };
 use switchyard_domain::netguard::Policy;
-use switchyard_domain::problem::Problem;
 use switchyard_domain::secrets::new_signing_secret;
 use switchyard_domain::store::audit;
 use switchyard_domain::store::destinations::{self, DestinationPatch, NewDestination};
+use switchyard_problem::Problem;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::error::{ApiResult, missing, not_found};
 use crate::http_target::{self, AuthInput};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
@@ -299,7 +300,13 @@ async fn create(
     let input = target_input!(body);
     let mut tx = state.pool.begin().await?;
     let created = insert_new(
-        &mut tx, &state, &team.0, &team.1, &body.name, &body.kind, input,
+        &mut tx,
+        &state,
+        &team.team,
+        &team.actor,
+        &body.name,
+        &body.kind,
+        input,
     )
     .await?;
     tx.commit().await?;
@@ -372,7 +379,7 @@ async fn list(
     state: web::Data<WebState>,
     q: web::Query<Paging>,
 ) -> ApiResult<web::Json<List<Destination>>> {
-    let page = destinations::list(&state.pool, &team.0, &q.request()).await?;
+    let page = destinations::list(&state.pool, &team.team, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |d| d)))
 }
 
@@ -383,7 +390,7 @@ async fn get(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<Destination>> {
-    let found = destinations::get(&state.pool, &team.0, &parse_id(&id)?)
+    let found = destinations::get(&state.pool, &team.team, &parse_id(&id)?)
         .await
         .map_err(missing("destination"))?;
     Ok(web::Json(found))
@@ -468,20 +475,20 @@ async fn update(
         update_target(
             &mut tx,
             &state,
-            &team.0,
-            &team.1,
+            &team.team,
+            &team.actor,
             &id,
             name.as_deref(),
             input,
         )
         .await?
     } else {
-        destinations::get(&mut *tx, &team.0, &id)
+        destinations::get(&mut *tx, &team.team, &id)
             .await
             .map_err(missing("destination"))?
     };
     if let Some(new_state) = new_state {
-        updated = change_state(&mut tx, &team.0, &team.1, &id, new_state).await?;
+        updated = change_state(&mut tx, &team.team, &team.actor, &id, new_state).await?;
     }
     tx.commit().await?;
     Ok(web::Json(updated))
@@ -560,7 +567,7 @@ async fn delete(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    delete_destination(&state, &team.0, &team.1, &parse_id(&id)?).await?;
+    delete_destination(&state, &team.team, &team.actor, &parse_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -6,7 +6,8 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use switchyard_domain::StoreError;
-use switchyard_domain::problem::{FieldError, Problem};
+use switchyard_domain::app::{AppError, FieldError};
+use switchyard_problem::Problem;
 
 /// The largest JSON body the API reads.
 const JSON_LIMIT: usize = 256 * 1024;
@@ -24,22 +25,23 @@ impl std::fmt::Display for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        self.0.status_code()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status_code());
-        if self.0.status == 503 {
-            res.insert_header(("Retry-After", "1"));
-        }
-        res.content_type("application/problem+json")
-            .body(self.0.to_json())
+        self.0.error_response()
     }
 }
 
 impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
         ApiError(p)
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError(e.into())
     }
 }
 
@@ -67,32 +69,6 @@ pub fn missing(what: &'static str) -> impl FnOnce(StoreError) -> ApiError {
     }
 }
 
-/// Collects field errors so one 422 names every bad field at once.
-#[derive(Default)]
-pub struct Invalid(Vec<FieldError>);
-
-impl Invalid {
-    pub fn add(&mut self, field: &str, message: impl ToString) {
-        self.0.push(FieldError {
-            field: field.to_owned(),
-            message: message.to_string(),
-        });
-    }
-
-    /// Keeps the value, or notes the error and gives `None`.
-    pub fn check<T, E: ToString>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
-        result.map_err(|e| self.add(field, e)).ok()
-    }
-
-    pub fn finish(self) -> ApiResult<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError(Problem::invalid(self.0)))
-        }
-    }
-}
-
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(JSON_LIMIT)
@@ -106,10 +82,7 @@ pub fn json_config() -> web::JsonConfig {
                     Problem::payload_too_large(JSON_LIMIT)
                 }
                 JsonPayloadError::Deserialize(e) if e.is_data() => {
-                    Problem::invalid(vec![FieldError {
-                        field: "body".to_owned(),
-                        message: e.to_string(),
-                    }])
+                    Problem::invalid(vec![FieldError::new("body", e)])
                 }
                 JsonPayloadError::Deserialize(e) => {
                     Problem::bad_request(format!("malformed JSON: {e}"))
@@ -122,11 +95,7 @@ pub fn json_config() -> web::JsonConfig {
 
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
-        ApiError(Problem::invalid(vec![FieldError {
-            field: "query".to_owned(),
-            message: err.to_string(),
-        }]))
-        .into()
+        ApiError(Problem::invalid(vec![FieldError::new("query", err)])).into()
     })
 }
 

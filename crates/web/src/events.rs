@@ -3,12 +3,13 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchyard_domain::app::Invalid;
 use switchyard_domain::ids::{EventId, SourceId};
 use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest};
 use switchyard_domain::store::{deliveries, events};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::error::{ApiResult, missing, not_found};
 use crate::list::{List, Paging};
 use crate::route_preview::targets_today;
 use crate::{ApiTeam, WebState};
@@ -41,7 +42,7 @@ pub(crate) async fn rerun_event(
         .map(|(target, _)| target)
         .collect();
     let mut tx = state.pool.begin().await?;
-    let made = events::rerun(&mut tx, &team.0, id, &targets, Utc::now()).await?;
+    let made = events::rerun(&mut tx, &team.team, id, &targets, Utc::now()).await?;
     team.audit(&mut *tx, "event.rerun", id.as_str()).await?;
     tx.commit().await?;
     Ok(made)
@@ -55,9 +56,9 @@ async fn rerun(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id: EventId = id.parse().map_err(|_| not_found("event"))?;
-    let before: Vec<Delivery> = deliveries::for_event(&state.pool, &team.0, &id).await?;
+    let before: Vec<Delivery> = deliveries::for_event(&state.pool, &team.team, &id).await?;
     rerun_event(&state, &team, &id).await?;
-    let after = deliveries::for_event(&state.pool, &team.0, &id).await?;
+    let after = deliveries::for_event(&state.pool, &team.team, &id).await?;
     let deliveries = after
         .into_iter()
         .filter(|d| !before.iter().any(|b| b.id == d.id))
@@ -106,7 +107,7 @@ async fn list(
         limit: q.limit,
     }
     .request();
-    let found = events::list(&state.pool, &team.0, &filter, &page).await?;
+    let found = events::list(&state.pool, &team.team, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |e| e)))
 }
 
@@ -125,9 +126,9 @@ async fn get(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<EventDetail>> {
     let id: EventId = id.parse().map_err(|_| not_found("event"))?;
-    let event = events::get(&state.pool, &team.0, &id)
+    let event = events::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("event"))?;
-    let deliveries = deliveries::for_event(&state.pool, &team.0, &id).await?;
+    let deliveries = deliveries::for_event(&state.pool, &team.team, &id).await?;
     Ok(web::Json(EventDetail { event, deliveries }))
 }

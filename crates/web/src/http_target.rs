@@ -9,13 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use switchyard_domain::app::Invalid;
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::model::{AuthScheme, Credentials, DestinationSettings, HttpMethod};
-use switchyard_domain::problem::Problem;
 use switchyard_domain::secrets::new_signing_secret;
 use switchyard_domain::store::destinations;
+use switchyard_problem::Problem;
 
-use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::error::{ApiResult, missing, not_found};
 use crate::{ApiTeam, WebState};
 
 /// What the request may send as the `Authorization` header.
@@ -185,7 +186,7 @@ pub async fn rotate_signing_secret(
         );
         invalid.finish()?;
     }
-    let destination = destinations::get(&state.pool, &team.0, &id)
+    let destination = destinations::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("destination"))?;
     if destination.kind != DestinationKind::Http {
@@ -196,7 +197,7 @@ pub async fn rotate_signing_secret(
     let signing_secret = new_signing_secret();
     let until = Utc::now() + Duration::seconds(i64::from(overlap));
     let sealed = state.key.seal(signing_secret.as_bytes());
-    destinations::rotate_signing_secret(&state.pool, &team.0, &id, &sealed, until)
+    destinations::rotate_signing_secret(&state.pool, &team.team, &id, &sealed, until)
         .await
         .map_err(missing("destination"))?;
     Ok(web::Json(RotatedSigningSecret {

@@ -19,6 +19,7 @@ mod sources;
 
 use actix_web::web;
 use sqlx::PgPool;
+use switchyard_domain::model::Source;
 use switchyard_domain::netguard::Policy;
 use switchyard_domain::secrets::SecretKey;
 use utoipa::OpenApi;
@@ -45,6 +46,11 @@ impl WebState {
     /// Cookies are `Secure` when people reach Switchyard over HTTPS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    /// Where a source's sender posts: the source's token is the credential in the path.
+    pub fn ingest_url(&self, source: &Source) -> String {
+        format!("{}/hooks/{}", self.public_url, source.token)
     }
 }
 

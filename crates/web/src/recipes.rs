@@ -2,15 +2,16 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
+use switchyard_domain::app::Invalid;
 use switchyard_domain::ids::SourceId;
 use switchyard_domain::model::Route;
-use switchyard_domain::problem::Problem;
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
 use switchyard_domain::store::{routes, sources};
+use switchyard_problem::Problem;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::destinations::{CreatedDestination, TargetInput, insert_new};
-use crate::error::{ApiResult, Invalid, not_found};
+use crate::error::{ApiResult, not_found};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -97,7 +98,7 @@ pub(crate) async fn apply_recipe(
         return Err(Problem::internal().into());
     };
     let mut tx = state.pool.begin().await?;
-    let source = sources::get(&mut *tx, &team.0, &source_id)
+    let source = sources::get(&mut *tx, &team.team, &source_id)
         .await
         .map_err(|_| Problem::invalid_field("source_id", "no source of this team has this id"))?;
     if source.provider.as_str() != recipe.provider {
@@ -121,8 +122,8 @@ pub(crate) async fn apply_recipe(
     let destination = insert_new(
         &mut tx,
         state,
-        &team.0,
-        &team.1,
+        &team.team,
+        &team.actor,
         &destination_name,
         recipe.kind.as_str(),
         input,
@@ -138,7 +139,7 @@ pub(crate) async fn apply_recipe(
         subject: recipe.subject.map(str::to_owned),
         paused: false,
     };
-    let route = routes::insert(&mut *tx, &team.0, new).await?;
+    let route = routes::insert(&mut *tx, &team.team, new).await?;
     team.audit(&mut *tx, "route.create", &route.name).await?;
     tx.commit().await?;
     Ok(AppliedRecipe { destination, route })

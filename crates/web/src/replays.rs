@@ -6,16 +6,17 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_domain::StoreError;
+use switchyard_domain::app::Invalid;
 use switchyard_domain::delivery::DeliveryStatus;
 use switchyard_domain::ids::{DestinationId, ReplayId, RouteId, TeamId};
 use switchyard_domain::model::Delivery;
-use switchyard_domain::problem::Problem;
 use switchyard_domain::store::audit;
 use switchyard_domain::store::queue::{ReplayTask, push_replay};
 use switchyard_domain::store::replays::{self, Replay, ReplayFilter};
+use switchyard_problem::Problem;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::error::{ApiResult, missing, not_found};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -169,10 +170,10 @@ async fn start(
     let body = body.into_inner();
     let filter = body.filter.parse()?;
     if body.dry_run {
-        let (count, sample) = dry_run(&state, &team.0, &filter).await?;
+        let (count, sample) = dry_run(&state, &team.team, &filter).await?;
         return Ok(HttpResponse::Ok().json(DryRun { count, sample }));
     }
-    let replay = start_replay(&state, &team.0, &team.1, &filter).await?;
+    let replay = start_replay(&state, &team.team, &team.actor, &filter).await?;
     Ok(HttpResponse::Accepted().json(Started {
         count: i64::from(replay.total),
         id: replay.id,
@@ -192,7 +193,7 @@ async fn get(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = replays::get(&state.pool, &team.0, &parse_id(&id)?)
+    let replay = replays::get(&state.pool, &team.team, &parse_id(&id)?)
         .await
         .map_err(missing("replay"))?;
     Ok(web::Json(replay))
@@ -206,6 +207,6 @@ async fn cancel(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = cancel_replay(&state, &team.0, &team.1, &parse_id(&id)?).await?;
+    let replay = cancel_replay(&state, &team.team, &team.actor, &parse_id(&id)?).await?;
     Ok(web::Json(replay))
 }

@@ -6,17 +6,18 @@ use std::collections::BTreeMap;
 use actix_web::{post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchyard_domain::app::Invalid;
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::delivery::compose::{self, EventView};
 use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{Destination, Source, Target};
-use switchyard_domain::problem::Problem;
 use switchyard_domain::providers::structured;
 use switchyard_domain::routing::template::{self, EventContext, EventMeta, Links, SourceContext};
 use switchyard_domain::routing::{EventTypes, Filter};
 use switchyard_domain::store::{destinations, events, routes, sources, teams};
+use switchyard_problem::Problem;
 
-use crate::error::{ApiResult, Invalid, missing, not_found};
+use crate::error::{ApiResult, missing, not_found};
 use crate::{ApiTeam, WebState};
 
 /// The event to try: a stored one by id, or a pasted sample.
@@ -88,14 +89,14 @@ pub(crate) async fn targets_today(
         ..PreviewSample::default()
     };
     let sample = sample(state, team, input).await?;
-    let (stored, _, _) = events::get_with_body(&state.pool, &team.0, event).await?;
-    let source = sources::get(&state.pool, &team.0, &stored.source_id).await?;
+    let (stored, _, _) = events::get_with_body(&state.pool, &team.team, event).await?;
+    let source = sources::get(&state.pool, &team.team, &stored.source_id).await?;
     let mut targets = Vec::new();
-    for route in routes::for_source(&state.pool, &team.0, &source.id).await? {
+    for route in routes::for_source(&state.pool, &team.team, &source.id).await? {
         if route.paused {
             continue;
         }
-        let destination = destinations::get(&state.pool, &team.0, &route.destination_id).await?;
+        let destination = destinations::get(&state.pool, &team.team, &route.destination_id).await?;
         let kind = destination.kind;
         let candidate = Candidate {
             source: source.clone(),
@@ -141,7 +142,7 @@ pub(crate) async fn preview_latest(
         cursor: None,
         limit: LATEST_LOOKED_AT,
     };
-    let recent = events::list(&state.pool, &team.0, &filter, &latest)
+    let recent = events::list(&state.pool, &team.team, &filter, &latest)
         .await?
         .items;
     let types = EventTypes::parse(&candidate.event_types).ok();
@@ -185,12 +186,12 @@ pub async fn preview_saved(
     body: web::Json<PreviewSample>,
 ) -> ApiResult<web::Json<Preview>> {
     let id: RouteId = id.parse().map_err(|_| not_found("route"))?;
-    let route = routes::get(&state.pool, &team.0, &id)
+    let route = routes::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("route"))?;
     let candidate = Candidate {
-        source: sources::get(&state.pool, &team.0, &route.source_id).await?,
-        destination: destinations::get(&state.pool, &team.0, &route.destination_id).await?,
+        source: sources::get(&state.pool, &team.team, &route.source_id).await?,
+        destination: destinations::get(&state.pool, &team.team, &route.destination_id).await?,
         event_types: route.event_types,
         filter: route.filter,
         template: route.template,
@@ -219,10 +220,10 @@ pub async fn preview_unsaved(
     let (Some(source_id), Some(destination_id)) = (source_id, destination_id) else {
         return Err(Problem::internal().into());
     };
-    let source = sources::get(&state.pool, &team.0, &source_id)
+    let source = sources::get(&state.pool, &team.team, &source_id)
         .await
         .map_err(|_| Problem::invalid_field("source_id", "no source of this team has this id"))?;
-    let destination = destinations::get(&state.pool, &team.0, &destination_id)
+    let destination = destinations::get(&state.pool, &team.team, &destination_id)
         .await
         .map_err(|_| {
             Problem::invalid_field("destination_id", "no destination of this team has this id")
@@ -250,7 +251,7 @@ async fn sample(state: &WebState, team: &ApiTeam, input: PreviewSample) -> ApiRe
         let id: EventId = id
             .parse()
             .map_err(|_| Problem::invalid_field("event_id", "no event of this team has this id"))?;
-        let (event, headers, body) = events::get_with_body(&state.pool, &team.0, &id)
+        let (event, headers, body) = events::get_with_body(&state.pool, &team.team, &id)
             .await
             .map_err(|_| Problem::invalid_field("event_id", "no event of this team has this id"))?;
         return Ok(Sample {
@@ -304,7 +305,7 @@ async fn run(
         ));
         return Ok(preview);
     }
-    let team_slug = teams::get(&state.pool, &team.0).await?.slug;
+    let team_slug = teams::get(&state.pool, &team.team).await?.slug;
     let content_type = sample.headers.get("content-type").and_then(Value::as_str);
     let payload = structured(content_type, &sample.body);
     let context = EventContext {

@@ -13,8 +13,8 @@ use switchyard_domain::store::outcomes::{Finished, Recorded, Report};
 use switchyard_domain::store::teams;
 
 use crate::engine::{Attempt, Engine, persist};
-use crate::outbound::Sent;
-use crate::request::{self, Prepared};
+use switchyard_send::Sent;
+use switchyard_send::request::{self, Prepared};
 
 #[tracing::instrument(
     name = "attempt",

@@ -7,11 +7,8 @@ mod deliver;
 mod engine;
 pub mod mail;
 mod maintenance;
-pub mod outbound;
 mod replays;
-mod request;
 mod rested;
-pub mod sample;
 mod upkeep;
 mod wake;
 
@@ -31,7 +28,7 @@ use switchyard_domain::store::queue::{
 
 use crate::engine::{Deliveries, Engine, EngineSettings};
 pub use mail::Mailer;
-pub use outbound::Outbound;
+pub use switchyard_send::Outbound;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {

@@ -10,16 +10,8 @@ use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchyard_domain::delivery::Outcome;
 
-use crate::outbound::Sent;
-
-/// One email: plain text with an HTML alternative.
-#[derive(Debug, Clone)]
-pub struct Email {
-    pub to: Vec<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
+pub use switchyard_send::Email;
+use switchyard_send::Sent;
 
 #[derive(Clone)]
 pub struct Mailer {

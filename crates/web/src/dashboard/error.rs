@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use switchyard_domain::StoreError;
+use switchyard_domain::app::AppError;
 
 #[derive(Debug)]
 pub enum PageError {
@@ -25,6 +26,8 @@ pub enum PageError {
     },
     BadRequest(String),
     TooLarge,
+    /// The database cannot be reached: try again in a moment.
+    Unavailable,
     Internal,
 }
 
@@ -38,10 +41,32 @@ impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => PageError::NotFound,
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dashboard: database unavailable");
+                PageError::Unavailable
+            }
             other => {
-                tracing::error!(error = %other, "dashboard: store error");
+                tracing::error!(error = ?other, "dashboard: store error");
                 PageError::Internal
             }
+        }
+    }
+}
+
+/// A use case's refusal where no form can show it beside a field.
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(_) => PageError::NotFound,
+            AppError::Store(e) => e.into(),
+            AppError::Conflict(why) => PageError::BadRequest(why),
+            AppError::Invalid(fields) => PageError::BadRequest(
+                fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         }
     }
 }
@@ -51,6 +76,7 @@ impl From<crate::error::ApiError> for PageError {
     fn from(e: crate::error::ApiError) -> Self {
         match e.0.status {
             404 => PageError::NotFound,
+            503 => PageError::Unavailable,
             _ => {
                 tracing::error!(problem = ?e.0, "dashboard: unexpected API problem");
                 PageError::Internal
@@ -108,6 +134,11 @@ impl PageError {
             ),
             PageError::BadRequest(why) => ("Bad request", why.clone()),
             PageError::TooLarge => ("Too large", "That form was too large to read.".to_owned()),
+            PageError::Unavailable => (
+                "Try again in a moment",
+                "Switchyard cannot reach its database just now. Nothing was changed; try again in a moment."
+                    .to_owned(),
+            ),
             PageError::Internal => (
                 "Something went wrong",
                 "Switchyard could not finish this request. Nothing was changed; try again in a moment."
@@ -137,6 +168,7 @@ impl ResponseError for PageError {
             PageError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,8 +192,14 @@ impl ResponseError for PageError {
         .render()
         .unwrap_or_else(|_| message.clone());
         let mut res = HttpResponse::build(self.status_code());
-        if let PageError::TooMany { retry_after } = self {
-            res.insert_header((header::RETRY_AFTER, retry_after.max(&1).to_string()));
+        match self {
+            PageError::TooMany { retry_after } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.max(&1).to_string()));
+            }
+            PageError::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
         }
         res.insert_header((
             header::CONTENT_TYPE,

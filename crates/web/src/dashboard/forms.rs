@@ -11,8 +11,9 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
-use switchyard_domain::problem::Problem;
+use switchyard_domain::app::{AppError, FieldError};
 use switchyard_domain::secrets::random_token;
+use switchyard_problem::Problem;
 
 use super::error::PageError;
 use super::session::{MaybeViewer, state};
@@ -121,8 +122,21 @@ impl Errors {
         self.0.is_empty()
     }
 
-    /// The API's answer, field by field. A field the form does not show (or a problem of
-    /// no field) lands under `form`, so nothing is lost.
+    /// A use case's refusal, for the form again: each field error next to its field (one
+    /// the form does not show, or a refusal of no field, lands under `form`, so nothing
+    /// is lost). A missing resource or a failed store is a page of its own.
+    pub fn from_app(error: AppError, shown: &[&str]) -> Result<Self, PageError> {
+        let mut errors = Errors::default();
+        match error {
+            AppError::Invalid(fields) => errors.add_fields(fields, shown),
+            AppError::Conflict(why) => errors.add("form", sentence(&why)),
+            AppError::NotFound(_) => return Err(PageError::NotFound),
+            AppError::Store(e) => return Err(e.into()),
+        }
+        Ok(errors)
+    }
+
+    /// The API's answer, field by field, as `from_app` sorts them.
     pub fn from_problem(problem: Problem, shown: &[&str]) -> Self {
         let mut errors = Errors::default();
         if problem.errors.is_empty() {
@@ -131,7 +145,12 @@ impl Errors {
                 sentence(&problem.detail.unwrap_or_else(|| problem.title.to_owned())),
             );
         }
-        for e in problem.errors {
+        errors.add_fields(problem.errors, shown);
+        errors
+    }
+
+    fn add_fields(&mut self, fields: Vec<FieldError>, shown: &[&str]) {
+        for e in fields {
             let field = e
                 .field
                 .split(['.', '['])
@@ -139,12 +158,11 @@ impl Errors {
                 .unwrap_or_default()
                 .to_owned();
             if shown.contains(&field.as_str()) {
-                errors.add(&field, sentence(&e.message));
+                self.add(&field, sentence(&e.message));
             } else {
-                errors.add("form", sentence(&format!("{}: {}", e.field, e.message)));
+                self.add("form", sentence(&format!("{}: {}", e.field, e.message)));
             }
         }
-        errors
     }
 }
 
@@ -222,14 +240,8 @@ mod tests {
     #[test]
     fn api_problems_land_next_to_their_fields() {
         let problem = Problem::invalid(vec![
-            switchyard_domain::problem::FieldError {
-                field: "name".to_owned(),
-                message: "too long".to_owned(),
-            },
-            switchyard_domain::problem::FieldError {
-                field: "hmac.header".to_owned(),
-                message: "missing".to_owned(),
-            },
+            switchyard_problem::FieldError::new("name", "too long"),
+            switchyard_problem::FieldError::new("hmac.header", "missing"),
         ]);
         let errors = Errors::from_problem(problem, &["name"]);
         assert_eq!(errors.get("name"), Some("Too long."));

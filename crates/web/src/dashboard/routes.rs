@@ -8,6 +8,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::routes::{self as manage, CreateRoute, UpdateRoute};
 use switchyard_domain::ids::{DestinationId, EventId, SourceId};
 use switchyard_domain::model::{Destination, PageRequest, Route, Source};
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
@@ -20,7 +21,6 @@ use super::{Nav, html, see_other};
 use crate::WebState;
 use crate::recipes::{ApplyRecipe, apply_recipe};
 use crate::route_preview::{Candidate, Preview, preview_latest};
-use crate::routes::{CreateRoute, UpdateRoute, create_route, delete_route, update_route};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -338,10 +338,10 @@ async fn create(
         subject: RouteForm::optional(&form.subject),
         paused: None,
     };
-    match create_route(&state, member.team_id(), member.actor(), request).await {
+    match manage::create(member.scope(&state), request).await {
         Ok(route) => Ok(see_other(member.path(&format!("routes/{}", route.id)))),
         Err(e) => {
-            let errors = Errors::from_problem(e.0, FIELDS);
+            let errors = Errors::from_app(e, FIELDS)?;
             form_again(&state, &member, None, form, errors).await
         }
     }
@@ -387,10 +387,10 @@ async fn update(
         subject: Some(RouteForm::optional(&form.subject)),
         ..UpdateRoute::default()
     };
-    match update_route(&state, member.team_id(), member.actor(), &id, patch).await {
+    match manage::update(member.scope(&state), &id, patch).await {
         Ok(_) => Ok(see_other(member.path(&format!("routes/{id}")))),
         Err(e) => {
-            let errors = Errors::from_problem(e.0, FIELDS);
+            let errors = Errors::from_app(e, FIELDS)?;
             // Source and destination are fixed once a route exists.
             let form = RouteForm {
                 source_id: route.source_id.to_string(),
@@ -421,7 +421,7 @@ async fn pause(
         paused: Some(form.paused == "true"),
         ..UpdateRoute::default()
     };
-    update_route(&state, member.team_id(), member.actor(), &id, patch).await?;
+    manage::update(member.scope(&state), &id, patch).await?;
     Ok(see_other(member.path(&format!("routes/{id}"))))
 }
 
@@ -434,7 +434,7 @@ async fn delete(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id = path_id(&path.1)?;
-    delete_route(&state, member.team_id(), member.actor(), &id).await?;
+    manage::delete(member.scope(&state), &id).await?;
     Ok(see_other(member.path("routes")))
 }
 

@@ -7,6 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures::future::LocalBoxFuture;
 use switchyard_domain::accounts::{Action, Role};
+use switchyard_domain::app::Scope;
 use switchyard_domain::ids::TeamId;
 use switchyard_domain::model::Team;
 use switchyard_domain::store::accounts::{self, User};
@@ -148,7 +149,20 @@ impl Member {
 
     /// This member as the API's handlers see whoever acts for a team.
     pub fn acting(&self) -> crate::ApiTeam {
-        crate::ApiTeam(self.team.id.clone(), self.actor().to_owned())
+        crate::ApiTeam {
+            team: self.team.id.clone(),
+            actor: self.actor().to_owned(),
+        }
+    }
+
+    /// The application layer's view of what this person does.
+    pub fn scope<'a>(&'a self, state: &'a WebState) -> Scope<'a> {
+        Scope {
+            pool: &state.pool,
+            key: &state.key,
+            team: self.team_id(),
+            actor: self.actor(),
+        }
     }
 
     /// Notes in the team's audit log that this person did `action` to `target`.

@@ -1,6 +1,6 @@
 //! Sources in the dashboard: the list with each one's activity, a form per provider, and
 //! a page with the ingest URL, the sender's setup steps, secret rotation, the rejected
-//! requests and the latest events. Creation and rotation go through the API's own code.
+//! requests and the latest events. The rules are the application layer's.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -9,6 +9,7 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::sources::{self as manage, CreateSource, UpdateSource};
 use switchyard_domain::ids::{SecretId, SourceId};
 use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
 use switchyard_domain::providers::{HmacScheme, ProviderKind};
@@ -21,10 +22,6 @@ use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
-use crate::sources::{
-    CreateSource, UpdateSource, add_source_secret, create_source, delete_source, ingest_url,
-    retire_source_secret, update_source,
-};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -92,7 +89,7 @@ fn enum_text(value: &impl serde::Serialize) -> String {
 }
 
 impl SourceForm {
-    /// The API's request, or the fields the form itself could not read.
+    /// The command, or the fields the form itself could not read.
     fn request(&self, provider: ProviderKind) -> Result<CreateSource, Errors> {
         let mut errors = Errors::default();
         let body_limit = match filled(&self.body_limit) {
@@ -163,7 +160,7 @@ impl SourceForm {
         }
     }
 
-    /// The API's update: every field the form shows, an empty override clearing it.
+    /// The update: every field the form shows, an empty override clearing it.
     fn patch(&self, provider: ProviderKind) -> Result<UpdateSource, Errors> {
         let fields = self.request(provider)?;
         let cleared = |v: &str| Some(v.trim().to_owned());
@@ -182,7 +179,7 @@ impl SourceForm {
         })
     }
 
-    /// The hmac fields as the scheme the API takes, read by the same rules.
+    /// The hmac fields as the scheme the command takes, read by the same rules.
     fn hmac_scheme(&self) -> Result<HmacScheme, String> {
         let mut scheme = serde_json::Map::new();
         let fields = [
@@ -252,7 +249,7 @@ async fn new(
     })
 }
 
-/// The fields the form shows; an API error about any other lands at the top.
+/// The fields the form shows; an error about any other lands at the top.
 const FIELDS: &[&str] = &[
     "name",
     "provider",
@@ -284,9 +281,10 @@ async fn create(
         }
     };
     let created = match request {
-        Ok(request) => create_source(&state, member.team_id(), member.actor(), request)
-            .await
-            .map_err(|e| Errors::from_problem(e.0, FIELDS)),
+        Ok(request) => match manage::create(member.scope(&state), request).await {
+            Ok(source) => Ok(source),
+            Err(e) => Err(Errors::from_app(e, FIELDS)?),
+        },
         Err(errors) => Err(errors),
     };
     match created {
@@ -343,7 +341,7 @@ async fn show_page(
     Ok(ShowPage {
         nav: Nav::new(member, "sources", state.smtp_configured),
         guide: guide(source.provider),
-        ingest_url: ingest_url(state, &source),
+        ingest_url: state.ingest_url(&source),
         secrets: sources::secrets(&state.pool, team, id).await?,
         rejections: sources::rejections(&state.pool, team, id).await?,
         events: events::list(&state.pool, team, &filter, &latest)
@@ -393,9 +391,10 @@ async fn update(
     let id = path_id(&path.1)?;
     let current = sources::get(&state.pool, member.team_id(), &id).await?;
     let result = match form.patch(current.provider) {
-        Ok(patch) => update_source(&state, member.team_id(), member.actor(), &id, patch)
-            .await
-            .map_err(|e| Errors::from_problem(e.0, FIELDS)),
+        Ok(patch) => match manage::update(member.scope(&state), &id, patch).await {
+            Ok(source) => Ok(source),
+            Err(e) => Err(Errors::from_app(e, FIELDS)?),
+        },
         Err(errors) => Err(errors),
     };
     match result {
@@ -429,11 +428,10 @@ async fn add_secret(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id = path_id(&path.1)?;
-    match add_source_secret(&state, member.team_id(), member.actor(), &id, &form.secret).await {
+    match manage::add_secret(member.scope(&state), &id, &form.secret).await {
         Ok(_) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
-        Err(e) if e.0.status == 404 => Err(PageError::NotFound),
         Err(e) => {
-            let errors = Errors::from_problem(e.0, &["secret"]);
+            let errors = Errors::from_app(e, &["secret"])?;
             html(
                 &show_page(&state, &member, &id, errors).await?,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -452,11 +450,10 @@ async fn retire_secret(
     member.require(Action::Configure)?;
     let id = path_id(&path.1)?;
     let secret: SecretId = path_id(&path.2)?;
-    match retire_source_secret(&state, member.team_id(), member.actor(), &id, &secret).await {
+    match manage::retire_secret(member.scope(&state), &id, &secret).await {
         Ok(()) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
-        Err(e) if e.0.status == 404 => Err(PageError::NotFound),
         Err(e) => {
-            let errors = Errors::from_problem(e.0, &[]);
+            let errors = Errors::from_app(e, &[])?;
             html(
                 &show_page(&state, &member, &id, errors).await?,
                 StatusCode::CONFLICT,
@@ -474,6 +471,6 @@ async fn delete(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id = path_id(&path.1)?;
-    delete_source(&state, member.team_id(), member.actor(), &id).await?;
+    manage::delete(member.scope(&state), &id).await?;
     Ok(see_other(member.path("sources")))
 }

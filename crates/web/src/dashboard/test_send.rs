@@ -9,8 +9,8 @@ use serde::Deserialize;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::store::{sample as sample_claim, teams};
-use switchyard_worker::Outbound;
-use switchyard_worker::sample::{self, Answer, SampleOutcome};
+use switchyard_send::Outbound;
+use switchyard_send::sample::{self, Answer, SampleOutcome};
 
 use super::destinations::show_page;
 use super::error::{PageError, path_id};

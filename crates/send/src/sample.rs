@@ -6,9 +6,8 @@ use switchyard_domain::delivery::Outcome;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::attempts::Claimed;
 
-use crate::Outbound;
-use crate::mail::Email;
 use crate::request::{self, Prepared};
+use crate::{Email, Outbound};
 
 /// What the receiver said.
 #[derive(Debug, Clone)]

@@ -15,8 +15,7 @@ use switchyard_domain::routing::template::{
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::attempts::{Claimed, DestinationEffect};
 
-use crate::mail::Email;
-use crate::outbound::Sent;
+use crate::{Email, Sent};
 
 /// The `anthropic-version` and `anthropic-beta` a routine fire is sent with.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

@@ -1,8 +1,15 @@
-//! RFC 7807 problem documents, the one error shape of the data plane and the JSON API.
-//! `type` is stable per kind of problem so clients can branch on it; `detail` is for
-//! people. A 500 never carries internals: the log holds the cause, keyed by request id.
+//! RFC 7807 problem documents, the one error shape of the data plane and the JSON API,
+//! and the one mapping from the domain's errors to them. `type` is stable per kind of
+//! problem so clients can branch on it; `detail` is for people. A 500 never carries
+//! internals: the log holds the cause, keyed by request id. An unavailable database is a
+//! 503 with `Retry-After`.
 
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use switchyard_domain::StoreError;
+use switchyard_domain::app::AppError;
+pub use switchyard_domain::app::FieldError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -15,12 +22,6 @@ pub struct Problem {
     /// Field-level reasons for a 422.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
 }
 
 impl Problem {
@@ -87,10 +88,7 @@ impl Problem {
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut p = Self::new("validation", "Invalid request", 422, Some(message.clone()));
-        p.errors = vec![FieldError {
-            field: field.to_owned(),
-            message,
-        }];
+        p.errors = vec![FieldError::new(field, message)];
         p
     }
     pub fn unavailable() -> Self {
@@ -110,9 +108,8 @@ impl Problem {
     }
 }
 
-impl From<crate::StoreError> for Problem {
-    fn from(e: crate::StoreError) -> Self {
-        use crate::StoreError;
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Problem::not_found("no such resource"),
             StoreError::Conflict(message) => Problem::conflict(message),
@@ -125,5 +122,37 @@ impl From<crate::StoreError> for Problem {
                 Problem::internal()
             }
         }
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid(errors) => Problem::invalid(errors),
+            AppError::NotFound(what) => Problem::not_found(format!("no {what} with this id")),
+            AppError::Conflict(why) => Problem::conflict(why),
+            AppError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.title)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if self.status == 503 {
+            res.insert_header(("Retry-After", "1"));
+        }
+        res.content_type("application/problem+json")
+            .body(self.to_json())
     }
 }

@@ -1,0 +1,319 @@
+//! Sources: where webhooks come in. Creating one checks its name, provider, secret and
+//! settings together; updating applies only the fields sent (a value sets, `""` clears,
+//! absence keeps); secrets rotate by adding a second and retiring the first.
+
+use serde::Deserialize;
+
+use super::error::missing;
+use super::{AppError, Invalid, Scope};
+use crate::StoreError;
+use crate::ids::{SecretId, SourceId};
+use crate::model::{Name, Source};
+use crate::providers::{HmacScheme, ProviderKind, ProviderSettings};
+use crate::secrets::random_token;
+use crate::store::sources::{self, NewSource, SecretInfo, SourcePatch};
+
+pub const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
+pub const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
+
+/// A new source. The provider settings sit flat beside the other fields (serde's
+/// `flatten` would lose `deny_unknown_fields`, so they are listed in both commands).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    pub name: String,
+    /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
+    /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `twilio`, `hmac`,
+    /// `basic_auth`, `api_key` or `none`.
+    pub provider: String,
+    /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
+    pub secret: Option<String>,
+    /// Largest body accepted, in bytes (1 KiB to 10 MiB; default 1 MiB).
+    pub body_limit: Option<i32>,
+    /// Header whose value is the dedup key, instead of the provider's ("" clears).
+    pub dedup_header: Option<String>,
+    /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
+    pub dedup_pointer: Option<String>,
+    /// Header whose value is the event type, instead of the provider's ("" clears).
+    pub event_type_header: Option<String>,
+    /// JSON pointer into the body whose value is the event type ("" clears).
+    pub event_type_pointer: Option<String>,
+    /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
+    pub api_key_header: Option<String>,
+    /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
+    pub allow_sha1: Option<bool>,
+    /// `hmac` (required there, refused elsewhere): how the sender signs.
+    pub hmac: Option<HmacScheme>,
+}
+
+/// Changes to a source: only the fields sent.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSource {
+    pub name: Option<String>,
+    pub body_limit: Option<i32>,
+    /// Header whose value is the dedup key, instead of the provider's ("" clears).
+    pub dedup_header: Option<String>,
+    /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
+    pub dedup_pointer: Option<String>,
+    /// Header whose value is the event type, instead of the provider's ("" clears).
+    pub event_type_header: Option<String>,
+    /// JSON pointer into the body whose value is the event type ("" clears).
+    pub event_type_pointer: Option<String>,
+    /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
+    pub api_key_header: Option<String>,
+    /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
+    pub allow_sha1: Option<bool>,
+    /// `hmac`: how the sender signs (replaces the whole scheme).
+    pub hmac: Option<HmacScheme>,
+}
+
+/// Validates and stores a new source.
+pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppError> {
+    let mut invalid = Invalid::default();
+    let name = invalid.check("name", Name::parse(&cmd.name));
+    let provider = invalid.check("provider", cmd.provider.parse::<ProviderKind>());
+    let body_limit = check_body_limit(&mut invalid, cmd.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+    let mut settings = ProviderSettings::default();
+    let input = SettingsInput {
+        api_key_header: cmd.api_key_header,
+        dedup_header: cmd.dedup_header,
+        dedup_pointer: cmd.dedup_pointer,
+        event_type_header: cmd.event_type_header,
+        event_type_pointer: cmd.event_type_pointer,
+        allow_sha1: cmd.allow_sha1,
+        hmac: cmd.hmac,
+    };
+    apply_settings(&mut invalid, provider, &mut settings, input);
+    let sealed_secret = match (provider, cmd.secret.as_deref()) {
+        (Some(p), None) if p.needs_secret() => {
+            invalid.add(
+                "secret",
+                format!("the {p} provider needs the sender's signing secret"),
+            );
+            None
+        }
+        (Some(ProviderKind::None), Some(_)) => {
+            invalid.add(
+                "secret",
+                "a none source verifies nothing and takes no secret",
+            );
+            None
+        }
+        (Some(p), Some(secret)) => invalid
+            .check("secret", p.parse_secret(secret))
+            .map(|key| scope.key.seal(&key)),
+        _ => None,
+    };
+    invalid.finish()?;
+    let (Some(name), Some(provider)) = (name, provider) else {
+        return Err(StoreError::Internal("a checked source lost its name".into()).into());
+    };
+
+    let mut tx = scope.pool.begin().await?;
+    let new = NewSource {
+        name: name.as_str(),
+        provider,
+        settings: &settings,
+        body_limit,
+        sealed_secret,
+    };
+    let source = sources::insert(&mut tx, scope.team, new, &random_token(32)).await?;
+    scope.audit(&mut *tx, "source.create", &source.name).await?;
+    tx.commit().await?;
+    Ok(source)
+}
+
+/// Applies the fields sent.
+pub async fn update(
+    scope: Scope<'_>,
+    id: &SourceId,
+    cmd: UpdateSource,
+) -> Result<Source, AppError> {
+    let mut invalid = Invalid::default();
+    let name = cmd
+        .name
+        .as_deref()
+        .and_then(|n| invalid.check("name", Name::parse(n)));
+    let body_limit = check_body_limit(&mut invalid, cmd.body_limit);
+    let mut tx = scope.pool.begin().await?;
+    let current = sources::get(&mut *tx, scope.team, id)
+        .await
+        .map_err(missing("source"))?;
+    let mut settings = current.settings.0.clone();
+    let input = SettingsInput {
+        api_key_header: cmd.api_key_header,
+        dedup_header: cmd.dedup_header,
+        dedup_pointer: cmd.dedup_pointer,
+        event_type_header: cmd.event_type_header,
+        event_type_pointer: cmd.event_type_pointer,
+        allow_sha1: cmd.allow_sha1,
+        hmac: cmd.hmac,
+    };
+    apply_settings(&mut invalid, Some(current.provider), &mut settings, input);
+    invalid.finish()?;
+    let patch = SourcePatch {
+        name: name.map(|n| n.to_string()),
+        settings: Some(settings),
+        body_limit,
+    };
+    let source = sources::update(&mut *tx, scope.team, id, patch).await?;
+    scope.audit(&mut *tx, "source.update", &source.name).await?;
+    tx.commit().await?;
+    Ok(source)
+}
+
+/// Deletes a source with its routes, secrets and rejection log.
+pub async fn delete(scope: Scope<'_>, id: &SourceId) -> Result<(), AppError> {
+    let mut tx = scope.pool.begin().await?;
+    let source = sources::get(&mut *tx, scope.team, id)
+        .await
+        .map_err(missing("source"))?;
+    sources::delete(&mut *tx, scope.team, id).await?;
+    scope.audit(&mut *tx, "source.delete", &source.name).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Starts a rotation: adds a second secret that verifies alongside the current one.
+pub async fn add_secret(
+    scope: Scope<'_>,
+    id: &SourceId,
+    secret: &str,
+) -> Result<SecretInfo, AppError> {
+    let mut tx = scope.pool.begin().await?;
+    let source = sources::get(&mut *tx, scope.team, id)
+        .await
+        .map_err(missing("source"))?;
+    let key = source
+        .provider
+        .parse_secret(secret)
+        .map_err(|e| AppError::field("secret", e))?;
+    let added = sources::add_secret(&mut tx, scope.team, id, &scope.key.seal(&key)).await?;
+    scope
+        .audit(&mut *tx, "source.secret.add", &source.name)
+        .await?;
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// Ends a rotation: the retired secret no longer verifies. The last one cannot go.
+pub async fn retire_secret(
+    scope: Scope<'_>,
+    id: &SourceId,
+    secret_id: &SecretId,
+) -> Result<(), AppError> {
+    let mut tx = scope.pool.begin().await?;
+    sources::retire_secret(&mut tx, scope.team, id, secret_id)
+        .await
+        .map_err(missing("secret"))?;
+    scope
+        .audit(&mut *tx, "source.secret.retire", id.as_str())
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
+    match limit {
+        Some(l) if !(1024..=MAX_BODY_LIMIT).contains(&l) => {
+            invalid.add(
+                "body_limit",
+                format!("must be between 1024 and {MAX_BODY_LIMIT} bytes"),
+            );
+            None
+        }
+        other => other,
+    }
+}
+
+/// The provider settings a request carries, flat beside its other fields.
+struct SettingsInput {
+    api_key_header: Option<String>,
+    dedup_header: Option<String>,
+    dedup_pointer: Option<String>,
+    event_type_header: Option<String>,
+    event_type_pointer: Option<String>,
+    allow_sha1: Option<bool>,
+    hmac: Option<HmacScheme>,
+}
+
+/// Applies the fields that were sent to `settings`: a value sets, `""` clears, absence
+/// keeps. Bad values are noted in `invalid`.
+fn apply_settings(
+    invalid: &mut Invalid,
+    provider: Option<ProviderKind>,
+    settings: &mut ProviderSettings,
+    input: SettingsInput,
+) {
+    let headers = [
+        (
+            "api_key_header",
+            input.api_key_header,
+            &mut settings.api_key_header,
+        ),
+        (
+            "dedup_header",
+            input.dedup_header,
+            &mut settings.dedup_header,
+        ),
+        (
+            "event_type_header",
+            input.event_type_header,
+            &mut settings.event_type_header,
+        ),
+    ];
+    for (field, value, slot) in headers {
+        match value.map(|v| v.trim().to_ascii_lowercase()) {
+            None => {}
+            Some(v) if v.is_empty() => *slot = None,
+            Some(v)
+                if v.len() <= 100
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                *slot = Some(v)
+            }
+            Some(_) => invalid.add(field, "must be an HTTP header name"),
+        }
+    }
+    let pointers = [
+        (
+            "dedup_pointer",
+            input.dedup_pointer,
+            &mut settings.dedup_pointer,
+        ),
+        (
+            "event_type_pointer",
+            input.event_type_pointer,
+            &mut settings.event_type_pointer,
+        ),
+    ];
+    for (field, value, slot) in pointers {
+        match value {
+            None => {}
+            Some(v) if v.is_empty() => *slot = None,
+            Some(v) if v.starts_with('/') && v.len() <= 200 && !v.chars().any(char::is_control) => {
+                *slot = Some(v)
+            }
+            Some(_) => invalid.add(field, "must be a JSON pointer such as /data/id"),
+        }
+    }
+    match (provider, input.allow_sha1) {
+        (Some(ProviderKind::Github), Some(allow)) => settings.allow_sha1 = allow,
+        (Some(_), Some(_)) => invalid.add("allow_sha1", "only github sources take allow_sha1"),
+        _ => {}
+    }
+    match (provider, input.hmac) {
+        (Some(ProviderKind::Hmac), Some(scheme)) => match scheme.check() {
+            Ok(()) => settings.hmac = Some(scheme),
+            Err(reason) => invalid.add("hmac", reason),
+        },
+        (Some(ProviderKind::Hmac), None) if settings.hmac.is_none() => invalid.add(
+            "hmac",
+            "an hmac source needs its signature scheme: at least the header",
+        ),
+        (Some(_), Some(_)) => invalid.add("hmac", "only hmac sources take a signature scheme"),
+        _ => {}
+    }
+}

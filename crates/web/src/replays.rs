@@ -3,17 +3,12 @@
 //! its progress and cancels it.
 
 use actix_web::{HttpResponse, get, post, web};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchyard_domain::StoreError;
-use switchyard_domain::app::Invalid;
-use switchyard_domain::delivery::DeliveryStatus;
-use switchyard_domain::ids::{DestinationId, ReplayId, RouteId, TeamId};
+use switchyard_domain::app;
+use switchyard_domain::app::replays::FilterInput;
+use switchyard_domain::ids::ReplayId;
 use switchyard_domain::model::Delivery;
-use switchyard_domain::store::audit;
-use switchyard_domain::store::queue::{ReplayTask, push_replay};
-use switchyard_domain::store::replays::{self, Replay, ReplayFilter};
-use switchyard_problem::Problem;
+use switchyard_domain::store::replays::{self, Replay};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, missing, not_found};
@@ -21,58 +16,6 @@ use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(start).service(get).service(cancel);
-}
-
-/// How many matching deliveries a dry run shows.
-const SAMPLE: i64 = 10;
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FilterInput {
-    /// `failed` (the default), `unknown_outcome`, `cancelled` or `succeeded`.
-    pub(crate) status: Option<String>,
-    pub(crate) route_id: Option<String>,
-    pub(crate) destination_id: Option<String>,
-    /// Created at or after (RFC 3339).
-    pub(crate) since: Option<DateTime<Utc>>,
-    /// Created before (RFC 3339).
-    pub(crate) until: Option<DateTime<Utc>>,
-}
-
-impl FilterInput {
-    pub(crate) fn parse(self) -> ApiResult<ReplayFilter> {
-        let mut invalid = Invalid::default();
-        let status = match self.status.as_deref() {
-            None | Some("") => Some(DeliveryStatus::Failed),
-            Some(raw) => invalid.check(
-                "filter.status",
-                raw.parse::<DeliveryStatus>()
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| match s.is_replayable() {
-                        true => Ok(s),
-                        false => Err(format!(
-                            "{s} deliveries are still on their way; replay takes failed, unknown_outcome, cancelled or succeeded ones"
-                        )),
-                    }),
-            ),
-        };
-        let route_id = self
-            .route_id
-            .filter(|r| !r.is_empty())
-            .and_then(|r| invalid.check("filter.route_id", r.parse::<RouteId>()));
-        let destination_id = self
-            .destination_id
-            .filter(|d| !d.is_empty())
-            .and_then(|d| invalid.check("filter.destination_id", d.parse::<DestinationId>()));
-        invalid.finish()?;
-        Ok(ReplayFilter {
-            status: status.unwrap_or(DeliveryStatus::Failed),
-            route_id,
-            destination_id,
-            since: self.since,
-            until: self.until,
-        })
-    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -99,64 +42,6 @@ pub struct Started {
     count: i64,
 }
 
-/// What a filter selects now, and the newest few of them.
-pub(crate) async fn dry_run(
-    state: &WebState,
-    team: &TeamId,
-    filter: &ReplayFilter,
-) -> ApiResult<(i64, Vec<Delivery>)> {
-    let now = Utc::now();
-    let count = replays::count(&state.pool, team, filter, now).await?;
-    let sample = replays::sample(&state.pool, team, filter, now, SAMPLE).await?;
-    Ok((count, sample))
-}
-
-/// Records the replay and pushes its job in one transaction.
-pub(crate) async fn start_replay(
-    state: &WebState,
-    team: &TeamId,
-    actor: &str,
-    filter: &ReplayFilter,
-) -> ApiResult<Replay> {
-    let now = Utc::now();
-    let mut tx = state.pool.begin().await?;
-    let count = replays::count(&mut *tx, team, filter, now).await?;
-    let replay = replays::create(&mut tx, team, filter, count, actor, now).await?;
-    let task = ReplayTask {
-        team_id: team.clone(),
-        replay_id: replay.id.clone(),
-    };
-    push_replay(&mut tx, &task).await?;
-    audit::record(
-        &mut *tx,
-        team,
-        actor,
-        "replay.start",
-        &format!("{} ({count} {} deliveries)", replay.id, filter.status),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(replay)
-}
-
-pub(crate) async fn cancel_replay(
-    state: &WebState,
-    team: &TeamId,
-    actor: &str,
-    id: &ReplayId,
-) -> ApiResult<Replay> {
-    let mut tx = state.pool.begin().await?;
-    let replay = replays::cancel(&mut tx, team, id, Utc::now())
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(why) => Problem::conflict(why).into(),
-            other => missing("replay")(other),
-        })?;
-    audit::record(&mut *tx, team, actor, "replay.cancel", id.as_str()).await?;
-    tx.commit().await?;
-    Ok(replay)
-}
-
 /// Replays every delivery a filter selects (by default the failed ones), in a job that
 /// survives restarts and respects each destination's limits; `dry_run` only counts.
 #[utoipa::path(tag = "deliveries", request_body = StartReplay,
@@ -170,10 +55,10 @@ async fn start(
     let body = body.into_inner();
     let filter = body.filter.parse()?;
     if body.dry_run {
-        let (count, sample) = dry_run(&state, &team.team, &filter).await?;
+        let (count, sample) = app::replays::dry_run(team.scope(&state), &filter).await?;
         return Ok(HttpResponse::Ok().json(DryRun { count, sample }));
     }
-    let replay = start_replay(&state, &team.team, &team.actor, &filter).await?;
+    let replay = app::replays::start(team.scope(&state), &filter).await?;
     Ok(HttpResponse::Accepted().json(Started {
         count: i64::from(replay.total),
         id: replay.id,
@@ -207,6 +92,6 @@ async fn cancel(
     state: web::Data<WebState>,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = cancel_replay(&state, &team.team, &team.actor, &parse_id(&id)?).await?;
+    let replay = app::replays::cancel(team.scope(&state), &parse_id(&id)?).await?;
     Ok(web::Json(replay))
 }

@@ -6,6 +6,7 @@
 //! way; neither holds a rule of its own.
 
 mod error;
+pub mod replays;
 pub mod routes;
 pub mod sources;
 

@@ -8,6 +8,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::AppError;
+use switchyard_domain::app::replays::{self as manage, FilterInput};
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::model::Delivery;
 use switchyard_domain::store::destinations;
@@ -18,7 +20,6 @@ use super::forms::{Errors, NoFields, Posted, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
-use crate::replays::{FilterInput, cancel_replay, dry_run, start_replay};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -59,6 +60,20 @@ impl FilterForm {
     }
 }
 
+/// A filter the deliveries page should not have produced: its first reason, as a 400.
+fn unreadable(e: AppError) -> PageError {
+    match e {
+        AppError::Invalid(fields) => PageError::BadRequest(
+            fields
+                .into_iter()
+                .next()
+                .map(|f| f.message)
+                .unwrap_or_else(|| "this filter cannot be read".to_owned()),
+        ),
+        other => other.into(),
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/replay_new.html")]
 struct NewPage {
@@ -81,15 +96,8 @@ async fn new_page(
         .input()
         .map_err(PageError::BadRequest)?
         .parse()
-        .map_err(|e| {
-            PageError::BadRequest(
-                e.0.errors
-                    .first()
-                    .map(|f| f.message.clone())
-                    .unwrap_or_else(|| "this filter cannot be read".to_owned()),
-            )
-        })?;
-    let (count, sample) = dry_run(state, member.team_id(), &filter).await?;
+        .map_err(unreadable)?;
+    let (count, sample) = manage::dry_run(member.scope(state), &filter).await?;
     let reaches_routines = destinations::any_of_kind(
         &state.pool,
         member.team_id(),
@@ -139,8 +147,8 @@ async fn start(
         .input()
         .map_err(PageError::BadRequest)?
         .parse()
-        .map_err(|_| PageError::BadRequest("this filter cannot be read".to_owned()))?;
-    let replay = start_replay(&state, member.team_id(), member.actor(), &filter).await?;
+        .map_err(unreadable)?;
+    let replay = manage::start(member.scope(&state), &filter).await?;
     Ok(see_other(member.path(&format!("replays/{}", replay.id))))
 }
 
@@ -184,10 +192,10 @@ async fn cancel(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id = path_id(&path.1)?;
-    match cancel_replay(&state, member.team_id(), member.actor(), &id).await {
+    match manage::cancel(member.scope(&state), &id).await {
         Ok(_) => {}
         // Finished meanwhile: the page says so.
-        Err(e) if e.0.status == 409 => {}
+        Err(AppError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),
     }
     Ok(see_other(member.path(&format!("replays/{id}"))))

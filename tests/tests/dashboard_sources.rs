@@ -334,3 +334,63 @@ async fn a_source_rule_fails_the_same_way_through_the_api_and_the_form() {
         .await
         .assert_contains("Add your first source");
 }
+
+#[tokio::test]
+async fn a_destination_rule_fails_the_same_way_through_the_api_and_the_form() {
+    // A URL that is not a routine's fire URL: refused by one check, whichever surface it
+    // came through.
+    let app = TestApp::spawn().await;
+    let fire_url = "https://api.anthropic.com/v1/claude_code/routines/trig_01ABCDEF";
+    let token = "sk-ant-oat01-abcdefghijklmnop";
+    let (status, problem) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/destinations",
+            Some(serde_json::json!({
+                "name": "triage", "kind": "routine", "fire_url": fire_url, "token": token
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "fire_url", "{problem}");
+    let message = problem["errors"][0]["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned();
+
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "routine"),
+                ("name", "triage"),
+                ("fire_url", fire_url),
+                ("token", token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"fire_url-error\"");
+    let mut sentence = message[..1].to_uppercase() + &message[1..];
+    if !sentence.ends_with('.') {
+        sentence.push('.');
+    }
+    page.assert_contains(&askama_escape(&sentence));
+    let (_, destinations) = app.get("/api/v1/destinations").await;
+    assert_eq!(
+        destinations["data"].as_array().map(Vec::len),
+        Some(0),
+        "{destinations}"
+    );
+}
+
+/// Text as an HTML page shows it.
+fn askama_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}

@@ -100,6 +100,13 @@ async fn a_rotated_signing_secret_signs_beside_the_old_one_until_the_overlap_end
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new = rotated["signing_secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'destination.secret.rotate'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1, "a rotation is in the audit log");
 
     send(&app, &source, "g-1").await;
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;

@@ -31,6 +31,7 @@ impl ApiTeam {
         Scope {
             pool: &state.pool,
             key: &state.key,
+            policy: state.policy,
             team: &self.team,
             actor: &self.actor,
         }

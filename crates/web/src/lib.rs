@@ -9,7 +9,6 @@ mod deliveries;
 mod destinations;
 mod error;
 mod events;
-mod http_target;
 mod list;
 mod recipes;
 mod replays;

@@ -5,7 +5,9 @@
 //! [`AppError`]. The JSON API and the dashboard both call it and say no each in their own
 //! way; neither holds a rule of its own.
 
+pub mod destinations;
 mod error;
+pub mod recipes;
 pub mod replays;
 pub mod routes;
 pub mod sources;
@@ -16,6 +18,7 @@ use sqlx::PgPool;
 
 use crate::StoreError;
 use crate::ids::TeamId;
+use crate::netguard::Policy;
 use crate::secrets::SecretKey;
 
 /// Who acts on which team: every use case runs in one.
@@ -24,6 +27,8 @@ pub struct Scope<'a> {
     pub pool: &'a PgPool,
     /// Seals the secrets a command carries.
     pub key: &'a SecretKey,
+    /// Which addresses a destination may point at.
+    pub policy: Policy,
     pub team: &'a TeamId,
     /// Who the audit log names: a member's email or an API key's name.
     pub actor: &'a str,

@@ -10,6 +10,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::destinations::{self as manage, AuthInput, TargetInput};
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
 use switchyard_domain::model::Destination;
@@ -21,10 +22,6 @@ use super::session::Member;
 use super::test_send::TestResult;
 use super::{Nav, html, see_other};
 use crate::WebState;
-use crate::destinations::{
-    TargetInput, change_state, delete_destination, insert_new, update_target,
-};
-use crate::http_target::AuthInput;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -114,7 +111,7 @@ struct DestinationForm {
 }
 
 impl DestinationForm {
-    /// The API's input. Creating, an empty field is "not given"; editing, an empty secret
+    /// The kind's fields. Creating, an empty field is "not given"; editing, an empty secret
     /// keeps the current one and an empty limit removes the limit.
     fn input(&self, kind: DestinationKind, editing: bool) -> Result<TargetInput, Errors> {
         let mut errors = Errors::default();
@@ -317,23 +314,9 @@ async fn create(
     };
     let created = match input {
         Ok(input) => {
-            let mut tx = state.pool.begin().await?;
-            match insert_new(
-                &mut tx,
-                &state,
-                member.team_id(),
-                member.actor(),
-                &form.name,
-                &form.kind,
-                input,
-            )
-            .await
-            {
-                Ok(created) => {
-                    tx.commit().await?;
-                    Ok(created)
-                }
-                Err(e) => Err(Errors::from_problem(e.0, FIELDS)),
+            match manage::create(member.scope(&state), &form.name, &form.kind, input).await {
+                Ok(created) => Ok(created),
+                Err(e) => Err(Errors::from_app(e, FIELDS)?),
             }
         }
         Err(errors) => Err(errors),
@@ -438,10 +421,7 @@ async fn set_state(
             ));
         }
     };
-    let mut tx = state.pool.begin().await?;
-    destinations::get(&mut *tx, member.team_id(), &id).await?;
-    change_state(&mut tx, member.team_id(), member.actor(), &id, new_state).await?;
-    tx.commit().await?;
+    manage::set_state(member.scope(&state), &id, new_state).await?;
     Ok(see_other(member.path(&format!("destinations/{id}"))))
 }
 
@@ -497,24 +477,10 @@ async fn update(
     let current = destinations::get(&state.pool, member.team_id(), &id).await?;
     let result = match form.input(current.kind, true) {
         Ok(input) => {
-            let mut tx = state.pool.begin().await?;
             let name = Some(form.name.as_str());
-            match update_target(
-                &mut tx,
-                &state,
-                member.team_id(),
-                member.actor(),
-                &id,
-                name,
-                input,
-            )
-            .await
-            {
-                Ok(_) => {
-                    tx.commit().await?;
-                    Ok(())
-                }
-                Err(e) => Err(Errors::from_problem(e.0, FIELDS)),
+            match manage::reconfigure(member.scope(&state), &id, name, input).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Errors::from_app(e, FIELDS)?),
             }
         }
         Err(errors) => Err(errors),
@@ -544,6 +510,6 @@ async fn delete(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id = path_id(&path.1)?;
-    delete_destination(&state, member.team_id(), member.actor(), &id).await?;
+    manage::delete(member.scope(&state), &id).await?;
     Ok(see_other(member.path("destinations")))
 }

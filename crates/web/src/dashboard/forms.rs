@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 use switchyard_domain::app::{AppError, FieldError};
 use switchyard_domain::secrets::random_token;
-use switchyard_problem::Problem;
 
 use super::error::PageError;
 use super::session::{MaybeViewer, state};
@@ -136,19 +135,6 @@ impl Errors {
         Ok(errors)
     }
 
-    /// The API's answer, field by field, as `from_app` sorts them.
-    pub fn from_problem(problem: Problem, shown: &[&str]) -> Self {
-        let mut errors = Errors::default();
-        if problem.errors.is_empty() {
-            errors.add(
-                "form",
-                sentence(&problem.detail.unwrap_or_else(|| problem.title.to_owned())),
-            );
-        }
-        errors.add_fields(problem.errors, shown);
-        errors
-    }
-
     fn add_fields(&mut self, fields: Vec<FieldError>, shown: &[&str]) {
         for e in fields {
             let field = e
@@ -238,16 +224,20 @@ mod tests {
     }
 
     #[test]
-    fn api_problems_land_next_to_their_fields() {
-        let problem = Problem::invalid(vec![
-            switchyard_problem::FieldError::new("name", "too long"),
-            switchyard_problem::FieldError::new("hmac.header", "missing"),
+    fn refusals_land_next_to_their_fields() {
+        let invalid = AppError::Invalid(vec![
+            FieldError::new("name", "too long"),
+            FieldError::new("hmac.header", "missing"),
         ]);
-        let errors = Errors::from_problem(problem, &["name"]);
+        let errors = Errors::from_app(invalid, &["name"]).expect("field errors");
         assert_eq!(errors.get("name"), Some("Too long."));
         assert_eq!(errors.get("form"), Some("Hmac.header: missing."));
-        let conflict = Errors::from_problem(Problem::conflict("taken."), &["name"]);
-        assert_eq!(conflict.get("form"), Some("Taken."));
+        let conflict = Errors::from_app(AppError::Conflict("taken.".into()), &["name"]);
+        assert_eq!(conflict.expect("a form error").get("form"), Some("Taken."));
+        assert!(matches!(
+            Errors::from_app(AppError::NotFound("source"), &["name"]),
+            Err(PageError::NotFound)
+        ));
     }
 
     #[test]

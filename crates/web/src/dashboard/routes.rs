@@ -8,6 +8,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::recipes::{self as recipe_use, ApplyRecipe};
 use switchyard_domain::app::routes::{self as manage, CreateRoute, UpdateRoute};
 use switchyard_domain::ids::{DestinationId, EventId, SourceId};
 use switchyard_domain::model::{Destination, PageRequest, Route, Source};
@@ -19,7 +20,6 @@ use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
-use crate::recipes::{ApplyRecipe, apply_recipe};
 use crate::route_preview::{Candidate, Preview, preview_latest};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -531,13 +531,13 @@ async fn apply(
         url: filled(&form.url),
         to: (recipe.kind.as_str() == "email").then(|| items(&form.to)),
     };
-    match apply_recipe(&state, &member.acting(), recipe.name, request).await {
+    match recipe_use::apply(member.scope(&state), recipe.name, request).await {
         Ok(applied) => Ok(see_other(
             member.path(&format!("routes/{}", applied.route.id)),
         )),
         Err(e) => {
             let fields = ["source_id", "name", "fire_url", "token", "url", "to"];
-            let errors = Errors::from_problem(e.0, &fields);
+            let errors = Errors::from_app(e, &fields)?;
             let page = recipe_page(&state, &member, recipe, form, errors).await?;
             html(&page, StatusCode::UNPROCESSABLE_ENTITY)
         }

@@ -160,6 +160,7 @@ impl Member {
         Scope {
             pool: &state.pool,
             key: &state.key,
+            policy: state.policy,
             team: self.team_id(),
             actor: self.actor(),
         }

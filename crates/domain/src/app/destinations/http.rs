@@ -1,23 +1,14 @@
-//! The `http` destination's own settings: method, custom headers (their values are
-//! credentials, sealed), an `Authorization` it sends, and the rotation of its signing
-//! secret.
+//! The `http` destination's own fields: method, custom headers (their values are
+//! credentials, sealed) and an `Authorization` it sends.
 
 use std::collections::BTreeMap;
 
-use actix_web::{post, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-use switchyard_domain::app::Invalid;
-use switchyard_domain::delivery::DestinationKind;
-use switchyard_domain::model::{AuthScheme, Credentials, DestinationSettings, HttpMethod};
-use switchyard_domain::secrets::new_signing_secret;
-use switchyard_domain::store::destinations;
-use switchyard_problem::Problem;
+use serde::Deserialize;
 
-use crate::error::{ApiResult, missing, not_found};
-use crate::{ApiTeam, WebState};
+use crate::app::Invalid;
+use crate::model::{AuthScheme, Credentials, DestinationSettings, HttpMethod};
 
 /// What the request may send as the `Authorization` header.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -56,7 +47,7 @@ fn reserved(name: &str) -> bool {
 
 /// Applies the http fields that were sent: `method`, `headers` (the whole set; `{}`
 /// clears) and `auth`.
-pub fn apply(
+pub(super) fn apply(
     invalid: &mut Invalid,
     method: Option<&str>,
     headers: Option<BTreeMap<String, String>>,
@@ -143,65 +134,4 @@ fn check_headers(headers: BTreeMap<String, String>) -> Result<Vec<(String, Strin
             Ok((name, value))
         })
         .collect()
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateSigningSecret {
-    /// How long the old secret keeps signing beside the new one, in seconds (default one
-    /// day, at most a week; 0 stops it at once).
-    overlap_seconds: Option<u32>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RotatedSigningSecret {
-    /// The new `whsec_…` secret; shown this once.
-    signing_secret: String,
-    /// Until when requests also carry a signature made with the old secret.
-    previous_valid_until: DateTime<Utc>,
-}
-
-const DEFAULT_OVERLAP: u32 = 24 * 60 * 60;
-const MAX_OVERLAP: u32 = 7 * 24 * 60 * 60;
-
-/// A new signing secret for an http destination (send `{}` for the default overlap).
-/// Until the overlap ends every request is signed with both, so a receiver can switch
-/// secrets at its own pace.
-#[utoipa::path(tag = "destinations", request_body = RotateSigningSecret,
-    responses((status = 200, body = RotatedSigningSecret), (status = 404), (status = 422)))]
-#[post("/destinations/{id}/rotate-signing-secret")]
-pub async fn rotate_signing_secret(
-    team: ApiTeam,
-    state: web::Data<WebState>,
-    id: web::Path<String>,
-    body: web::Json<RotateSigningSecret>,
-) -> ApiResult<web::Json<RotatedSigningSecret>> {
-    let id = id.parse().map_err(|_| not_found("destination"))?;
-    let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP);
-    if overlap > MAX_OVERLAP {
-        let mut invalid = Invalid::default();
-        invalid.add(
-            "overlap_seconds",
-            format!("must be at most {MAX_OVERLAP} (a week)"),
-        );
-        invalid.finish()?;
-    }
-    let destination = destinations::get(&state.pool, &team.team, &id)
-        .await
-        .map_err(missing("destination"))?;
-    if destination.kind != DestinationKind::Http {
-        return Err(
-            Problem::invalid_field("kind", "only http destinations sign their requests").into(),
-        );
-    }
-    let signing_secret = new_signing_secret();
-    let until = Utc::now() + Duration::seconds(i64::from(overlap));
-    let sealed = state.key.seal(signing_secret.as_bytes());
-    destinations::rotate_signing_secret(&state.pool, &team.team, &id, &sealed, until)
-        .await
-        .map_err(missing("destination"))?;
-    Ok(web::Json(RotatedSigningSecret {
-        signing_secret,
-        previous_valid_until: until,
-    }))
 }

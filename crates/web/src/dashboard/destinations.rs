@@ -19,7 +19,6 @@ use switchyard_domain::store::destinations::{self, Health};
 use super::error::{PageError, path_id};
 use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
-use super::test_send::TestResult;
 use super::{Nav, html, see_other};
 use crate::WebState;
 
@@ -31,7 +30,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(edit)
         .service(update)
         .service(set_state)
-        .service(super::test_send::send_test)
         .service(delete);
 }
 
@@ -343,6 +341,15 @@ async fn create(
             html(&page, StatusCode::UNPROCESSABLE_ENTITY)
         }
     }
+}
+
+/// What "send test" came to, for the page.
+pub struct TestResult {
+    pub(super) answer: Option<switchyard_send::sample::Answer>,
+    /// An email test: who it was queued for.
+    pub(super) queued_for: Vec<String>,
+    /// Why nothing could be sent.
+    pub(super) problem: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]

@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(team::routes)
             .configure(sources::routes)
             .configure(destinations::routes)
+            .service(test_send::send_test)
             .configure(routes::routes)
             .configure(events::routes)
             .configure(logs::routes)

@@ -10,23 +10,14 @@ use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::store::{sample as sample_claim, teams};
 use switchyard_send::Outbound;
-use switchyard_send::sample::{self, Answer, SampleOutcome};
+use switchyard_send::sample::{self, SampleOutcome};
 
-use super::destinations::show_page;
+use super::destinations::{TestResult, show_page};
 use super::error::{PageError, path_id};
 use super::forms::Posted;
 use super::session::Member;
 use super::{html, limits, mail};
 use crate::WebState;
-
-/// What "send test" came to, for the page.
-pub struct TestResult {
-    pub(super) answer: Option<Answer>,
-    /// An email test: who it was queued for.
-    pub(super) queued_for: Vec<String>,
-    /// Why nothing could be sent.
-    pub(super) problem: Option<String>,
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -25,6 +25,7 @@ use crate::netguard::Policy;
 use crate::secrets::new_signing_secret;
 use crate::store::destinations::{self, DestinationPatch, NewDestination};
 
+/// A new destination: its name, its kind and that kind's fields.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDestination {
@@ -59,6 +60,7 @@ pub struct CreateDestination {
     pub budget_per_day: Option<u32>,
 }
 
+/// Changes to a destination: only the fields sent.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDestination {
@@ -95,10 +97,7 @@ pub struct UpdateDestination {
     pub budget_per_day: Option<u32>,
 }
 
-/// The kind-specific fields of a request. Each kind takes its own and refuses the
-/// others'. (The request structs list them again, flat: serde cannot refuse unknown
-/// fields through a flattened struct.)
-/// A create or update request's kind-specific fields, gathered.
+/// A create or update command's kind-specific fields, gathered.
 macro_rules! target_input {
     ($body:expr) => {
         TargetInput {
@@ -119,6 +118,9 @@ macro_rules! target_input {
     };
 }
 
+/// The kind-specific fields of a command. Each kind takes its own and refuses the
+/// others'. (The commands list them again, flat: serde cannot refuse unknown fields
+/// through a flattened struct.)
 #[derive(Default)]
 pub struct TargetInput {
     pub url: Option<String>,

@@ -1,7 +1,8 @@
 //! The dashboard: server-rendered pages (askama templates in `templates/dashboard`), a
 //! stylesheet and a little script embedded in the binary, htmx for partial updates.
-//! Every page works without script. The rules are the API's: the same store calls, the
-//! same validation, scoped to the team in the URL, with a role check on every handler.
+//! Every page works without script. The rules are the application layer's
+//! (`switchyard_domain::app`), as they are for the API, scoped to the team in the URL,
+//! with a role check on every handler.
 
 mod account;
 mod catalog;

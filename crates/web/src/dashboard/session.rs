@@ -147,7 +147,7 @@ impl Member {
         &self.viewer.user.email
     }
 
-    /// This member as the API's handlers see whoever acts for a team.
+    /// This member as the route preview and event re-run (shared with the API) see them.
     pub fn acting(&self) -> crate::ApiTeam {
         crate::ApiTeam {
             team: self.team.id.clone(),

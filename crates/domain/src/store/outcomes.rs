@@ -51,13 +51,21 @@ pub enum Recorded {
 }
 
 impl Finished {
-    /// A success that concerns only its own delivery.
+    /// A success that concerns only its own delivery: its attempt's record.
+    fn plain_record(&self) -> Option<&AttemptRecord> {
+        match &self.report {
+            Report::Sent {
+                record,
+                decision: Decision::Succeeded,
+            } if !self.claimed.is_probe && record.destination == DestinationEffect::None => {
+                Some(record)
+            }
+            _ => None,
+        }
+    }
+
     fn is_plain(&self) -> bool {
-        matches!(
-            &self.report,
-            Report::Sent { record, decision: Decision::Succeeded }
-                if !self.claimed.is_probe && record.destination == DestinationEffect::None
-        )
+        self.plain_record().is_some()
     }
 }
 
@@ -202,12 +210,9 @@ async fn record_plain(
     if plain.is_empty() {
         return Ok(HashSet::new());
     }
-    let records: Vec<&AttemptRecord> = plain
+    let rows: Vec<(&Claimed, &AttemptRecord)> = plain
         .iter()
-        .filter_map(|f| match &f.report {
-            Report::Sent { record, .. } => Some(record),
-            Report::NotSent { .. } => None,
-        })
+        .filter_map(|f| Some((&f.claimed, f.plain_record()?)))
         .collect();
     let written: Vec<(DeliveryId, AttemptId)> = sqlx::query_as(
         "WITH f AS (
@@ -249,59 +254,24 @@ async fn record_plain(
          )
          SELECT id, current_attempt_id FROM done",
     )
-    .bind(
-        plain
-            .iter()
-            .map(|f| &f.claimed.delivery.id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        plain
-            .iter()
-            .map(|f| &f.claimed.attempt_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
-    .bind(
-        records
-            .iter()
-            .map(|r| r.response_status)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        records
-            .iter()
-            .map(|r| r.response_excerpt.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        records
-            .iter()
-            .map(|r| r.error.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        records
-            .iter()
-            .map(|r| r.request_headers.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        records
-            .iter()
-            .map(|r| r.claude_code_session_id.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        records
-            .iter()
-            .map(|r| r.claude_code_session_url.as_deref())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(&rows, |(c, _)| &c.delivery.id))
+    .bind(column(&rows, |(c, _)| &c.attempt_id))
+    .bind(column(&rows, |(_, r)| r.duration_ms))
+    .bind(column(&rows, |(_, r)| r.response_status))
+    .bind(column(&rows, |(_, r)| r.response_excerpt.as_deref()))
+    .bind(column(&rows, |(_, r)| r.error.as_deref()))
+    .bind(column(&rows, |(_, r)| r.request_headers.as_ref()))
+    .bind(column(&rows, |(_, r)| r.claude_code_session_id.as_deref()))
+    .bind(column(&rows, |(_, r)| r.claude_code_session_url.as_deref()))
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
     Ok(written.into_iter().collect())
+}
+
+/// One field of every row, as an array parameter for `unnest`.
+fn column<'a, R, T>(rows: &'a [R], field: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
 }
 
 /// One outcome that concerns more than its delivery, or an attempt that was not sent.

@@ -68,6 +68,21 @@ pub struct UpdateSource {
     pub hmac: Option<HmacScheme>,
 }
 
+/// A create or update command's provider settings, gathered.
+macro_rules! settings_input {
+    ($cmd:expr) => {
+        SettingsInput {
+            api_key_header: $cmd.api_key_header,
+            dedup_header: $cmd.dedup_header,
+            dedup_pointer: $cmd.dedup_pointer,
+            event_type_header: $cmd.event_type_header,
+            event_type_pointer: $cmd.event_type_pointer,
+            allow_sha1: $cmd.allow_sha1,
+            hmac: $cmd.hmac,
+        }
+    };
+}
+
 /// Validates and stores a new source.
 pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppError> {
     let mut invalid = Invalid::default();
@@ -75,15 +90,7 @@ pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppEr
     let provider = invalid.check("provider", cmd.provider.parse::<ProviderKind>());
     let body_limit = check_body_limit(&mut invalid, cmd.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
     let mut settings = ProviderSettings::default();
-    let input = SettingsInput {
-        api_key_header: cmd.api_key_header,
-        dedup_header: cmd.dedup_header,
-        dedup_pointer: cmd.dedup_pointer,
-        event_type_header: cmd.event_type_header,
-        event_type_pointer: cmd.event_type_pointer,
-        allow_sha1: cmd.allow_sha1,
-        hmac: cmd.hmac,
-    };
+    let input = settings_input!(cmd);
     apply_settings(&mut invalid, provider, &mut settings, input);
     let sealed_secret = match (provider, cmd.secret.as_deref()) {
         (Some(p), None) if p.needs_secret() => {
@@ -141,15 +148,7 @@ pub async fn update(
         .await
         .map_err(missing("source"))?;
     let mut settings = current.settings.0.clone();
-    let input = SettingsInput {
-        api_key_header: cmd.api_key_header,
-        dedup_header: cmd.dedup_header,
-        dedup_pointer: cmd.dedup_pointer,
-        event_type_header: cmd.event_type_header,
-        event_type_pointer: cmd.event_type_pointer,
-        allow_sha1: cmd.allow_sha1,
-        hmac: cmd.hmac,
-    };
+    let input = settings_input!(cmd);
     apply_settings(&mut invalid, Some(current.provider), &mut settings, input);
     invalid.finish()?;
     let patch = SourcePatch {

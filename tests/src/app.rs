@@ -204,6 +204,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The Prometheus text a process serving on `base` answers at `/metrics`.
+    pub async fn metrics_at(&self, base: &str) -> String {
+        self.client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// A request with this team's API key.
     pub fn api(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.client

@@ -517,15 +517,7 @@ async fn health_readiness_and_metrics_answer() {
     // Gauges come from the workers' upkeep, once a second in tests.
     let metrics = app
         .eventually(|| async {
-            let text = app
-                .client
-                .get(app.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = app.metrics_at(&app.base).await;
             (text.contains("switchyard_attempts_total")
                 && text.contains("switchyard_queue_depth")
                 && text.contains("switchyard_outcome_batch_size"))

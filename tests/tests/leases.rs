@@ -42,16 +42,9 @@ async fn delivery_to(app: &TestApp, event: &str, destination: &Value) -> String 
 
 /// `switchyard_late_outcomes_total` as a worker process reports it.
 async fn late_outcomes(app: &TestApp, base: &str) -> u64 {
-    let text = app
-        .client
-        .get(format!("{base}/metrics"))
-        .send()
+    app.metrics_at(base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("switchyard_late_outcomes_total "))
         .map_or(0, |n| n.trim().parse().unwrap())
 }

@@ -169,3 +169,20 @@ async fn a_recipe_makes_its_destination_and_route_or_prefills_a_route() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_route_that_no_longer_compiles_is_marked_broken_on_its_pages() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, _) = Visitor::wired(&app, SECRET, &receiver.url("/hook")).await;
+    let route: String = sqlx::query_scalar(
+        "UPDATE routes SET filter = 'payload.action ==' WHERE name = 'all' RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let list = v.get(&format!("{team}/routes")).await;
+    list.assert_contains(r#"<span class="badge bad">broken</span>"#);
+    let page = v.get(&format!("{team}/routes/{route}")).await;
+    page.assert_contains("This route is broken: the route&#39;s filter no longer compiles");
+}

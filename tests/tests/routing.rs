@@ -429,3 +429,77 @@ async fn a_preview_shows_whether_a_route_matches_and_what_it_would_send() {
         "{preview}"
     );
 }
+
+#[tokio::test]
+async fn a_stored_route_that_no_longer_compiles_shows_as_broken_and_fails_its_events_loudly() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let source = app.create_source("github", Some(SECRET)).await;
+    let destination = app.create_destination(&receiver.url("/hook")).await;
+    let created = route(
+        &app,
+        &source,
+        &destination,
+        json!({"event_types": ["issues.*"]}),
+    )
+    .await;
+    assert_eq!(created["broken"], Value::Null, "{created}");
+    let path = format!("/api/v1/routes/{}", created["id"].as_str().unwrap());
+    // What a release with stricter patterns finds stored: it cannot be matched as written.
+    sqlx::query("UPDATE routes SET event_types = '{\"issues .*\"}' WHERE id = $1")
+        .bind(created["id"].as_str().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let (status, shown) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    let why = shown["broken"]
+        .as_str()
+        .expect("the route says it is broken");
+    assert!(
+        why.starts_with("the route's event types no longer compile"),
+        "{why}"
+    );
+    let (_, listed) = app.get("/api/v1/routes").await;
+    assert_eq!(listed["data"][0]["broken"], why, "{listed}");
+
+    // Its events are not dropped: each gets a failed delivery saying why (the ingest
+    // cache hears of the change and reloads the route).
+    let sends = std::sync::atomic::AtomicU32::new(0);
+    let (_, answer) = app
+        .eventually(|| async {
+            let n = sends.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let guid = format!("g-{n}");
+            let sent = app
+                .send_github(&source, SECRET, "issues", &guid, &issue("opened", &[]))
+                .await;
+            let deliveries = deliveries_of(&app, &sent.1).await;
+            (deliveries.first()?["last_error"].as_str() == Some(why)).then_some(sent)
+        })
+        .await;
+    let failed = deliveries_of(&app, &answer).await;
+    assert_eq!(failed[0]["status"], "failed", "{failed:?}");
+    let event = answer["event_id"].as_str().unwrap();
+    let (_, preview) = app
+        .post(&format!("{path}/preview"), json!({"event_id": event}))
+        .await;
+    assert_eq!(preview["error"], why, "{preview}");
+
+    // Mended, the event runs again and is delivered.
+    let (status, mended) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"event_types": ["issues.*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{mended}");
+    assert_eq!(mended["broken"], Value::Null);
+    let (status, rerun) = app
+        .post(&format!("/api/v1/events/{event}/rerun"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{rerun}");
+    assert_eq!(rerun["deliveries"][0]["last_error"], Value::Null, "{rerun}");
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+}

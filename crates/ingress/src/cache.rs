@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use switchyard_domain::StoreError;
-use switchyard_domain::model::RouteTarget;
-use switchyard_domain::routing::{EventTypes, Filter};
+use switchyard_domain::routing::RouteTarget;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::sources::{self, IngestConfig};
 
@@ -97,20 +96,17 @@ impl SourceCache {
         let routes = config
             .routes
             .iter()
-            .filter_map(|route| {
-                // Patterns were validated when saved; one that no longer parses matches nothing.
-                let event_types = EventTypes::parse(&route.event_types).ok()?;
-                let filter = route.filter.as_deref().map(|source| {
-                    Filter::compile(source)
-                        .map(Arc::new)
-                        .map_err(|e| format!("the route's filter does not compile: {e}"))
-                });
-                Some(RouteTarget {
-                    route_id: route.id.clone(),
-                    destination_id: route.destination_id.clone(),
-                    event_types,
-                    filter,
-                })
+            .map(|route| {
+                let target = RouteTarget::compile(
+                    route.id.clone(),
+                    route.destination_id.clone(),
+                    &route.event_types,
+                    route.filter.as_deref(),
+                );
+                if let Err(reason) = &target.rule {
+                    tracing::warn!(route = %route.id, %reason, "route is broken: its deliveries fail until it is mended");
+                }
+                target
             })
             .collect();
         CachedSource {

@@ -8,11 +8,11 @@ use chrono::{Duration, Utc};
 use futures::StreamExt;
 use serde_json::json;
 use switchyard_domain::ids::EventId;
-use switchyard_domain::model::{NewEvent, Target};
+use switchyard_domain::model::NewEvent;
 use switchyard_domain::providers::{
     DedupKind, Headers, Inbound, checked_event_type, resolve_event_type, structured,
 };
-use switchyard_domain::routing::template::{EventContext, EventMeta, Links, SourceContext};
+use switchyard_domain::routing::{EventFacts, RoutedEvent, pipeline};
 use switchyard_domain::store::events::Ingested;
 use switchyard_domain::store::sources::Rejection;
 use switchyard_problem::Problem;
@@ -109,55 +109,21 @@ pub async fn receive(
         DedupKind::ContentHash => now + CONTENT_DEDUP_WINDOW,
     };
     let id = EventId::generate();
-    let matched = source
-        .routes
-        .iter()
-        .filter(|r| r.event_types.matches(event_type.as_deref()));
-    // The filters' context is built once, and only when a matched route has a filter.
-    let mut context = None;
-    let mut targets = Vec::new();
-    for route in matched {
-        let failure = match &route.filter {
-            None => None,
-            Some(Err(e)) => Some(e.clone()),
-            Some(Ok(filter)) => {
-                let ctx = context.get_or_insert_with(|| {
-                    let links = Links {
-                        event: format!(
-                            "{}/t/{}/events/{id}",
-                            state.public_base, source.config.team_slug
-                        ),
-                    };
-                    EventContext {
-                        event_type: event_type.as_deref(),
-                        payload: json.as_ref(),
-                        headers: &stored_headers,
-                        source: SourceContext {
-                            name: &source.config.source.name,
-                            provider: source.config.source.provider.as_str(),
-                        },
-                        event: EventMeta {
-                            id: id.as_str(),
-                            received_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                            dedup_key: &dedup_key.value,
-                        },
-                        links,
-                    }
-                    .to_value()
-                });
-                match filter.matches(ctx) {
-                    Ok(true) => None,
-                    Ok(false) => continue,
-                    Err(e) => Some(e),
-                }
-            }
+    let targets = {
+        let facts = EventFacts {
+            id: id.as_str(),
+            event_type: event_type.as_deref(),
+            headers: &stored_headers,
+            body: &body,
+            received_at: now,
+            dedup_key: &dedup_key.value,
+            source_name: &source.config.source.name,
+            source_provider: kind,
+            team_slug: &source.config.team_slug,
         };
-        targets.push(Target {
-            route_id: route.route_id.clone(),
-            destination_id: route.destination_id.clone(),
-            failure,
-        });
-    }
+        let event = RoutedEvent::new(facts, &state.public_base).with_payload(json);
+        pipeline::targets(&source.routes, &event)
+    };
     let event = NewEvent {
         id,
         team_id: source.config.source.team_id.clone(),

@@ -5,13 +5,12 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 use switchyard_domain::StoreError;
-use switchyard_domain::delivery::compose::{self, EventView};
+use switchyard_domain::delivery::compose;
 use switchyard_domain::delivery::{DestinationKind, Outcome};
 use switchyard_domain::model::{Credentials, HttpMethod};
-use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook, structured};
-use switchyard_domain::routing::template::{
-    self, EventContext, EventMeta, Links, SourceContext, TemplateValue,
-};
+use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook};
+use switchyard_domain::routing::pipeline::render;
+use switchyard_domain::routing::{EventFacts, Message, RoutedEvent, Templates};
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::attempts::{Claimed, DestinationEffect};
 
@@ -59,140 +58,54 @@ pub enum Prepared {
 }
 
 /// Builds what `claimed` sends, whose event body is `body`. An error means the
-/// destination cannot be sent to as configured (a credential that does not open); it is
-/// not worth retrying.
+/// destination cannot be sent to as configured (a credential that does not open, a
+/// template that fails on this event); it is not worth retrying.
 pub fn build(
     key: &SecretKey,
     claimed: &Claimed,
     body: Vec<u8>,
     public_base: &str,
 ) -> Result<Prepared, String> {
-    let rendered = Rendered::new(claimed, &body, public_base);
-    if claimed.kind == DestinationKind::Email {
-        let event = view(claimed, &body);
-        let text = match rendered.template()? {
-            Some(text) => compose::truncate(text, compose::EMAIL_TEXT_MAX),
-            None => compose::email_text(&event),
-        };
-        let subject = match rendered.subject()? {
-            // A subject is one line.
-            Some(subject) => subject.lines().next().unwrap_or_default().trim().to_owned(),
-            None => compose::email_subject(&event),
-        };
-        return Ok(Prepared::Email(Email {
-            to: claimed.settings.to.clone(),
-            subject,
-            html: compose::html_from_text(&text),
-            text,
-        }));
-    }
-    build_http(key, claimed, body, &rendered).map(Prepared::Http)
-}
-
-/// The route's templates, rendered on demand for one event.
-struct Rendered<'a> {
-    claimed: &'a Claimed,
-    context: Option<TemplateValue>,
-}
-
-impl<'a> Rendered<'a> {
-    fn new(claimed: &'a Claimed, body: &[u8], public_base: &str) -> Rendered<'a> {
-        let content_type = claimed.headers.get("content-type").and_then(Value::as_str);
-        let payload = structured(content_type, body);
-        let context = EventContext {
-            event_type: claimed.event_type.as_deref(),
-            payload: payload.as_ref(),
-            headers: &claimed.headers,
-            source: SourceContext {
-                name: &claimed.source_name,
-                provider: &claimed.source_provider,
-            },
-            event: EventMeta {
-                id: claimed.delivery.event_id.as_str(),
-                received_at: claimed
-                    .received_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                dedup_key: &claimed.dedup_key,
-            },
-            links: Links {
-                event: format!(
-                    "{public_base}/t/{}/events/{}",
-                    claimed.team_slug, claimed.delivery.event_id
-                ),
-            },
-        };
-        // Only a route with a template pays for the context.
-        let context =
-            (claimed.template.is_some() || claimed.subject.is_some()).then(|| context.to_value());
-        Rendered { claimed, context }
-    }
-
-    fn render(&self, source: Option<&str>) -> Result<Option<String>, String> {
-        match (source, &self.context) {
-            (Some(source), Some(context)) => template::render(source, context).map(Some),
-            _ => Ok(None),
+    let facts = EventFacts {
+        id: claimed.delivery.event_id.as_str(),
+        event_type: claimed.event_type.as_deref(),
+        headers: &claimed.headers,
+        body: &body,
+        received_at: claimed.received_at,
+        dedup_key: &claimed.dedup_key,
+        source_name: &claimed.source_name,
+        source_provider: &claimed.source_provider,
+        team_slug: &claimed.team_slug,
+    };
+    let templates = Templates {
+        body: claimed.template.as_deref(),
+        subject: claimed.subject.as_deref(),
+    };
+    let message = render(
+        claimed.kind,
+        templates,
+        &RoutedEvent::new(facts, public_base),
+    )?;
+    let request = match message {
+        Message::Email { subject, text } => {
+            return Ok(Prepared::Email(Email {
+                to: claimed.settings.to.clone(),
+                subject,
+                html: compose::html_from_text(&text),
+                text,
+            }));
         }
-    }
-
-    fn template(&self) -> Result<Option<String>, String> {
-        self.render(self.claimed.template.as_deref())
-    }
-
-    fn subject(&self) -> Result<Option<String>, String> {
-        self.render(self.claimed.subject.as_deref())
-    }
-}
-
-fn build_http(
-    key: &SecretKey,
-    claimed: &Claimed,
-    body: Vec<u8>,
-    rendered: &Rendered<'_>,
-) -> Result<Request, String> {
-    match claimed.kind {
-        DestinationKind::Http => {
-            let url = claimed.url.clone().ok_or("the destination has no URL")?;
+        Message::Http { body: rendered } => {
             // The route's template is the body, sent as written; else the body received.
-            let body = match rendered.template()? {
-                Some(text) => text.into_bytes(),
-                None => body,
-            };
-            let mut headers = signed_headers(key, claimed, &body).map_err(|e| e.to_string())?;
-            let settings = &claimed.settings;
-            let mut secret_headers = Vec::new();
-            if !settings.header_names.is_empty() || settings.auth.is_some() {
-                let credentials = credentials(key, claimed)?;
-                for (name, value) in credentials.headers {
-                    secret_headers.push(name.clone());
-                    headers.push((name, value));
-                }
-                if let Some(authorization) = credentials.authorization {
-                    headers.push(("authorization".to_owned(), authorization));
-                }
-            }
-            let method = match settings.method.unwrap_or_default() {
-                HttpMethod::Post => reqwest::Method::POST,
-                HttpMethod::Put => reqwest::Method::PUT,
-                HttpMethod::Patch => reqwest::Method::PATCH,
-            };
-            Ok(Request {
-                method,
-                url,
-                headers,
-                body,
-                secret_headers,
-            })
+            let body = rendered.map_or(body, String::into_bytes);
+            http_request(key, claimed, body)?
         }
-        DestinationKind::Routine => {
+        Message::Routine { text } => {
             let url = claimed.url.clone().ok_or("the routine has no fire URL")?;
             let token = credentials(key, claimed)?
                 .token
                 .ok_or("the routine's token is missing")?;
-            let text = match rendered.template()? {
-                Some(text) => compose::truncate(text, compose::ROUTINE_TEXT_MAX),
-                None => compose::routine_text(&view(claimed, &body)),
-            };
-            Ok(Request::post(
+            Request::post(
                 url,
                 vec![
                     ("authorization".to_owned(), format!("Bearer {token}")),
@@ -201,43 +114,54 @@ fn build_http(
                     ("content-type".to_owned(), "application/json".to_owned()),
                 ],
                 json_body(&json!({ "text": text })),
-            ))
+            )
         }
-        DestinationKind::Slack => {
+        Message::Slack { payload } => {
             let url = credentials(key, claimed)?
                 .url
                 .ok_or("the Slack webhook URL is missing")?;
-            // A template that renders a JSON object is the Slack payload (Block Kit);
-            // anything else is the message text.
-            let payload = match rendered.template()? {
-                Some(text) => match serde_json::from_str::<Value>(&text) {
-                    Ok(object @ Value::Object(_)) => object,
-                    _ => json!({ "text": text }),
-                },
-                None => json!({ "text": compose::slack_text(&view(claimed, &body)) }),
-            };
-            Ok(Request::post(
+            Request::post(
                 url,
                 vec![("content-type".to_owned(), "application/json".to_owned())],
                 json_body(&payload),
-            ))
+            )
         }
-        DestinationKind::Email => Err("an email is not an HTTP request".to_owned()),
+    };
+    Ok(Prepared::Http(request))
+}
+
+/// An http destination's request: signed, with its credentials, by its method.
+fn http_request(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Request, String> {
+    let url = claimed.url.clone().ok_or("the destination has no URL")?;
+    let mut headers = signed_headers(key, claimed, &body).map_err(|e| e.to_string())?;
+    let settings = &claimed.settings;
+    let mut secret_headers = Vec::new();
+    if !settings.header_names.is_empty() || settings.auth.is_some() {
+        let credentials = credentials(key, claimed)?;
+        for (name, value) in credentials.headers {
+            secret_headers.push(name.clone());
+            headers.push((name, value));
+        }
+        if let Some(authorization) = credentials.authorization {
+            headers.push(("authorization".to_owned(), authorization));
+        }
     }
+    let method = match settings.method.unwrap_or_default() {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+    };
+    Ok(Request {
+        method,
+        url,
+        headers,
+        body,
+        secret_headers,
+    })
 }
 
 fn json_body(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
-}
-
-fn view<'a>(claimed: &'a Claimed, body: &'a [u8]) -> EventView<'a> {
-    EventView {
-        id: claimed.delivery.event_id.as_str(),
-        event_type: claimed.event_type.as_deref(),
-        source_name: &claimed.source_name,
-        received_at: claimed.received_at,
-        body,
-    }
 }
 
 fn credentials(key: &SecretKey, claimed: &Claimed) -> Result<Credentials, String> {

@@ -32,6 +32,7 @@ impl ApiTeam {
             pool: &state.pool,
             key: &state.key,
             policy: state.policy,
+            public_url: &state.public_url,
             team: &self.team,
             actor: &self.actor,
         }

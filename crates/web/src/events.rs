@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_domain::app::Invalid;
+use switchyard_domain::app::events as events_app;
 use switchyard_domain::ids::{EventId, SourceId};
 use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest};
 use switchyard_domain::store::{deliveries, events};
@@ -11,7 +12,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, missing, not_found};
 use crate::list::{List, Paging};
-use crate::route_preview::targets_today;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -25,29 +25,8 @@ pub struct Rerun {
 }
 
 /// Sends the event through today's routes again: one new delivery per route that takes
-/// it, linked to the event (routes whose filter fails on it get a failed delivery saying
-/// why). Its earlier deliveries stay as they were.
-pub(crate) async fn rerun_event(
-    state: &WebState,
-    team: &ApiTeam,
-    id: &EventId,
-) -> ApiResult<usize> {
-    let targets: Vec<_> = targets_today(state, team, id)
-        .await
-        .map_err(|e| match e.0.status {
-            422 => not_found("event"),
-            _ => e,
-        })?
-        .into_iter()
-        .map(|(target, _)| target)
-        .collect();
-    let mut tx = state.pool.begin().await?;
-    let made = events::rerun(&mut tx, &team.team, id, &targets, Utc::now()).await?;
-    team.audit(&mut *tx, "event.rerun", id.as_str()).await?;
-    tx.commit().await?;
-    Ok(made)
-}
-
+/// it (a failed one, saying why, for a route whose filter fails on it). Its earlier
+/// deliveries stay as they were.
 #[utoipa::path(tag = "events", responses((status = 202, body = Rerun), (status = 404)))]
 #[post("/events/{id}/rerun")]
 async fn rerun(
@@ -57,7 +36,7 @@ async fn rerun(
 ) -> ApiResult<HttpResponse> {
     let id: EventId = id.parse().map_err(|_| not_found("event"))?;
     let before: Vec<Delivery> = deliveries::for_event(&state.pool, &team.team, &id).await?;
-    rerun_event(&state, &team, &id).await?;
+    events_app::rerun(team.scope(&state), &id).await?;
     let after = deliveries::for_event(&state.pool, &team.team, &id).await?;
     let deliveries = after
         .into_iter()

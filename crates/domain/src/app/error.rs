@@ -39,6 +39,13 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// A route's event types or filter that do not compile, as that field's error.
+impl From<crate::routing::pipeline::RuleError> for AppError {
+    fn from(e: crate::routing::pipeline::RuleError) -> Self {
+        AppError::field(e.field, e.message)
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::from(e).into()

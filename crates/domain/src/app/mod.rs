@@ -7,6 +7,8 @@
 
 pub mod destinations;
 mod error;
+pub mod events;
+pub mod previews;
 pub mod recipes;
 pub mod replays;
 pub mod routes;
@@ -32,6 +34,8 @@ pub struct Scope<'a> {
     pub team: &'a TeamId,
     /// Who the audit log names: a member's email or an API key's name.
     pub actor: &'a str,
+    /// The dashboard's public URL, for the links routes render.
+    pub public_url: &'a str,
 }
 
 impl Scope<'_> {

@@ -16,7 +16,7 @@ pub use destination::{
 };
 pub use event::{Event, EventFilter, NewEvent, PayloadMatch, Target, like_pattern};
 pub use names::{Name, NameError};
-pub use route::{Route, RouteTarget};
+pub use route::Route;
 pub use source::Source;
 pub use team::{ApiKey, Team};
 

@@ -1,10 +1,12 @@
 //! Which events a route takes and what each becomes: event-type globs, payload filters
-//! and templates.
+//! and templates, put together in [`pipeline`].
 
 mod glob;
+pub mod pipeline;
 pub mod recipes;
 pub mod template;
 pub mod timeline;
 
 pub use glob::{EventTypes, Glob, GlobError};
-pub use template::{EventContext, Filter, TemplateError};
+pub use pipeline::{EventFacts, Message, RouteRule, RouteTarget, RoutedEvent, Templates, Verdict};
+pub use template::{Filter, TemplateError};

@@ -203,39 +203,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::routing::template::{
-        EventContext, EventMeta, Filter, Links, SourceContext, check_template, render,
-    };
+    use crate::routing::pipeline::{EventFacts, RouteRule, RoutedEvent, Verdict};
+    use crate::routing::template::{Filter, check_template};
 
     fn rendered(
         recipe: &Recipe,
         event_type: &str,
         payload: serde_json::Value,
     ) -> (bool, String, Option<String>) {
-        let headers = json!({});
-        let ctx = EventContext {
+        let headers = json!({"content-type": "application/json"});
+        let body = serde_json::to_vec(&payload).unwrap();
+        let facts = EventFacts {
+            id: "evt_01JD7ZK3Q8",
             event_type: Some(event_type),
-            payload: Some(&payload),
             headers: &headers,
-            source: SourceContext {
-                name: recipe.provider,
-                provider: recipe.provider,
-            },
-            event: EventMeta {
-                id: "evt_01JD7ZK3Q8",
-                received_at: "2026-11-27T10:00:00.000Z".to_owned(),
-                dedup_key: "key-1",
-            },
-            links: Links {
-                event: "https://switchyard.example/t/acme/events/evt_01JD7ZK3Q8".to_owned(),
-            },
-        }
-        .to_value();
-        let matched = recipe
-            .filter
-            .is_none_or(|f| Filter::compile(f).unwrap().matches(&ctx).unwrap());
-        let text = render(recipe.template, &ctx).unwrap();
-        let subject = recipe.subject.map(|s| render(s, &ctx).unwrap());
+            body: &body,
+            received_at: "2026-11-27T10:00:00Z".parse().unwrap(),
+            dedup_key: "key-1",
+            source_name: recipe.provider,
+            source_provider: recipe.provider,
+            team_slug: "acme",
+        };
+        let event = RoutedEvent::new(facts, "https://switchyard.example");
+        let rule = RouteRule::compile(recipe.event_types, recipe.filter).unwrap();
+        let matched = rule.decide(&event) == Verdict::Takes;
+        let text = event.render(Some(recipe.template)).unwrap().unwrap();
+        let subject = event.render(recipe.subject).unwrap();
         (matched, text, subject)
     }
 

@@ -98,9 +98,10 @@ impl TemplateError {
     }
 }
 
-/// What a filter or template sees of an event.
+/// What a filter or template sees of an event; built by
+/// [`RoutedEvent`](super::RoutedEvent) alone.
 #[derive(Debug, Clone, Serialize)]
-pub struct EventContext<'a> {
+pub(crate) struct EventContext<'a> {
     pub event_type: Option<&'a str>,
     /// The parsed body (JSON, or a form's fields); none for other bodies.
     pub payload: Option<&'a serde_json::Value>,
@@ -112,20 +113,20 @@ pub struct EventContext<'a> {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SourceContext<'a> {
+pub(crate) struct SourceContext<'a> {
     pub name: &'a str,
     pub provider: &'a str,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct EventMeta<'a> {
+pub(crate) struct EventMeta<'a> {
     pub id: &'a str,
     pub received_at: String,
     pub dedup_key: &'a str,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Links {
+pub(crate) struct Links {
     /// The event in the dashboard.
     pub event: String,
 }

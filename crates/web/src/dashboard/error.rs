@@ -72,19 +72,6 @@ impl From<AppError> for PageError {
 }
 
 /// An API answer the page cannot show next to a field: a 404 stays a 404.
-impl From<crate::error::ApiError> for PageError {
-    fn from(e: crate::error::ApiError) -> Self {
-        match e.0.status {
-            404 => PageError::NotFound,
-            503 => PageError::Unavailable,
-            _ => {
-                tracing::error!(problem = ?e.0, "dashboard: unexpected API problem");
-                PageError::Internal
-            }
-        }
-    }
-}
-
 /// An id from the URL; a malformed one is as missing as an unknown one.
 pub fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, PageError> {
     raw.parse().map_err(|_| PageError::NotFound)

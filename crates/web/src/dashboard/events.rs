@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::events as events_app;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
 use switchyard_domain::ids::{EventId, SourceId};
 use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest, PayloadMatch};
@@ -282,8 +283,7 @@ async fn rerun(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id: EventId = path_id(&path.1)?;
-    let acting = member.acting();
-    let targets = crate::route_preview::targets_today(&state, &acting, &id).await?;
+    let targets = events_app::targets_today(member.scope(&state), &id).await?;
     let reaches_routine = targets
         .iter()
         .any(|(t, kind)| *kind == DestinationKind::Routine && t.failure.is_none());
@@ -295,7 +295,7 @@ async fn rerun(
         );
         return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    crate::events::rerun_event(&state, &acting, &id).await?;
+    events_app::rerun(member.scope(&state), &id).await?;
     Ok(see_other(member.path(&format!("events/{id}"))))
 }
 

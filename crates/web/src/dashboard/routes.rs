@@ -8,6 +8,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::AppError;
+use switchyard_domain::app::previews::{self, Candidate, Preview};
 use switchyard_domain::app::recipes::{self as recipe_use, ApplyRecipe};
 use switchyard_domain::app::routes::{self as manage, CreateRoute, UpdateRoute};
 use switchyard_domain::ids::{DestinationId, EventId, SourceId};
@@ -20,7 +22,6 @@ use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
-use crate::route_preview::{Candidate, Preview, preview_latest};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -199,13 +200,13 @@ async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPa
     };
     let candidate = Candidate {
         source,
-        destination,
+        kind: destination.kind,
         event_types: form.patterns(),
         filter: RouteForm::optional(&form.filter),
         template: RouteForm::optional(&form.template),
         subject: RouteForm::optional(&form.subject),
     };
-    match preview_latest(state, &member.acting(), &candidate).await {
+    match previews::latest(member.scope(state), &candidate).await {
         Ok(Some((event_id, preview))) => PreviewPanel {
             waiting: None,
             event_id: Some(event_id),
@@ -215,18 +216,25 @@ async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPa
         Ok(None) => PreviewPanel::waiting(
             "This source has no events yet. Send one from the sender and the preview uses it.",
         ),
-        Err(e) => PreviewPanel {
-            waiting: None,
-            event_id: None,
-            preview: None,
-            problem: Some(super::forms::sentence(
-                &e.0.errors
+        Err(e) => {
+            let problem = match e {
+                AppError::Invalid(errors) => errors
                     .first()
                     .map(|f| format!("{}: {}", f.field, f.message))
-                    .or(e.0.detail)
                     .unwrap_or_default(),
-            )),
-        },
+                AppError::Store(e) => {
+                    tracing::warn!(error = ?e, "route preview failed");
+                    "the preview is unavailable right now; try again in a moment".to_owned()
+                }
+                other => other.to_string(),
+            };
+            PreviewPanel {
+                waiting: None,
+                event_id: None,
+                preview: None,
+                problem: Some(super::forms::sentence(&problem)),
+            }
+        }
     }
 }
 

@@ -147,20 +147,13 @@ impl Member {
         &self.viewer.user.email
     }
 
-    /// This member as the route preview and event re-run (shared with the API) see them.
-    pub fn acting(&self) -> crate::ApiTeam {
-        crate::ApiTeam {
-            team: self.team.id.clone(),
-            actor: self.actor().to_owned(),
-        }
-    }
-
     /// The application layer's view of what this person does.
     pub fn scope<'a>(&'a self, state: &'a WebState) -> Scope<'a> {
         Scope {
             pool: &state.pool,
             key: &state.key,
             policy: state.policy,
+            public_url: &state.public_url,
             team: self.team_id(),
             actor: self.actor(),
         }

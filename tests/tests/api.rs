@@ -353,6 +353,15 @@ async fn invalid_fields_are_all_named_in_one_answer() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = app.get("/api/v1/sources/not-an-id").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // An id of another kind is as unknown as a malformed one, before any query.
+    let (status, problem) = app
+        .get(&format!(
+            "/api/v1/routes/{}",
+            source["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    assert_eq!(problem["status"], 404, "{problem}");
 }
 
 #[tokio::test]

@@ -180,6 +180,23 @@ async fn every_team_page_and_form_is_guarded() {
         );
     }
 
+    // An id that is malformed or of another kind is the not-found page, before any query.
+    for page in [
+        format!("/sources/{dst}"),
+        format!("/routes/{src}/delete"),
+        "/events/not-an-id".to_owned(),
+        format!("/deliveries/{evt}"),
+    ] {
+        let path = format!("{team}{page}");
+        let got = if page.ends_with("/delete") {
+            ada.post(&path, &[]).await
+        } else {
+            ada.get(&path).await
+        };
+        assert_eq!(got.status, StatusCode::NOT_FOUND, "owner {path}");
+        assert!(got.body.contains("<html"), "owner {path}: {}", got.body);
+    }
+
     let mut stranger = Visitor::new(&app);
     for page in &pages {
         let path = format!("{team}{page}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use switchyard_domain::StoreError;
-use switchyard_domain::routing::RouteTarget;
+use switchyard_domain::routing::CompiledRoute;
 use switchyard_domain::secrets::SecretKey;
 use switchyard_domain::store::sources::{self, IngestConfig};
 
@@ -18,7 +18,7 @@ use switchyard_domain::store::sources::{self, IngestConfig};
 pub struct CachedSource {
     pub config: IngestConfig,
     pub secrets: Vec<Vec<u8>>,
-    pub routes: Vec<RouteTarget>,
+    pub routes: Vec<CompiledRoute>,
 }
 
 /// When an entry was loaded, and the source (`None`: no source has that token).
@@ -97,16 +97,16 @@ impl SourceCache {
             .routes
             .iter()
             .map(|route| {
-                let target = RouteTarget::compile(
+                let route_rule = CompiledRoute::compile(
                     route.id.clone(),
                     route.destination_id.clone(),
                     &route.event_types,
                     route.filter.as_deref(),
                 );
-                if let Err(reason) = &target.rule {
+                if let Err(reason) = &route_rule.rule {
                     tracing::warn!(route = %route.id, %reason, "route is broken: its deliveries fail until it is mended");
                 }
-                target
+                route_rule
             })
             .collect();
         CachedSource {

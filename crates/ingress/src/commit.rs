@@ -62,7 +62,7 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Reply)>>>, cl
             // Whether an event of it goes anywhere: its deliveries are due once it commits.
             let routed = part
                 .iter()
-                .any(|(e, _)| e.targets.iter().any(|t| t.failure.is_none()));
+                .any(|(e, _)| e.deliveries.iter().any(|t| t.failure.is_none()));
             if commit(&pool, &mut part).await && routed {
                 claimers.wake();
             }

@@ -109,7 +109,7 @@ pub async fn receive(
         DedupKind::ContentHash => now + CONTENT_DEDUP_WINDOW,
     };
     let id = EventId::generate();
-    let targets = {
+    let deliveries = {
         let facts = EventFacts {
             id: id.as_str(),
             event_type: event_type.as_deref(),
@@ -122,7 +122,7 @@ pub async fn receive(
             team_slug: &source.config.team_slug,
         };
         let event = RoutedEvent::new(facts, &state.public_base).with_payload(json);
-        pipeline::targets(&source.routes, &event)
+        pipeline::plan(&source.routes, &event)
     };
     let event = NewEvent {
         id,
@@ -135,7 +135,7 @@ pub async fn receive(
         // The buffer becomes the event's body without a copy.
         body: Vec::from(body),
         received_at: now,
-        targets,
+        deliveries,
     };
 
     let committing = std::time::Instant::now();

@@ -11,16 +11,12 @@ use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter};
 use switchyard_domain::store::deliveries;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, missing, not_found};
+use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list).service(get).service(replay);
-}
-
-fn parse_id(id: &str) -> ApiResult<DeliveryId> {
-    id.parse().map_err(|_| not_found("delivery"))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -86,9 +82,9 @@ pub struct DeliveryDetail {
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<DeliveryId>,
 ) -> ApiResult<web::Json<DeliveryDetail>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let delivery = deliveries::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("delivery"))?;
@@ -104,9 +100,9 @@ async fn get(
 async fn replay(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<DeliveryId>,
 ) -> ApiResult<HttpResponse> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let mut tx = state.pool.begin().await?;
     let delivery = deliveries::replay(&mut tx, &team.team, &id, Utc::now())
         .await

@@ -12,7 +12,7 @@ use switchyard_domain::model::Destination;
 use switchyard_domain::store::destinations;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, missing, not_found};
+use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
@@ -23,10 +23,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(update)
         .service(delete)
         .service(rotate_signing_secret);
-}
-
-fn parse_id(id: &str) -> ApiResult<DestinationId> {
-    id.parse().map_err(|_| not_found("destination"))
 }
 
 #[utoipa::path(tag = "destinations", request_body = CreateDestination,
@@ -58,9 +54,9 @@ async fn list(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<DestinationId>,
 ) -> ApiResult<web::Json<Destination>> {
-    let found = destinations::get(&state.pool, &team.team, &parse_id(&id)?)
+    let found = destinations::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("destination"))?;
     Ok(web::Json(found))
@@ -72,10 +68,10 @@ async fn get(
 async fn update(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<DestinationId>,
     body: web::Json<UpdateDestination>,
 ) -> ApiResult<web::Json<Destination>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let updated = app::destinations::update(team.scope(&state), &id, body.into_inner()).await?;
     Ok(web::Json(updated))
 }
@@ -85,9 +81,9 @@ async fn update(
 async fn delete(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<DestinationId>,
 ) -> ApiResult<HttpResponse> {
-    app::destinations::delete(team.scope(&state), &parse_id(&id)?).await?;
+    app::destinations::delete(team.scope(&state), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -100,10 +96,10 @@ async fn delete(
 async fn rotate_signing_secret(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<DestinationId>,
     body: web::Json<RotateSigningSecret>,
 ) -> ApiResult<web::Json<RotatedSigningSecret>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let rotated =
         app::destinations::rotate_signing_secret(team.scope(&state), &id, body.into_inner())
             .await?;

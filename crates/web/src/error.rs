@@ -99,8 +99,15 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
+/// A path that does not fit its route, such as an id that is not one of its kind: a 404
+/// before any query, as a problem document for the API and the not-found page for the
+/// dashboard.
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_err: PathError, _req: &HttpRequest| {
-        ApiError(Problem::not_found("no such resource")).into()
+    web::PathConfig::default().error_handler(|_err: PathError, req: &HttpRequest| {
+        if req.path().starts_with("/api/") {
+            ApiError(Problem::not_found("no such resource")).into()
+        } else {
+            crate::dashboard::PageError::NotFound.into()
+        }
     })
 }

@@ -10,7 +10,7 @@ use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest};
 use switchyard_domain::store::{deliveries, events};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, missing, not_found};
+use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
@@ -32,9 +32,9 @@ pub struct Rerun {
 async fn rerun(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<EventId>,
 ) -> ApiResult<HttpResponse> {
-    let id: EventId = id.parse().map_err(|_| not_found("event"))?;
+    let id = id.into_inner();
     let before: Vec<Delivery> = deliveries::for_event(&state.pool, &team.team, &id).await?;
     events_app::rerun(team.scope(&state), &id).await?;
     let after = deliveries::for_event(&state.pool, &team.team, &id).await?;
@@ -102,9 +102,9 @@ pub struct EventDetail {
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<EventId>,
 ) -> ApiResult<web::Json<EventDetail>> {
-    let id: EventId = id.parse().map_err(|_| not_found("event"))?;
+    let id = id.into_inner();
     let event = events::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("event"))?;

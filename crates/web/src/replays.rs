@@ -11,7 +11,7 @@ use switchyard_domain::model::Delivery;
 use switchyard_domain::store::replays::{self, Replay};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, missing, not_found};
+use crate::error::{ApiResult, missing};
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -65,10 +65,6 @@ async fn start(
     }))
 }
 
-fn parse_id(id: &str) -> ApiResult<ReplayId> {
-    id.parse().map_err(|_| not_found("replay"))
-}
-
 /// A bulk replay's progress: `done` of `total`, and whether it is `running`, `done` or
 /// `cancelled`.
 #[utoipa::path(tag = "deliveries", responses((status = 200, body = Replay), (status = 404)))]
@@ -76,9 +72,9 @@ fn parse_id(id: &str) -> ApiResult<ReplayId> {
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<ReplayId>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = replays::get(&state.pool, &team.team, &parse_id(&id)?)
+    let replay = replays::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("replay"))?;
     Ok(web::Json(replay))
@@ -90,8 +86,8 @@ async fn get(
 async fn cancel(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<ReplayId>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = app::replays::cancel(team.scope(&state), &parse_id(&id)?).await?;
+    let replay = app::replays::cancel(team.scope(&state), &id).await?;
     Ok(web::Json(replay))
 }

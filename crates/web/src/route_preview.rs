@@ -6,7 +6,7 @@ use actix_web::{post, web};
 use switchyard_domain::app::previews::{self, Preview, PreviewUnsaved, SampleInput};
 use switchyard_domain::ids::RouteId;
 
-use crate::error::{ApiResult, not_found};
+use crate::error::ApiResult;
 use crate::{ApiTeam, WebState};
 
 #[utoipa::path(tag = "routes", request_body = SampleInput,
@@ -15,10 +15,10 @@ use crate::{ApiTeam, WebState};
 pub async fn preview_saved(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<RouteId>,
     body: web::Json<SampleInput>,
 ) -> ApiResult<web::Json<Preview>> {
-    let id: RouteId = id.parse().map_err(|_| not_found("route"))?;
+    let id = id.into_inner();
     let preview = previews::saved(team.scope(&state), &id, body.into_inner()).await?;
     Ok(web::Json(preview))
 }

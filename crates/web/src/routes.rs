@@ -9,7 +9,7 @@ use switchyard_domain::model::Route;
 use switchyard_domain::store::routes;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, missing, not_found};
+use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
@@ -21,10 +21,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(delete)
         .service(crate::route_preview::preview_saved)
         .service(crate::route_preview::preview_unsaved);
-}
-
-fn parse_id(id: &str) -> ApiResult<RouteId> {
-    id.parse().map_err(|_| not_found("route"))
 }
 
 #[utoipa::path(tag = "routes", request_body = CreateRoute,
@@ -55,10 +51,10 @@ async fn list(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<RouteId>,
 ) -> ApiResult<web::Json<Route>> {
     Ok(web::Json(
-        routes::get(&state.pool, &team.team, &parse_id(&id)?)
+        routes::get(&state.pool, &team.team, &id)
             .await
             .map_err(missing("route"))?,
     ))
@@ -70,10 +66,10 @@ async fn get(
 async fn update(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<RouteId>,
     body: web::Json<UpdateRoute>,
 ) -> ApiResult<web::Json<Route>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let route = app::routes::update(team.scope(&state), &id, body.into_inner()).await?;
     Ok(web::Json(route))
 }
@@ -83,8 +79,8 @@ async fn update(
 async fn delete(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<RouteId>,
 ) -> ApiResult<HttpResponse> {
-    app::routes::delete(team.scope(&state), &parse_id(&id)?).await?;
+    app::routes::delete(team.scope(&state), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

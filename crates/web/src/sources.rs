@@ -10,7 +10,7 @@ use switchyard_domain::model::Source;
 use switchyard_domain::store::sources::{self, Rejection, SecretInfo};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiResult, missing, not_found};
+use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::{ApiTeam, WebState};
 
@@ -37,10 +37,6 @@ pub struct SourceView {
 fn view(state: &WebState, source: Source) -> SourceView {
     let ingest_url = state.ingest_url(&source);
     SourceView { source, ingest_url }
-}
-
-fn parse_id(id: &str) -> ApiResult<SourceId> {
-    id.parse().map_err(|_| not_found("source"))
 }
 
 #[utoipa::path(tag = "sources", request_body = CreateSource,
@@ -71,9 +67,9 @@ async fn list(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<SourceView>> {
-    let source = sources::get(&state.pool, &team.team, &parse_id(&id)?)
+    let source = sources::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("source"))?;
     Ok(web::Json(view(&state, source)))
@@ -85,10 +81,10 @@ async fn get(
 async fn update(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<SourceId>,
     body: web::Json<UpdateSource>,
 ) -> ApiResult<web::Json<SourceView>> {
-    let id = parse_id(&id)?;
+    let id = id.into_inner();
     let source = app::sources::update(team.scope(&state), &id, body.into_inner()).await?;
     Ok(web::Json(view(&state, source)))
 }
@@ -98,9 +94,9 @@ async fn update(
 async fn delete(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<SourceId>,
 ) -> ApiResult<HttpResponse> {
-    app::sources::delete(team.scope(&state), &parse_id(&id)?).await?;
+    app::sources::delete(team.scope(&state), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -110,17 +106,17 @@ async fn delete(
 async fn rejections(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<List<Rejection>>> {
-    let id = owned(&state, &team, &id).await?;
+    let id = owned(&state, &team, id).await?;
     Ok(whole(
         sources::rejections(&state.pool, &team.team, &id).await?,
     ))
 }
 
 /// The id of one of the team's sources, or the 404 for a sub-resource of another's.
-async fn owned(state: &WebState, team: &ApiTeam, id: &str) -> ApiResult<SourceId> {
-    let id = parse_id(id)?;
+async fn owned(state: &WebState, team: &ApiTeam, id: web::Path<SourceId>) -> ApiResult<SourceId> {
+    let id = id.into_inner();
     sources::get(&state.pool, &team.team, &id)
         .await
         .map_err(missing("source"))?;
@@ -149,9 +145,9 @@ pub struct AddSecret {
 async fn list_secrets(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<List<SecretInfo>>> {
-    let id = owned(&state, &team, &id).await?;
+    let id = owned(&state, &team, id).await?;
     Ok(whole(sources::secrets(&state.pool, &team.team, &id).await?))
 }
 
@@ -162,10 +158,10 @@ async fn list_secrets(
 async fn add_secret(
     team: ApiTeam,
     state: web::Data<WebState>,
-    id: web::Path<String>,
+    id: web::Path<SourceId>,
     body: web::Json<AddSecret>,
 ) -> ApiResult<HttpResponse> {
-    let added = app::sources::add_secret(team.scope(&state), &parse_id(&id)?, &body.secret).await?;
+    let added = app::sources::add_secret(team.scope(&state), &id, &body.secret).await?;
     Ok(HttpResponse::Created().json(added))
 }
 
@@ -175,11 +171,9 @@ async fn add_secret(
 async fn retire_secret(
     team: ApiTeam,
     state: web::Data<WebState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(SourceId, SecretId)>,
 ) -> ApiResult<HttpResponse> {
     let (id, secret_id) = path.into_inner();
-    let id = parse_id(&id)?;
-    let secret_id: SecretId = secret_id.parse().map_err(|_| not_found("secret"))?;
     app::sources::retire_secret(team.scope(&state), &id, &secret_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

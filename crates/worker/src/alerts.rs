@@ -15,7 +15,7 @@ use switchyard_domain::ids::TeamId;
 use switchyard_domain::store::queue::{Alert, AlertTask, MailTask};
 use switchyard_domain::store::{alerts, destinations, sources, teams};
 
-use crate::Deliverer;
+use crate::WorkerContext;
 use crate::mail::Email;
 
 #[derive(Template)]
@@ -69,7 +69,7 @@ async fn recipients(pool: &sqlx::PgPool, team: &TeamId) -> Result<Vec<String>, B
     Ok(to)
 }
 
-pub async fn send(task: AlertTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
+pub async fn send(task: AlertTask, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
     if !ctx.mailer.is_configured() {
         tracing::warn!(team = %task.team_id, "alert not sent: SMTP not configured");
         return Ok(());
@@ -132,7 +132,7 @@ pub async fn send(task: AlertTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxD
 /// the web process; a text that no longer opens (the key was rotated away) is dropped.
 pub async fn send_account_mail(
     task: MailTask,
-    ctx: Data<Arc<Deliverer>>,
+    ctx: Data<Arc<WorkerContext>>,
 ) -> Result<(), BoxDynError> {
     let sealed = match BASE64_STANDARD.decode(&task.sealed_text) {
         Ok(sealed) => sealed,

@@ -33,7 +33,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
         give_back(&engine, *claimed).await;
         return Ok(());
     }
-    let ctx = &engine.deliverer;
+    let ctx = &engine.context;
     let body = std::mem::take(&mut claimed.body);
     let (sent, request_headers) = match request::build(&ctx.key, &claimed, body, &ctx.public_base) {
         Ok(Prepared::Http(req)) => {

@@ -78,7 +78,7 @@ impl Default for WorkerSettings {
 }
 
 /// What every job needs: sends, side jobs and maintenance.
-pub struct Deliverer {
+pub struct WorkerContext {
     pub pool: PgPool,
     pub key: SecretKey,
     pub outbound: Outbound,
@@ -123,7 +123,7 @@ pub async fn run(
         )
         .into());
     }
-    let deliverer = Arc::new(Deliverer {
+    let context = Arc::new(WorkerContext {
         pool: pool.clone(),
         key,
         outbound: Outbound::new(policy, settings.send_timeout)?,
@@ -135,7 +135,7 @@ pub async fn run(
     let wakeups = wake::Wakeups::new(&[ALERTS, REPLAYS, MAINTENANCE, MAIL]);
     let listener = tokio::spawn(wakeups.clone().listen(pool.clone()));
     let engine = Arc::new(Engine::new(
-        deliverer.clone(),
+        context.clone(),
         EngineSettings {
             send_slots: settings.send_slots,
             per_destination: settings
@@ -160,7 +160,7 @@ pub async fn run(
                 .queue($queue)
                 .heartbeat_interval(settings.heartbeat)
                 .missed_heartbeats(settings.missed_heartbeats);
-            let deliverer = deliverer.clone();
+            let context = context.clone();
             let name = format!("{name}-{}", $suffix);
             let poll_interval = settings.poll_interval;
             let wakeups = wakeups.clone();
@@ -175,7 +175,7 @@ pub async fn run(
                     .backend(rested::Rested::new(backend, restarts, RESTART_PAUSE))
                     .concurrency(2)
                     .catch_panic()
-                    .data(deliverer.clone())
+                    .data(context.clone())
                     .build($handler)
             }
         }};
@@ -214,7 +214,7 @@ pub async fn run(
         ));
     // Without SMTP nobody takes account emails: they wait in the queue, unspent, until a
     // worker that can send starts.
-    if deliverer.mailer.is_configured() {
+    if context.mailer.is_configured() {
         monitor = monitor.register(side_worker!(
             MAIL,
             MailTask,

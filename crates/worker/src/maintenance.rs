@@ -14,19 +14,19 @@ use switchyard_domain::StoreError;
 use switchyard_domain::store::queue::MaintenanceTask;
 use switchyard_domain::store::{accounts, breaker, events, retention, throttle};
 
-use crate::Deliverer;
+use crate::WorkerContext;
 
 /// Rows deleted per statement.
 const BATCH: i64 = 1000;
 /// Statements per table per run, so one run ends; the next hour carries on.
 const MAX_BATCHES: usize = 500;
 /// The hour's retention (the maintenance queue).
-pub async fn run(task: MaintenanceTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
+pub async fn run(task: MaintenanceTask, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
     retain(&ctx, &task.slot, Utc::now()).await?;
     Ok(())
 }
 
-async fn retain(ctx: &Deliverer, slot: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     let pool = &ctx.pool;
     let mut events = 0;
     for (team, days) in retention::teams(pool).await? {

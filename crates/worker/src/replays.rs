@@ -9,12 +9,12 @@ use chrono::Utc;
 use switchyard_domain::store::queue::ReplayTask;
 use switchyard_domain::store::replays::{self, Step};
 
-use crate::Deliverer;
+use crate::WorkerContext;
 
 /// Deliveries replayed per transaction.
 const BATCH: i64 = 100;
 
-pub async fn run(task: ReplayTask, ctx: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
+pub async fn run(task: ReplayTask, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
     loop {
         let mut tx = ctx.pool.begin().await?;
         let step =

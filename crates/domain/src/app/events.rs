@@ -8,18 +8,18 @@ use super::error::missing;
 use super::{AppError, Scope};
 use crate::delivery::DestinationKind;
 use crate::ids::EventId;
-use crate::model::Target;
-use crate::routing::{EventFacts, RouteTarget, RoutedEvent, pipeline};
+use crate::model::DeliveryPlan;
+use crate::routing::{CompiledRoute, EventFacts, RoutedEvent, pipeline};
 use crate::store::{destinations, events, routes, sources, teams};
 
-/// What today's routes of an event's source make of it, as ingest would: one target per
+/// What today's routes of an event's source make of it, as ingest would: one plan per
 /// route that takes it, failed for a route that cannot tell (its filter fails on the
 /// event, or it no longer compiles), each with its destination's kind. Paused routes
 /// take nothing.
-pub async fn targets_today(
+pub async fn plan_today(
     scope: Scope<'_>,
     id: &EventId,
-) -> Result<Vec<(Target, DestinationKind)>, AppError> {
+) -> Result<Vec<(DeliveryPlan, DestinationKind)>, AppError> {
     let (event, headers, body) = events::get_with_body(scope.pool, scope.team, id)
         .await
         .map_err(missing("event"))?;
@@ -33,7 +33,7 @@ pub async fn targets_today(
         }
         let destination = destinations::get(scope.pool, scope.team, &route.destination_id).await?;
         kinds.insert(destination.id, destination.kind);
-        today.push(RouteTarget {
+        today.push(CompiledRoute {
             route_id: route.id,
             destination_id: route.destination_id,
             rule: route.rule,
@@ -51,11 +51,11 @@ pub async fn targets_today(
         team_slug: &team_slug,
     };
     let routed = RoutedEvent::new(facts, scope.public_url);
-    Ok(pipeline::targets(&today, &routed)
+    Ok(pipeline::plan(&today, &routed)
         .into_iter()
-        .filter_map(|target| {
-            let kind = *kinds.get(&target.destination_id)?;
-            Some((target, kind))
+        .filter_map(|plan| {
+            let kind = *kinds.get(&plan.destination_id)?;
+            Some((plan, kind))
         })
         .collect())
 }
@@ -64,13 +64,13 @@ pub async fn targets_today(
 /// it, linked to the event. Its earlier deliveries stay as they were. Returns how many
 /// were made.
 pub async fn rerun(scope: Scope<'_>, id: &EventId) -> Result<usize, AppError> {
-    let targets: Vec<Target> = targets_today(scope, id)
+    let plans: Vec<DeliveryPlan> = plan_today(scope, id)
         .await?
         .into_iter()
-        .map(|(target, _)| target)
+        .map(|(plan, _)| plan)
         .collect();
     let mut tx = scope.pool.begin().await?;
-    let made = events::rerun(&mut tx, scope.team, id, &targets, Utc::now()).await?;
+    let made = events::rerun(&mut tx, scope.team, id, &plans, Utc::now()).await?;
     scope.audit(&mut *tx, "event.rerun", id.as_str()).await?;
     tx.commit().await?;
     Ok(made)

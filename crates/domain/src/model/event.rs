@@ -34,7 +34,7 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     pub received_at: DateTime<Utc>,
     /// One delivery per matched route: (route, destination).
-    pub targets: Vec<Target>,
+    pub deliveries: Vec<DeliveryPlan>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,7 +121,7 @@ pub fn like_pattern(glob: &str) -> String {
 /// One delivery an event makes: to `destination_id` through `route_id`, or, when the
 /// route's filter failed on it, a `failed` delivery carrying the reason.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct DeliveryPlan {
     pub route_id: crate::ids::RouteId,
     pub destination_id: crate::ids::DestinationId,
     pub failure: Option<String>,

@@ -8,5 +8,7 @@ pub mod template;
 pub mod timeline;
 
 pub use glob::{EventTypes, Glob, GlobError};
-pub use pipeline::{EventFacts, Message, RouteRule, RouteTarget, RoutedEvent, Templates, Verdict};
+pub use pipeline::{
+    CompiledRoute, EventFacts, Message, RouteRule, RoutedEvent, Templates, Verdict,
+};
 pub use template::{Filter, TemplateError};

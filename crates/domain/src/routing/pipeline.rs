@@ -14,7 +14,7 @@ use super::{EventTypes, Filter};
 use crate::delivery::DestinationKind;
 use crate::delivery::compose::{self, EventView};
 use crate::ids::{DestinationId, RouteId};
-use crate::model::Target;
+use crate::model::DeliveryPlan;
 use crate::providers::structured;
 
 /// What routes see of one event.
@@ -195,23 +195,23 @@ impl RouteRule {
 /// it sees, saying why, so the events wait in the log for the route to be mended and the
 /// event re-run.
 #[derive(Debug, Clone)]
-pub struct RouteTarget {
+pub struct CompiledRoute {
     pub route_id: RouteId,
     pub destination_id: DestinationId,
     pub rule: Result<Arc<RouteRule>, String>,
 }
 
-impl RouteTarget {
+impl CompiledRoute {
     pub fn compile(
         route_id: RouteId,
         destination_id: DestinationId,
         event_types: &[String],
         filter: Option<&str>,
-    ) -> RouteTarget {
+    ) -> CompiledRoute {
         let rule = RouteRule::compile(event_types, filter)
             .map(Arc::new)
             .map_err(|e| broken(&e));
-        RouteTarget {
+        CompiledRoute {
             route_id,
             destination_id,
             rule,
@@ -238,7 +238,7 @@ pub fn broken(e: &RuleError) -> String {
 
 /// The deliveries `event` makes through `routes`: one per route that takes it, failed
 /// for a route that cannot tell.
-pub fn targets(routes: &[RouteTarget], event: &RoutedEvent<'_>) -> Vec<Target> {
+pub fn plan(routes: &[CompiledRoute], event: &RoutedEvent<'_>) -> Vec<DeliveryPlan> {
     routes
         .iter()
         .filter_map(|route| {
@@ -247,7 +247,7 @@ pub fn targets(routes: &[RouteTarget], event: &RoutedEvent<'_>) -> Vec<Target> {
                 Verdict::Skips(_) => return None,
                 Verdict::Fails(reason) => Some(reason),
             };
-            Some(Target {
+            Some(DeliveryPlan {
                 route_id: route.route_id.clone(),
                 destination_id: route.destination_id.clone(),
                 failure,
@@ -344,8 +344,8 @@ mod tests {
         }
     }
 
-    fn target(rule: Result<Arc<RouteRule>, String>) -> RouteTarget {
-        RouteTarget {
+    fn compiled(rule: Result<Arc<RouteRule>, String>) -> CompiledRoute {
+        CompiledRoute {
             route_id: RouteId::generate(),
             destination_id: DestinationId::generate(),
             rule,
@@ -377,14 +377,14 @@ mod tests {
     fn a_route_that_no_longer_compiles_fails_every_event_instead_of_vanishing() {
         let headers = json!({});
         let event = RoutedEvent::new(facts(&headers, b"{}"), "https://sy.example");
-        let bad = RouteTarget::compile(
+        let bad = CompiledRoute::compile(
             RouteId::generate(),
             DestinationId::generate(),
             &["a b".to_owned()],
             None,
         );
-        let skip = target(Ok(Arc::new(RouteRule::compile(&["push"], None).unwrap())));
-        let made = targets(&[bad, skip], &event);
+        let skip = compiled(Ok(Arc::new(RouteRule::compile(&["push"], None).unwrap())));
+        let made = plan(&[bad, skip], &event);
         assert_eq!(made.len(), 1);
         let reason = made[0].failure.as_deref().unwrap();
         assert!(

@@ -11,7 +11,7 @@ use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
 use crate::model::{
-    Event, EventFilter, NewEvent, Page, PageRequest, PayloadMatch, Target, like_pattern,
+    DeliveryPlan, Event, EventFilter, NewEvent, Page, PageRequest, PayloadMatch, like_pattern,
 };
 
 macro_rules! columns {
@@ -208,7 +208,7 @@ struct Planned<'a> {
     event: &'a EventId,
     team: &'a TeamId,
     at: DateTime<Utc>,
-    target: &'a Target,
+    plan: &'a DeliveryPlan,
 }
 
 /// One `pending` delivery per matched route of each event, due at once. The caller wakes
@@ -217,11 +217,11 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
     let planned: Vec<Planned<'_>> = events
         .iter()
         .flat_map(|e| {
-            e.targets.iter().map(move |target| Planned {
+            e.deliveries.iter().map(move |plan| Planned {
                 event: &e.id,
                 team: &e.team_id,
                 at: e.received_at,
-                target,
+                plan,
             })
         })
         .collect();
@@ -229,23 +229,23 @@ async fn insert_deliveries(tx: &mut PgConnection, events: &[&NewEvent]) -> Resul
 }
 
 /// Sends a stored event through routes again, as the caller matched them today: one new
-/// delivery per target, linked to the event, each due at once. Earlier
+/// delivery per plan, linked to the event, each due at once. Earlier
 /// deliveries stay as they were. Returns how many were made.
 #[tracing::instrument(skip_all)]
 pub async fn rerun(
     tx: &mut PgConnection,
     team: &TeamId,
     event: &EventId,
-    targets: &[Target],
+    plans: &[DeliveryPlan],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let planned: Vec<Planned<'_>> = targets
+    let planned: Vec<Planned<'_>> = plans
         .iter()
-        .map(|target| Planned {
+        .map(|plan| Planned {
             event,
             team,
             at: now,
-            target,
+            plan,
         })
         .collect();
     let (made, due) = insert_planned(tx, &planned).await?;
@@ -284,23 +284,18 @@ async fn insert_planned(
     .bind(&ids)
     .bind(planned.iter().map(|p| p.team).collect::<Vec<_>>())
     .bind(planned.iter().map(|p| p.event).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| &p.plan.route_id).collect::<Vec<_>>())
     .bind(
         planned
             .iter()
-            .map(|p| &p.target.route_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        planned
-            .iter()
-            .map(|p| &p.target.destination_id)
+            .map(|p| &p.plan.destination_id)
             .collect::<Vec<_>>(),
     )
     .bind(planned.iter().map(|p| p.at).collect::<Vec<_>>())
     .bind(
         planned
             .iter()
-            .map(|p| p.target.failure.as_deref())
+            .map(|p| p.plan.failure.as_deref())
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *tx)

@@ -16,7 +16,7 @@ use switchyard_domain::ids::DestinationId;
 use switchyard_domain::model::Destination;
 use switchyard_domain::store::destinations::{self, Health};
 
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -397,10 +397,10 @@ pub(super) async fn show_page(
 async fn show(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DestinationId>>,
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
-    show_page(&state, &member, &path_id(&path.1)?).await
+    show_page(&state, &member, &path.id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,11 +414,11 @@ struct StateForm {
 async fn set_state(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DestinationId>>,
     Posted(form): Posted<StateForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let new_state = match form.state.as_str() {
         "paused" => DestinationState::Paused,
         "active" => DestinationState::Active,
@@ -436,10 +436,10 @@ async fn set_state(
 async fn edit(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DestinationId>>,
 ) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
-    let destination = destinations::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    let destination = destinations::get(&state.pool, member.team_id(), &path.id).await?;
     let settings = &destination.settings.0;
     let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
     let form = DestinationForm {
@@ -476,11 +476,11 @@ async fn edit(
 async fn update(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DestinationId>>,
     Posted(form): Posted<DestinationForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let current = destinations::get(&state.pool, member.team_id(), &id).await?;
     let result = match form.input(current.kind, true) {
         Ok(input) => {
@@ -512,11 +512,11 @@ async fn update(
 async fn delete(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DestinationId>>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     manage::delete(member.scope(&state), &id).await?;
     Ok(see_other(member.path("destinations")))
 }

@@ -72,9 +72,12 @@ impl From<AppError> for PageError {
 }
 
 /// An API answer the page cannot show next to a field: a 404 stays a 404.
-/// An id from the URL; a malformed one is as missing as an unknown one.
-pub fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, PageError> {
-    raw.parse().map_err(|_| PageError::NotFound)
+/// A team page's path, `/t/{team}/…/{id}`, its id typed: one that is malformed or of
+/// another kind is a 404 before any query (see `crate::error::path_config`).
+/// (The team's slug is the [`Member`](super::session::Member) extractor's to read.)
+#[derive(Debug, serde::Deserialize)]
+pub struct TeamPath<Id> {
+    pub id: Id,
 }
 
 impl From<sqlx::Error> for PageError {

@@ -15,7 +15,7 @@ use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest, Payloa
 use switchyard_domain::routing::timeline;
 use switchyard_domain::store::{deliveries, events};
 
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Posted, encode, filled, local_time};
 use super::logs::{Names, PAGE, Tones};
 use super::session::Member;
@@ -238,10 +238,10 @@ struct EventPage {
 async fn event_page(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<EventId>>,
 ) -> Result<EventPage, PageError> {
     member.require(Action::Read)?;
-    event_page_view(&state, &member, &path_id(&path.1)?).await
+    event_page_view(&state, &member, &path.id).await
 }
 
 async fn event_page_view(
@@ -278,13 +278,13 @@ struct RerunForm {
 async fn rerun(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<EventId>>,
     Posted(form): Posted<RerunForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id: EventId = path_id(&path.1)?;
-    let targets = events_app::targets_today(member.scope(&state), &id).await?;
-    let reaches_routine = targets
+    let id = path.into_inner().id;
+    let plans = events_app::plan_today(member.scope(&state), &id).await?;
+    let reaches_routine = plans
         .iter()
         .any(|(t, kind)| *kind == DestinationKind::Routine && t.failure.is_none());
     if reaches_routine && form.confirm.is_none() {

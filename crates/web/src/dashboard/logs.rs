@@ -12,11 +12,11 @@ use serde::Deserialize;
 use switchyard_domain::StoreError;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
-use switchyard_domain::ids::{DestinationId, RouteId, SourceId};
+use switchyard_domain::ids::{DeliveryId, DestinationId, RouteId, SourceId};
 use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter, PageRequest};
 use switchyard_domain::store::{deliveries, destinations, routes, sources};
 
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Posted, encode, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -297,10 +297,10 @@ async fn delivery_view(
 async fn delivery_page(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DeliveryId>>,
 ) -> Result<DeliveryPage, PageError> {
     member.require(Action::Read)?;
-    delivery_view(&state, &member, &path_id(&path.1)?, None).await
+    delivery_view(&state, &member, &path.id, None).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -314,11 +314,11 @@ struct ReplayForm {
 async fn replay(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DeliveryId>>,
     Posted(form): Posted<ReplayForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let page = delivery_view(&state, &member, &id, None).await?;
     if page.is_routine() && form.confirm.is_none() {
         let page = delivery_view(

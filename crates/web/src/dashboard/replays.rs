@@ -11,11 +11,12 @@ use switchyard_domain::accounts::Action;
 use switchyard_domain::app::AppError;
 use switchyard_domain::app::replays::{self as manage, FilterInput};
 use switchyard_domain::delivery::DestinationKind;
+use switchyard_domain::ids::ReplayId;
 use switchyard_domain::model::Delivery;
 use switchyard_domain::store::destinations;
 use switchyard_domain::store::replays::{self, Replay};
 
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Errors, NoFields, Posted, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -173,10 +174,10 @@ impl ShowPage {
 async fn show(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<ReplayId>>,
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
-    let replay = replays::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    let replay = replays::get(&state.pool, member.team_id(), &path.id).await?;
     Ok(ShowPage {
         nav: Nav::new(&member, "deliveries", state.smtp_configured),
         replay,
@@ -187,11 +188,11 @@ async fn show(
 async fn cancel(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<ReplayId>>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     match manage::cancel(member.scope(&state), &id).await {
         Ok(_) => {}
         // Finished meanwhile: the page says so.

@@ -12,12 +12,12 @@ use switchyard_domain::app::AppError;
 use switchyard_domain::app::previews::{self, Candidate, Preview};
 use switchyard_domain::app::recipes::{self as recipe_use, ApplyRecipe};
 use switchyard_domain::app::routes::{self as manage, CreateRoute, UpdateRoute};
-use switchyard_domain::ids::{DestinationId, EventId, SourceId};
+use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{Destination, PageRequest, Route, Source};
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
 use switchyard_domain::store::{destinations, routes, sources};
 
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -359,10 +359,10 @@ async fn create(
 async fn show(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<RouteId>>,
 ) -> Result<FormPage, PageError> {
     member.require(Action::Read)?;
-    let route = routes::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    let route = routes::get(&state.pool, member.team_id(), &path.id).await?;
     let (sources, destinations) = choices(&state, &member).await?;
     let form = RouteForm::of(&route);
     let preview = panel(&state, &member, &form).await;
@@ -381,11 +381,11 @@ async fn show(
 async fn update(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<RouteId>>,
     Posted(form): Posted<RouteForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let route = routes::get(&state.pool, member.team_id(), &id).await?;
     let patch = UpdateRoute {
         name: Some(form.name.clone()),
@@ -420,11 +420,11 @@ struct PauseForm {
 async fn pause(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<RouteId>>,
     Posted(form): Posted<PauseForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let patch = UpdateRoute {
         paused: Some(form.paused == "true"),
         ..UpdateRoute::default()
@@ -437,11 +437,11 @@ async fn pause(
 async fn delete(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<RouteId>>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     manage::delete(member.scope(&state), &id).await?;
     Ok(see_other(member.path("routes")))
 }
@@ -507,14 +507,20 @@ async fn recipe_page(
     })
 }
 
+/// `/t/{team}/recipes/{name}`.
+#[derive(Deserialize)]
+struct RecipePath {
+    name: String,
+}
+
 #[get("/t/{team}/recipes/{name}")]
 async fn recipe_form(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<RecipePath>,
 ) -> Result<RecipePage, PageError> {
     member.require(Action::Configure)?;
-    let recipe = recipes::find(&path.1).ok_or(PageError::NotFound)?;
+    let recipe = recipes::find(&path.name).ok_or(PageError::NotFound)?;
     let form = RecipeForm {
         name: recipe.title.to_owned(),
         ..RecipeForm::default()
@@ -526,11 +532,11 @@ async fn recipe_form(
 async fn apply(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<RecipePath>,
     Posted(form): Posted<RecipeForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let recipe = recipes::find(&path.1).ok_or(PageError::NotFound)?;
+    let recipe = recipes::find(&path.name).ok_or(PageError::NotFound)?;
     let request = ApplyRecipe {
         source_id: form.source_id.clone(),
         name: filled(&form.name),

@@ -17,7 +17,7 @@ use switchyard_domain::store::events;
 use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
 
 use super::catalog::{GUIDES, Guide, guide};
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -356,20 +356,20 @@ async fn show_page(
 async fn show(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<SourceId>>,
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
-    show_page(&state, &member, &path_id(&path.1)?, Errors::default()).await
+    show_page(&state, &member, &path.id, Errors::default()).await
 }
 
 #[get("/t/{team}/sources/{id}/edit")]
 async fn edit(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<SourceId>>,
 ) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
-    let source = sources::get(&state.pool, member.team_id(), &path_id(&path.1)?).await?;
+    let source = sources::get(&state.pool, member.team_id(), &path.id).await?;
     Ok(FormPage {
         nav: Nav::new(&member, "sources", state.smtp_configured),
         guides: GUIDES,
@@ -384,11 +384,11 @@ async fn edit(
 async fn update(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<SourceId>>,
     Posted(form): Posted<SourceForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let current = sources::get(&state.pool, member.team_id(), &id).await?;
     let result = match form.patch(current.provider) {
         Ok(patch) => match manage::update(member.scope(&state), &id, patch).await {
@@ -423,11 +423,11 @@ struct SecretForm {
 async fn add_secret(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<SourceId>>,
     Posted(form): Posted<SecretForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     match manage::add_secret(member.scope(&state), &id, &form.secret).await {
         Ok(_) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
         Err(e) => {
@@ -440,16 +440,22 @@ async fn add_secret(
     }
 }
 
+/// `/t/{team}/sources/{id}/secrets/{secret}/…`.
+#[derive(Deserialize)]
+struct SecretPath {
+    id: SourceId,
+    secret: SecretId,
+}
+
 #[post("/t/{team}/sources/{id}/secrets/{secret}/retire")]
 async fn retire_secret(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<SecretPath>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
-    let secret: SecretId = path_id(&path.2)?;
+    let SecretPath { id, secret } = path.into_inner();
     match manage::retire_secret(member.scope(&state), &id, &secret).await {
         Ok(()) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
         Err(e) => {
@@ -466,11 +472,11 @@ async fn retire_secret(
 async fn delete(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<SourceId>>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     manage::delete(member.scope(&state), &id).await?;
     Ok(see_other(member.path("sources")))
 }

@@ -19,7 +19,7 @@ use switchyard_domain::store::members::{self, Invitation, Member as TeamMember};
 use switchyard_domain::store::{api_keys, audit, destinations, stats, teams};
 
 use super::chart::{self, Chart};
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::{Errors, NoFields, Posted, items};
 use super::session::Member;
 use super::{Nav, html, mail, see_other};
@@ -187,14 +187,14 @@ struct MemberForm {
     role: String,
 }
 
-#[post("/t/{team}/members/{user}")]
+#[post("/t/{team}/members/{id}")]
 async fn change_member(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<UserId>>,
     Posted(form): Posted<MemberForm>,
 ) -> Result<HttpResponse, PageError> {
-    let user: UserId = path_id(&path.1)?;
+    let user = path.into_inner().id;
     let leaving = user == member.viewer.user.id && form.role == "remove";
     if !leaving {
         member.require(Action::Manage)?;
@@ -320,11 +320,11 @@ async fn invite(
 async fn revoke_invitation(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<InvitationId>>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Manage)?;
-    let invitation: InvitationId = path_id(&path.1)?;
+    let invitation = path.into_inner().id;
     let mut tx = state.pool.begin().await?;
     members::revoke(&mut *tx, member.team_id(), &invitation).await?;
     member
@@ -373,11 +373,11 @@ async fn create_key(
 async fn revoke_key(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<ApiKeyId>>,
     _form: Posted<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Manage)?;
-    let key: ApiKeyId = path_id(&path.1)?;
+    let key = path.into_inner().id;
     let mut tx = state.pool.begin().await?;
     let key = api_keys::revoke(&mut *tx, member.team_id(), &key).await?;
     member.audit(&mut *tx, "api_key.revoke", &key.name).await?;

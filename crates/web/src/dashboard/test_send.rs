@@ -8,12 +8,13 @@ use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::delivery::DestinationKind;
+use switchyard_domain::ids::DestinationId;
 use switchyard_domain::store::{sample as sample_claim, teams};
 use switchyard_send::Outbound;
 use switchyard_send::sample::{self, SampleOutcome};
 
 use super::destinations::{TestResult, show_page};
-use super::error::{PageError, path_id};
+use super::error::{PageError, TeamPath};
 use super::forms::Posted;
 use super::session::Member;
 use super::{html, limits, mail};
@@ -31,11 +32,11 @@ struct TestForm {
 pub(super) async fn send_test(
     state: web::Data<WebState>,
     member: Member,
-    path: web::Path<(String, String)>,
+    path: web::Path<TeamPath<DestinationId>>,
     Posted(form): Posted<TestForm>,
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
-    let id = path_id(&path.1)?;
+    let id = path.into_inner().id;
     let mut page = show_page(&state, &member, &id).await?;
     if page.destination.kind == DestinationKind::Routine && form.confirm.is_none() {
         page.test = Some(TestResult {

@@ -277,6 +277,6 @@ async fn claim(engine: &Engine, limit: usize) -> Result<ClaimBatch, StoreError> 
         busy: &busy,
         lease: engine.settings.lease,
     };
-    let mut conn = engine.deliverer.pool.acquire().await?;
+    let mut conn = engine.context.pool.acquire().await?;
     claim::claim(&mut conn, &request, Utc::now()).await
 }

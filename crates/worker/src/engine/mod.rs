@@ -22,7 +22,7 @@ pub use backend::{Attempt, Deliveries};
 pub use committer::Committer;
 pub use slots::{IN_PROGRESS_PER_SLOT, Slot, Slots};
 
-use crate::Deliverer;
+use crate::WorkerContext;
 use crate::wake::Signal;
 
 /// How the engine runs.
@@ -41,7 +41,7 @@ pub struct EngineSettings {
 
 /// What the claimer, the sends and the committer share.
 pub struct Engine {
-    pub deliverer: Arc<Deliverer>,
+    pub context: Arc<WorkerContext>,
     pub settings: EngineSettings,
     pub slots: Arc<Slots>,
     pub committer: Committer,
@@ -50,11 +50,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(deliverer: Arc<Deliverer>, settings: EngineSettings, wake: Arc<Signal>) -> Engine {
-        let committer = Committer::start(deliverer.pool.clone(), deliverer.breaker, 2);
+    pub fn new(context: Arc<WorkerContext>, settings: EngineSettings, wake: Arc<Signal>) -> Engine {
+        let committer = Committer::start(context.pool.clone(), context.breaker, 2);
         Engine {
             slots: Slots::new(settings.send_slots),
-            deliverer,
+            context,
             settings,
             committer,
             wake,

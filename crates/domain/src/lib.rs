@@ -9,7 +9,7 @@
 //! - **source**: where a sender posts its webhooks (GitHub, Stripe, Anthropic…), with the
 //!   secret that verifies them and its ingest URL.
 //! - **event**: one request a source accepted, stored once; a duplicate of it (the same
-//!   provider event id) is acknowledged and dropped.
+//!   provider event id, or the same content within an hour) is acknowledged and dropped.
 //! - **route**: which events of a source go to which destination (event-type globs and a
 //!   filter) and what each becomes (its templates).
 //! - **destination**: where deliveries go: a routine, a Slack webhook, email recipients or

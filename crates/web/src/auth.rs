@@ -37,18 +37,6 @@ impl ApiTeam {
             actor: &self.actor,
         }
     }
-
-    /// Notes in the team's audit log that this key did `action` to `target`.
-    pub async fn audit(
-        &self,
-        db: impl sqlx::PgExecutor<'_>,
-        action: &str,
-        target: &str,
-    ) -> Result<(), ApiError> {
-        switchyard_domain::store::audit::record(db, &self.team, &self.actor, action, target)
-            .await?;
-        Ok(())
-    }
 }
 
 impl FromRequest for ApiTeam {

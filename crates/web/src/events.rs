@@ -25,7 +25,7 @@ pub struct Rerun {
 }
 
 /// Sends the event through today's routes again: one new delivery per route that takes
-/// it (a failed one, saying why, for a route whose filter fails on it). Its earlier
+/// it (a failed one, saying why, for a route that cannot judge it). Its earlier
 /// deliveries stay as they were.
 #[utoipa::path(tag = "events", responses((status = 202, body = Rerun), (status = 404)))]
 #[post("/events/{id}/rerun")]

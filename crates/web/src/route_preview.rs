@@ -3,20 +3,20 @@
 //! the application layer's (`app::previews`).
 
 use actix_web::{post, web};
-use switchyard_domain::app::previews::{self, Preview, PreviewUnsaved, SampleInput};
+use switchyard_domain::app::previews::{self, Preview, PreviewSample, PreviewUnsaved};
 use switchyard_domain::ids::RouteId;
 
 use crate::error::ApiResult;
 use crate::{ApiTeam, WebState};
 
-#[utoipa::path(tag = "routes", request_body = SampleInput,
+#[utoipa::path(tag = "routes", request_body = PreviewSample,
     responses((status = 200, body = Preview), (status = 404), (status = 422)))]
 #[post("/routes/{id}/preview")]
 pub async fn preview_saved(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<RouteId>,
-    body: web::Json<SampleInput>,
+    body: web::Json<PreviewSample>,
 ) -> ApiResult<web::Json<Preview>> {
     let id = id.into_inner();
     let preview = previews::saved(team.scope(&state), &id, body.into_inner()).await?;

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::error::missing;
 use super::{AppError, Scope};
+use crate::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::EventId;
 use crate::model::DeliveryPlan;
@@ -51,13 +52,15 @@ pub async fn plan_today(
         team_slug: &team_slug,
     };
     let routed = RoutedEvent::new(facts, scope.public_url);
-    Ok(pipeline::plan(&today, &routed)
+    pipeline::plan(&today, &routed)
         .into_iter()
-        .filter_map(|plan| {
-            let kind = *kinds.get(&plan.destination_id)?;
-            Some((plan, kind))
+        .map(|plan| {
+            let kind = kinds.get(&plan.destination_id).copied().ok_or_else(|| {
+                StoreError::Internal("a planned delivery's destination was not read".into())
+            })?;
+            Ok((plan, kind))
         })
-        .collect())
+        .collect()
 }
 
 /// Sends the event through today's routes again: one new delivery per route that takes

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::missing;
 use super::{AppError, Invalid, Scope};
+use crate::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, EventId, RouteId, SourceId};
 use crate::model::{EventFilter, PageRequest, Source};
@@ -20,7 +21,7 @@ use crate::store::{destinations, events, routes, sources, teams};
 /// The event to try: a stored one by id, or a pasted sample.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SampleInput {
+pub struct PreviewSample {
     /// A stored event of this team.
     pub event_id: Option<String>,
     /// A pasted body, as JSON.
@@ -109,7 +110,7 @@ struct Sample {
 pub async fn saved(
     scope: Scope<'_>,
     id: &RouteId,
-    input: SampleInput,
+    input: PreviewSample,
 ) -> Result<Preview, AppError> {
     let route = routes::get(scope.pool, scope.team, id)
         .await
@@ -143,16 +144,17 @@ pub async fn unsaved(scope: Scope<'_>, input: PreviewUnsaved) -> Result<Preview,
     );
     invalid.finish()?;
     let (Some(source_id), Some(destination_id)) = (source_id, destination_id) else {
-        return Err(AppError::field("source_id", "is required"));
+        return Err(StoreError::Internal("a checked preview lost a field".into()).into());
     };
     let source = sources::get(scope.pool, scope.team, &source_id)
         .await
-        .map_err(|_| AppError::field("source_id", "no source of this team has this id"))?;
+        .map_err(unknown("source_id", "no source of this team has this id"))?;
     let destination = destinations::get(scope.pool, scope.team, &destination_id)
         .await
-        .map_err(|_| {
-            AppError::field("destination_id", "no destination of this team has this id")
-        })?;
+        .map_err(unknown(
+            "destination_id",
+            "no destination of this team has this id",
+        ))?;
     let candidate = Candidate {
         source,
         kind: destination.kind,
@@ -162,7 +164,7 @@ pub async fn unsaved(scope: Scope<'_>, input: PreviewUnsaved) -> Result<Preview,
         subject: input.subject,
     };
     let rule = candidate.rule()?;
-    let sample_input = SampleInput {
+    let sample_input = PreviewSample {
         event_id: input.event_id,
         payload: input.payload,
         headers: input.headers,
@@ -207,7 +209,15 @@ pub async fn latest(
     Ok(Some((event.id.clone(), preview)))
 }
 
-async fn sample(scope: Scope<'_>, input: SampleInput) -> Result<Sample, AppError> {
+/// A store miss as a field naming something the team does not have.
+fn unknown(field: &'static str, message: &'static str) -> impl FnOnce(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::NotFound => AppError::field(field, message),
+        other => other.into(),
+    }
+}
+
+async fn sample(scope: Scope<'_>, input: PreviewSample) -> Result<Sample, AppError> {
     if let Some(id) = input.event_id {
         let unknown = || AppError::field("event_id", "no event of this team has this id");
         let id: EventId = id.parse().map_err(|_| unknown())?;
@@ -277,8 +287,8 @@ async fn run(
     };
     match rule.decide(&event) {
         Verdict::Takes => preview.matched = true,
-        Verdict::Skips(reason) => {
-            preview.reason = Some(reason);
+        Verdict::Skips(skip) => {
+            preview.reason = Some(rule.describe(skip, &event));
             return Ok(preview);
         }
         Verdict::Fails(error) => return Ok(Preview::failed(error)),

@@ -119,7 +119,8 @@ pub fn like_pattern(glob: &str) -> String {
 }
 
 /// One delivery an event makes: to `destination_id` through `route_id`, or, when the
-/// route's filter failed on it, a `failed` delivery carrying the reason.
+/// route cannot judge it (its filter failed on it, or the route no longer compiles), a
+/// `failed` delivery carrying the reason.
 #[derive(Debug, Clone)]
 pub struct DeliveryPlan {
     pub route_id: crate::ids::RouteId,

@@ -1,13 +1,12 @@
 //! Routes: which events of a source go to which destination.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use sqlx::postgres::PgRow;
 
 use crate::ids::{DestinationId, RouteId, SourceId, TeamId};
-use crate::routing::pipeline::{RouteRule, broken};
+use crate::routing::pipeline::{StoredRule, stored_rule};
+use crate::routing::template::check_template;
 
 /// A route as stored, with its rule compiled when it is read.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -30,27 +29,34 @@ pub struct Route {
     pub paused: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The event types parsed and the filter compiled; an error is a route a newer
-    /// release refuses as stored. Shown as `broken`: why the route takes no event as
-    /// written (its deliveries fail saying the same until it is mended), null when it
-    /// works.
-    #[serde(rename = "broken", serialize_with = "broken_reason")]
-    #[schema(value_type = Option<String>)]
-    pub rule: Result<Arc<RouteRule>, String>,
+    /// Why a newer release no longer compiles the route as stored (its event types, its
+    /// filter, its template or subject), null when it works. Its deliveries fail saying
+    /// the same until it is mended.
+    pub broken: Option<String>,
+    /// The event types parsed and the filter compiled, as matching uses them.
+    #[serde(skip)]
+    pub rule: StoredRule,
 }
 
 impl Route {
-    /// Why the route no longer compiles, if it does not.
     pub fn broken(&self) -> Option<&str> {
-        self.rule.as_ref().err().map(String::as_str)
+        self.broken.as_deref()
     }
 }
 
-fn broken_reason<S: Serializer>(
-    rule: &Result<Arc<RouteRule>, String>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    rule.as_ref().err().serialize(s)
+/// The first part of a stored route that no longer compiles, worded for people.
+fn broken_part(rule: &StoredRule, template: Option<&str>, subject: Option<&str>) -> Option<String> {
+    let template_fails = |what: &str, source: Option<&str>| {
+        let e = check_template(source?).err()?;
+        Some(format!("the route's {what} no longer compiles: {e}"))
+    };
+    match rule {
+        Err(reason) => Some(reason.clone()),
+        Ok(rule) => rule
+            .broken()
+            .or_else(|| template_fails("template", template))
+            .or_else(|| template_fails("subject", subject)),
+    }
 }
 
 /// The row as stored.
@@ -73,9 +79,8 @@ struct Row {
 impl<'r> sqlx::FromRow<'r, PgRow> for Route {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let row = Row::from_row(row)?;
-        let rule = RouteRule::compile(&row.event_types, row.filter.as_deref())
-            .map(Arc::new)
-            .map_err(|e| broken(&e));
+        let rule = stored_rule(&row.event_types, row.filter.as_deref());
+        let broken = broken_part(&rule, row.template.as_deref(), row.subject.as_deref());
         Ok(Route {
             id: row.id,
             team_id: row.team_id,
@@ -89,6 +94,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Route {
             paused: row.paused,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            broken,
             rule,
         })
     }

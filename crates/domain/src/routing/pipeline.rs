@@ -1,6 +1,6 @@
 //! One event's way through a route: the context it is matched and rendered in, whether
 //! the route takes it ([`RouteRule::decide`]), and what the destination receives
-//! ([`render`]). Ingest decides, the worker renders, the preview and an event's re-run do
+//! ([`render`]). Ingest and an event's re-run decide, the worker renders, a preview does
 //! both; none of them builds the context itself.
 
 use std::cell::OnceCell;
@@ -57,10 +57,6 @@ impl<'a> RoutedEvent<'a> {
     pub fn with_payload(mut self, payload: Option<Value>) -> RoutedEvent<'a> {
         self.payload = OnceCell::from(payload);
         self
-    }
-
-    pub fn facts(&self) -> &EventFacts<'a> {
-        &self.facts
     }
 
     /// The body as JSON (or a form's fields), as filters and templates read `payload`.
@@ -126,7 +122,9 @@ impl<'a> RoutedEvent<'a> {
 #[derive(Debug)]
 pub struct RouteRule {
     event_types: EventTypes,
-    filter: Option<Filter>,
+    /// A stored filter that no longer compiles is kept as its reason: the events the
+    /// event types take fail with it.
+    filter: Option<Result<Filter, String>>,
 }
 
 /// Why a route's rule does not compile, and which field says so.
@@ -140,15 +138,39 @@ pub struct RuleError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Takes,
-    /// Not for this route, and why.
-    Skips(String),
+    /// Not for this route.
+    Skips(Skip),
     /// The route cannot tell (its filter failed on the event, or the route is broken):
     /// the delivery is made as failed, carrying the reason.
     Fails(String),
 }
 
+/// Why a route does not take an event; worded only when a person asks (a preview).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    EventType,
+    Filter,
+}
+
 impl RouteRule {
+    /// A rule as written on a form or a request: both parts must compile.
     pub fn compile<S: AsRef<str>>(
+        event_types: &[S],
+        filter: Option<&str>,
+    ) -> Result<RouteRule, RuleError> {
+        let rule = Self::stored(event_types, filter)?;
+        if let Some(Err(message)) = &rule.filter {
+            return Err(RuleError {
+                field: "filter",
+                message: message.clone(),
+            });
+        }
+        Ok(rule)
+    }
+
+    /// A rule as stored: event types that no longer parse leave nothing to match with,
+    /// but a filter that no longer compiles fails only the events the types take.
+    fn stored<S: AsRef<str>>(
         event_types: &[S],
         filter: Option<&str>,
     ) -> Result<RouteRule, RuleError> {
@@ -156,13 +178,7 @@ impl RouteRule {
             field: "event_types",
             message: e.to_string(),
         })?;
-        let filter = filter
-            .map(Filter::compile)
-            .transpose()
-            .map_err(|e| RuleError {
-                field: "filter",
-                message: e.to_string(),
-            })?;
+        let filter = filter.map(|f| Filter::compile(f).map_err(|e| e.to_string()));
         Ok(RouteRule {
             event_types,
             filter,
@@ -173,32 +189,65 @@ impl RouteRule {
         &self.event_types
     }
 
-    pub fn decide(&self, event: &RoutedEvent<'_>) -> Verdict {
-        let event_type = event.facts.event_type;
-        if !self.event_types.matches(event_type) {
-            return Verdict::Skips(format!(
-                "the event type {} matches none of {}",
-                event_type.unwrap_or("(none)"),
-                self.event_types.to_strings().join(", ")
-            ));
+    /// Why the stored filter no longer compiles, if it does not.
+    pub fn broken(&self) -> Option<String> {
+        match &self.filter {
+            Some(Err(message)) => Some(broken(&RuleError {
+                field: "filter",
+                message: message.clone(),
+            })),
+            _ => None,
         }
-        match self.filter.as_ref().map(|f| f.matches(event.context())) {
-            None | Some(Ok(true)) => Verdict::Takes,
-            Some(Ok(false)) => Verdict::Skips("the filter is false for this event".to_owned()),
-            Some(Err(e)) => Verdict::Fails(e),
+    }
+
+    pub fn decide(&self, event: &RoutedEvent<'_>) -> Verdict {
+        if !self.event_types.matches(event.facts.event_type) {
+            return Verdict::Skips(Skip::EventType);
+        }
+        match &self.filter {
+            None => Verdict::Takes,
+            Some(Err(_)) => Verdict::Fails(self.broken().unwrap_or_default()),
+            Some(Ok(filter)) => match filter.matches(event.context()) {
+                Ok(true) => Verdict::Takes,
+                Ok(false) => Verdict::Skips(Skip::Filter),
+                Err(e) => Verdict::Fails(e),
+            },
+        }
+    }
+
+    /// Why the rule skips `event`, for people.
+    pub fn describe(&self, skip: Skip, event: &RoutedEvent<'_>) -> String {
+        match skip {
+            Skip::EventType => format!(
+                "the event type {} matches none of {}",
+                event.facts.event_type.unwrap_or("(none)"),
+                self.event_types.to_strings().join(", ")
+            ),
+            Skip::Filter => "the filter is false for this event".to_owned(),
         }
     }
 }
 
+/// A stored route's rule, compiled when it is read; an error is event types a newer
+/// release no longer parses, worded as [`broken`] says.
+pub type StoredRule = Result<Arc<RouteRule>, String>;
+
+/// Compiles a stored route's rule.
+pub fn stored_rule(event_types: &[String], filter: Option<&str>) -> StoredRule {
+    RouteRule::stored(event_types, filter)
+        .map(Arc::new)
+        .map_err(|e| broken(&e))
+}
+
 /// A stored route as matching uses it. A route whose stored rule no longer compiles (a
-/// pattern or filter a newer release refuses) is kept, not dropped: it fails every event
-/// it sees, saying why, so the events wait in the log for the route to be mended and the
-/// event re-run.
+/// pattern or filter a newer release refuses) is kept, not dropped: it fails the events
+/// it would have judged (every event, when its event types no longer parse), saying why,
+/// so they wait in the log for the route to be mended.
 #[derive(Debug, Clone)]
 pub struct CompiledRoute {
     pub route_id: RouteId,
     pub destination_id: DestinationId,
-    pub rule: Result<Arc<RouteRule>, String>,
+    pub rule: StoredRule,
 }
 
 impl CompiledRoute {
@@ -208,13 +257,10 @@ impl CompiledRoute {
         event_types: &[String],
         filter: Option<&str>,
     ) -> CompiledRoute {
-        let rule = RouteRule::compile(event_types, filter)
-            .map(Arc::new)
-            .map_err(|e| broken(&e));
         CompiledRoute {
             route_id,
             destination_id,
-            rule,
+            rule: stored_rule(event_types, filter),
         }
     }
 
@@ -363,9 +409,11 @@ mod tests {
             rule(&["issues.*"], Some("payload.issue.number > 5")).decide(&event),
             Verdict::Takes
         );
+        let push = rule(&["push"], None);
+        assert_eq!(push.decide(&event), Verdict::Skips(Skip::EventType));
         assert_eq!(
-            rule(&["push"], None).decide(&event),
-            Verdict::Skips("the event type issues.opened matches none of push".to_owned())
+            push.describe(Skip::EventType, &event),
+            "the event type issues.opened matches none of push"
         );
         assert!(matches!(
             rule(&["*"], Some("payload.issue.number + \"x\"")).decide(&event),
@@ -374,9 +422,27 @@ mod tests {
     }
 
     #[test]
-    fn a_route_that_no_longer_compiles_fails_every_event_instead_of_vanishing() {
+    fn a_route_that_no_longer_compiles_fails_the_events_it_would_judge() {
         let headers = json!({});
         let event = RoutedEvent::new(facts(&headers, b"{}"), "https://sy.example");
+        // A broken filter fails the events its types take, and only those.
+        let stored = |types: &[&str]| {
+            let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+            CompiledRoute::compile(
+                RouteId::generate(),
+                DestinationId::generate(),
+                &types,
+                Some("payload =="),
+            )
+        };
+        let made = plan(&[stored(&["issues.*"]), stored(&["push"])], &event);
+        assert_eq!(made.len(), 1);
+        let reason = made[0].failure.as_deref().unwrap();
+        assert!(
+            reason.starts_with("the route's filter no longer compiles"),
+            "{reason}"
+        );
+        // Event types that no longer parse fail every event.
         let bad = CompiledRoute::compile(
             RouteId::generate(),
             DestinationId::generate(),

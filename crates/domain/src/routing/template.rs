@@ -7,7 +7,8 @@
 use std::io::{self, Write};
 use std::sync::LazyLock;
 
-/// The context a template renders against, built by [`EventContext::to_value`].
+/// The context a template renders against, built by
+/// [`RoutedEvent`](super::RoutedEvent) alone.
 pub use minijinja::value::Value as TemplateValue;
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, Expression, UndefinedBehavior};

@@ -266,8 +266,9 @@ async fn insert_planned(
     let ids: Vec<DeliveryId> = planned.iter().map(|_| DeliveryId::generate()).collect();
     // Joined with routes and destinations: one deleted since the source was cached is
     // skipped rather than failing the batch.
-    // A delivery whose route's filter failed is made `failed`, with the reason, and is
-    // never due: the owner sees it instead of the event vanishing.
+    // A delivery whose route could not judge the event (a failing filter, a broken route)
+    // is made `failed`, with the reason, and is never due: the owner sees it instead of
+    // the event vanishing.
     let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
                                  last_error, next_attempt_at, created_at)

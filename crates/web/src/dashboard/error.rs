@@ -71,7 +71,6 @@ impl From<AppError> for PageError {
     }
 }
 
-/// An API answer the page cannot show next to a field: a 404 stays a 404.
 /// A team page's path, `/t/{team}/…/{id}`, its id typed: one that is malformed or of
 /// another kind is a 404 before any query (see `crate::error::path_config`).
 /// (The team's slug is the [`Member`](super::session::Member) extractor's to read.)

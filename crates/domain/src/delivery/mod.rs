@@ -8,6 +8,8 @@ pub mod compose;
 pub mod limits;
 mod policy;
 mod state;
+pub mod transition;
 
 pub use policy::{Decision, MAX_ATTEMPTS, Outcome, RETRY_AFTER_CAP, decide, parse_retry_after};
 pub use state::{DeliveryStatus, DestinationKind, DestinationState};
+pub use transition::Transition;

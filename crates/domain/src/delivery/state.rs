@@ -1,11 +1,12 @@
 //! Delivery and destination states, and which moves between them are allowed.
-//! `can_become` on each is the specification, tested as a whole table; the store
-//! enforces it in SQL, where a concurrent change cannot slip between check and write:
-//! every update names the state it leaves (a claim leaves `pending` or `throttled`, or
-//! `in_flight` whose lease ran out; an outcome leaves `in_flight` with its attempt, fenced
-//! by the attempt's id; a replay leaves a settled state, the breaker
-//! opens only an `active` or `backing_off` destination), so a delivery never leaves
-//! `succeeded` by accident and `unknown_outcome` waits for a person.
+//! `can_become` on each is the specification, tested as a whole table. A delivery moves
+//! only by the named [`Transition`](super::transition::Transition)s, each made by one
+//! store function whose SQL names the states it leaves, where a concurrent change cannot
+//! slip between check and write (a claim leaves `pending` or `throttled`, or `in_flight`
+//! whose lease ran out; an outcome leaves `in_flight` with its attempt, fenced by the
+//! attempt's id; a replay leaves a settled state), so a delivery never leaves
+//! `succeeded` by accident and `unknown_outcome` waits for a person. No move makes
+//! `cancelled` today; a replay takes a cancelled delivery like any settled one.
 
 use std::fmt;
 use std::str::FromStr;
@@ -105,14 +106,14 @@ impl DeliveryStatus {
         use DeliveryStatus::*;
         matches!(
             (self, next),
-            (Pending, InFlight | Pending | Held | Throttled | Cancelled | Failed)
+            (Pending, InFlight | Pending | Held | Throttled)
                 | (
                     InFlight,
                     Succeeded | Failed | Pending | UnknownOutcome | InFlight | Held | Throttled
                 )
-                | (Held, Pending | Cancelled | Throttled)
+                | (Held, Pending | Throttled)
                 // A throttled delivery is claimed where it waits, or waits again.
-                | (Throttled, InFlight | Throttled | Pending | Held | Cancelled)
+                | (Throttled, InFlight | Throttled | Pending | Held)
                 | (Succeeded | Failed | UnknownOutcome | Cancelled, Pending)
         )
     }
@@ -144,12 +145,8 @@ mod tests {
     fn delivery_transition_table() {
         use DeliveryStatus::*;
         let allowed: [(DeliveryStatus, &[DeliveryStatus]); 8] = [
-            // Claimed, waiting out a back-off, parked behind its destination, or cancelled
-            // before sending.
-            (
-                Pending,
-                &[InFlight, Pending, Held, Throttled, Cancelled, Failed],
-            ),
+            // Claimed, waiting out a back-off, or parked behind its destination.
+            (Pending, &[InFlight, Pending, Held, Throttled]),
             // An outcome; a retry; a routine fire nobody can vouch for; an expired lease
             // taken over (sent again, or waiting, held or throttled like any claim); a
             // receiver that is gone (held for the destination).
@@ -167,9 +164,9 @@ mod tests {
             ),
             (Succeeded, &[Pending]),
             (Failed, &[Pending]),
-            // Released (at once, or into a rate slot), or cancelled.
-            (Held, &[Pending, Cancelled, Throttled]),
-            (Throttled, &[InFlight, Throttled, Pending, Held, Cancelled]),
+            // Released (at once, or into a rate slot).
+            (Held, &[Pending, Throttled]),
+            (Throttled, &[InFlight, Throttled, Pending, Held]),
             // Only a person's replay moves a settled delivery.
             (UnknownOutcome, &[Pending]),
             (Cancelled, &[Pending]),

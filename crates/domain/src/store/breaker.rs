@@ -15,6 +15,7 @@ use super::alerts::{self, AlertKind};
 use super::attempts::{Claimed, DestinationEffect};
 use super::destinations;
 use super::queue::{Alert, AlertTask, push_alert};
+use crate::delivery::Transition;
 use crate::delivery::breaker::BreakerPolicy;
 use crate::ids::{DeliveryId, DestinationId, TeamId};
 
@@ -235,11 +236,11 @@ pub(super) async fn next_probe(
         "WITH oldest AS (
              SELECT id FROM deliveries
              WHERE team_id = $1 AND destination_id = $2
-               AND status IN ('held', 'pending', 'throttled')
+               AND status = ANY($4)
              ORDER BY id LIMIT 1
              FOR UPDATE SKIP LOCKED
          )
-         UPDATE deliveries d SET status = 'pending', next_attempt_at = $3, slot_at = NULL,
+         UPDATE deliveries d SET status = $5, next_attempt_at = $3, slot_at = NULL,
              updated_at = now()
          FROM oldest WHERE d.id = oldest.id
          RETURNING d.id",
@@ -247,6 +248,8 @@ pub(super) async fn next_probe(
     .bind(team)
     .bind(id)
     .bind(at)
+    .bind(Transition::Probe.from_names())
+    .bind(Transition::Probe.to().as_str())
     .fetch_optional(&mut *tx)
     .await?;
     sqlx::query(

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::queue::notify_deliveries;
 use super::{StoreError, fetch_limit, page};
-use crate::delivery::DeliveryStatus;
+use crate::delivery::{DeliveryStatus, Transition};
 use crate::ids::{DeliveryId, EventId, TeamId};
 use crate::model::{Attempt, Delivery, DeliveryFilter, Page, PageRequest};
 
@@ -148,15 +148,17 @@ pub async fn replay(
         )));
     }
     let updated = sqlx::query_as::<_, Delivery>(concat!(
-        "UPDATE deliveries SET status = 'pending', replay_count = replay_count + 1,
+        "UPDATE deliveries SET status = $4, replay_count = replay_count + 1,
              series_attempts = 0, next_attempt_at = $3,
              last_error = NULL, updated_at = $3
-         WHERE team_id = $1 AND id = $2 RETURNING ",
+         WHERE team_id = $1 AND id = $2 AND status = ANY($5) RETURNING ",
         columns!()
     ))
     .bind(team)
     .bind(id)
     .bind(now)
+    .bind(Transition::Replay.to().as_str())
+    .bind(Transition::Replay.from_names())
     .fetch_one(&mut *tx)
     .await?;
     notify_deliveries(&mut *tx).await?;

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
 use super::queue::notify_deliveries;
-use crate::delivery::DestinationKind;
+use crate::delivery::{DestinationKind, Transition};
 use crate::ids::{DeliveryId, DestinationId, TeamId};
 use crate::model::{Destination, DestinationSettings};
 
@@ -213,7 +213,7 @@ pub async fn resume(
     // only by transactions that hold that lock first, so none is passed over.)
     let released = sqlx::query(
         "UPDATE deliveries d SET
-             status = CASE WHEN $5::bigint IS NULL THEN 'pending' ELSE 'throttled' END,
+             status = CASE WHEN $5::bigint IS NULL THEN $7 ELSE $8 END,
              slot_at = $4 + held.i * ($5::bigint * interval '1 millisecond'),
              next_attempt_at = coalesce($4 + held.i * ($5::bigint * interval '1 millisecond'), $3),
              updated_at = $3
@@ -222,6 +222,7 @@ pub async fn resume(
                  SELECT id FROM deliveries
                  WHERE team_id = $1 AND destination_id = $2
                    AND (status = 'held' OR (id = $6 AND status = 'pending'))
+                   AND status = ANY($9)
                  ORDER BY id
                  FOR UPDATE SKIP LOCKED
              ) AS waiting
@@ -234,6 +235,10 @@ pub async fn resume(
     .bind(base)
     .bind(interval.map(|i| i.num_milliseconds()))
     .bind(&probe)
+    .bind(Transition::Release.to().as_str())
+    .bind(Transition::ReleaseIntoSlots.to().as_str())
+    // Both moves leave the same states.
+    .bind(Transition::Release.from_names())
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -20,7 +20,7 @@ use super::attempts::{AttemptRecord, Claimed, DestinationEffect};
 use super::breaker;
 use super::queue::{Alert, AlertTask};
 use crate::delivery::breaker::BreakerPolicy;
-use crate::delivery::{Decision, DeliveryStatus};
+use crate::delivery::{Decision, DeliveryStatus, Transition};
 use crate::ids::{AttemptId, DeliveryId, DestinationId};
 
 /// One attempt that ended, and how.
@@ -221,13 +221,13 @@ async fn record_plain(
                  AS f (id, attempt_id, duration_ms, response_status, response_excerpt, error,
                        request_headers, session_id, session_url)
          ), done AS (
-             UPDATE deliveries d SET status = 'succeeded', last_error = NULL,
+             UPDATE deliveries d SET status = $11, last_error = NULL,
                  next_attempt_at = NULL, lease_until = NULL, updated_at = $10,
                  claude_code_session_id = coalesce(f.session_id, d.claude_code_session_id),
                  claude_code_session_url = coalesce(f.session_url, d.claude_code_session_url)
              FROM f
              WHERE d.id = f.id AND d.current_attempt_id = f.attempt_id
-               AND d.status = 'in_flight'
+               AND d.status = ANY($12)
              RETURNING d.id, d.current_attempt_id, d.destination_id
          ), finished AS (
              UPDATE attempts a SET status = 'succeeded', duration_ms = f.duration_ms,
@@ -264,6 +264,8 @@ async fn record_plain(
     .bind(column(&rows, |(_, r)| r.claude_code_session_id.as_deref()))
     .bind(column(&rows, |(_, r)| r.claude_code_session_url.as_deref()))
     .bind(now)
+    .bind(Transition::Succeed.to().as_str())
+    .bind(Transition::Succeed.from_names())
     .fetch_all(&mut *tx)
     .await?;
     Ok(written.into_iter().collect())
@@ -366,21 +368,27 @@ async fn write(
     .bind(&record.claude_code_session_url)
     .execute(&mut *tx)
     .await?;
+    let Some(transition) = Transition::after_send(status) else {
+        return Err(StoreError::Internal(format!(
+            "no move takes an answered delivery to {status}"
+        )));
+    };
     sqlx::query(
         "UPDATE deliveries SET status = $3, last_error = $4, next_attempt_at = $5,
              lease_until = NULL, updated_at = $6,
              claude_code_session_id = coalesce($7, claude_code_session_id),
              claude_code_session_url = coalesce($8, claude_code_session_url)
-         WHERE team_id = $1 AND id = $2",
+         WHERE team_id = $1 AND id = $2 AND status = ANY($9)",
     )
     .bind(&claimed.delivery.team_id)
     .bind(&claimed.delivery.id)
-    .bind(status.as_str())
+    .bind(transition.to().as_str())
     .bind(error)
     .bind(next_at)
     .bind(now)
     .bind(&record.claude_code_session_id)
     .bind(&record.claude_code_session_url)
+    .bind(transition.from_names())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -400,13 +408,15 @@ async fn release(
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL,
+        "UPDATE deliveries SET status = $4, next_attempt_at = $3, lease_until = NULL,
              series_attempts = greatest(series_attempts - 1, 0), updated_at = $3
-         WHERE team_id = $1 AND id = $2",
+         WHERE team_id = $1 AND id = $2 AND status = ANY($5)",
     )
     .bind(&claimed.delivery.team_id)
     .bind(&claimed.delivery.id)
     .bind(now)
+    .bind(Transition::GiveBack.to().as_str())
+    .bind(Transition::GiveBack.from_names())
     .execute(&mut *tx)
     .await?;
     Ok(())

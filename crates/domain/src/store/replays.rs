@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
 use super::queue::notify_deliveries;
-use crate::delivery::DeliveryStatus;
+use crate::delivery::{DeliveryStatus, Transition};
 use crate::ids::{DeliveryId, DestinationId, ReplayId, RouteId, TeamId};
 use crate::model::Delivery;
 
@@ -243,16 +243,18 @@ pub async fn step(
              SELECT id FROM deliveries WHERE {MATCHING}
              ORDER BY id LIMIT $9 FOR UPDATE
          )
-         UPDATE deliveries d SET status = 'pending', replay_count = replay_count + 1,
+         UPDATE deliveries d SET status = $11, replay_count = replay_count + 1,
              series_attempts = 0, next_attempt_at = $10,
              last_error = NULL, updated_at = $10
-         FROM chosen WHERE d.id = chosen.id
+         FROM chosen WHERE d.id = chosen.id AND d.status = ANY($12)
          RETURNING d.id"
     );
     let query = sqlx::query_scalar::<_, DeliveryId>(sqlx::AssertSqlSafe(sql));
     let mut replayed = bind_filter!(query, team, row.filter.0, &row.cursor, row.created_at)
         .bind(batch)
         .bind(now)
+        .bind(Transition::Replay.to().as_str())
+        .bind(Transition::Replay.from_names())
         .fetch_all(&mut *tx)
         .await?;
     replayed.sort();

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Candidate, ClaimRequest, Locked, earliest};
 use crate::delivery::admission::{Admission, Standing, admit};
 use crate::delivery::limits::{LimitState, Limits, Verdict, gate};
-use crate::delivery::{DeliveryStatus, DestinationKind};
+use crate::delivery::{DeliveryStatus, DestinationKind, Transition};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
 
 pub(super) const LOST: &str =
@@ -21,7 +21,7 @@ worker stopped or stalled): it may have started a session, so it is not fired ag
 /// A delivery that is not started: where it goes instead.
 pub(super) struct Move {
     pub(super) id: DeliveryId,
-    pub(super) status: DeliveryStatus,
+    pub(super) transition: Transition,
     pub(super) next_attempt_at: Option<DateTime<Utc>>,
     pub(super) slot_at: Option<DateTime<Utc>>,
     pub(super) error: Option<String>,
@@ -103,7 +103,7 @@ pub(super) fn plan(
             }
             plan.moves.push(Move {
                 id: c.id.clone(),
-                status: DeliveryStatus::UnknownOutcome,
+                transition: Transition::LoseFire,
                 next_attempt_at: None,
                 slot_at: None,
                 error: Some(UNKNOWN_FIRE.to_owned()),
@@ -115,18 +115,18 @@ pub(super) fn plan(
             });
             continue;
         }
-        let waiting = |status, at| Move {
+        let waiting = |transition, at| Move {
             id: c.id.clone(),
-            status,
+            transition,
             next_attempt_at: at,
             slot_at: None,
             error: None,
         };
         let decided = match admit(standing, &c.id, now) {
-            Admission::Hold => waiting(DeliveryStatus::Held, None),
+            Admission::Hold => waiting(Transition::Hold, None),
             Admission::WaitUntil(at) => {
                 plan.next_due = earliest(plan.next_due, Some(at));
-                waiting(DeliveryStatus::Pending, Some(at))
+                waiting(Transition::Defer, Some(at))
             }
             Admission::Send { probe } => {
                 let free = room
@@ -161,10 +161,10 @@ pub(super) fn plan(
                         plan.crowded = true;
                         plan.blocked.insert(c.destination_id.clone());
                         if c.taken_over {
-                            waiting(DeliveryStatus::Pending, Some(now))
+                            waiting(Transition::Defer, Some(now))
                         } else if c.slot_at.is_some() {
                             // Keeps its place in the queue; gives up its rate slot.
-                            waiting(c.status, c.next_attempt_at)
+                            waiting(Transition::wait_in(c.status), c.next_attempt_at)
                         } else {
                             continue;
                         }
@@ -175,7 +175,7 @@ pub(super) fn plan(
                         plan.next_due = earliest(plan.next_due, Some(until));
                         Move {
                             slot_at: reserved,
-                            ..waiting(DeliveryStatus::Throttled, Some(until))
+                            ..waiting(Transition::Throttle, Some(until))
                         }
                     }
                     Verdict::Send => {
@@ -188,6 +188,14 @@ pub(super) fn plan(
                 }
             }
         };
+        // Every move is one the table allows from where the delivery stands (the
+        // claim read that under its lock); one that is not would be a bug here, so the
+        // delivery is left as it is and the error said.
+        if !decided.transition.leaves(c.status) {
+            tracing::error!(delivery = %c.id, status = %c.status, transition = ?decided.transition,
+                "a claim chose a move its delivery cannot make");
+            continue;
+        }
         plan.lost
             .extend(c.current_attempt_id.clone().filter(|_| c.taken_over));
         plan.moves.push(decided);

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::plan::{LOST, Plan, UNKNOWN_FIRE};
+use crate::delivery::Transition;
 use crate::delivery::limits::LimitState;
 use crate::ids::{AttemptId, DeliveryId, DestinationId};
 use crate::store::StoreError;
@@ -44,7 +45,7 @@ pub(super) async fn apply(
         .bind(
             plan.moves
                 .iter()
-                .map(|m| m.status.as_str())
+                .map(|m| m.transition.to().as_str())
                 .collect::<Vec<_>>(),
         )
         .bind(
@@ -130,11 +131,11 @@ pub(super) async fn start(
              SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[])
                  AS g (id, attempt_id, probe)
          ), started AS (
-             UPDATE deliveries d SET status = 'in_flight', attempt_count = d.attempt_count + 1,
+             UPDATE deliveries d SET status = $6, attempt_count = d.attempt_count + 1,
                  series_attempts = d.series_attempts + 1, current_attempt_id = g.attempt_id,
                  lease_until = clock_timestamp() + $4 * interval '1 millisecond', slot_at = NULL,
                  updated_at = $5
-             FROM go g WHERE d.id = g.id
+             FROM go g WHERE d.id = g.id AND d.status = ANY($7)
              RETURNING d.*, g.probe
          ), attempt AS (
              INSERT INTO attempts (id, team_id, delivery_id, number, replay, status, started_at)
@@ -150,6 +151,8 @@ pub(super) async fn start(
         .bind(starts.iter().map(|(_, _, p)| *p).collect::<Vec<_>>())
         .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
         .bind(now)
+        .bind(Transition::Start.to().as_str())
+        .bind(Transition::Start.from_names())
         .fetch_all(&mut *tx)
         .await?;
     let order: HashMap<&DeliveryId, usize> = starts

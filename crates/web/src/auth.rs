@@ -28,14 +28,7 @@ pub struct ApiTeam {
 impl ApiTeam {
     /// The application layer's view of this request.
     pub fn scope<'a>(&'a self, state: &'a WebState) -> Scope<'a> {
-        Scope {
-            pool: &state.pool,
-            key: &state.key,
-            policy: state.policy,
-            public_url: &state.public_url,
-            team: &self.team,
-            actor: &self.actor,
-        }
+        state.scope(&self.team, &self.actor)
     }
 }
 

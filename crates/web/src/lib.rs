@@ -42,6 +42,22 @@ pub struct WebState {
 }
 
 impl WebState {
+    /// The application layer's view of `actor` acting on `team`.
+    pub fn scope<'a>(
+        &'a self,
+        team: &'a switchyard_domain::ids::TeamId,
+        actor: &'a str,
+    ) -> switchyard_domain::app::Scope<'a> {
+        switchyard_domain::app::Scope {
+            pool: &self.pool,
+            key: &self.key,
+            policy: self.policy,
+            public_url: &self.public_url,
+            team,
+            actor,
+        }
+    }
+
     /// Cookies are `Secure` when people reach Switchyard over HTTPS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")

@@ -149,14 +149,7 @@ impl Member {
 
     /// The application layer's view of what this person does.
     pub fn scope<'a>(&'a self, state: &'a WebState) -> Scope<'a> {
-        Scope {
-            pool: &state.pool,
-            key: &state.key,
-            policy: state.policy,
-            public_url: &state.public_url,
-            team: self.team_id(),
-            actor: self.actor(),
-        }
+        state.scope(self.team_id(), self.actor())
     }
 
     /// Notes in the team's audit log that this person did `action` to `target`.

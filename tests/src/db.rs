@@ -141,3 +141,33 @@ pub fn drop_blocking(admin: &str, name: String) {
     })
     .join();
 }
+
+/// The schema as a release whose last migration was `version` left it: the job queue's
+/// tables and Switchyard's migrations up to `version`, applied from a copy of those
+/// files.
+pub async fn migrate_up_to(pool: &sqlx::PgPool, version: i64) {
+    apalis_postgres::PostgresStorage::<()>::setup(pool)
+        .await
+        .expect("the job queue's schema");
+    let source = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-release-{version}-{}",
+        switchyard_domain::secrets::random_token(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let number: Option<i64> = name.split('_').next().and_then(|v| v.parse().ok());
+        if number.is_some_and(|n| n <= version) {
+            std::fs::copy(&path, dir.join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(dir.as_path())
+        .await
+        .unwrap()
+        .run(pool)
+        .await
+        .expect("the release's migrations");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -170,7 +170,7 @@ async fn email_destinations_are_validated() {
             json!({"name": "e", "kind": "email", "to": [" ops@example.com "]}),
         )
         .await;
-    assert_eq!(created["settings"]["to"], json!(["ops@example.com"]));
+    assert_eq!(created["to"], json!(["ops@example.com"]));
 }
 
 #[tokio::test]

@@ -123,7 +123,7 @@ async fn a_spent_budget_throttles_until_the_window_resets() {
                    "fire_url": fake.fire_url("trig_01BUDGET"), "budget_per_hour": 1}),
         )
         .await;
-    assert_eq!(destination["settings"]["budget_per_hour"], 1);
+    assert_eq!(destination["limits"]["budget_per_hour"], 1);
     app.create_route(&source, &destination, &["*"]).await;
     let ids = send_many(&app, &source, 2).await;
     app.wait_delivery(&ids[0], Duration::from_secs(10), |d| {
@@ -168,7 +168,7 @@ async fn a_spent_budget_throttles_until_the_window_resets() {
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert!(
-        changed["settings"].get("budget_per_hour").is_none(),
+        changed["limits"].get("budget_per_hour").is_none(),
         "{changed}"
     );
 }

@@ -42,11 +42,9 @@ async fn a_fire_sends_the_spec_headers_and_text_and_keeps_the_session() {
     let fake = FakeRoutines::start(TOKEN, vec![Answer::Fire]).await;
     let (source, destination) = wire(&app, &fake).await;
     assert!(destination.get("token").is_none(), "{destination}");
-    assert_eq!(
-        destination["settings"]["credential_hint"],
-        "sk-ant-oat01-…6789"
-    );
-    assert_eq!(destination["url"], fake.fire_url(ROUTINE));
+    assert_eq!(destination["kind"], "routine");
+    assert_eq!(destination["token_hint"], "sk-ant-oat01-…6789");
+    assert_eq!(destination["fire_url"], fake.fire_url(ROUTINE));
 
     let id = send(&app, &source, "g-1").await;
     let done = settles_as(&app, &id, "succeeded", 10).await;
@@ -304,9 +302,9 @@ async fn routine_destinations_are_validated_and_never_show_their_token() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
-    assert_eq!(changed["settings"]["credential_hint"], "sk-ant-oat01-…efgh");
+    assert_eq!(changed["token_hint"], "sk-ant-oat01-…efgh");
     assert_eq!(
-        changed["url"], fire_url,
+        changed["fire_url"], fire_url,
         "a PATCH keeps what it does not name"
     );
     let stored: Vec<u8> =

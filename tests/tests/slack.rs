@@ -33,7 +33,7 @@ async fn a_message_names_the_event_and_its_key_fields_and_the_url_stays_secret()
     let slack = FakeSlack::start(vec![SlackAnswer::Ok]).await;
     let (source, destination) = wire(&app, &slack).await;
     assert!(destination["url"].is_null(), "{destination}");
-    let hint = destination["settings"]["credential_hint"].as_str().unwrap();
+    let hint = destination["url_hint"].as_str().unwrap();
     assert!(hint.ends_with("…uvwx") && !hint.contains("B0001"), "{hint}");
 
     let id = send(&app, &source, "first").await;

@@ -3,7 +3,6 @@
 //! over as an expired lease (sent again; a routine fire becomes `unknown_outcome`), and
 //! each destination's state moves over with it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use apalis::prelude::TaskBuilder;
@@ -12,7 +11,6 @@ use sqlx::PgPool;
 use switchyard_domain::ids::{
     AttemptId, DeliveryId, DestinationId, EventId, RouteId, SourceId, TeamId,
 };
-use switchyard_domain::model::Credentials;
 use switchyard_domain::secrets::{DEV_KEY_HEX, SecretKey};
 use switchyard_tests::app::Options;
 use switchyard_tests::{FakeRoutines, Receiver, Reply, TestApp, db, sign};
@@ -20,35 +18,6 @@ use switchyard_tests::{FakeRoutines, Receiver, Reply, TestApp, db, sign};
 /// The last migration of the previous release.
 const PREVIOUS_RELEASE: i64 = 20261127000019;
 const TOKEN: &str = "sk-ant-oat01-test-token-0123456789";
-
-/// The schema as the previous release left it: the job queue's tables and Switchyard's
-/// migrations up to [`PREVIOUS_RELEASE`], applied from a copy of those files.
-async fn previous_release_schema(pool: &PgPool) {
-    apalis_postgres::PostgresStorage::<()>::setup(pool)
-        .await
-        .expect("the job queue's schema");
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../migrations");
-    let dir = std::env::temp_dir().join(format!(
-        "switchyard-previous-{}",
-        switchyard_domain::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let version: Option<i64> = name.split('_').next().and_then(|v| v.parse().ok());
-        if version.is_some_and(|v| v <= PREVIOUS_RELEASE) {
-            std::fs::copy(&path, dir.join(&name)).unwrap();
-        }
-    }
-    sqlx::migrate::Migrator::new(dir.as_path())
-        .await
-        .unwrap()
-        .run(pool)
-        .await
-        .expect("the previous release's migrations");
-    std::fs::remove_dir_all(&dir).ok();
-}
 
 /// What the previous release wrote for one delivery of `event` to `destination`.
 async fn delivery(
@@ -109,7 +78,7 @@ async fn the_previous_release_s_delivery_tasks_become_due_deliveries_and_nothing
     let fake = FakeRoutines::start(TOKEN, vec![]).await;
     let database = db::create_empty().await;
     let pool = PgPool::connect(&db::url_for(&database)).await.unwrap();
-    previous_release_schema(&pool).await;
+    db::migrate_up_to(&pool, PREVIOUS_RELEASE).await;
 
     let key = SecretKey::from_hex(DEV_KEY_HEX).unwrap();
     let team = TeamId::generate();
@@ -135,11 +104,8 @@ async fn the_previous_release_s_delivery_tasks_become_due_deliveries_and_nothing
     .await
     .unwrap();
     let signing = key.seal(sign::new_whsec().as_bytes());
-    let credentials = Credentials {
-        token: Some(TOKEN.to_owned()),
-        ..Credentials::default()
-    };
-    let sealed = key.seal(&serde_json::to_vec(&credentials).unwrap());
+    // The previous release sealed a routine's credentials without their kind.
+    let sealed = key.seal(&serde_json::to_vec(&json!({ "token": TOKEN })).unwrap());
     for (id, kind, url, state, failures, credentials) in [
         (&http, "http", receiver.url("/in"), "active", 3, None),
         (

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use switchyard_domain::StoreError;
 use switchyard_domain::delivery::compose;
 use switchyard_domain::delivery::{DestinationKind, Outcome};
-use switchyard_domain::model::{Credentials, HttpMethod};
+use switchyard_domain::model::{Credentials, DestinationConfig, HttpMethod};
 use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook};
 use switchyard_domain::routing::pipeline::render;
 use switchyard_domain::routing::{EventFacts, Message, RoutedEvent, Templates};
@@ -82,14 +82,17 @@ pub fn build(
         subject: claimed.subject.as_deref(),
     };
     let message = render(
-        claimed.kind,
+        claimed.kind(),
         templates,
         &RoutedEvent::new(facts, public_base),
     )?;
     let request = match message {
         Message::Email { subject, text } => {
+            let DestinationConfig::Email { to } = &claimed.config else {
+                return Err("an email message for a destination that is not email".to_owned());
+            };
             return Ok(Prepared::Email(Email {
-                to: claimed.settings.to.clone(),
+                to: to.clone(),
                 subject,
                 html: compose::html_from_text(&text),
                 text,
@@ -101,12 +104,13 @@ pub fn build(
             http_request(key, claimed, body)?
         }
         Message::Routine { text } => {
-            let url = claimed.url.clone().ok_or("the routine has no fire URL")?;
-            let token = credentials(key, claimed)?
-                .token
-                .ok_or("the routine's token is missing")?;
+            let (DestinationConfig::Routine { fire_url, .. }, Credentials::Routine { token }) =
+                (&claimed.config, credentials(key, claimed)?)
+            else {
+                return Err("a routine message for a destination that is not a routine".to_owned());
+            };
             Request::post(
-                url,
+                fire_url.clone(),
                 vec![
                     ("authorization".to_owned(), format!("Bearer {token}")),
                     ("anthropic-version".to_owned(), ANTHROPIC_VERSION.to_owned()),
@@ -117,9 +121,9 @@ pub fn build(
             )
         }
         Message::Slack { payload } => {
-            let url = credentials(key, claimed)?
-                .url
-                .ok_or("the Slack webhook URL is missing")?;
+            let Credentials::Slack { url } = credentials(key, claimed)? else {
+                return Err("a Slack message for a destination that is not Slack".to_owned());
+            };
             Request::post(
                 url,
                 vec![("content-type".to_owned(), "application/json".to_owned())],
@@ -132,28 +136,33 @@ pub fn build(
 
 /// An http destination's request: signed, with its credentials, by its method.
 fn http_request(key: &SecretKey, claimed: &Claimed, body: Vec<u8>) -> Result<Request, String> {
-    let url = claimed.url.clone().ok_or("the destination has no URL")?;
+    let (
+        DestinationConfig::Http { url, method, .. },
+        Credentials::Http {
+            headers: custom,
+            authorization,
+        },
+    ) = (&claimed.config, credentials(key, claimed)?)
+    else {
+        return Err("an http request for a destination that is not http".to_owned());
+    };
     let mut headers = signed_headers(key, claimed, &body).map_err(|e| e.to_string())?;
-    let settings = &claimed.settings;
     let mut secret_headers = Vec::new();
-    if !settings.header_names.is_empty() || settings.auth.is_some() {
-        let credentials = credentials(key, claimed)?;
-        for (name, value) in credentials.headers {
-            secret_headers.push(name.clone());
-            headers.push((name, value));
-        }
-        if let Some(authorization) = credentials.authorization {
-            headers.push(("authorization".to_owned(), authorization));
-        }
+    for (name, value) in custom {
+        secret_headers.push(name.clone());
+        headers.push((name, value));
     }
-    let method = match settings.method.unwrap_or_default() {
+    if let Some(authorization) = authorization {
+        headers.push(("authorization".to_owned(), authorization));
+    }
+    let method = match method {
         HttpMethod::Post => reqwest::Method::POST,
         HttpMethod::Put => reqwest::Method::PUT,
         HttpMethod::Patch => reqwest::Method::PATCH,
     };
     Ok(Request {
         method,
-        url,
+        url: url.clone(),
         headers,
         body,
         secret_headers,
@@ -165,12 +174,7 @@ fn json_body(value: &Value) -> Vec<u8> {
 }
 
 fn credentials(key: &SecretKey, claimed: &Claimed) -> Result<Credentials, String> {
-    let sealed = claimed
-        .sealed_credentials
-        .as_deref()
-        .ok_or("the destination has no credentials")?;
-    let json = key.open(sealed).map_err(|e| e.to_string())?;
-    serde_json::from_slice(&json).map_err(|_| "the stored credentials are unreadable".to_owned())
+    Credentials::open(claimed.kind(), key, claimed.sealed_credentials.as_deref())
 }
 
 /// An HTTP delivery's headers: the original content type and Standard Webhooks signing.

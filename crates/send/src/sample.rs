@@ -40,7 +40,7 @@ pub async fn send(
     let sent = outbound
         .send(request.method, &request.url, request.headers, request.body)
         .await;
-    let reading = request::read(claimed.kind, &sent);
+    let reading = request::read(claimed.kind(), &sent);
     let succeeded =
         matches!(sent.outcome, Outcome::Response { status, .. } if (200..300).contains(&status));
     Ok(SampleOutcome::Answered(Answer {

@@ -33,8 +33,8 @@ async fn create(
     state: web::Data<WebState>,
     body: web::Json<CreateDestination>,
 ) -> ApiResult<HttpResponse> {
-    let (name, kind, target) = body.into_inner().into_parts();
-    let created = app::destinations::create(team.scope(&state), &name, &kind, target).await?;
+    let (name, config, limits) = body.into_inner().read()?;
+    let created = app::destinations::create(team.scope(&state), &name, config, limits).await?;
     Ok(HttpResponse::Created().json(created))
 }
 

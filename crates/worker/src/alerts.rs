@@ -90,7 +90,11 @@ pub async fn send(task: AlertTask, ctx: Data<Arc<WorkerContext>>) -> Result<(), 
         }
         (_, Some(destination)) => {
             match destinations::get(&ctx.pool, &task.team_id, destination).await {
-                Ok(d) => (d.name, d.kind.as_str().to_owned(), d.id.to_string()),
+                Ok(d) => (
+                    d.name.clone(),
+                    d.kind().as_str().to_owned(),
+                    d.id.to_string(),
+                ),
                 Err(StoreError::NotFound) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }

@@ -79,10 +79,10 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
     };
     slot.sent();
     metrics::histogram!("switchyard_attempt_send_seconds").record(sent.duration.as_secs_f64());
-    let reading = request::read(claimed.kind, &sent);
+    let reading = request::read(claimed.kind(), &sent);
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
     let decision = decide(
-        claimed.kind,
+        claimed.kind(),
         claimed.series_attempt,
         &sent.outcome,
         reading.error.as_deref(),
@@ -94,7 +94,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
     } else {
         "failed"
     };
-    metrics::counter!("switchyard_attempts_total", "kind" => claimed.kind.as_str(), "result" => result)
+    metrics::counter!("switchyard_attempts_total", "kind" => claimed.kind().as_str(), "result" => result)
         .increment(1);
     let record = AttemptRecord {
         duration_ms: i32::try_from(sent.duration.as_millis()).unwrap_or(i32::MAX),
@@ -107,7 +107,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
         destination: reading.effect,
     };
     tracing::info!(
-        kind = claimed.kind.as_str(),
+        kind = claimed.kind().as_str(),
         number = claimed.delivery.attempt_count,
         status = record.response_status,
         ms = record.duration_ms,

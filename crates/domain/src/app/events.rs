@@ -33,7 +33,7 @@ pub async fn plan_today(
             continue;
         }
         let destination = destinations::get(scope.pool, scope.team, &route.destination_id).await?;
-        kinds.insert(destination.id, destination.kind);
+        kinds.insert(destination.id.clone(), destination.kind());
         today.push(CompiledRoute {
             route_id: route.id,
             destination_id: route.destination_id,

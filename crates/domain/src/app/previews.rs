@@ -125,7 +125,7 @@ pub async fn saved(
         source: sources::get(scope.pool, scope.team, &route.source_id).await?,
         kind: destinations::get(scope.pool, scope.team, &route.destination_id)
             .await?
-            .kind,
+            .kind(),
         event_types: route.event_types,
         filter: route.filter,
         template: route.template,
@@ -157,7 +157,7 @@ pub async fn unsaved(scope: Scope<'_>, input: PreviewUnsaved) -> Result<Preview,
         ))?;
     let candidate = Candidate {
         source,
-        kind: destination.kind,
+        kind: destination.kind(),
         event_types: input.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
         filter: input.filter,
         template: input.template,

@@ -3,28 +3,26 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::destinations::{CreatedDestination, TargetInput, insert_new};
+use super::destinations::{ConfigInput, CreatedDestination, KindFields, LimitsInput, insert_new};
 use super::{AppError, Scope};
 use crate::StoreError;
 use crate::ids::SourceId;
 use crate::model::Route;
-use crate::routing::recipes;
+use crate::routing::recipes::{self, Recipe};
 use crate::store::{routes, sources};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ApplyRecipe {
     /// The source whose events the route takes.
+    #[serde(default)]
     pub source_id: String,
     /// The new destination's name (default: the recipe's title).
     pub name: Option<String>,
-    /// Routine recipes: the routine's fire URL and token.
-    pub fire_url: Option<String>,
-    pub token: Option<String>,
-    /// Slack recipes: the incoming-webhook URL.
-    pub url: Option<String>,
-    /// Email recipes: the recipients (default: the team's owners and admins).
-    pub to: Option<Vec<String>>,
+    /// The fields of the recipe's kind of destination: a routine's `fire_url` and
+    /// `token`, Slack's `url`, email's `to` (default: the team's owners and admins).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: KindFields,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -33,15 +31,33 @@ pub struct AppliedRecipe {
     pub route: Route,
 }
 
-/// Creates the recipe's destination and its route from `source_id`.
+/// Creates the recipe's destination and its route from the source `body` names.
 pub async fn apply(
     scope: Scope<'_>,
     name: &str,
     body: ApplyRecipe,
 ) -> Result<AppliedRecipe, AppError> {
     let recipe = recipes::find(name).ok_or(AppError::NotFound("recipe"))?;
-    let source_id = body
-        .source_id
+    let config = body.fields.read(recipe.kind)?;
+    apply_configured(scope, recipe, &body.source_id, body.name, config).await
+}
+
+/// Creates `recipe`'s destination, named `destination_name` (default: the recipe's
+/// title) and configured by `config`, and its route from `source_id`.
+pub async fn apply_configured(
+    scope: Scope<'_>,
+    recipe: &Recipe,
+    source_id: &str,
+    destination_name: Option<String>,
+    config: ConfigInput,
+) -> Result<AppliedRecipe, AppError> {
+    if config.kind() != recipe.kind {
+        return Err(AppError::field(
+            "kind",
+            format!("this recipe makes a {} destination", recipe.kind),
+        ));
+    }
+    let source_id = source_id
         .parse::<SourceId>()
         .map_err(|e| AppError::field("source_id", e))?;
     let mut tx = scope.pool.begin().await?;
@@ -62,20 +78,13 @@ pub async fn apply(
             ),
         ));
     }
-    let input = TargetInput {
-        url: body.url,
-        fire_url: body.fire_url,
-        token: body.token,
-        to: body.to,
-        ..TargetInput::default()
-    };
-    let destination_name = body.name.unwrap_or_else(|| recipe.title.to_owned());
+    let destination_name = destination_name.unwrap_or_else(|| recipe.title.to_owned());
     let destination = insert_new(
         &mut tx,
         scope,
         &destination_name,
-        recipe.kind.as_str(),
-        input,
+        config,
+        LimitsInput::default(),
     )
     .await?;
     let new = routes::NewRoute {

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 
 use crate::delivery::limits::Limits;
 use crate::delivery::{DestinationKind, DestinationState};
 use crate::ids::{DestinationId, TeamId};
 use crate::netguard::{Policy, Refusal};
+use crate::secrets::SecretKey;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Destination {
@@ -15,8 +15,10 @@ pub struct Destination {
     #[serde(skip)]
     pub team_id: TeamId,
     pub name: String,
-    #[sqlx(try_from = "String")]
-    pub kind: DestinationKind,
+    /// Where it sends: `kind` and that kind's own fields.
+    #[serde(flatten)]
+    #[sqlx(json)]
+    pub config: DestinationConfig,
     #[sqlx(try_from = "String")]
     pub state: DestinationState,
     pub state_reason: Option<String>,
@@ -25,37 +27,75 @@ pub struct Destination {
     pub consecutive_failures: i32,
     /// While the breaker is open: when the next probe may go.
     pub probe_at: Option<DateTime<Utc>>,
-    /// Where requests go, for kinds whose target is not a secret (`http`, `routine`).
-    pub url: Option<String>,
-    #[schema(value_type = DestinationSettings)]
-    pub settings: Json<DestinationSettings>,
+    /// Rate, concurrency and budgets.
+    #[sqlx(json, rename = "settings")]
+    pub limits: Limits,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// What a destination needs that is safe to show. Its secrets are [`Credentials`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DestinationSettings {
-    /// The credential's first and last characters (`sk-ant-oat01-…Q2xA`, a Slack URL's
-    /// host and the end of its path), so a person can tell which one is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_hint: Option<String>,
-    /// `email`: the recipients; empty sends to the team's owners and admins.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub to: Vec<String>,
-    /// `http`: the method (POST when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<HttpMethod>,
-    /// `http`: the names of the custom headers sent; their values are credentials.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub header_names: Vec<String>,
-    /// `http`: the `Authorization` scheme sent, if any; the credential itself is sealed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<AuthScheme>,
-    /// Rate, concurrency and budgets; the keys sit beside the others
-    /// (`rate_per_minute`, …), as the database's `limited` column expects.
-    #[serde(flatten)]
-    pub limits: Limits,
+impl Destination {
+    pub fn kind(&self) -> DestinationKind {
+        self.config.kind()
+    }
+}
+
+/// Where a destination sends, by kind: each kind has its own fields and no others. What
+/// is secret (a routine's token, a Slack webhook URL, header values) is not here but in
+/// its [`Credentials`]; the config keeps only a hint of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DestinationConfig {
+    /// A Claude Code routine, fired with the rendered event as its text.
+    Routine {
+        /// `https://…/v1/claude_code/routines/trig_…/fire`.
+        fire_url: String,
+        /// The token's first and last characters (`sk-ant-oat01-…Q2xA`).
+        token_hint: String,
+    },
+    /// A Slack incoming webhook.
+    Slack {
+        /// The webhook URL's host and the end of its path.
+        url_hint: String,
+    },
+    /// Mail to people.
+    Email {
+        /// The recipients; empty sends to the team's owners and admins.
+        #[serde(default)]
+        to: Vec<String>,
+    },
+    /// An HTTP endpoint, signed (Standard Webhooks).
+    Http {
+        url: String,
+        #[serde(default)]
+        method: HttpMethod,
+        /// The names of the custom headers sent; their values are credentials.
+        #[serde(default)]
+        header_names: Vec<String>,
+        /// The `Authorization` scheme sent, if any; the credential itself is sealed.
+        #[serde(default)]
+        auth: Option<AuthScheme>,
+    },
+}
+
+impl DestinationConfig {
+    pub fn kind(&self) -> DestinationKind {
+        match self {
+            DestinationConfig::Routine { .. } => DestinationKind::Routine,
+            DestinationConfig::Slack { .. } => DestinationKind::Slack,
+            DestinationConfig::Email { .. } => DestinationKind::Email,
+            DestinationConfig::Http { .. } => DestinationKind::Http,
+        }
+    }
+
+    /// The hint of the credential it keeps sealed, if its kind has one.
+    pub fn credential_hint(&self) -> Option<&str> {
+        match self {
+            DestinationConfig::Routine { token_hint, .. } => Some(token_hint),
+            DestinationConfig::Slack { url_hint } => Some(url_hint),
+            DestinationConfig::Email { .. } | DestinationConfig::Http { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -84,22 +124,75 @@ pub enum AuthScheme {
     Basic,
 }
 
-/// What a destination needs that must never be shown or logged: sealed at rest as one
-/// JSON document, opened by the worker for each send.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Credentials {
-    /// `routine`: the bearer token (`sk-ant-oat01-…`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    /// `slack`: the incoming-webhook URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// `http`: custom headers, name and value.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, String)>,
-    /// `http`: the whole `Authorization` value (`Bearer …`, `Basic …`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<String>,
+impl AuthScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthScheme::Bearer => "bearer",
+            AuthScheme::Basic => "basic",
+        }
+    }
+}
+
+/// What a destination needs that must never be shown or logged, by kind: sealed at rest
+/// as one JSON document, opened by the worker for each send.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Credentials {
+    /// The routine's bearer token (`sk-ant-oat01-…`).
+    Routine {
+        token: String,
+    },
+    /// The incoming-webhook URL.
+    Slack {
+        url: String,
+    },
+    Email,
+    Http {
+        /// Custom headers, name and value.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+        /// The whole `Authorization` value (`Bearer …`, `Basic …`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authorization: Option<String>,
+    },
+}
+
+impl Credentials {
+    /// Sealed for storing; `None` when there is nothing secret.
+    pub fn seal(&self, key: &SecretKey) -> Result<Option<Vec<u8>>, serde_json::Error> {
+        let nothing = match self {
+            Credentials::Email => true,
+            Credentials::Http {
+                headers,
+                authorization,
+            } => headers.is_empty() && authorization.is_none(),
+            Credentials::Routine { .. } | Credentials::Slack { .. } => false,
+        };
+        if nothing {
+            return Ok(None);
+        }
+        Ok(Some(key.seal(&serde_json::to_vec(self)?)))
+    }
+
+    /// Opens a `kind` destination's sealed credentials. Documents sealed before they
+    /// carried their kind are read as that kind's.
+    pub fn open(
+        kind: DestinationKind,
+        key: &SecretKey,
+        sealed: Option<&[u8]>,
+    ) -> Result<Credentials, String> {
+        let mut document = match sealed {
+            Some(blob) => {
+                let json = key.open(blob).map_err(|e| e.to_string())?;
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json)
+                    .map_err(|_| "the stored credentials are unreadable".to_owned())?
+            }
+            None => serde_json::Map::new(),
+        };
+        document.insert("kind".to_owned(), kind.as_str().into());
+        serde_json::from_value(document.into())
+            .map_err(|_| format!("the {kind} destination's credentials are missing"))
+    }
 }
 
 impl std::fmt::Debug for Credentials {

@@ -12,7 +12,7 @@ mod team;
 
 pub use delivery::{Attempt, Delivery, DeliveryFilter};
 pub use destination::{
-    AuthScheme, Credentials, Destination, DestinationSettings, DestinationUrl, HttpMethod, hint,
+    AuthScheme, Credentials, Destination, DestinationConfig, DestinationUrl, HttpMethod, hint,
 };
 pub use event::{DeliveryPlan, Event, EventFilter, NewEvent, PayloadMatch, like_pattern};
 pub use names::{Name, NameError};

@@ -6,15 +6,14 @@ use chrono::{DateTime, Utc};
 
 use crate::delivery::DestinationKind;
 use crate::ids::{AttemptId, DeliveryId};
-use crate::model::{Delivery, DestinationSettings};
+use crate::model::{Delivery, DestinationConfig};
 
 /// An attempt committed as `in_flight`, with what the worker needs to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub delivery: Delivery,
-    pub kind: DestinationKind,
-    pub url: Option<String>,
-    pub settings: DestinationSettings,
+    /// Where it goes; the secrets are in `sealed_credentials`.
+    pub config: DestinationConfig,
     pub sealed_signing_secret: Vec<u8>,
     /// The secret being rotated out, while it still signs beside the new one.
     pub sealed_previous_signing_secret: Option<Vec<u8>>,
@@ -39,6 +38,12 @@ pub struct Claimed {
     pub attempt_id: AttemptId,
     /// Number within the series, for the retry policy.
     pub series_attempt: u32,
+}
+
+impl Claimed {
+    pub fn kind(&self) -> DestinationKind {
+        self.config.kind()
+    }
 }
 
 /// What one send came to, as stored on its attempt.
@@ -77,10 +82,7 @@ pub(super) struct Started {
     delivery: Delivery,
     current_attempt_id: AttemptId,
     probe: bool,
-    #[sqlx(try_from = "String")]
-    kind: DestinationKind,
-    url: Option<String>,
-    settings: sqlx::types::Json<DestinationSettings>,
+    config: sqlx::types::Json<DestinationConfig>,
     signing_secret: Vec<u8>,
     sealed_credentials: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
@@ -98,7 +100,7 @@ pub(super) struct Started {
 
 /// What a claim reads besides the delivery row `s`: its destination, its event, the
 /// event's source, the team and the route.
-pub(super) const CLAIMED: &str = "SELECT s.*, dst.kind, dst.url, dst.settings,
+pub(super) const CLAIMED: &str = "SELECT s.*, dst.config,
         dst.signing_secret, dst.sealed_credentials,
         CASE WHEN dst.previous_signing_until > now() THEN dst.previous_signing_secret END
             AS previous_signing_secret,
@@ -121,9 +123,7 @@ impl Started {
         let series_attempt = u32::try_from(self.delivery.series_attempts).unwrap_or(1);
         Claimed {
             delivery: self.delivery,
-            kind: self.kind,
-            url: self.url,
-            settings: self.settings.0,
+            config: self.config.0,
             sealed_signing_secret: self.signing_secret,
             sealed_previous_signing_secret: self.previous_signing_secret,
             sealed_credentials: self.sealed_credentials,

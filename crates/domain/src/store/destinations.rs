@@ -9,14 +9,15 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
 use super::queue::notify_deliveries;
+use crate::delivery::limits::Limits;
 use crate::delivery::{DestinationKind, Transition};
 use crate::ids::{DeliveryId, DestinationId, TeamId};
-use crate::model::{Destination, DestinationSettings};
+use crate::model::{Destination, DestinationConfig};
 
 macro_rules! columns {
     () => {
-        "id, team_id, name, kind, state, state_reason, paused_until, consecutive_failures,
-         probe_at, url, settings, created_at, updated_at"
+        "id, team_id, name, config, state, state_reason, paused_until, consecutive_failures,
+         probe_at, settings, created_at, updated_at"
     };
 }
 
@@ -39,9 +40,8 @@ team_table!(
 #[derive(Debug)]
 pub struct NewDestination<'a> {
     pub name: &'a str,
-    pub kind: DestinationKind,
-    pub url: Option<&'a str>,
-    pub settings: &'a DestinationSettings,
+    pub config: &'a DestinationConfig,
+    pub limits: &'a Limits,
     pub sealed_signing_secret: &'a [u8],
     pub sealed_credentials: Option<&'a [u8]>,
 }
@@ -55,15 +55,15 @@ pub async fn insert(
     let id = DestinationId::generate();
     sqlx::query(
         "INSERT INTO destinations
-             (id, team_id, name, kind, url, settings, signing_secret, sealed_credentials)
+             (id, team_id, name, kind, config, settings, signing_secret, sealed_credentials)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(team)
     .bind(new.name)
-    .bind(new.kind.as_str())
-    .bind(new.url)
-    .bind(Json(new.settings))
+    .bind(new.config.kind().as_str())
+    .bind(Json(new.config))
+    .bind(Json(new.limits))
     .bind(new.sealed_signing_secret)
     .bind(new.sealed_credentials)
     .execute(&mut *tx)
@@ -76,8 +76,8 @@ pub async fn insert(
 #[derive(Debug)]
 pub struct DestinationPatch {
     pub name: Option<String>,
-    pub url: Option<String>,
-    pub settings: DestinationSettings,
+    pub config: DestinationConfig,
+    pub limits: Limits,
     pub sealed_credentials: Option<Vec<u8>>,
 }
 
@@ -119,7 +119,7 @@ pub async fn update(
     let updated = sqlx::query(
         "UPDATE destinations SET
              name = coalesce($3, name),
-             url = $4,
+             config = $4,
              settings = $5,
              sealed_credentials = $6,
              updated_at = now()
@@ -128,8 +128,8 @@ pub async fn update(
     .bind(team)
     .bind(id)
     .bind(patch.name)
-    .bind(patch.url)
-    .bind(Json(patch.settings))
+    .bind(Json(patch.config))
+    .bind(Json(patch.limits))
     .bind(patch.sealed_credentials)
     .execute(&mut *tx)
     .await?;
@@ -185,13 +185,13 @@ pub async fn resume(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let settings: Json<DestinationSettings> =
+    let limits: Json<Limits> =
         sqlx::query_scalar("SELECT settings FROM destinations WHERE team_id = $1 AND id = $2")
             .bind(team)
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-    let interval = settings.0.limits.interval();
+    let interval = limits.0.interval();
     // Slots reserved by deliveries that were held instead are free again: start after
     // the last one still taken, not after the last one ever handed out.
     let taken: Option<DateTime<Utc>> = sqlx::query_scalar(

@@ -6,9 +6,9 @@ use sqlx::PgExecutor;
 
 use super::StoreError;
 use super::attempts::Claimed;
-use crate::delivery::{DeliveryStatus, DestinationKind};
+use crate::delivery::DeliveryStatus;
 use crate::ids::{AttemptId, DeliveryId, DestinationId, EventId, TeamId};
-use crate::model::{Delivery, DestinationSettings};
+use crate::model::{Delivery, DestinationConfig};
 
 /// The event a destination's "send test" carries.
 pub const SAMPLE_EVENT_TYPE: &str = "switchyard.test";
@@ -24,17 +24,14 @@ pub async fn claim(
 ) -> Result<Claimed, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
-        #[sqlx(try_from = "String")]
-        kind: DestinationKind,
-        url: Option<String>,
-        settings: sqlx::types::Json<DestinationSettings>,
+        config: sqlx::types::Json<DestinationConfig>,
         signing_secret: Vec<u8>,
         previous_signing_secret: Option<Vec<u8>>,
         sealed_credentials: Option<Vec<u8>>,
         slug: String,
     }
     let row = sqlx::query_as::<_, Row>(
-        "SELECT d.kind, d.url, d.settings, d.signing_secret,
+        "SELECT d.config, d.signing_secret,
                 CASE WHEN d.previous_signing_until > $3 THEN d.previous_signing_secret END
                     AS previous_signing_secret,
                 d.sealed_credentials, t.slug
@@ -70,9 +67,7 @@ pub async fn claim(
     };
     Ok(Claimed {
         delivery,
-        kind: row.kind,
-        url: row.url,
-        settings: row.settings.0,
+        config: row.config.0,
         sealed_signing_secret: row.signing_secret,
         sealed_previous_signing_secret: row.previous_signing_secret,
         sealed_credentials: row.sealed_credentials,

@@ -10,10 +10,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
-use switchyard_domain::app::destinations::{self as manage, AuthInput, TargetInput};
+use switchyard_domain::app::destinations::{
+    self as manage, AuthInput, ConfigInput, EmailInput, HttpInput, LimitsInput, RoutineInput,
+    SlackInput,
+};
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
-use switchyard_domain::model::Destination;
+use switchyard_domain::model::{Destination, DestinationConfig};
 use switchyard_domain::store::destinations::{self, Health};
 
 use super::error::{PageError, TeamPath};
@@ -88,7 +91,7 @@ async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, Pa
 /// The form, every field as text so a bad value is reported next to it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct DestinationForm {
+pub(super) struct DestinationForm {
     name: String,
     kind: String,
     url: String,
@@ -109,40 +112,44 @@ struct DestinationForm {
 }
 
 impl DestinationForm {
+    /// Only where it sends, as a recipe's form asks for it.
+    pub(super) fn target(fire_url: &str, token: &str, url: &str, to: &str) -> DestinationForm {
+        DestinationForm {
+            fire_url: fire_url.to_owned(),
+            token: token.to_owned(),
+            url: url.to_owned(),
+            to: to.to_owned(),
+            ..DestinationForm::default()
+        }
+    }
+
     /// The kind's fields. Creating, an empty field is "not given"; editing, an empty secret
     /// keeps the current one and an empty limit removes the limit.
-    fn input(&self, kind: DestinationKind, editing: bool) -> Result<TargetInput, Errors> {
+    pub(super) fn input(
+        &self,
+        kind: DestinationKind,
+        editing: bool,
+    ) -> Result<(ConfigInput, LimitsInput), Errors> {
         let mut errors = Errors::default();
-        let mut limits = [
-            ("rate_per_minute", None),
-            ("max_in_flight", None),
-            ("budget_per_hour", None),
-            ("budget_per_day", None),
-        ];
-        let raw = [
-            &self.rate_per_minute,
-            &self.max_in_flight,
-            &self.budget_per_hour,
-            &self.budget_per_day,
-        ];
-        for ((field, slot), raw) in limits.iter_mut().zip(raw) {
-            match filled(raw) {
-                Some(v) => match v.parse::<u32>() {
-                    Ok(n) => *slot = Some(n),
-                    Err(_) => errors.add(field, "Enter a whole number (0 for no limit)."),
-                },
-                None if editing => *slot = Some(0),
-                None => {}
-            }
-        }
-        let mut input = TargetInput {
-            limits,
-            ..TargetInput::default()
+        let number = |errors: &mut Errors, field: &str, raw: &str| match filled(raw) {
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    errors.add(field, "Enter a whole number (0 for no limit).");
+                    None
+                }
+            },
+            None if editing => Some(0),
+            None => None,
         };
-        match kind {
+        let limits = LimitsInput {
+            rate_per_minute: number(&mut errors, "rate_per_minute", &self.rate_per_minute),
+            max_in_flight: number(&mut errors, "max_in_flight", &self.max_in_flight),
+            budget_per_hour: number(&mut errors, "budget_per_hour", &self.budget_per_hour),
+            budget_per_day: number(&mut errors, "budget_per_day", &self.budget_per_day),
+        };
+        let config = match kind {
             DestinationKind::Http => {
-                input.url = filled(&self.url);
-                input.method = filled(&self.method);
                 let mut headers = BTreeMap::new();
                 for line in self.headers.lines().filter(|l| !l.trim().is_empty()) {
                     match line.split_once(':') {
@@ -152,34 +159,40 @@ impl DestinationForm {
                         None => errors.add("headers", format!("\"{line}\" is not Name: value.")),
                     }
                 }
-                input.headers = match (headers.is_empty(), self.clear_headers.is_some()) {
-                    (false, _) => Some(headers),
-                    (true, true) => Some(BTreeMap::new()),
-                    (true, false) => None,
-                };
-                input.auth = match self.auth_type.as_str() {
-                    "bearer" => Some(AuthInput::Bearer {
-                        token: self.auth_token.trim().to_owned(),
-                    }),
-                    "basic" => Some(AuthInput::Basic {
-                        username: self.auth_username.trim().to_owned(),
-                        password: self.auth_password.clone(),
-                    }),
-                    "none" if editing => Some(AuthInput::None),
-                    _ => None,
-                };
+                ConfigInput::Http(HttpInput {
+                    url: filled(&self.url),
+                    method: filled(&self.method),
+                    headers: match (headers.is_empty(), self.clear_headers.is_some()) {
+                        (false, _) => Some(headers),
+                        (true, true) => Some(BTreeMap::new()),
+                        (true, false) => None,
+                    },
+                    auth: match self.auth_type.as_str() {
+                        "bearer" => Some(AuthInput::Bearer {
+                            token: self.auth_token.trim().to_owned(),
+                        }),
+                        "basic" => Some(AuthInput::Basic {
+                            username: self.auth_username.trim().to_owned(),
+                            password: self.auth_password.clone(),
+                        }),
+                        "none" if editing => Some(AuthInput::None),
+                        _ => None,
+                    },
+                })
             }
-            DestinationKind::Slack => input.url = filled(&self.url),
-            DestinationKind::Routine => {
-                input.fire_url = filled(&self.fire_url);
-                input.token = filled(&self.token);
-            }
-            DestinationKind::Email => {
-                input.to = Some(items(&self.to));
-            }
-        }
+            DestinationKind::Slack => ConfigInput::Slack(SlackInput {
+                url: filled(&self.url),
+            }),
+            DestinationKind::Routine => ConfigInput::Routine(RoutineInput {
+                fire_url: filled(&self.fire_url),
+                token: filled(&self.token),
+            }),
+            DestinationKind::Email => ConfigInput::Email(EmailInput {
+                to: Some(items(&self.to)),
+            }),
+        };
         if errors.is_empty() {
-            Ok(input)
+            Ok((config, limits))
         } else {
             Err(errors)
         }
@@ -236,13 +249,23 @@ impl FormPage {
         }
     }
 
+    /// The names of the custom headers the destination being edited sends.
+    fn header_names(&self) -> &[String] {
+        match self.editing.as_ref().map(|d| &d.config) {
+            Some(DestinationConfig::Http { header_names, .. }) => header_names,
+            _ => &[],
+        }
+    }
+
     fn headers_hint(&self) -> String {
-        match &self.editing {
-            Some(d) if !d.settings.0.header_names.is_empty() => format!(
+        match self.header_names() {
+            [] => {
+                "One Name: value per line. Values are encrypted and never shown again.".to_owned()
+            }
+            names => format!(
                 "Now sent: {}. New lines replace them all; leave empty to keep them.",
-                d.settings.0.header_names.join(", ")
+                names.join(", ")
             ),
-            _ => "One Name: value per line. Values are encrypted and never shown again.".to_owned(),
         }
     }
 }
@@ -311,8 +334,8 @@ async fn create(
         }
     };
     let created = match input {
-        Ok(input) => {
-            match manage::create(member.scope(&state), &form.name, &form.kind, input).await {
+        Ok((config, limits)) => {
+            match manage::create(member.scope(&state), &form.name, config, limits).await {
                 Ok(created) => Ok(created),
                 Err(e) => Err(Errors::from_app(e, FIELDS)?),
             }
@@ -320,7 +343,7 @@ async fn create(
         Err(errors) => Err(errors),
     };
     match created {
-        Ok(created) if created.destination.kind == DestinationKind::Http => {
+        Ok(created) if created.destination.kind() == DestinationKind::Http => {
             // The signing secret's only showing: on the answer to this form.
             let mut page = show_page(&state, &member, &created.destination.id).await?;
             page.signing_secret = Some(created.signing_secret);
@@ -440,32 +463,32 @@ async fn edit(
 ) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
     let destination = destinations::get(&state.pool, member.team_id(), &path.id).await?;
-    let settings = &destination.settings.0;
+    let limits = &destination.limits;
     let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
-    let form = DestinationForm {
+    let mut form = DestinationForm {
         name: destination.name.clone(),
-        kind: destination.kind.as_str().to_owned(),
-        url: match destination.kind {
-            DestinationKind::Http => destination.url.clone().unwrap_or_default(),
-            _ => String::new(),
-        },
-        fire_url: match destination.kind {
-            DestinationKind::Routine => destination.url.clone().unwrap_or_default(),
-            _ => String::new(),
-        },
-        to: settings.to.join("\n"),
-        method: settings.method.map_or("POST", |m| m.as_str()).to_owned(),
+        kind: destination.kind().as_str().to_owned(),
+        method: "POST".to_owned(),
         auth_type: "keep".to_owned(),
-        rate_per_minute: number(settings.limits.rate_per_minute),
-        max_in_flight: number(settings.limits.max_in_flight),
-        budget_per_hour: number(settings.limits.budget_per_hour),
-        budget_per_day: number(settings.limits.budget_per_day),
+        rate_per_minute: number(limits.rate_per_minute),
+        max_in_flight: number(limits.max_in_flight),
+        budget_per_hour: number(limits.budget_per_hour),
+        budget_per_day: number(limits.budget_per_day),
         ..DestinationForm::default()
     };
+    match &destination.config {
+        DestinationConfig::Http { url, method, .. } => {
+            form.url = url.clone();
+            form.method = method.as_str().to_owned();
+        }
+        DestinationConfig::Routine { fire_url, .. } => form.fire_url = fire_url.clone(),
+        DestinationConfig::Email { to } => form.to = to.join("\n"),
+        DestinationConfig::Slack { .. } => {}
+    }
     Ok(FormPage {
         nav: Nav::new(&member, "destinations", state.smtp_configured),
         kinds: KINDS,
-        kind: destination.kind.as_str().to_owned(),
+        kind: destination.kind().as_str().to_owned(),
         editing: Some(destination),
         form,
         errors: Errors::default(),
@@ -482,10 +505,10 @@ async fn update(
     member.require(Action::Configure)?;
     let id = path.into_inner().id;
     let current = destinations::get(&state.pool, member.team_id(), &id).await?;
-    let result = match form.input(current.kind, true) {
-        Ok(input) => {
+    let result = match form.input(current.kind(), true) {
+        Ok((config, limits)) => {
             let name = Some(form.name.as_str());
-            match manage::reconfigure(member.scope(&state), &id, name, input).await {
+            match manage::reconfigure(member.scope(&state), &id, name, config, limits).await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(Errors::from_app(e, FIELDS)?),
             }
@@ -498,7 +521,7 @@ async fn update(
             let page = FormPage {
                 nav: Nav::new(&member, "destinations", state.smtp_configured),
                 kinds: KINDS,
-                kind: current.kind.as_str().to_owned(),
+                kind: current.kind().as_str().to_owned(),
                 editing: Some(current),
                 form,
                 errors,

@@ -70,7 +70,7 @@ impl Names {
                 .await?
                 .items
                 .into_iter()
-                .map(|d| (d.id, (d.name, d.kind)))
+                .map(|d| (d.id.clone(), (d.name.clone(), d.kind())))
                 .collect(),
             routes: routes::list(&state.pool, team, &all)
                 .await?
@@ -279,7 +279,7 @@ async fn delivery_view(
     let names = Names::load(state, member).await?;
     let kind =
         match destinations::get(&state.pool, member.team_id(), &delivery.destination_id).await {
-            Ok(d) => Some(d.kind),
+            Ok(d) => Some(d.kind()),
             Err(switchyard_domain::StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
         };

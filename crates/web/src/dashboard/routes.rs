@@ -10,15 +10,16 @@ use serde::Deserialize;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::app::AppError;
 use switchyard_domain::app::previews::{self, Candidate, Preview};
-use switchyard_domain::app::recipes::{self as recipe_use, ApplyRecipe};
+use switchyard_domain::app::recipes as recipe_use;
 use switchyard_domain::app::routes::{self as manage, CreateRoute, UpdateRoute};
 use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{Destination, PageRequest, Route, Source};
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
 use switchyard_domain::store::{destinations, routes, sources};
 
+use super::destinations::DestinationForm;
 use super::error::{PageError, TeamPath};
-use super::forms::{Errors, NoFields, Posted, filled, items};
+use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -200,7 +201,7 @@ async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPa
     };
     let candidate = Candidate {
         source,
-        kind: destination.kind,
+        kind: destination.kind(),
         event_types: form.patterns(),
         filter: RouteForm::optional(&form.filter),
         template: RouteForm::optional(&form.template),
@@ -537,15 +538,19 @@ async fn apply(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let recipe = recipes::find(&path.name).ok_or(PageError::NotFound)?;
-    let request = ApplyRecipe {
-        source_id: form.source_id.clone(),
-        name: filled(&form.name),
-        fire_url: filled(&form.fire_url),
-        token: filled(&form.token),
-        url: filled(&form.url),
-        to: (recipe.kind.as_str() == "email").then(|| items(&form.to)),
+    let destination = DestinationForm::target(&form.fire_url, &form.token, &form.url, &form.to);
+    let applied = match destination.input(recipe.kind, false) {
+        Ok((config, _)) => {
+            let scope = member.scope(&state);
+            let name = filled(&form.name);
+            recipe_use::apply_configured(scope, recipe, &form.source_id, name, config).await
+        }
+        Err(errors) => {
+            let page = recipe_page(&state, &member, recipe, form, errors).await?;
+            return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+        }
     };
-    match recipe_use::apply(member.scope(&state), recipe.name, request).await {
+    match applied {
         Ok(applied) => Ok(see_other(
             member.path(&format!("routes/{}", applied.route.id)),
         )),

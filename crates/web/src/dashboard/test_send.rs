@@ -38,7 +38,7 @@ pub(super) async fn send_test(
     member.require(Action::Configure)?;
     let id = path.into_inner().id;
     let mut page = show_page(&state, &member, &id).await?;
-    if page.destination.kind == DestinationKind::Routine && form.confirm.is_none() {
+    if page.destination.kind() == DestinationKind::Routine && form.confirm.is_none() {
         page.test = Some(TestResult {
             answer: None,
             queued_for: Vec::new(),

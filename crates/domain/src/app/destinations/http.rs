@@ -1,5 +1,5 @@
-//! The `http` destination's own fields: method, custom headers (their values are
-//! credentials, sealed) and an `Authorization` it sends.
+//! The `http` destination's own fields: its URL, method, custom headers (their values
+//! are credentials, sealed) and an `Authorization` it sends.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +7,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
+use super::config::{Configured, given_or_kept};
 use crate::app::Invalid;
-use crate::model::{AuthScheme, Credentials, DestinationSettings, HttpMethod};
+use crate::model::{AuthScheme, Credentials, DestinationConfig, DestinationUrl, HttpMethod};
+use crate::netguard::Policy;
 
 /// What the request may send as the `Authorization` header.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -45,58 +47,113 @@ fn reserved(name: &str) -> bool {
         || name.starts_with("switchyard-")
 }
 
-/// Applies the http fields that were sent: `method`, `headers` (the whole set; `{}`
-/// clears) and `auth`.
-pub(super) fn apply(
+/// An http destination's fields in a command.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpInput {
+    /// An `https://` URL on a public address.
+    pub url: Option<String>,
+    /// `POST` (the default), `PUT` or `PATCH`.
+    pub method: Option<String>,
+    /// Custom headers sent with every request (their values are kept encrypted and
+    /// never shown); replaces the whole set, `{}` removes them.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// An `Authorization` to send: `{"type":"bearer","token":…}`,
+    /// `{"type":"basic","username":…,"password":…}` or `{"type":"none"}`.
+    pub auth: Option<AuthInput>,
+}
+
+/// Applies the http fields that were sent over `current`: `url`, `method`, `headers`
+/// (the whole set; `{}` clears) and `auth`.
+pub(super) fn configure(
     invalid: &mut Invalid,
-    method: Option<&str>,
-    headers: Option<BTreeMap<String, String>>,
-    auth: Option<AuthInput>,
-    settings: &mut DestinationSettings,
-    credentials: &mut Option<Credentials>,
-) {
-    if let Some(method) = method {
-        match method.to_ascii_uppercase().as_str() {
-            "POST" => settings.method = None,
-            "PUT" => settings.method = Some(HttpMethod::Put),
-            "PATCH" => settings.method = Some(HttpMethod::Patch),
+    input: HttpInput,
+    current: Option<(DestinationConfig, Credentials)>,
+    policy: Policy,
+) -> Option<Configured> {
+    let (url, mut method, mut header_names, mut auth, mut headers, mut authorization) =
+        match current {
+            Some((
+                DestinationConfig::Http {
+                    url,
+                    method,
+                    header_names,
+                    auth,
+                },
+                Credentials::Http {
+                    headers,
+                    authorization,
+                },
+            )) => (
+                Some(url),
+                method,
+                header_names,
+                auth,
+                headers,
+                authorization,
+            ),
+            _ => Default::default(),
+        };
+    let url = given_or_kept(
+        invalid,
+        "url",
+        input.url,
+        url,
+        "an http destination needs its url",
+        |raw| DestinationUrl::parse(raw, policy).map(|u| u.as_str().to_owned()),
+    );
+    if let Some(given) = input.method {
+        match given.to_ascii_uppercase().as_str() {
+            "POST" => method = HttpMethod::Post,
+            "PUT" => method = HttpMethod::Put,
+            "PATCH" => method = HttpMethod::Patch,
             _ => invalid.add("method", "must be POST, PUT or PATCH"),
         }
     }
-    if let Some(headers) = headers {
-        match check_headers(headers) {
-            Ok(headers) => {
-                settings.header_names = headers.iter().map(|(n, _)| n.clone()).collect();
-                credentials.get_or_insert_with(Credentials::default).headers = headers;
+    if let Some(given) = input.headers {
+        match check_headers(given) {
+            Ok(given) => {
+                header_names = given.iter().map(|(n, _)| n.clone()).collect();
+                headers = given;
             }
             Err(e) => invalid.add("headers", e),
         }
     }
-    if let Some(auth) = auth {
-        let (scheme, value) = match auth {
+    if let Some(given) = input.auth {
+        match given {
             AuthInput::Bearer { token } if valid_value(&token) && !token.is_empty() => {
-                (Some(AuthScheme::Bearer), Some(format!("Bearer {token}")))
+                auth = Some(AuthScheme::Bearer);
+                authorization = Some(format!("Bearer {token}"));
             }
             AuthInput::Basic { username, password }
                 if !username.contains(':') && valid_value(&username) && valid_value(&password) =>
             {
                 let encoded = STANDARD.encode(format!("{username}:{password}"));
-                (Some(AuthScheme::Basic), Some(format!("Basic {encoded}")))
+                auth = Some(AuthScheme::Basic);
+                authorization = Some(format!("Basic {encoded}"));
             }
-            AuthInput::None => (None, None),
-            _ => {
-                invalid.add(
-                    "auth",
-                    "a bearer token, or a username without ':' and a password, without line breaks",
-                );
-                return;
+            AuthInput::None => {
+                auth = None;
+                authorization = None;
             }
-        };
-        settings.auth = scheme;
-        credentials
-            .get_or_insert_with(Credentials::default)
-            .authorization = value;
+            _ => invalid.add(
+                "auth",
+                "a bearer token, or a username without ':' and a password, without line breaks",
+            ),
+        }
     }
+    Some(Configured {
+        config: DestinationConfig::Http {
+            url: url?,
+            method,
+            header_names,
+            auth,
+        },
+        credentials: Credentials::Http {
+            headers,
+            authorization,
+        },
+    })
 }
 
 /// What an HTTP header value may hold: visible ASCII, spaces and tabs, and UTF-8 beyond

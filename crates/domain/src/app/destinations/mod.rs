@@ -1,136 +1,62 @@
 //! Destinations: where deliveries go. Each kind takes its own fields and refuses the
-//! others' by name; credentials (a routine's token, a Slack webhook URL, custom headers,
+//! others' by name (see `config`); credentials (a routine's token, a Slack webhook URL, custom headers,
 //! an `Authorization`) are sealed before they are stored, and only a hint of them is ever
 //! shown. A person can pause a destination, resume it at once, or rotate an http
 //! destination's signing secret.
 
+mod config;
 mod http;
-
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-pub use self::http::AuthInput;
+pub use self::config::{
+    ConfigInput, EmailInput, KindFields, LimitsInput, RoutineInput, SlackInput,
+};
+use self::config::{Configured, configure};
+pub use self::http::{AuthInput, HttpInput};
 use super::error::missing;
 use super::{AppError, Invalid, Scope};
 use crate::StoreError;
-use crate::accounts;
 use crate::delivery::limits::Limits;
 use crate::delivery::{DestinationKind, DestinationState};
 use crate::ids::DestinationId;
-use crate::model::{Credentials, Destination, DestinationSettings, DestinationUrl, Name, hint};
-use crate::netguard::Policy;
+use crate::model::{Credentials, Destination, Name};
 use crate::secrets::new_signing_secret;
 use crate::store::destinations::{self, DestinationPatch, NewDestination};
 
-/// A new destination: its name, its kind and that kind's fields.
+/// A new destination: its name, its kind, that kind's fields and its limits.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreateDestination {
+    #[serde(default)]
     pub name: String,
     /// `http`, `routine`, `slack` or `email`.
+    #[serde(default)]
     pub kind: String,
-    /// `http`: an `https://` URL on a public address. `slack`: the incoming-webhook URL
-    /// (`https://hooks.slack.com/services/…`), kept encrypted and shown masked.
-    pub url: Option<String>,
-    /// `routine`: the routine's fire URL (`…/v1/claude_code/routines/trig_…/fire`).
-    pub fire_url: Option<String>,
-    /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
-    pub token: Option<String>,
-    /// `email`: the recipients (up to 20); empty or absent sends to the team's owners and
-    /// admins.
-    pub to: Option<Vec<String>>,
-    /// `http`: `POST` (the default), `PUT` or `PATCH`.
-    pub method: Option<String>,
-    /// `http`: custom headers sent with every request (their values are kept encrypted
-    /// and never shown); replaces the whole set, `{}` removes them.
-    pub headers: Option<BTreeMap<String, String>>,
-    /// `http`: an `Authorization` to send: `{"type":"bearer","token":…}`,
-    /// `{"type":"basic","username":…,"password":…}` or `{"type":"none"}`.
-    pub auth: Option<AuthInput>,
-    /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
-    pub rate_per_minute: Option<u32>,
-    /// Sends in flight at once at most. 0 removes.
-    pub max_in_flight: Option<u32>,
-    /// Sends per UTC clock hour at most (a routine's budget of sessions). 0 removes.
-    pub budget_per_hour: Option<u32>,
-    /// Sends per UTC day at most. 0 removes.
-    pub budget_per_day: Option<u32>,
+    #[serde(flatten)]
+    pub limits: LimitsInput,
+    /// The kind's own fields.
+    #[serde(flatten)]
+    #[schema(value_type = ConfigInput)]
+    pub fields: KindFields,
 }
 
-/// Changes to a destination: only the fields sent.
+/// Changes to a destination: only the fields sent. Its kind cannot change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UpdateDestination {
     pub name: Option<String>,
     /// `paused` stops sending and holds deliveries; `active` resumes at once (whatever
     /// paused, disabled or slowed the destination) and releases held deliveries in the
     /// order they were created.
     pub state: Option<String>,
-    /// `http`: an `https://` URL on a public address. `slack`: the incoming-webhook URL
-    /// (`https://hooks.slack.com/services/…`), kept encrypted and shown masked.
-    pub url: Option<String>,
-    /// `routine`: the routine's fire URL (`…/v1/claude_code/routines/trig_…/fire`).
-    pub fire_url: Option<String>,
-    /// `routine`: the routine's token (`sk-ant-oat01-…`), kept encrypted.
-    pub token: Option<String>,
-    /// `email`: the recipients (up to 20); empty or absent sends to the team's owners and
-    /// admins.
-    pub to: Option<Vec<String>>,
-    /// `http`: `POST` (the default), `PUT` or `PATCH`.
-    pub method: Option<String>,
-    /// `http`: custom headers sent with every request (their values are kept encrypted
-    /// and never shown); replaces the whole set, `{}` removes them.
-    pub headers: Option<BTreeMap<String, String>>,
-    /// `http`: an `Authorization` to send: `{"type":"bearer","token":…}`,
-    /// `{"type":"basic","username":…,"password":…}` or `{"type":"none"}`.
-    pub auth: Option<AuthInput>,
-    /// Sends started per minute at most, spread evenly (Slack defaults to 60). 0 removes.
-    pub rate_per_minute: Option<u32>,
-    /// Sends in flight at once at most. 0 removes.
-    pub max_in_flight: Option<u32>,
-    /// Sends per UTC clock hour at most (a routine's budget of sessions). 0 removes.
-    pub budget_per_hour: Option<u32>,
-    /// Sends per UTC day at most. 0 removes.
-    pub budget_per_day: Option<u32>,
-}
-
-/// A create or update command's kind-specific fields, gathered.
-macro_rules! target_input {
-    ($body:expr) => {
-        TargetInput {
-            url: $body.url,
-            fire_url: $body.fire_url,
-            token: $body.token,
-            to: $body.to,
-            method: $body.method,
-            headers: $body.headers,
-            auth: $body.auth,
-            limits: [
-                ("rate_per_minute", $body.rate_per_minute),
-                ("max_in_flight", $body.max_in_flight),
-                ("budget_per_hour", $body.budget_per_hour),
-                ("budget_per_day", $body.budget_per_day),
-            ],
-        }
-    };
-}
-
-/// The kind-specific fields of a command. Each kind takes its own and refuses the
-/// others'. (The commands list them again, flat: serde cannot refuse unknown fields
-/// through a flattened struct.)
-#[derive(Default)]
-pub struct TargetInput {
-    pub url: Option<String>,
-    pub fire_url: Option<String>,
-    pub token: Option<String>,
-    pub to: Option<Vec<String>>,
-    pub method: Option<String>,
-    pub headers: Option<BTreeMap<String, String>>,
-    pub auth: Option<AuthInput>,
-    pub limits: [(&'static str, Option<u32>); 4],
+    #[serde(flatten)]
+    pub limits: LimitsInput,
+    /// The kind's own fields to change (see `ConfigInput`); absent ones keep their
+    /// value.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: KindFields,
 }
 
 /// A destination as created: the only time its signing secret is shown.
@@ -142,205 +68,47 @@ pub struct CreatedDestination {
     pub signing_secret: String,
 }
 
-const MAX_RECIPIENTS: usize = 20;
-
-/// Where a destination sends, as stored: the visible URL, what may be shown about its
-/// credentials, and the credentials themselves.
-struct Target {
-    url: Option<String>,
-    settings: DestinationSettings,
-    credentials: Option<Credentials>,
-}
-
-const TOKEN_PREFIX: &str = "sk-ant-oat01-";
-
-/// Reads the kind's fields from `input` over `current` (a PATCH keeps what it does not
-/// name). Fields of other kinds are refused by name.
-fn parse_target(
-    invalid: &mut Invalid,
-    kind: DestinationKind,
-    input: TargetInput,
-    mut current: Target,
-    policy: Policy,
-) -> Target {
-    let foreign = |invalid: &mut Invalid, field: &str, given: bool| {
-        if given {
-            invalid.add(field, format!("{kind} destinations do not take {field}"));
-        }
-    };
-    if kind != DestinationKind::Email {
-        foreign(invalid, "to", input.to.is_some());
-    }
-    if kind != DestinationKind::Http {
-        foreign(invalid, "method", input.method.is_some());
-        foreign(invalid, "headers", input.headers.is_some());
-        foreign(invalid, "auth", input.auth.is_some());
-    }
-    match kind {
-        DestinationKind::Http => {
-            foreign(invalid, "fire_url", input.fire_url.is_some());
-            foreign(invalid, "token", input.token.is_some());
-            if let Some(url) = input.url.as_deref() {
-                current.url = invalid
-                    .check("url", DestinationUrl::parse(url, policy))
-                    .map(|u| u.as_str().to_owned());
-            }
-            http::apply(
-                invalid,
-                input.method.as_deref(),
-                input.headers,
-                input.auth,
-                &mut current.settings,
-                &mut current.credentials,
-            );
-        }
-        DestinationKind::Routine => {
-            foreign(invalid, "url", input.url.is_some());
-            if let Some(url) = input.fire_url.as_deref() {
-                current.url = invalid
-                    .check("fire_url", DestinationUrl::parse_fire_url(url, policy))
-                    .map(|u| u.as_str().to_owned());
-            }
-            if let Some(token) = input.token.map(|t| t.trim().to_owned()) {
-                if token.starts_with(TOKEN_PREFIX) && token.len() > TOKEN_PREFIX.len() + 8 {
-                    current.settings.credential_hint = Some(hint(&token, TOKEN_PREFIX.len(), 4));
-                    current
-                        .credentials
-                        .get_or_insert_with(Credentials::default)
-                        .token = Some(token);
-                } else {
-                    invalid.add(
-                        "token",
-                        format!("a routine token starts with {TOKEN_PREFIX}"),
-                    );
-                }
-            }
-            if current.url.is_none() {
-                invalid.add("fire_url", "a routine destination needs its fire_url");
-            }
-            if current
-                .credentials
-                .as_ref()
-                .and_then(|c| c.token.as_ref())
-                .is_none()
-            {
-                invalid.add("token", "a routine destination needs its token");
-            }
-        }
-        DestinationKind::Slack => {
-            foreign(invalid, "fire_url", input.fire_url.is_some());
-            foreign(invalid, "token", input.token.is_some());
-            if let Some(url) = input.url.as_deref()
-                && let Some(url) = invalid.check("url", DestinationUrl::parse_slack(url, policy))
-            {
-                current.settings.credential_hint = Some(url.hint());
-                current
-                    .credentials
-                    .get_or_insert_with(Credentials::default)
-                    .url = Some(url.as_str().to_owned());
-            }
-            if current
-                .credentials
-                .as_ref()
-                .and_then(|c| c.url.as_ref())
-                .is_none()
-            {
-                invalid.add("url", "a slack destination needs its incoming-webhook url");
-            }
-        }
-        DestinationKind::Email => {
-            foreign(invalid, "url", input.url.is_some());
-            foreign(invalid, "fire_url", input.fire_url.is_some());
-            foreign(invalid, "token", input.token.is_some());
-            if let Some(to) = input.to {
-                if to.len() > MAX_RECIPIENTS {
-                    invalid.add("to", format!("at most {MAX_RECIPIENTS} recipients"));
-                } else {
-                    let parsed: Result<Vec<String>, String> =
-                        to.iter().map(|a| accounts::email_address(a)).collect();
-                    match parsed {
-                        Ok(to) => current.settings.to = to,
-                        Err(e) => invalid.add("to", e),
-                    }
-                }
-            }
-        }
-    }
-
-    if kind == DestinationKind::Http && current.url.is_none() {
-        invalid.add("url", "an http destination needs its url");
-    }
-    apply_limits(invalid, &mut current.settings.limits, input.limits);
-    current
-}
-
-/// The most each limit may be set to.
-const LIMIT_MAX: [u32; 4] = [60_000, 1_000, 1_000_000, 1_000_000];
-
-/// Sets each limit that was sent: a number sets it, 0 removes it.
-fn apply_limits(
-    invalid: &mut Invalid,
-    limits: &mut Limits,
-    input: [(&'static str, Option<u32>); 4],
-) {
-    let slots = [
-        &mut limits.rate_per_minute,
-        &mut limits.max_in_flight,
-        &mut limits.budget_per_hour,
-        &mut limits.budget_per_day,
-    ];
-    for (((field, value), slot), max) in input.into_iter().zip(slots).zip(LIMIT_MAX) {
-        match value {
-            None => {}
-            Some(0) => *slot = None,
-            Some(v) if v <= max => *slot = Some(v),
-            Some(_) => invalid.add(
-                field,
-                format!("must be at most {max} (0 removes the limit)"),
-            ),
-        }
-    }
-}
-
-fn seal(scope: Scope<'_>, credentials: &Option<Credentials>) -> Result<Option<Vec<u8>>, AppError> {
+fn seal(scope: Scope<'_>, credentials: &Credentials) -> Result<Option<Vec<u8>>, AppError> {
     credentials
-        .as_ref()
-        .map(|c| serde_json::to_vec(c).map(|json| scope.key.seal(&json)))
-        .transpose()
+        .seal(scope.key)
         .map_err(|e| StoreError::Internal(e.to_string()).into())
 }
 
-/// Validates and stores a new destination of `kind` with the kind's fields.
+impl CreateDestination {
+    /// The name, and the kind's fields read as that kind's.
+    pub fn read(self) -> Result<(String, ConfigInput, LimitsInput), AppError> {
+        let kind = self
+            .kind
+            .parse::<DestinationKind>()
+            .map_err(|e| AppError::field("kind", e))?;
+        Ok((self.name, self.fields.read(kind)?, self.limits))
+    }
+}
+
+/// Validates and stores a new destination.
 pub async fn create(
     scope: Scope<'_>,
     name: &str,
-    kind: &str,
-    target: TargetInput,
+    config: ConfigInput,
+    limits: LimitsInput,
 ) -> Result<CreatedDestination, AppError> {
     let mut tx = scope.pool.begin().await?;
-    let created = insert_new(&mut tx, scope, name, kind, target).await?;
+    let created = insert_new(&mut tx, scope, name, config, limits).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-impl CreateDestination {
-    /// The name, the kind and the kind's fields, as `create` takes them.
-    pub fn into_parts(self) -> (String, String, TargetInput) {
-        let target = target_input!(self);
-        (self.name, self.kind, target)
-    }
-}
-
-/// Applies a new name and the kind's fields that were sent (absent ones keep their
-/// value).
+/// Applies a new name, the kind's fields and the limits that were sent (absent ones
+/// keep their value). `config` must be of the destination's kind.
 pub async fn reconfigure(
     scope: Scope<'_>,
     id: &DestinationId,
     name: Option<&str>,
-    target: TargetInput,
+    config: ConfigInput,
+    limits: LimitsInput,
 ) -> Result<Destination, AppError> {
     let mut tx = scope.pool.begin().await?;
-    let updated = update_target(&mut tx, scope, id, name, target).await?;
+    let updated = update_target(&mut tx, scope, id, name, config, limits).await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -366,38 +134,29 @@ pub async fn insert_new(
     tx: &mut PgConnection,
     scope: Scope<'_>,
     name: &str,
-    kind: &str,
-    input: TargetInput,
+    config: ConfigInput,
+    limits: LimitsInput,
 ) -> Result<CreatedDestination, AppError> {
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(name));
-    let kind = invalid.check("kind", kind.parse::<DestinationKind>());
     // Slack takes about one message a second per webhook; start there.
-    let limits = Limits {
-        rate_per_minute: (kind == Some(DestinationKind::Slack)).then_some(60),
+    let defaults = Limits {
+        rate_per_minute: (config.kind() == DestinationKind::Slack).then_some(60),
         ..Limits::default()
     };
-    let empty = Target {
-        url: None,
-        settings: DestinationSettings {
-            limits,
-            ..DestinationSettings::default()
-        },
-        credentials: None,
-    };
-    let target = kind.map(|kind| parse_target(&mut invalid, kind, input, empty, scope.policy));
+    let limits = limits.apply(&mut invalid, defaults);
+    let configured = configure(&mut invalid, config, None, scope.policy);
     invalid.finish()?;
-    let (Some(name), Some(kind), Some(target)) = (name, kind, target) else {
+    let (Some(name), Some(configured)) = (name, configured) else {
         return Err(StoreError::Internal("a checked destination lost a field".into()).into());
     };
     let signing_secret = new_signing_secret();
     let sealed = scope.key.seal(signing_secret.as_bytes());
-    let sealed_credentials = seal(scope, &target.credentials)?;
+    let sealed_credentials = seal(scope, &configured.credentials)?;
     let new = NewDestination {
         name: name.as_str(),
-        kind,
-        url: target.url.as_deref(),
-        settings: &target.settings,
+        config: &configured.config,
+        limits: &limits,
         sealed_signing_secret: &sealed,
         sealed_credentials: sealed_credentials.as_deref(),
     };
@@ -429,27 +188,16 @@ pub async fn update(
             }
         },
     };
-    let changes_target = cmd.name.is_some()
-        || cmd.url.is_some()
-        || cmd.fire_url.is_some()
-        || cmd.token.is_some()
-        || cmd.to.is_some()
-        || cmd.method.is_some()
-        || cmd.headers.is_some()
-        || cmd.auth.is_some()
-        || cmd.rate_per_minute.is_some()
-        || cmd.max_in_flight.is_some()
-        || cmd.budget_per_hour.is_some()
-        || cmd.budget_per_day.is_some();
-    let name = cmd.name.clone();
-    let input = target_input!(cmd);
+    let changes_target = cmd.name.is_some() || !cmd.fields.is_empty() || !cmd.limits.is_empty();
     let mut tx = scope.pool.begin().await?;
+    let current = destinations::get(&mut *tx, scope.team, id)
+        .await
+        .map_err(missing("destination"))?;
     let mut updated = if changes_target || new_state.is_none() {
-        update_target(&mut tx, scope, id, name.as_deref(), input).await?
+        let config = cmd.fields.read(current.kind())?;
+        update_target(&mut tx, scope, id, cmd.name.as_deref(), config, cmd.limits).await?
     } else {
-        destinations::get(&mut *tx, scope.team, id)
-            .await
-            .map_err(missing("destination"))?
+        current
     };
     if let Some(new_state) = new_state {
         updated = change_state(&mut tx, scope, id, new_state).await?;
@@ -458,38 +206,45 @@ pub async fn update(
     Ok(updated)
 }
 
-/// Applies a new name and the kind's fields that were sent (absent ones keep their
-/// value) on `tx`.
+/// Applies a new name, the kind's fields and the limits that were sent (absent ones
+/// keep their value) on `tx`.
 async fn update_target(
     tx: &mut PgConnection,
     scope: Scope<'_>,
     id: &DestinationId,
     name: Option<&str>,
-    input: TargetInput,
+    config: ConfigInput,
+    limits: LimitsInput,
 ) -> Result<Destination, AppError> {
     let (current, sealed) = destinations::lock_with_credentials(&mut *tx, scope.team, id)
         .await
         .map_err(missing("destination"))?;
-    let credentials = sealed
-        .map(|blob| -> Result<Credentials, StoreError> {
-            let json = scope.key.open(&blob)?;
-            serde_json::from_slice(&json).map_err(|e| StoreError::Internal(e.to_string()))
-        })
-        .transpose()?;
+    let kind = current.kind();
+    if config.kind() != kind {
+        return Err(AppError::field(
+            "kind",
+            format!("this is a {kind} destination; its kind cannot change"),
+        ));
+    }
+    let credentials =
+        Credentials::open(kind, scope.key, sealed.as_deref()).map_err(StoreError::Internal)?;
     let mut invalid = Invalid::default();
     let name = name.and_then(|n| invalid.check("name", Name::parse(n)));
-    let target = Target {
-        url: current.url.clone(),
-        settings: current.settings.0.clone(),
+    let limits = limits.apply(&mut invalid, current.limits);
+    let current = Configured {
+        config: current.config,
         credentials,
     };
-    let target = parse_target(&mut invalid, current.kind, input, target, scope.policy);
+    let configured = configure(&mut invalid, config, Some(current), scope.policy);
     invalid.finish()?;
-    let sealed_credentials = seal(scope, &target.credentials)?;
+    let Some(configured) = configured else {
+        return Err(StoreError::Internal("a checked destination lost a field".into()).into());
+    };
+    let sealed_credentials = seal(scope, &configured.credentials)?;
     let patch = DestinationPatch {
         name: name.map(|n| n.to_string()),
-        url: target.url,
-        settings: target.settings,
+        config: configured.config,
+        limits,
         sealed_credentials,
     };
     let updated = destinations::update(&mut *tx, scope.team, id, patch).await?;
@@ -576,7 +331,7 @@ pub async fn rotate_signing_secret(
     let destination = destinations::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("destination"))?;
-    if destination.kind != DestinationKind::Http {
+    if destination.kind() != DestinationKind::Http {
         return Err(AppError::field(
             "kind",
             "only http destinations sign their requests",

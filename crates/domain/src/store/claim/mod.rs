@@ -23,10 +23,9 @@ use sqlx::{Connection, PgConnection};
 use super::StoreError;
 use super::attempts::Claimed;
 use crate::delivery::admission::Standing;
-use crate::delivery::limits::{LimitState, Window};
+use crate::delivery::limits::{LimitState, Limits, Window};
 use crate::delivery::{DeliveryStatus, DestinationKind, DestinationState};
 use crate::ids::{AttemptId, DeliveryId, DestinationId, TeamId};
-use crate::model::DestinationSettings;
 
 /// What a claimer asks for.
 #[derive(Debug, Clone)]
@@ -187,7 +186,7 @@ struct Candidate {
     taken_over: bool,
     #[sqlx(try_from = "String")]
     kind: DestinationKind,
-    settings: Json<DestinationSettings>,
+    limits: Json<Limits>,
     limited: bool,
     #[sqlx(try_from = "String")]
     state: DestinationState,
@@ -229,7 +228,7 @@ async fn lock_candidates(
              FOR UPDATE SKIP LOCKED
          )
          SELECT c.id, c.team_id, c.destination_id, c.status, c.next_attempt_at, c.slot_at,
-                c.current_attempt_id, c.taken_over, dst.kind, dst.settings, dst.limited,
+                c.current_attempt_id, c.taken_over, dst.kind, dst.settings AS limits, dst.limited,
                 r.state, r.paused_until, r.probe_delivery_id, r.probe_at
          FROM (SELECT * FROM pending UNION ALL SELECT * FROM throttled
                UNION ALL SELECT * FROM expired) AS c

@@ -80,7 +80,7 @@ pub(super) fn plan(
         room.entry(c.destination_id.clone())
             .or_insert(request.per_destination.saturating_sub(busy));
         if c.limited {
-            limits.insert(c.destination_id.clone(), c.settings.0.limits);
+            limits.insert(c.destination_id.clone(), c.limits.0);
         }
     }
     let chosen_before: HashMap<DestinationId, Option<DeliveryId>> = standings

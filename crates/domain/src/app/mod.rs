@@ -8,6 +8,7 @@
 pub mod destinations;
 mod error;
 pub mod events;
+mod flat;
 pub mod previews;
 pub mod recipes;
 pub mod replays;
@@ -15,6 +16,7 @@ pub mod routes;
 pub mod sources;
 
 pub use error::{AppError, FieldError, Invalid};
+pub use flat::NothingElse;
 
 use sqlx::PgPool;
 

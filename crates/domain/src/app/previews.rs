@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::missing;
-use super::{AppError, Invalid, Scope};
+use super::routes::RouteDraft;
+use super::{AppError, Invalid, NothingElse, Scope};
 use crate::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, EventId, RouteId, SourceId};
@@ -35,19 +36,14 @@ pub struct PreviewSample {
 
 /// A route not saved yet, and the event to try it on.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PreviewUnsaved {
-    pub source_id: String,
-    pub destination_id: String,
-    pub event_types: Option<Vec<String>>,
-    pub filter: Option<String>,
-    pub template: Option<String>,
-    pub subject: Option<String>,
-    pub event_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Value>,
-    pub headers: Option<BTreeMap<String, String>>,
-    pub event_type: Option<String>,
+    #[serde(flatten)]
+    pub route: RouteDraft,
+    #[serde(flatten)]
+    pub sample: PreviewSample,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub nothing_else: NothingElse,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -137,10 +133,11 @@ pub async fn saved(
 /// A route not saved yet; its fields are checked as saving it would.
 pub async fn unsaved(scope: Scope<'_>, input: PreviewUnsaved) -> Result<Preview, AppError> {
     let mut invalid = Invalid::default();
-    let source_id = invalid.check("source_id", input.source_id.parse::<SourceId>());
+    let route = input.route;
+    let source_id = invalid.check("source_id", route.source_id.parse::<SourceId>());
     let destination_id = invalid.check(
         "destination_id",
-        input.destination_id.parse::<DestinationId>(),
+        route.destination_id.parse::<DestinationId>(),
     );
     invalid.finish()?;
     let (Some(source_id), Some(destination_id)) = (source_id, destination_id) else {
@@ -158,19 +155,13 @@ pub async fn unsaved(scope: Scope<'_>, input: PreviewUnsaved) -> Result<Preview,
     let candidate = Candidate {
         source,
         kind: destination.kind(),
-        event_types: input.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
-        filter: input.filter,
-        template: input.template,
-        subject: input.subject,
+        event_types: route.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
+        filter: route.filter,
+        template: route.template,
+        subject: route.subject,
     };
     let rule = candidate.rule()?;
-    let sample_input = PreviewSample {
-        event_id: input.event_id,
-        payload: input.payload,
-        headers: input.headers,
-        event_type: input.event_type,
-    };
-    let sample = sample(scope, sample_input).await?;
+    let sample = sample(scope, input.sample).await?;
     run(scope, &candidate, &rule, &sample).await
 }
 

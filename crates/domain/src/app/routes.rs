@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::error::missing;
-use super::{AppError, Invalid, Scope};
+use super::{AppError, Invalid, NothingElse, Scope};
 use crate::StoreError;
 use crate::ids::{DestinationId, RouteId, SourceId};
 use crate::model::{Name, Route};
@@ -15,10 +15,24 @@ use crate::routing::{Filter, TemplateError};
 use crate::store::routes::{self, NewRoute, RoutePatch};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreateRoute {
+    #[serde(default)]
     pub name: String,
+    #[serde(flatten)]
+    pub draft: RouteDraft,
+    pub paused: Option<bool>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub nothing_else: NothingElse,
+}
+
+/// A route as a command writes it, not yet checked: what it takes and what it sends.
+/// Saving one and previewing one not saved read the same fields.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct RouteDraft {
+    #[serde(default)]
     pub source_id: String,
+    #[serde(default)]
     pub destination_id: String,
     /// Globs: `*` matches anything (dots too), `!pattern` excludes. Default `["*"]`.
     pub event_types: Option<Vec<String>>,
@@ -31,7 +45,6 @@ pub struct CreateRoute {
     pub template: Option<String>,
     /// Email routes: the subject, as a minijinja template.
     pub subject: Option<String>,
-    pub paused: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -55,18 +68,25 @@ pub struct UpdateRoute {
 pub async fn create(scope: Scope<'_>, body: CreateRoute) -> Result<Route, AppError> {
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&body.name));
-    let source_id = invalid.check("source_id", body.source_id.parse::<SourceId>());
+    let source_id = invalid.check("source_id", body.draft.source_id.parse::<SourceId>());
     let destination_id = invalid.check(
         "destination_id",
-        body.destination_id.parse::<DestinationId>(),
+        body.draft.destination_id.parse::<DestinationId>(),
     );
     let event_types = check_patterns(
         &mut invalid,
-        body.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
+        body.draft
+            .event_types
+            .unwrap_or_else(|| vec!["*".to_owned()]),
     );
-    let filter = check_source(&mut invalid, "filter", body.filter, check_filter);
-    let template = check_source(&mut invalid, "template", body.template, check_template);
-    let subject = check_source(&mut invalid, "subject", body.subject, check_template);
+    let filter = check_source(&mut invalid, "filter", body.draft.filter, check_filter);
+    let template = check_source(
+        &mut invalid,
+        "template",
+        body.draft.template,
+        check_template,
+    );
+    let subject = check_source(&mut invalid, "subject", body.draft.subject, check_template);
     invalid.finish()?;
     let (Some(name), Some(source_id), Some(destination_id), Some(event_types)) =
         (name, source_id, destination_id, event_types)

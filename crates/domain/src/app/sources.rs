@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::error::missing;
-use super::{AppError, Invalid, Scope};
+use super::{AppError, Invalid, NothingElse, Scope};
 use crate::StoreError;
 use crate::ids::{SecretId, SourceId};
 use crate::model::{Name, Source};
@@ -16,18 +16,40 @@ use crate::store::sources::{self, NewSource, SecretInfo, SourcePatch};
 pub const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
 pub const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
 
-/// A new source. The provider settings sit flat beside the other fields (serde's
-/// `flatten` would lose `deny_unknown_fields`, so they are listed in both commands).
+/// A new source.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreateSource {
+    #[serde(default)]
     pub name: String,
     /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
     /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `twilio`, `hmac`,
     /// `basic_auth`, `api_key` or `none`.
+    #[serde(default)]
     pub provider: String,
     /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
     pub secret: Option<String>,
+    #[serde(flatten)]
+    pub settings: SettingsInput,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub nothing_else: NothingElse,
+}
+
+/// Changes to a source: only the fields sent.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateSource {
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub settings: SettingsInput,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub nothing_else: NothingElse,
+}
+
+/// How a source reads what it receives, as a command sets it: a value sets, `""`
+/// clears, absence keeps.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct SettingsInput {
     /// Largest body accepted, in bytes (1 KiB to 10 MiB; default 1 MiB).
     pub body_limit: Option<i32>,
     /// Header whose value is the dedup key, instead of the provider's ("" clears).
@@ -42,45 +64,9 @@ pub struct CreateSource {
     pub api_key_header: Option<String>,
     /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
     pub allow_sha1: Option<bool>,
-    /// `hmac` (required there, refused elsewhere): how the sender signs.
+    /// `hmac` (required there, refused elsewhere): how the sender signs; replaces the
+    /// whole scheme.
     pub hmac: Option<HmacScheme>,
-}
-
-/// Changes to a source: only the fields sent.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateSource {
-    pub name: Option<String>,
-    pub body_limit: Option<i32>,
-    /// Header whose value is the dedup key, instead of the provider's ("" clears).
-    pub dedup_header: Option<String>,
-    /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
-    pub dedup_pointer: Option<String>,
-    /// Header whose value is the event type, instead of the provider's ("" clears).
-    pub event_type_header: Option<String>,
-    /// JSON pointer into the body whose value is the event type ("" clears).
-    pub event_type_pointer: Option<String>,
-    /// `api_key`: the header carrying the key (default `x-api-key`; "" clears).
-    pub api_key_header: Option<String>,
-    /// GitHub: accept the legacy sha1 signature when no sha256 one is sent.
-    pub allow_sha1: Option<bool>,
-    /// `hmac`: how the sender signs (replaces the whole scheme).
-    pub hmac: Option<HmacScheme>,
-}
-
-/// A create or update command's provider settings, gathered.
-macro_rules! settings_input {
-    ($cmd:expr) => {
-        SettingsInput {
-            api_key_header: $cmd.api_key_header,
-            dedup_header: $cmd.dedup_header,
-            dedup_pointer: $cmd.dedup_pointer,
-            event_type_header: $cmd.event_type_header,
-            event_type_pointer: $cmd.event_type_pointer,
-            allow_sha1: $cmd.allow_sha1,
-            hmac: $cmd.hmac,
-        }
-    };
 }
 
 /// Validates and stores a new source.
@@ -88,10 +74,10 @@ pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppEr
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&cmd.name));
     let provider = invalid.check("provider", cmd.provider.parse::<ProviderKind>());
-    let body_limit = check_body_limit(&mut invalid, cmd.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+    let body_limit =
+        check_body_limit(&mut invalid, cmd.settings.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
     let mut settings = ProviderSettings::default();
-    let input = settings_input!(cmd);
-    apply_settings(&mut invalid, provider, &mut settings, input);
+    apply_settings(&mut invalid, provider, &mut settings, cmd.settings);
     let sealed_secret = match (provider, cmd.secret.as_deref()) {
         (Some(p), None) if p.needs_secret() => {
             invalid.add(
@@ -142,14 +128,18 @@ pub async fn update(
         .name
         .as_deref()
         .and_then(|n| invalid.check("name", Name::parse(n)));
-    let body_limit = check_body_limit(&mut invalid, cmd.body_limit);
+    let body_limit = check_body_limit(&mut invalid, cmd.settings.body_limit);
     let mut tx = scope.pool.begin().await?;
     let current = sources::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("source"))?;
     let mut settings = current.settings.0.clone();
-    let input = settings_input!(cmd);
-    apply_settings(&mut invalid, Some(current.provider), &mut settings, input);
+    apply_settings(
+        &mut invalid,
+        Some(current.provider),
+        &mut settings,
+        cmd.settings,
+    );
     invalid.finish()?;
     let patch = SourcePatch {
         name: name.map(|n| n.to_string()),
@@ -224,17 +214,6 @@ fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
         }
         other => other,
     }
-}
-
-/// The provider settings a request carries, flat beside its other fields.
-struct SettingsInput {
-    api_key_header: Option<String>,
-    dedup_header: Option<String>,
-    dedup_pointer: Option<String>,
-    event_type_header: Option<String>,
-    event_type_pointer: Option<String>,
-    allow_sha1: Option<bool>,
-    hmac: Option<HmacScheme>,
 }
 
 /// Applies the fields that were sent to `settings`: a value sets, `""` clears, absence

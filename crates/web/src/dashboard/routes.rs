@@ -8,10 +8,10 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
-use switchyard_domain::app::AppError;
 use switchyard_domain::app::previews::{self, Candidate, Preview};
 use switchyard_domain::app::recipes as recipe_use;
-use switchyard_domain::app::routes::{self as manage, CreateRoute, UpdateRoute};
+use switchyard_domain::app::routes::{self as manage, CreateRoute, RouteDraft, UpdateRoute};
+use switchyard_domain::app::{AppError, NothingElse};
 use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{Destination, PageRequest, Route, Source};
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
@@ -339,13 +339,16 @@ async fn create(
     member.require(Action::Configure)?;
     let request = CreateRoute {
         name: form.name.clone(),
-        source_id: form.source_id.clone(),
-        destination_id: form.destination_id.clone(),
-        event_types: Some(form.patterns()),
-        filter: RouteForm::optional(&form.filter),
-        template: RouteForm::optional(&form.template),
-        subject: RouteForm::optional(&form.subject),
+        draft: RouteDraft {
+            source_id: form.source_id.clone(),
+            destination_id: form.destination_id.clone(),
+            event_types: Some(form.patterns()),
+            filter: RouteForm::optional(&form.filter),
+            template: RouteForm::optional(&form.template),
+            subject: RouteForm::optional(&form.subject),
+        },
         paused: None,
+        nothing_else: NothingElse,
     };
     match manage::create(member.scope(&state), request).await {
         Ok(route) => Ok(see_other(member.path(&format!("routes/{}", route.id)))),

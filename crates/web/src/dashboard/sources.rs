@@ -9,7 +9,8 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
-use switchyard_domain::app::sources::{self as manage, CreateSource, UpdateSource};
+use switchyard_domain::app::NothingElse;
+use switchyard_domain::app::sources::{self as manage, CreateSource, SettingsInput, UpdateSource};
 use switchyard_domain::ids::{SecretId, SourceId};
 use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
 use switchyard_domain::providers::{HmacScheme, ProviderKind};
@@ -112,15 +113,18 @@ impl SourceForm {
             name: self.name.clone(),
             provider: provider.as_str().to_owned(),
             secret: filled(&self.secret).filter(|_| provider != ProviderKind::None),
-            body_limit,
-            dedup_header: filled(&self.dedup_header),
-            dedup_pointer: filled(&self.dedup_pointer),
-            event_type_header: filled(&self.event_type_header),
-            event_type_pointer: filled(&self.event_type_pointer),
-            api_key_header: filled(&self.api_key_header)
-                .filter(|_| provider == ProviderKind::ApiKey),
-            allow_sha1: (provider == ProviderKind::Github).then_some(self.allow_sha1.is_some()),
-            hmac,
+            settings: SettingsInput {
+                body_limit,
+                dedup_header: filled(&self.dedup_header),
+                dedup_pointer: filled(&self.dedup_pointer),
+                event_type_header: filled(&self.event_type_header),
+                event_type_pointer: filled(&self.event_type_pointer),
+                api_key_header: filled(&self.api_key_header)
+                    .filter(|_| provider == ProviderKind::ApiKey),
+                allow_sha1: (provider == ProviderKind::Github).then_some(self.allow_sha1.is_some()),
+                hmac,
+            },
+            nothing_else: NothingElse,
         })
     }
 
@@ -166,16 +170,17 @@ impl SourceForm {
         let cleared = |v: &str| Some(v.trim().to_owned());
         Ok(UpdateSource {
             name: Some(fields.name),
-            body_limit: fields.body_limit,
-            dedup_header: cleared(&self.dedup_header),
-            dedup_pointer: cleared(&self.dedup_pointer),
-            event_type_header: cleared(&self.event_type_header),
-            event_type_pointer: cleared(&self.event_type_pointer),
-            api_key_header: (provider == ProviderKind::ApiKey)
-                .then(|| cleared(&self.api_key_header))
-                .flatten(),
-            allow_sha1: fields.allow_sha1,
-            hmac: fields.hmac,
+            settings: SettingsInput {
+                dedup_header: cleared(&self.dedup_header),
+                dedup_pointer: cleared(&self.dedup_pointer),
+                event_type_header: cleared(&self.event_type_header),
+                event_type_pointer: cleared(&self.event_type_pointer),
+                api_key_header: (provider == ProviderKind::ApiKey)
+                    .then(|| cleared(&self.api_key_header))
+                    .flatten(),
+                ..fields.settings
+            },
+            nothing_else: NothingElse,
         })
     }
 

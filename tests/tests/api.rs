@@ -549,3 +549,88 @@ async fn health_readiness_and_metrics_answer() {
         assert!(metrics.contains(expected), "{expected} in\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn text_holding_a_nul_character_is_refused_naming_its_field_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ids = one_of_each(&app).await;
+    let id = |kind: &str| ids.iter().find(|(k, _)| *k == kind).unwrap().1.clone();
+    let (source, destination, route) = (id("sources"), id("destinations"), id("routes"));
+    let nul = "a\u{0}b";
+    let cases = [
+        (
+            Method::POST,
+            "/api/v1/routes".to_owned(),
+            json!({"name": "r", "source_id": source, "destination_id": destination, "template": nul}),
+            "template",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/routes/{route}"),
+            json!({"filter": nul}),
+            "filter",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/routes/{route}"),
+            json!({"subject": nul}),
+            "subject",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/routes/{route}"),
+            json!({"event_types": ["x", nul]}),
+            "event_types[1]",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sources".to_owned(),
+            json!({"name": "s", "provider": "none", "dedup_pointer": nul}),
+            "dedup_pointer",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/sources/{source}"),
+            json!({"name": nul}),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/destinations/{destination}"),
+            json!({"headers": {"x-key": nul}}),
+            "headers.x-key",
+        ),
+        (
+            Method::POST,
+            "/api/v1/deliveries/replay".to_owned(),
+            json!({"filter": {"event_type": nul}}),
+            "filter.event_type",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, problem) = app.call(method.clone(), &path, Some(body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}: {problem}"
+        );
+        assert_eq!(problem["errors"][0]["field"], field, "{method} {path}");
+    }
+    let (_, shown) = app.get(&format!("/api/v1/routes/{route}")).await;
+    assert!(
+        shown["filter"].is_null() && shown["subject"].is_null(),
+        "{shown}"
+    );
+    // A query string is text too.
+    for path in [
+        "/api/v1/events?event_type=a%00b",
+        "/api/v1/deliveries?status=a%00b",
+    ] {
+        let (status, problem) = app.get(path).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {problem}"
+        );
+    }
+}

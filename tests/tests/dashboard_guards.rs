@@ -186,9 +186,14 @@ async fn every_team_page_and_form_is_guarded() {
         format!("/routes/{src}/delete"),
         "/events/not-an-id".to_owned(),
         format!("/deliveries/{evt}"),
+        // Well formed, but no event of this team.
+        format!(
+            "/events/{}/rerun",
+            switchyard_domain::ids::EventId::generate()
+        ),
     ] {
         let path = format!("{team}{page}");
-        let got = if page.ends_with("/delete") {
+        let got = if page.ends_with("/delete") || page.ends_with("/rerun") {
             ada.post(&path, &[]).await
         } else {
             ada.get(&path).await
@@ -196,6 +201,18 @@ async fn every_team_page_and_form_is_guarded() {
         assert_eq!(got.status, StatusCode::NOT_FOUND, "owner {path}");
         assert!(got.body.contains("<html"), "owner {path}: {}", got.body);
     }
+
+    // Text PostgreSQL cannot store is refused by name, in a form and in a query.
+    let got = ada
+        .post(
+            &format!("{team}/routes"),
+            &[("name", "nul"), ("template", "a\u{0}b")],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
+    assert!(got.body.contains("the template field"), "{}", got.body);
+    let got = ada.get(&format!("{team}/events?event_type=a%00b")).await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
 
     let mut stranger = Visitor::new(&app);
     for page in &pages {

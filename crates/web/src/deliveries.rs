@@ -13,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
+use crate::query::Query;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -40,7 +41,7 @@ pub struct DeliveriesQuery {
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
-    q: web::Query<DeliveriesQuery>,
+    q: Query<DeliveriesQuery>,
 ) -> ApiResult<web::Json<List<Delivery>>> {
     let q = q.into_inner();
     let mut invalid = Invalid::default();

@@ -12,8 +12,10 @@ use switchyard_domain::model::Destination;
 use switchyard_domain::store::destinations;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
+use crate::query::Query;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -31,7 +33,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 async fn create(
     team: ApiTeam,
     state: web::Data<WebState>,
-    body: web::Json<CreateDestination>,
+    body: JsonBody<CreateDestination>,
 ) -> ApiResult<HttpResponse> {
     let (name, config, limits) = body.into_inner().read()?;
     let created = app::destinations::create(team.scope(&state), &name, config, limits).await?;
@@ -43,7 +45,7 @@ async fn create(
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
-    q: web::Query<Paging>,
+    q: Query<Paging>,
 ) -> ApiResult<web::Json<List<Destination>>> {
     let page = destinations::list(&state.pool, &team.team, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |d| d)))
@@ -69,7 +71,7 @@ async fn update(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<DestinationId>,
-    body: web::Json<UpdateDestination>,
+    body: JsonBody<UpdateDestination>,
 ) -> ApiResult<web::Json<Destination>> {
     let id = id.into_inner();
     let updated = app::destinations::update(team.scope(&state), &id, body.into_inner()).await?;
@@ -97,7 +99,7 @@ async fn rotate_signing_secret(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<DestinationId>,
-    body: web::Json<RotateSigningSecret>,
+    body: JsonBody<RotateSigningSecret>,
 ) -> ApiResult<web::Json<RotatedSigningSecret>> {
     let id = id.into_inner();
     let rotated =

@@ -12,6 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
+use crate::query::Query;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -65,7 +66,7 @@ pub struct EventsQuery {
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
-    q: web::Query<EventsQuery>,
+    q: Query<EventsQuery>,
 ) -> ApiResult<web::Json<List<Event>>> {
     let q = q.into_inner();
     let mut invalid = Invalid::default();

@@ -4,12 +4,14 @@
 //! other path: pages for people, with the same rules.
 
 mod auth;
+mod body;
 mod dashboard;
 mod deliveries;
 mod destinations;
 mod error;
 mod events;
 mod list;
+mod query;
 mod recipes;
 mod replays;
 mod route_preview;

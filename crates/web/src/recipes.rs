@@ -7,6 +7,7 @@ use switchyard_domain::app::recipes::{AppliedRecipe, ApplyRecipe};
 use switchyard_domain::routing::recipes::{RECIPES, Recipe};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::body::JsonBody;
 use crate::error::ApiResult;
 use crate::{ApiTeam, WebState};
 
@@ -51,7 +52,7 @@ async fn apply(
     team: ApiTeam,
     state: web::Data<WebState>,
     name: web::Path<String>,
-    body: web::Json<ApplyRecipe>,
+    body: JsonBody<ApplyRecipe>,
 ) -> ApiResult<HttpResponse> {
     let applied = app::recipes::apply(team.scope(&state), &name, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(applied))

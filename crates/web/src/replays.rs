@@ -11,6 +11,7 @@ use switchyard_domain::model::Delivery;
 use switchyard_domain::store::replays::{self, Replay};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::{ApiTeam, WebState};
 
@@ -50,7 +51,7 @@ pub struct Started {
 async fn start(
     team: ApiTeam,
     state: web::Data<WebState>,
-    body: web::Json<StartReplay>,
+    body: JsonBody<StartReplay>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let filter = body.filter.parse()?;

@@ -6,6 +6,7 @@ use actix_web::{post, web};
 use switchyard_domain::app::previews::{self, Preview, PreviewSample, PreviewUnsaved};
 use switchyard_domain::ids::RouteId;
 
+use crate::body::JsonBody;
 use crate::error::ApiResult;
 use crate::{ApiTeam, WebState};
 
@@ -16,7 +17,7 @@ pub async fn preview_saved(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<RouteId>,
-    body: web::Json<PreviewSample>,
+    body: JsonBody<PreviewSample>,
 ) -> ApiResult<web::Json<Preview>> {
     let id = id.into_inner();
     let preview = previews::saved(team.scope(&state), &id, body.into_inner()).await?;
@@ -29,7 +30,7 @@ pub async fn preview_saved(
 pub async fn preview_unsaved(
     team: ApiTeam,
     state: web::Data<WebState>,
-    body: web::Json<PreviewUnsaved>,
+    body: JsonBody<PreviewUnsaved>,
 ) -> ApiResult<web::Json<Preview>> {
     let preview = previews::unsaved(team.scope(&state), body.into_inner()).await?;
     Ok(web::Json(preview))

@@ -9,8 +9,10 @@ use switchyard_domain::model::Route;
 use switchyard_domain::store::routes;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
+use crate::query::Query;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -29,7 +31,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 async fn create(
     team: ApiTeam,
     state: web::Data<WebState>,
-    body: web::Json<CreateRoute>,
+    body: JsonBody<CreateRoute>,
 ) -> ApiResult<HttpResponse> {
     let route = app::routes::create(team.scope(&state), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(route))
@@ -40,7 +42,7 @@ async fn create(
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
-    q: web::Query<Paging>,
+    q: Query<Paging>,
 ) -> ApiResult<web::Json<List<Route>>> {
     let page = routes::list(&state.pool, &team.team, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |r| r)))
@@ -67,7 +69,7 @@ async fn update(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<RouteId>,
-    body: web::Json<UpdateRoute>,
+    body: JsonBody<UpdateRoute>,
 ) -> ApiResult<web::Json<Route>> {
     let id = id.into_inner();
     let route = app::routes::update(team.scope(&state), &id, body.into_inner()).await?;

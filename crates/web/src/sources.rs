@@ -10,8 +10,10 @@ use switchyard_domain::model::Source;
 use switchyard_domain::store::sources::{self, Rejection, SecretInfo};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
+use crate::query::Query;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -45,7 +47,7 @@ fn view(state: &WebState, source: Source) -> SourceView {
 async fn create(
     team: ApiTeam,
     state: web::Data<WebState>,
-    body: web::Json<CreateSource>,
+    body: JsonBody<CreateSource>,
 ) -> ApiResult<HttpResponse> {
     let source = app::sources::create(team.scope(&state), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(view(&state, source)))
@@ -56,7 +58,7 @@ async fn create(
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
-    q: web::Query<Paging>,
+    q: Query<Paging>,
 ) -> ApiResult<web::Json<List<SourceView>>> {
     let page = sources::list(&state.pool, &team.team, &q.request()).await?;
     Ok(web::Json(List::from_page(page, |s| view(&state, s))))
@@ -82,7 +84,7 @@ async fn update(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<SourceId>,
-    body: web::Json<UpdateSource>,
+    body: JsonBody<UpdateSource>,
 ) -> ApiResult<web::Json<SourceView>> {
     let id = id.into_inner();
     let source = app::sources::update(team.scope(&state), &id, body.into_inner()).await?;
@@ -159,7 +161,7 @@ async fn add_secret(
     team: ApiTeam,
     state: web::Data<WebState>,
     id: web::Path<SourceId>,
-    body: web::Json<AddSecret>,
+    body: JsonBody<AddSecret>,
 ) -> ApiResult<HttpResponse> {
     let added = app::sources::add_secret(team.scope(&state), &id, &body.secret).await?;
     Ok(HttpResponse::Created().json(added))

@@ -19,6 +19,7 @@ use super::forms::{Errors, NoFields, Posted, form_csrf, local_path, sentence};
 use super::session::{MaybeViewer, Viewer, cleared_session_cookie, session_cookie};
 use super::{html, limits, mail, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(home)
@@ -183,7 +184,7 @@ async fn login_page(
     req: HttpRequest,
     state: web::Data<WebState>,
     viewer: MaybeViewer,
-    q: web::Query<LoginQuery>,
+    q: Query<LoginQuery>,
 ) -> Result<HttpResponse, PageError> {
     let next = local_path(q.next.as_deref()).unwrap_or_default();
     if let Some(v) = viewer.0 {
@@ -342,7 +343,7 @@ struct AccountQuery {
 async fn account_page(
     state: web::Data<WebState>,
     viewer: Viewer,
-    q: web::Query<AccountQuery>,
+    q: Query<AccountQuery>,
 ) -> Result<AccountPage, PageError> {
     let notice = q
         .sent

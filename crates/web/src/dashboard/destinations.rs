@@ -24,6 +24,7 @@ use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -279,7 +280,7 @@ struct NewQuery {
 async fn new(
     state: web::Data<WebState>,
     member: Member,
-    q: web::Query<NewQuery>,
+    q: Query<NewQuery>,
 ) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
     let kind = q

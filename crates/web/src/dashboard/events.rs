@@ -21,6 +21,7 @@ use super::logs::{Names, PAGE, Tones};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(event_list)
@@ -146,7 +147,7 @@ impl EventsPage {
 async fn event_list(
     state: web::Data<WebState>,
     member: Member,
-    q: web::Query<EventQuery>,
+    q: Query<EventQuery>,
 ) -> Result<EventsPage, PageError> {
     member.require(Action::Read)?;
     let q = q.into_inner();

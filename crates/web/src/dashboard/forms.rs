@@ -59,6 +59,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
             if !expected.is_some_and(|expected| same(&expected, &presented)) {
                 return Err(PageError::Csrf);
             }
+            // PostgreSQL stores no NUL character: refuse one before it reaches a query.
+            let fields = serde_html_form::from_bytes::<Vec<(String, String)>>(&body)
+                .map_err(|e| PageError::BadRequest(format!("this form could not be read: {e}")))?;
+            if let Some((name, _)) = fields
+                .iter()
+                .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+            {
+                let name = name.replace('\0', "");
+                return Err(PageError::BadRequest(format!(
+                    "the {name} field holds a NUL character, which Switchyard cannot store"
+                )));
+            }
             serde_html_form::from_bytes::<T>(&body)
                 .map(Posted)
                 .map_err(|e| PageError::BadRequest(format!("this form could not be read: {e}")))

@@ -21,6 +21,7 @@ use super::forms::{Posted, encode, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(delivery_list)
@@ -187,7 +188,7 @@ impl DeliveriesPage {
 async fn delivery_list(
     state: web::Data<WebState>,
     member: Member,
-    q: web::Query<DeliveryQuery>,
+    q: Query<DeliveryQuery>,
 ) -> Result<DeliveriesPage, PageError> {
     member.require(Action::Read)?;
     let q = q.into_inner();

@@ -21,6 +21,7 @@ use super::forms::{Errors, NoFields, Posted, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -120,7 +121,7 @@ async fn new_page(
 async fn new(
     state: web::Data<WebState>,
     member: Member,
-    q: web::Query<FilterForm>,
+    q: Query<FilterForm>,
 ) -> Result<NewPage, PageError> {
     member.require(Action::Configure)?;
     new_page(&state, &member, q.into_inner(), Errors::default()).await

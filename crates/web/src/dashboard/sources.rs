@@ -23,6 +23,7 @@ use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -231,7 +232,7 @@ struct NewQuery {
 async fn new(
     state: web::Data<WebState>,
     member: Member,
-    q: web::Query<NewQuery>,
+    q: Query<NewQuery>,
 ) -> Result<FormPage, PageError> {
     member.require(Action::Configure)?;
     let kind = q

@@ -24,6 +24,7 @@ use super::forms::{Errors, NoFields, Posted, items};
 use super::session::Member;
 use super::{Nav, html, mail, see_other};
 use crate::WebState;
+use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(overview)
@@ -82,7 +83,7 @@ struct OverviewQuery {
 async fn overview(
     state: web::Data<WebState>,
     member: Member,
-    q: web::Query<OverviewQuery>,
+    q: Query<OverviewQuery>,
 ) -> Result<OverviewPage, PageError> {
     member.require(Action::Read)?;
     let team = member.team_id();

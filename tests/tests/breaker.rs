@@ -210,3 +210,51 @@ async fn a_person_resumes_an_open_breaker_at_once() {
     assert_eq!(resumed["consecutive_failures"], 0);
     rig.all_succeed(&ids).await;
 }
+
+#[tokio::test]
+async fn after_a_person_resumes_the_next_disabling_is_emailed_like_the_first() {
+    let rig = rig().await;
+    rig.open().await;
+    let first = rig
+        .smtp
+        .wait_for(1, Duration::from_secs(10))
+        .await
+        .remove(0);
+    assert_eq!(
+        first.header("Subject").as_deref(),
+        Some("[Switchyard] Destination \"app\" is disabled")
+    );
+    // Resumed while the receiver still fails: the released deliveries open it again.
+    let (status, resumed) = rig
+        .app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/destinations/{}", rig.destination),
+            Some(json!({"state": "active"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    rig.until_destination("the breaker opens again", |d| d["state"] == "auto_disabled")
+        .await;
+    let again = rig
+        .smtp
+        .wait_for(2, Duration::from_secs(10))
+        .await
+        .remove(1);
+    assert_eq!(
+        again.header("Subject").as_deref(),
+        Some("[Switchyard] Destination \"app\" is disabled"),
+        "the second outage is told like the first"
+    );
+    // Its recovery follows the outage people were told of.
+    rig.receiver.script(vec![Reply::status(200)]);
+    let recovered = rig
+        .smtp
+        .wait_for(3, Duration::from_secs(20))
+        .await
+        .remove(2);
+    assert_eq!(
+        recovered.header("Subject").as_deref(),
+        Some("[Switchyard] Destination \"app\" recovered")
+    );
+}

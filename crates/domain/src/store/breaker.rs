@@ -175,8 +175,6 @@ pub(super) async fn probe_succeeded(
     let id = &claimed.delivery.destination_id;
     let released = destinations::resume(tx, team, id, now).await?;
     tracing::info!(destination = %id, released, "probe succeeded; destination recovered");
-    // A later disabling is news again, however soon it comes.
-    alerts::forget(&mut *tx, team, AlertKind::DestinationDisabled, id.as_str()).await?;
     if !alerts::settings(&mut *tx, team).await?.destination_disabled {
         return Ok(());
     }

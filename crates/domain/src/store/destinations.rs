@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
+use super::alerts::{self, AlertKind};
 use super::queue::notify_deliveries;
 use crate::delivery::limits::Limits;
 use crate::delivery::{DestinationKind, Transition};
@@ -161,7 +162,9 @@ pub async fn pause(
 
 /// A person (or a recovery) makes the destination active again: whatever paused,
 /// disabled or slowed it is cleared, and its held deliveries are released in the order
-/// they were created (a probe waiting for its cool-down goes at once too). Under a rate
+/// they were created (a probe waiting for its cool-down goes at once too). A later
+/// disabling is news again, however soon it comes: its alert is not grouped with one
+/// sent before. Under a rate
 /// limit each gets its own send slot in that order (so they also arrive in it);
 /// otherwise all go at once. Returns how many were released.
 #[tracing::instrument(skip_all)]
@@ -253,6 +256,7 @@ pub async fn resume(
         .execute(&mut *tx)
         .await?;
     }
+    alerts::forget(&mut *tx, team, AlertKind::DestinationDisabled, id.as_str()).await?;
     if released > 0 {
         notify_deliveries(&mut *tx).await?;
     }

@@ -24,6 +24,24 @@ pub struct Page {
     pub body: String,
 }
 
+/// A location without its `flash` parameter.
+pub fn without_flash(location: &str) -> String {
+    let (rest, anchor) = match location.split_once('#') {
+        Some((rest, anchor)) => (rest, format!("#{anchor}")),
+        None => (location, String::new()),
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("flash="))
+        .collect();
+    if kept.is_empty() {
+        format!("{path}{anchor}")
+    } else {
+        format!("{path}?{}{anchor}", kept.join("&"))
+    }
+}
+
 impl Page {
     /// The `value` of the input with this id.
     #[track_caller]
@@ -38,9 +56,13 @@ impl Page {
     }
 
     #[track_caller]
+    /// The answer redirects to `to`, whatever one-time message it carries aside.
     pub fn assert_redirect(&self, to: &str) {
         assert_eq!(self.status, StatusCode::SEE_OTHER, "{}", self.body);
-        assert_eq!(self.location.as_deref(), Some(to));
+        assert_eq!(
+            self.location.as_deref().map(without_flash),
+            Some(to.to_owned())
+        );
     }
 
     #[track_caller]
@@ -136,6 +158,16 @@ impl Visitor {
         let mut all: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
         all.extend_from_slice(fields);
         self.post_raw(path, &all).await
+    }
+
+    /// Posts the form and, when the answer redirects (Post/Redirect/Get), follows it:
+    /// the page a person lands on.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.post(path, fields).await;
+        match (page.status, page.location.clone()) {
+            (StatusCode::SEE_OTHER, Some(location)) => self.get(&location).await,
+            _ => page,
+        }
     }
 
     /// Posts exactly these fields: no token added.
@@ -235,9 +267,9 @@ impl Visitor {
             )
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        let path = page.location.expect("the source's page");
-        let page = self.get(&path).await;
-        (path, page.input_value("ingest-url"))
+        let shown = page.location.expect("the source's page");
+        let page = self.get(&shown).await;
+        (without_flash(&shown), page.input_value("ingest-url"))
     }
 
     pub async fn log_in(&mut self, email: &str, password: &str) -> Page {

@@ -61,9 +61,28 @@ async fn an_http_destination_shows_its_signing_secret_once_and_pauses_and_resume
             ],
         )
         .await;
-    assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+    // Post/Redirect/Get: the secret is on the page the redirect leads to, once.
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let shown = page.location.clone().unwrap();
+    assert!(shown.contains("?flash="), "{shown}");
+    let page = v.get(&shown).await;
+    page.assert_contains("Destination created.");
     page.assert_contains("Copy the signing secret now");
     let secret = page.input_value("signing-secret");
+    let reloaded = v.get(&shown).await;
+    assert_eq!(reloaded.status, StatusCode::OK);
+    assert!(
+        !reloaded.body.contains(&secret),
+        "a reload shows it no more"
+    );
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM destinations")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap(),
+        1,
+        "and creates nothing"
+    );
     assert!(secret.starts_with("whsec_"), "{secret}");
     assert!(
         !page.body.contains("tok-123"),
@@ -280,7 +299,10 @@ async fn send_test_delivers_a_sample_and_shows_the_answer() {
     let path = format!("{team}/destinations/{id}");
     v.get(&path).await.assert_contains("Send a test");
 
-    let page = v.post(&format!("{path}/test"), &[]).await;
+    let sent = v.post(&format!("{path}/test"), &[]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let shown = sent.location.unwrap();
+    let page = v.get(&shown).await;
     assert_eq!(page.status, StatusCode::OK);
     page.assert_contains("badge ok\">delivered</span>");
     page.assert_contains("HTTP 200");
@@ -288,8 +310,12 @@ async fn send_test_delivers_a_sample_and_shows_the_answer() {
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
     assert!(got[0].headers.contains_key("webhook-signature"));
     assert!(String::from_utf8_lossy(&got[0].body).contains("switchyard.test"));
+    // A reload of the result page sends nothing again.
+    let reloaded = v.get(&shown).await;
+    assert!(!reloaded.body.contains("Test result"), "{}", reloaded.body);
+    assert_eq!(receiver.received().len(), 1);
 
-    let page = v.post(&format!("{path}/test"), &[]).await;
+    let page = v.submit(&format!("{path}/test"), &[]).await;
     page.assert_contains("badge bad\">failed</span>");
     page.assert_contains("HTTP 503");
     page.assert_contains("down for maintenance");
@@ -317,14 +343,15 @@ async fn send_test_delivers_a_sample_and_shows_the_answer() {
             ],
         )
         .await;
-    let routine = page.location.expect("created");
-    v.get(&routine).await;
+    let created = page.location.expect("created");
+    let routine = created.split('?').next().unwrap();
+    v.get(routine).await;
     let page = v.post(&format!("{routine}/test"), &[]).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     page.assert_contains("a test fire starts a new Claude Code session");
     assert!(fake.received().is_empty());
     let page = v
-        .post(&format!("{routine}/test"), &[("confirm", "yes")])
+        .submit(&format!("{routine}/test"), &[("confirm", "yes")])
         .await;
     page.assert_contains("delivered");
     page.assert_contains("Claude session:");
@@ -341,9 +368,10 @@ async fn send_test_delivers_a_sample_and_shows_the_answer() {
             ],
         )
         .await;
-    let email = page.location.expect("created");
-    v.get(&email).await;
-    v.post(&format!("{email}/test"), &[])
+    let created = page.location.expect("created");
+    let email = created.split('?').next().unwrap();
+    v.get(email).await;
+    v.submit(&format!("{email}/test"), &[])
         .await
         .assert_contains("A test email is queued for ops@example.com.");
 }

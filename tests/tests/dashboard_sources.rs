@@ -264,7 +264,7 @@ async fn sources_and_destinations_are_edited_in_place_keeping_their_secrets() {
     page.assert_contains("app v2");
     page.assert_contains("<dd>x-env</dd>");
     assert!(!page.body.contains("Per minute"));
-    let page = v.post(&format!("{dst}/test"), &[]).await;
+    let page = v.submit(&format!("{dst}/test"), &[]).await;
     page.assert_contains("delivered");
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(got[0].path, "/new");

@@ -165,10 +165,40 @@ async fn an_api_key_is_shown_once_works_on_the_api_and_stops_when_revoked() {
     let page = ada
         .post(&format!("{team}/api-keys"), &[("key_name", "ci")])
         .await;
-    assert_eq!(page.status, StatusCode::CREATED);
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let shown = page.location.clone().unwrap();
+    assert!(shown.ends_with("#api-keys"), "{shown}");
+    // Another member cannot read the flash, and does not use it up.
+    let mut cy = Visitor::new(&app);
+    cy.sign_up("cy@example.com", "Cy's").await;
+    assert!(!cy.get(&shown).await.body.contains("Copy this key now"));
+    let page = ada.get(&shown).await;
     page.assert_contains("It is shown once");
     let at = page.body.find("value=\"sy_live_").expect("the key") + "value=\"".len();
     let key = &page.body[at..at + page.body[at..].find('"').unwrap()];
+    assert!(ada.get(&shown).await.body.find(key).is_none(), "read once");
+    // A flash is sealed at rest, and gone after ten minutes.
+    let page = ada
+        .post(&format!("{team}/api-keys"), &[("key_name", "late")])
+        .await;
+    let late = page.location.clone().unwrap();
+    let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM flashes")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        sealed
+            .iter()
+            .all(|s| !String::from_utf8_lossy(s).contains("sy_live_"))
+    );
+    sqlx::query("UPDATE flashes SET expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        !ada.get(&late).await.body.contains("Copy this key now"),
+        "expired"
+    );
     let api = |key: &str| {
         app.client
             .get(app.url("/api/v1/sources"))

@@ -10,7 +10,7 @@ use crate::request::{self, Prepared};
 use crate::{Email, Outbound};
 
 /// What the receiver said.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Answer {
     pub succeeded: bool,
     pub status: Option<u16>,

@@ -84,6 +84,7 @@ pub mod claim;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;
+pub mod flashes;
 pub mod members;
 pub mod outcomes;
 pub mod queue;

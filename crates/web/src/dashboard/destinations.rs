@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchyard_domain::accounts::Action;
 use switchyard_domain::app::destinations::{
     self as manage, AuthInput, ConfigInput, EmailInput, HttpInput, LimitsInput, RoutineInput,
@@ -20,6 +20,7 @@ use switchyard_domain::model::{Destination, DestinationConfig};
 use switchyard_domain::store::destinations::{self, Health};
 
 use super::error::{PageError, TeamPath};
+use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled, items};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -344,15 +345,20 @@ async fn create(
         Err(errors) => Err(errors),
     };
     match created {
-        Ok(created) if created.destination.kind() == DestinationKind::Http => {
-            // The signing secret's only showing: on the answer to this form.
-            let mut page = show_page(&state, &member, &created.destination.id).await?;
-            page.signing_secret = Some(created.signing_secret);
-            html(&page, StatusCode::CREATED)
+        Ok(created) => {
+            // An http destination's signing secret is shown this once, on the page the
+            // redirect leads to.
+            let flash = ShowFlash {
+                notice: Some("Destination created.".to_owned()),
+                secret: (created.destination.kind() == DestinationKind::Http)
+                    .then_some(created.signing_secret),
+                test: None,
+            };
+            let page = member.path(&format!("destinations/{}", created.destination.id));
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &flash, &page).await?,
+            ))
         }
-        Ok(created) => Ok(see_other(
-            member.path(&format!("destinations/{}", created.destination.id)),
-        )),
         Err(errors) => {
             let page = FormPage {
                 nav: Nav::new(&member, "destinations", state.smtp_configured),
@@ -367,7 +373,17 @@ async fn create(
     }
 }
 
+/// What the destination's page shows once after a form: that it was created and its
+/// signing secret, or what a test send came to.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct ShowFlash {
+    pub(super) notice: Option<String>,
+    pub(super) secret: Option<String>,
+    pub(super) test: Option<TestResult>,
+}
+
 /// What "send test" came to, for the page.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TestResult {
     pub(super) answer: Option<switchyard_send::sample::Answer>,
     /// An email test: who it was queued for.
@@ -422,9 +438,16 @@ async fn show(
     state: web::Data<WebState>,
     member: Member,
     path: web::Path<TeamPath<DestinationId>>,
+    q: Query<FlashQuery>,
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
-    show_page(&state, &member, &path.id).await
+    let mut page = show_page(&state, &member, &path.id).await?;
+    if let Some(flash) = flash::take::<ShowFlash>(&state, &member.viewer, &q).await? {
+        page.nav.flash = flash.notice;
+        page.signing_secret = flash.secret;
+        page.test = flash.test;
+    }
+    Ok(page)
 }
 
 #[derive(Debug, Deserialize)]
@@ -517,7 +540,13 @@ async fn update(
         Err(errors) => Err(errors),
     };
     match result {
-        Ok(()) => Ok(see_other(member.path(&format!("destinations/{id}")))),
+        Ok(()) => {
+            let page = member.path(&format!("destinations/{id}"));
+            let notice = Flash::notice("Saved.");
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &notice, &page).await?,
+            ))
+        }
         Err(errors) => {
             let page = FormPage {
                 nav: Nav::new(&member, "destinations", state.smtp_configured),

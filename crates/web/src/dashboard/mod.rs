@@ -10,6 +10,7 @@ mod chart;
 mod destinations;
 mod error;
 mod events;
+mod flash;
 mod forms;
 mod invitation;
 mod limits;

@@ -19,6 +19,7 @@ use switchyard_domain::store::{destinations, routes, sources};
 
 use super::destinations::DestinationForm;
 use super::error::{PageError, TeamPath};
+use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -352,7 +353,13 @@ async fn create(
         nothing_else: NothingElse,
     };
     match manage::create(member.scope(&state), request).await {
-        Ok(route) => Ok(see_other(member.path(&format!("routes/{}", route.id)))),
+        Ok(route) => {
+            let page = member.path(&format!("routes/{}", route.id));
+            let notice = Flash::notice("Route created.");
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &notice, &page).await?,
+            ))
+        }
         Err(e) => {
             let errors = Errors::from_app(e, FIELDS)?;
             form_again(&state, &member, None, form, errors).await
@@ -365,14 +372,19 @@ async fn show(
     state: web::Data<WebState>,
     member: Member,
     path: web::Path<TeamPath<RouteId>>,
+    q: Query<FlashQuery>,
 ) -> Result<FormPage, PageError> {
     member.require(Action::Read)?;
     let route = routes::get(&state.pool, member.team_id(), &path.id).await?;
     let (sources, destinations) = choices(&state, &member).await?;
     let form = RouteForm::of(&route);
     let preview = panel(&state, &member, &form).await;
+    let mut nav = Nav::new(&member, "routes", state.smtp_configured);
+    nav.flash = flash::take::<Flash>(&state, &member.viewer, &q)
+        .await?
+        .and_then(|f| f.notice);
     Ok(FormPage {
-        nav: Nav::new(&member, "routes", state.smtp_configured),
+        nav,
         route: Some(route),
         sources,
         destinations,
@@ -401,7 +413,13 @@ async fn update(
         ..UpdateRoute::default()
     };
     match manage::update(member.scope(&state), &id, patch).await {
-        Ok(_) => Ok(see_other(member.path(&format!("routes/{id}")))),
+        Ok(_) => {
+            let page = member.path(&format!("routes/{id}"));
+            let notice = Flash::notice("Saved.");
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &notice, &page).await?,
+            ))
+        }
         Err(e) => {
             let errors = Errors::from_app(e, FIELDS)?;
             // Source and destination are fixed once a route exists.

@@ -19,6 +19,7 @@ use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
 
 use super::catalog::{GUIDES, Guide, guide};
 use super::error::{PageError, TeamPath};
+use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
 use super::{Nav, html, see_other};
@@ -294,7 +295,13 @@ async fn create(
         Err(errors) => Err(errors),
     };
     match created {
-        Ok(source) => Ok(see_other(member.path(&format!("sources/{}", source.id)))),
+        Ok(source) => {
+            let page = member.path(&format!("sources/{}", source.id));
+            let notice = Flash::notice("Source created. Point the sender at its URL.");
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &notice, &page).await?,
+            ))
+        }
         Err(errors) => {
             let page = FormPage {
                 nav: Nav::new(&member, "sources", state.smtp_configured),
@@ -363,9 +370,14 @@ async fn show(
     state: web::Data<WebState>,
     member: Member,
     path: web::Path<TeamPath<SourceId>>,
+    q: Query<FlashQuery>,
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
-    show_page(&state, &member, &path.id, Errors::default()).await
+    let mut page = show_page(&state, &member, &path.id, Errors::default()).await?;
+    page.nav.flash = flash::take::<Flash>(&state, &member.viewer, &q)
+        .await?
+        .and_then(|f| f.notice);
+    Ok(page)
 }
 
 #[get("/t/{team}/sources/{id}/edit")]
@@ -404,7 +416,13 @@ async fn update(
         Err(errors) => Err(errors),
     };
     match result {
-        Ok(_) => Ok(see_other(member.path(&format!("sources/{id}")))),
+        Ok(_) => {
+            let page = member.path(&format!("sources/{id}"));
+            let notice = Flash::notice("Saved.");
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &notice, &page).await?,
+            ))
+        }
         Err(errors) => {
             let page = FormPage {
                 nav: Nav::new(&member, "sources", state.smtp_configured),

@@ -20,6 +20,7 @@ use switchyard_domain::store::{api_keys, audit, destinations, stats, teams};
 
 use super::chart::{self, Chart};
 use super::error::{PageError, TeamPath};
+use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, items};
 use super::session::Member;
 use super::{Nav, html, mail, see_other};
@@ -176,9 +177,18 @@ impl SettingsPage {
 }
 
 #[get("/t/{team}/settings")]
-async fn settings(state: web::Data<WebState>, member: Member) -> Result<SettingsPage, PageError> {
+async fn settings(
+    state: web::Data<WebState>,
+    member: Member,
+    q: Query<FlashQuery>,
+) -> Result<SettingsPage, PageError> {
     member.require(Action::Read)?;
-    SettingsPage::load(&state, &member).await
+    let mut page = SettingsPage::load(&state, &member).await?;
+    if let Some(flash) = flash::take::<Flash>(&state, &member.viewer, &q).await? {
+        page.nav.flash = flash.notice;
+        page.new_key = flash.secret;
+    }
+    Ok(page)
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,9 +375,11 @@ async fn create_key(
     let (key, plaintext) = api_keys::create(&mut *tx, member.team_id(), name.as_str()).await?;
     member.audit(&mut *tx, "api_key.create", &key.name).await?;
     tx.commit().await?;
-    let mut page = SettingsPage::load(&state, &member).await?;
-    page.new_key = Some(plaintext);
-    html(&page, StatusCode::CREATED)
+    let flash = Flash::secret(format!("API key \"{}\" created.", key.name), plaintext);
+    let page = member.path("settings#api-keys");
+    Ok(see_other(
+        flash::put(&state, &member.viewer, &flash, &page).await?,
+    ))
 }
 
 #[post("/t/{team}/api-keys/{id}/revoke")]

@@ -13,11 +13,11 @@ use switchyard_domain::store::{sample as sample_claim, teams};
 use switchyard_send::Outbound;
 use switchyard_send::sample::{self, SampleOutcome};
 
-use super::destinations::{TestResult, show_page};
+use super::destinations::{ShowFlash, TestResult, show_page};
 use super::error::{PageError, TeamPath};
 use super::forms::Posted;
 use super::session::Member;
-use super::{html, limits, mail};
+use super::{flash, html, limits, mail, see_other};
 use crate::WebState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,8 +93,15 @@ pub(super) async fn send_test(
     member
         .audit(&state.pool, "destination.test", &page.destination.name)
         .await?;
-    page.test = Some(result);
-    html(&page, StatusCode::OK)
+    // Post/Redirect/Get: a reload shows the result again without sending again.
+    let flash = ShowFlash {
+        test: Some(result),
+        ..ShowFlash::default()
+    };
+    let shown = member.path(&format!("destinations/{id}#test-result"));
+    Ok(see_other(
+        flash::put(&state, &member.viewer, &flash, &shown).await?,
+    ))
 }
 
 /// The longest a test send waits for its answer.

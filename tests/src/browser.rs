@@ -39,6 +39,20 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with these extra arguments (a window
     /// size, `--force-dark-mode`).
     pub async fn start_with(extra: &[&str]) -> Browser {
+        Self::launch(extra, None).await
+    }
+
+    /// A phone's screen, 390×844 CSS pixels (headless windows are never narrower than
+    /// 500, so the phone is emulated), light or dark.
+    pub async fn phone(dark: bool) -> Browser {
+        let metrics = serde_json::json!({
+            "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": true},
+        });
+        let args: &[&str] = if dark { &["--force-dark-mode"] } else { &[] };
+        Self::launch(args, Some(metrics)).await
+    }
+
+    async fn launch(extra: &[&str], mobile: Option<serde_json::Value>) -> Browser {
         // Two TLS backends are linked into the test binary; the WebDriver client (plain
         // HTTP on loopback) needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -61,13 +75,14 @@ impl Browser {
         .copied()
         .collect();
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".to_owned(),
-            serde_json::json!({
-                "binary": binary("CHROMIUM", "/usr/bin/chromium"),
-                "args": args,
-            }),
-        );
+        let mut options = serde_json::json!({
+            "binary": binary("CHROMIUM", "/usr/bin/chromium"),
+            "args": args,
+        });
+        if let Some(mobile) = mobile {
+            options["mobileEmulation"] = mobile;
+        }
+        caps.insert("goog:chromeOptions".to_owned(), options);
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         for _ in 0..100 {
@@ -160,6 +175,19 @@ impl Browser {
     }
 
     /// The page's visible text; empty while a navigation replaces the page.
+    /// How wide the page is laid out, and how wide the window shows it, in CSS pixels.
+    pub async fn widths(&self) -> (u64, u64) {
+        let got = self
+            .client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .expect("script");
+        (got[0].as_u64().unwrap(), got[1].as_u64().unwrap())
+    }
+
     pub async fn text(&self) -> String {
         match self.client.find(Locator::Css("body")).await {
             Ok(body) => body.text().await.unwrap_or_default(),

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod cluster;
 pub mod db;
 pub mod fakes;
+pub mod furnished;
 pub mod proxy;
 pub mod receiver;
 pub mod sender;

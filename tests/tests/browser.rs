@@ -104,7 +104,7 @@ async fn a_newcomer_signs_up_wires_github_to_an_endpoint_and_sees_an_issue_arriv
 
     // The same team on a phone, in the dark theme, for the docs.
     if Browser::screenshots_wanted() {
-        let phone = Browser::start_with(&["--window-size=390,844", "--force-dark-mode"]).await;
+        let phone = Browser::phone(true).await;
         phone.go(&app.url("/login")).await;
         phone.fill("email", "ada@example.com").await;
         phone.fill("password", PASSWORD).await;
@@ -198,4 +198,33 @@ async fn a_failed_delivery_is_replayed_from_its_page_and_three_more_in_bulk() {
     b.go(&app.url("/t/replays")).await;
     b.wait_for_text("Deliveries by outcome", None).await;
     b.screenshot("overview").await;
+}
+
+#[tokio::test]
+async fn every_dashboard_page_fits_a_phone_in_light_and_dark() {
+    let app = TestApp::spawn().await;
+    let furnished = switchyard_tests::furnished::furnish(&app).await;
+    for dark in [false, true] {
+        let phone = Browser::phone(dark).await;
+        phone.go(&app.url("/login")).await;
+        phone.fill("email", "ada@example.com").await;
+        phone.fill("password", PASSWORD).await;
+        phone.click("button[type=submit]").await;
+        phone.wait_for_path(&furnished.team).await;
+        let account = ["/account".to_owned()];
+        let team_pages = furnished
+            .pages
+            .iter()
+            .map(|p| format!("{}{p}", furnished.team));
+        for path in team_pages.chain(account) {
+            phone.go(&app.url(&path)).await;
+            let (laid_out, shown) = phone.widths().await;
+            assert!(shown <= 400, "{path}: the window is {shown} px wide");
+            assert!(
+                laid_out <= shown,
+                "{path} ({}): laid out {laid_out} px wide in a {shown} px window",
+                if dark { "dark" } else { "light" }
+            );
+        }
+    }
 }

@@ -75,7 +75,14 @@ async fn a_delivery_that_fails_for_good_is_emailed_once_an_hour_per_destination(
     let text = mail.part("text/plain").unwrap();
     assert!(text.contains("failed for good"), "{text}");
     assert!(text.contains("/t/acme/deliveries/dlv_"), "{text}");
-    assert!(mail.part("text/html").is_some());
+    // System mail is real HTML beside the text: every URL a link.
+    let html = mail.part("text/html").unwrap();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/t/acme/deliveries/dlv_"))
+        .unwrap();
+    assert!(html.contains(&format!("<a href=\"{link}\">")), "{html}");
+    assert!(mail.header("Message-ID").is_some() && mail.header("Date").is_some());
 
     // The other two failures are grouped into that one email; a source alert still goes.
     refused(&app, &source, 3).await;

@@ -55,7 +55,14 @@ async fn an_event_arrives_as_a_text_and_html_email_to_the_named_recipients() {
     let text = mail.part("text/plain").expect("a text part");
     assert!(text.starts_with("issues.opened from github ("), "{text}");
     assert!(text.contains("\"note\": \"<b>bold</b>\""), "{text}");
+    let message_id = mail.header("Message-ID").expect("a Message-ID");
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@switchyard.test>"),
+        "{message_id}"
+    );
+    assert!(mail.header("Date").is_some(), "a Date");
     let html = mail.part("text/html").expect("an html part");
+    assert!(!html.contains("<pre"), "{html}");
     assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"), "{html}");
 
     let done = app

@@ -91,8 +91,17 @@ impl Mailer {
     }
 
     fn message(&self, email: &Email) -> Result<Message, String> {
+        // Relays may add a Message-ID, but not all do, and mail without one is scored as
+        // spam; lettre adds the Date.
+        let id = format!(
+            "<{}@{}>",
+            switchyard_domain::secrets::random_token(24),
+            self.from.email.domain()
+        );
         let mut builder = Message::builder()
             .from(self.from.clone())
+            .message_id(Some(id))
+            .date_now()
             .subject(&email.subject);
         for to in &email.to {
             let mailbox = to

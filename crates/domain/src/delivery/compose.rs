@@ -126,9 +126,60 @@ pub fn email_text(event: &EventView<'_>) -> String {
     truncate(routine_text(event), EMAIL_TEXT_MAX)
 }
 
-/// The HTML alternative of a text body: the text, escaped, kept as written.
+/// The HTML alternative of a text body: each paragraph (lines between blank lines) a
+/// paragraph that keeps its line breaks and indentation, every `http(s)://` URL a link,
+/// everything else escaped.
 pub fn html_from_text(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 128);
+    let paragraphs: Vec<String> = text
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            format!(
+                "<p style=\"white-space: pre-wrap; margin: 0 0 1em\">{}</p>",
+                linked(p.trim_matches('\n'))
+            )
+        })
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"></head>\
+         <body style=\"font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; line-height: 1.5\">\n{}\n</body></html>",
+        paragraphs.join("\n")
+    )
+}
+
+/// `text` escaped, with each `http://` or `https://` URL in it a link. A URL ends at
+/// whitespace or a quote or angle bracket; punctuation that ends a sentence is not part
+/// of it.
+fn linked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(at) = ["https://", "http://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme))
+        .min()
+    {
+        out.push_str(&escape(&rest[..at]));
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+            .unwrap_or(tail.len());
+        let url = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}']);
+        let url = if url.len() > "https://".len() {
+            url
+        } else {
+            &tail[..end]
+        };
+        let href = escape(url);
+        out.push_str(&format!("<a href=\"{href}\">{href}</a>"));
+        rest = &tail[url.len()..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '&' => escaped.push_str("&amp;"),
@@ -139,9 +190,7 @@ pub fn html_from_text(text: &str) -> String {
             other => escaped.push(other),
         }
     }
-    format!(
-        "<!doctype html><html><body><pre style=\"font-family: ui-monospace, monospace; white-space: pre-wrap\">{escaped}</pre></body></html>"
-    )
+    escaped
 }
 
 /// `text` within `max` characters: a longer one keeps its start and ends with a marker
@@ -163,6 +212,31 @@ pub fn truncate(text: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_html_of_a_text_has_its_paragraphs_and_every_url_as_a_link() {
+        let html = html_from_text(
+            "Destination <app> is disabled.\n\nSee https://sy.example/t/acme/destinations/dst_1.\nOr http://x.example/a?b=1&c=2, then\n  {\"k\": 1}",
+        );
+        assert!(
+            html.contains("Destination &lt;app&gt; is disabled.</p>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"https://sy.example/t/acme/destinations/dst_1\">https://sy.example/t/acme/destinations/dst_1</a>."),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"http://x.example/a?b=1&amp;c=2\">http://x.example/a?b=1&amp;c=2</a>, then"),
+            "{html}"
+        );
+        assert!(
+            html.contains("\n  {&quot;k&quot;: 1}</p>"),
+            "indentation kept: {html}"
+        );
+        assert_eq!(html.matches("<p ").count(), 2);
+        assert!(!html.contains("<pre"));
+    }
 
     fn view(body: &[u8]) -> EventView<'_> {
         EventView {

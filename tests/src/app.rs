@@ -52,6 +52,10 @@ pub struct Options {
     /// A database the test made and filled itself (it is migrated on start and dropped
     /// with the app) instead of a fresh one.
     pub database: Option<String>,
+    /// `SWITCHYARD_BODY_TIMEOUT`, in seconds.
+    pub body_timeout: Option<u64>,
+    /// `SWITCHYARD_MAX_CONNECTIONS_PER_CLIENT`.
+    pub max_connections_per_client: Option<usize>,
 }
 
 impl Options {
@@ -157,6 +161,12 @@ impl TestApp {
             !options.strict_destinations,
             options.smtp_url.as_deref(),
         );
+        if let Some(seconds) = options.body_timeout {
+            config.body_timeout = seconds;
+        }
+        if let Some(cap) = options.max_connections_per_client {
+            config.max_connections_per_client = cap;
+        }
         config.trusted_proxies = options
             .trusted_proxies
             .iter()

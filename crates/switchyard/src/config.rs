@@ -151,6 +151,20 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_DELIVERY_SLOTS", default_value_t = 512,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub delivery_slots: u64,
+    /// Seconds a request's whole body may take to arrive; a slower one is answered 408
+    /// and its connection closed.
+    #[arg(long, env = "SWITCHYARD_BODY_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
+    /// Connections one client address may hold open at once; over it a new connection
+    /// is closed at once. 0 removes the cap. Connections from a trusted proxy are not
+    /// counted (the proxy carries many clients).
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 256
+    )]
+    pub max_connections_per_client: usize,
     /// Apply migrations when a role starts.
     #[arg(long, env = "SWITCHYARD_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_migrate: bool,

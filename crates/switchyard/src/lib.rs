@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+mod guard;
 pub mod logs;
 pub mod server;
 

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::db::Pools;
+use crate::guard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {
@@ -106,10 +107,17 @@ pub async fn start(
     };
     let handle = metrics().clone();
     let addr = listener.local_addr()?;
+    let body_timeout = Duration::from_secs(config.body_timeout);
+    let connections = guard::Connections::default();
+    let cap = config.max_connections_per_client;
+    let trusted = config.trusted_proxies.clone();
     let server = HttpServer::new(move || {
         let ready_pool = ready_pool.clone();
         let handle = handle.clone();
         let mut app = App::new()
+            .wrap(actix_web::middleware::from_fn(move |req, next| {
+                guard::body_deadline(body_timeout, req, next)
+            }))
             .wrap(actix_web::middleware::from_fn(crate::logs::requests))
             .route(
                 "/healthz",
@@ -150,9 +158,26 @@ pub async fn start(
     })
     // Without TCP_NODELAY a response written in two parts waits for the client's delayed
     // ACK: ~40 ms added to a fraction of webhooks.
-    .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
+    .on_connect(move |conn, extensions| {
+        let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        let _ = tcp.set_nodelay(true);
+        let Ok(peer) = tcp.peer_addr() else {
+            return;
+        };
+        let proxied = trusted.iter().any(|net| net.contains(&peer.ip().to_canonical()));
+        if cap == 0 || proxied {
+            return;
+        }
+        match connections.admit(peer, cap) {
+            Some(counted) => {
+                extensions.insert(counted);
+            }
+            None => {
+                tracing::warn!(client = %peer.ip(), cap, "connection refused: too many open from this address");
+                let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Both);
+            }
         }
     })
     .listen(listener)?

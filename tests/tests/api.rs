@@ -634,3 +634,41 @@ async fn text_holding_a_nul_character_is_refused_naming_its_field_and_changes_no
         );
     }
 }
+
+#[tokio::test]
+async fn refusals_are_worded_for_people() {
+    let app = TestApp::spawn().await;
+    let message = |problem: &Value| problem["errors"][0]["message"].as_str().unwrap().to_owned();
+    let (status, problem) = app
+        .post(
+            "/api/v1/destinations",
+            json!({"name": "d", "kind": "http", "url": "example.com/hook"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        message(&problem),
+        "enter the whole URL, starting with https://"
+    );
+    // This server allows plain http (tests do): it says so.
+    let (_, problem) = app
+        .post(
+            "/api/v1/destinations",
+            json!({"name": "d", "kind": "http", "url": "ftp://example.com/hook"}),
+        )
+        .await;
+    assert_eq!(
+        message(&problem),
+        "url is not allowed: the URL must start with http:// or https://"
+    );
+    let (_, problem) = app
+        .post(
+            "/api/v1/routes",
+            json!({"name": "r", "source_id": "nope", "destination_id": "dst_x"}),
+        )
+        .await;
+    assert_eq!(
+        message(&problem),
+        "this is not the id of a source (those look like src_01…)"
+    );
+}

@@ -7,13 +7,15 @@ use std::str::FromStr;
 
 /// A string that is not an id of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a valid {kind} id")]
+#[error("this is not the id of a {noun} (those look like {kind}_01…)")]
 pub struct InvalidId {
     pub kind: &'static str,
+    /// What the id names, in words.
+    pub noun: &'static str,
 }
 
 macro_rules! prefixed_id {
-    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal, $noun:literal) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, sqlx::Type)]
         #[serde(transparent)]
@@ -50,7 +52,10 @@ macro_rules! prefixed_id {
             type Err = InvalidId;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let invalid = InvalidId { kind: $prefix };
+                let invalid = InvalidId {
+                    kind: $prefix,
+                    noun: $noun,
+                };
                 let rest = s
                     .strip_prefix(concat!($prefix, "_"))
                     .ok_or_else(|| invalid.clone())?;
@@ -95,18 +100,18 @@ macro_rules! prefixed_id {
     };
 }
 
-prefixed_id!(TeamId, "team");
-prefixed_id!(ApiKeyId, "key");
-prefixed_id!(SourceId, "src");
-prefixed_id!(SecretId, "sec");
-prefixed_id!(DestinationId, "dst");
-prefixed_id!(RouteId, "rte");
-prefixed_id!(EventId, "evt");
-prefixed_id!(DeliveryId, "dlv");
-prefixed_id!(AttemptId, "att");
-prefixed_id!(UserId, "usr");
-prefixed_id!(InvitationId, "inv");
-prefixed_id!(ReplayId, "rpl");
+prefixed_id!(TeamId, "team", "team");
+prefixed_id!(ApiKeyId, "key", "API key");
+prefixed_id!(SourceId, "src", "source");
+prefixed_id!(SecretId, "sec", "secret");
+prefixed_id!(DestinationId, "dst", "destination");
+prefixed_id!(RouteId, "rte", "route");
+prefixed_id!(EventId, "evt", "event");
+prefixed_id!(DeliveryId, "dlv", "delivery");
+prefixed_id!(AttemptId, "att", "attempt");
+prefixed_id!(UserId, "usr", "user");
+prefixed_id!(InvitationId, "inv", "invitation");
+prefixed_id!(ReplayId, "rpl", "replay");
 
 #[cfg(test)]
 mod tests {

@@ -223,7 +223,12 @@ impl DestinationUrl {
         if raw.len() > 2048 {
             return Err("url must be at most 2048 characters".to_owned());
         }
-        let url = url::Url::parse(raw.trim()).map_err(|e| format!("url is not valid: {e}"))?;
+        let url = url::Url::parse(raw.trim()).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => {
+                "enter the whole URL, starting with https://".to_owned()
+            }
+            other => format!("this is not a URL ({other})"),
+        })?;
         policy
             .check_url(&url)
             .map_err(|e: Refusal| format!("url is not allowed: {e}"))?;

@@ -17,8 +17,8 @@ pub struct Policy {
 pub enum Refusal {
     #[error("{0} is not a public address")]
     PrivateAddress(IpAddr),
-    #[error("only https:// destinations are allowed")]
-    NotHttps,
+    #[error("the URL must start with {0}")]
+    Scheme(&'static str),
     #[error("the URL has no host")]
     NoHost,
     #[error("the URL must not carry a user name or password")]
@@ -39,7 +39,8 @@ impl Policy {
         match url.scheme() {
             "https" => {}
             "http" if self.allow_private => {}
-            _ => return Err(Refusal::NotHttps),
+            _ if self.allow_private => return Err(Refusal::Scheme("http:// or https://")),
+            _ => return Err(Refusal::Scheme("https://")),
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Refusal::Credentials);
@@ -156,7 +157,10 @@ mod tests {
         let strict = Policy::default();
         let check = |u: &str| strict.check_url(&Url::parse(u).unwrap());
         assert_eq!(check("https://example.com/hook"), Ok(()));
-        assert_eq!(check("http://example.com/hook"), Err(Refusal::NotHttps));
+        assert_eq!(
+            check("http://example.com/hook"),
+            Err(Refusal::Scheme("https://"))
+        );
         assert!(matches!(
             check("https://127.0.0.1/x"),
             Err(Refusal::PrivateAddress(_))
@@ -170,7 +174,10 @@ mod tests {
             Err(Refusal::PrivateAddress(_))
         ));
         assert_eq!(check("https://u:p@example.com/"), Err(Refusal::Credentials));
-        assert_eq!(check("ftp://example.com/"), Err(Refusal::NotHttps));
+        assert_eq!(
+            check("ftp://example.com/"),
+            Err(Refusal::Scheme("https://"))
+        );
     }
 
     #[test]

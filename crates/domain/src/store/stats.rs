@@ -16,8 +16,9 @@ pub struct Totals {
     pub pending: i64,
     pub held: i64,
     pub unknown: i64,
-    /// From an event's arrival to its delivery's success, in milliseconds (first sends
-    /// only: a replay days later is not latency).
+    /// First attempts that succeeded: from when the delivery was due (on arrival, or
+    /// when a paused destination let it go) to the receiver's answer, in milliseconds.
+    /// Holds, rate-limit waits, retries and replays are not latency.
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
 }
@@ -39,7 +40,14 @@ pub async fn totals(
     since: DateTime<Utc>,
 ) -> Result<Totals, StoreError> {
     Ok(sqlx::query_as::<_, Totals>(
-        "SELECT
+        "WITH first_attempts AS (
+             SELECT extract(epoch FROM a.started_at - a.due_at) * 1000 + a.duration_ms AS ms
+             FROM deliveries d
+             JOIN attempts a ON a.delivery_id = d.id AND a.number = 1
+             WHERE d.team_id = $1 AND d.created_at > $2 AND NOT a.replay
+               AND a.status = 'succeeded' AND a.due_at IS NOT NULL
+         )
+         SELECT
              (SELECT count(*) FROM events
                WHERE team_id = $1 AND id >= $3 AND received_at > $2) AS events,
              count(*) FILTER (WHERE d.status = 'succeeded') AS succeeded,
@@ -47,12 +55,8 @@ pub async fn totals(
              count(*) FILTER (WHERE d.status IN ('pending', 'in_flight', 'throttled')) AS pending,
              count(*) FILTER (WHERE d.status = 'held') AS held,
              count(*) FILTER (WHERE d.status = 'unknown_outcome') AS unknown,
-             percentile_cont(0.5) WITHIN GROUP (
-                 ORDER BY extract(epoch FROM d.updated_at - d.created_at) * 1000)
-                 FILTER (WHERE d.status = 'succeeded' AND d.replay_count = 0) AS p50_ms,
-             percentile_cont(0.95) WITHIN GROUP (
-                 ORDER BY extract(epoch FROM d.updated_at - d.created_at) * 1000)
-                 FILTER (WHERE d.status = 'succeeded' AND d.replay_count = 0) AS p95_ms
+             (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM first_attempts) AS p50_ms,
+             (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) FROM first_attempts) AS p95_ms
          FROM deliveries d WHERE d.team_id = $1 AND d.created_at > $2",
     )
     .bind(team)

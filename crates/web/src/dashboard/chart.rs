@@ -24,7 +24,14 @@ pub struct Segment {
 pub struct Label {
     pub x: f64,
     pub text: String,
+    /// How the text stands on `x`: centred, or from it near the chart's edges so that
+    /// no label is cut off.
+    pub anchor: &'static str,
 }
+
+/// Room a label needs either side of its centre, in the chart's units (a label is at
+/// most "Nov 30 18:00" at 10 px).
+const LABEL_HALF: f64 = 34.0;
 
 pub struct Chart {
     pub segments: Vec<Segment>,
@@ -80,9 +87,18 @@ pub fn draw(buckets: &[Bucket], hourly: bool) -> Chart {
             });
         }
         if i % every == 0 {
+            let centre = x + width / 2.0;
+            let (x, anchor) = if centre < LABEL_HALF {
+                (0.0, "start")
+            } else if centre > WIDTH - LABEL_HALF {
+                (WIDTH, "end")
+            } else {
+                (centre, "middle")
+            };
             labels.push(Label {
-                x: x + width / 2.0,
+                x,
                 text: when(bucket.start, hourly),
+                anchor,
             });
         }
     }
@@ -107,6 +123,18 @@ mod tests {
             pending: 0,
             held: 0,
         }
+    }
+
+    #[test]
+    fn labels_at_the_edges_stand_inside_the_chart() {
+        let buckets: Vec<Bucket> = (0..24).map(|h| bucket(h, 1, 0)).collect();
+        let chart = draw(&buckets, false);
+        let first = &chart.labels[0];
+        assert_eq!((first.x, first.anchor), (0.0, "start"));
+        assert!(chart.labels[1..].iter().all(|l| l.anchor != "start"));
+        assert!(chart.labels.iter().all(
+            |l| l.anchor != "middle" || (l.x - LABEL_HALF >= 0.0 && l.x + LABEL_HALF <= WIDTH)
+        ));
     }
 
     #[test]

@@ -138,9 +138,10 @@ pub(super) async fn start(
              FROM go g WHERE d.id = g.id AND d.status = ANY($7)
              RETURNING d.*, g.probe
          ), attempt AS (
-             INSERT INTO attempts (id, team_id, delivery_id, number, replay, status, started_at)
+             INSERT INTO attempts (id, team_id, delivery_id, number, replay, status, started_at,
+                                   due_at)
              SELECT current_attempt_id, team_id, id, attempt_count, replay_count > 0,
-                    'in_flight', $5
+                    'in_flight', $5, least(next_attempt_at, $5)
              FROM started
          )
          {CLAIMED}"

@@ -18,6 +18,40 @@ pub struct Furnished {
     pub src: String,
     pub dst: String,
     pub evt: String,
+    /// The Anthropic source's signing secret and ingest token.
+    whsec: String,
+    token: String,
+}
+
+impl Furnished {
+    /// One more signed event to the source (`id` is its webhook id); its delivery id.
+    pub async fn send_event(&self, app: &TestApp, id: &str) -> String {
+        let body = format!(
+            r#"{{"type":"event","id":"{id}","data":{{"type":"session.status_idled","id":"sesn_1"}}}}"#
+        );
+        let now = chrono::Utc::now().timestamp();
+        let res = app
+            .client
+            .post(app.url(&format!("/hooks/{}", self.token)))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header(
+                "webhook-signature",
+                sign::standard_webhooks(&self.whsec, id, now, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let answer: serde_json::Value = res.json().await.unwrap();
+        sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = $1")
+            .bind(answer["event_id"].as_str().unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    }
 }
 
 async fn one(pool: &sqlx::PgPool, sql: &str) -> String {
@@ -193,5 +227,7 @@ pub async fn furnish(app: &TestApp) -> Furnished {
         src,
         dst,
         evt,
+        whsec,
+        token,
     }
 }

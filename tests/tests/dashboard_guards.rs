@@ -17,6 +17,7 @@ async fn every_team_page_and_form_is_guarded() {
         src,
         dst,
         evt,
+        ..
     } = furnish(&app).await;
     for page in &pages {
         let path = format!("{team}{page}");

@@ -401,3 +401,39 @@ async fn an_event_re_runs_through_today_s_routes_as_new_deliveries() {
     assert_eq!(body["deliveries"].as_array().unwrap().len(), 2);
     receiver.wait_for(5, Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn a_held_delivery_says_why_and_offers_to_resume_its_destination() {
+    let app = TestApp::spawn().await;
+    let mut furnished = switchyard_tests::furnished::furnish(&app).await;
+    let team = furnished.team.clone();
+    let dst = furnished.dst.clone();
+    furnished
+        .ada
+        .post(
+            &format!("{team}/destinations/{dst}/state"),
+            &[("state", "paused")],
+        )
+        .await;
+    let delivery = furnished.send_event(&app, "whe_held").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
+            .bind(&delivery)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if status == "held" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = furnished
+        .ada
+        .get(&format!("{team}/deliveries/{delivery}"))
+        .await;
+    page.assert_contains("<strong>Held:</strong> inbox is paused.");
+    page.assert_contains(&format!("action=\"{team}/destinations/{dst}/state\""));
+    page.assert_contains("Resume inbox now");
+}

@@ -11,9 +11,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::StoreError;
 use switchyard_domain::accounts::Action;
-use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
+use switchyard_domain::delivery::{DeliveryStatus, DestinationKind, DestinationState};
 use switchyard_domain::ids::{DeliveryId, DestinationId, RouteId, SourceId};
-use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter, PageRequest};
+use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter, Destination, PageRequest};
 use switchyard_domain::store::{deliveries, destinations, routes, sources};
 
 use super::error::{PageError, TeamPath};
@@ -246,7 +246,8 @@ struct DeliveryPage {
     delivery: Delivery,
     attempts: Vec<Attempt>,
     names: Names,
-    kind: Option<DestinationKind>,
+    /// Its destination, unless deleted since.
+    destination: Option<Destination>,
     problem: Option<String>,
 }
 
@@ -256,7 +257,43 @@ impl DeliveryPage {
     }
 
     fn is_routine(&self) -> bool {
-        self.kind == Some(DestinationKind::Routine)
+        self.destination
+            .as_ref()
+            .is_some_and(|d| d.kind() == DestinationKind::Routine)
+    }
+
+    /// Why a held delivery waits, and what lets it go.
+    fn held_because(&self) -> String {
+        let Some(d) = &self.destination else {
+            return "its destination was deleted; it will not be sent.".to_owned();
+        };
+        let name = &d.name;
+        match d.state {
+            DestinationState::Paused => format!(
+                "{name} is paused. Held deliveries go, in the order they were made, when it is resumed."
+            ),
+            DestinationState::AutoDisabled => {
+                let why = d.state_reason.as_deref().unwrap_or("it kept failing");
+                let probe = d.probe_at.map_or(String::new(), |t| {
+                    format!(
+                        " Switchyard tries one delivery again at {}.",
+                        t.format("%H:%M:%S UTC")
+                    )
+                });
+                format!("{name} was disabled: {why}.{probe} If it works again, resume it now.")
+            }
+            _ => format!("{name} is sending again; this delivery goes in its turn."),
+        }
+    }
+
+    /// Whether the page offers to resume the destination.
+    fn resumable(&self) -> bool {
+        self.destination.as_ref().is_some_and(|d| {
+            matches!(
+                d.state,
+                DestinationState::Paused | DestinationState::AutoDisabled
+            )
+        })
     }
 
     fn settled(&self) -> bool {
@@ -278,16 +315,16 @@ async fn delivery_view(
 ) -> Result<DeliveryPage, PageError> {
     let delivery = deliveries::get(&state.pool, member.team_id(), id).await?;
     let names = Names::load(state, member).await?;
-    let kind =
+    let destination =
         match destinations::get(&state.pool, member.team_id(), &delivery.destination_id).await {
-            Ok(d) => Some(d.kind()),
+            Ok(d) => Some(d),
             Err(switchyard_domain::StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
     Ok(DeliveryPage {
         nav: Nav::new(member, "deliveries", state.smtp_configured),
         attempts: deliveries::attempts(&state.pool, member.team_id(), id).await?,
-        kind,
+        destination,
         names,
         delivery,
         problem,

@@ -375,3 +375,45 @@ async fn send_test_delivers_a_sample_and_shows_the_answer() {
         .await
         .assert_contains("A test email is queued for ops@example.com.");
 }
+
+#[tokio::test]
+async fn a_form_sent_back_with_errors_asks_for_the_typed_secret_again_and_never_shows_it() {
+    let app = TestApp::spawn().await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    v.get(&format!("{team}/destinations/new?kind=routine"))
+        .await;
+    let token = "sk-ant-oat01-typed-token-0123456789";
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "routine"),
+                ("name", "triage"),
+                ("fire_url", "https://example.com/not-a-fire-url"),
+                ("token", token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("Enter it again: a secret you typed is never sent back to the page.");
+    assert!(
+        !page.body.contains(token),
+        "the secret is not written into the page"
+    );
+
+    v.get(&format!("{team}/sources/new?provider=github")).await;
+    let page = v
+        .post(
+            &format!("{team}/sources"),
+            &[
+                ("provider", "github"),
+                ("name", " "),
+                ("secret", "gh-typed-secret"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("Enter it again");
+    assert!(!page.body.contains("gh-typed-secret"));
+}

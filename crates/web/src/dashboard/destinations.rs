@@ -243,12 +243,19 @@ struct FormPage {
 }
 
 impl FormPage {
-    fn secret_hint(&self, hint: &'static str) -> &'static str {
-        if self.editing.is_some() {
+    /// The hint under the secret field `typed` came from.
+    fn secret_hint(&self, typed: &str, hint: &'static str) -> &'static str {
+        let otherwise = if self.editing.is_some() {
             "Leave empty to keep the current one."
         } else {
             hint
-        }
+        };
+        super::forms::secret_hint(&self.errors, typed, otherwise)
+    }
+
+    /// The hint under a secret field that has none of its own.
+    fn retype(&self, typed: &str) -> &'static str {
+        super::forms::secret_hint(&self.errors, typed, "")
     }
 
     /// The names of the custom headers the destination being edited sends.

@@ -214,6 +214,16 @@ pub fn local_path(next: Option<&str>) -> Option<String> {
     (plain && next.starts_with('/') && !next.starts_with("//")).then(|| next.to_owned())
 }
 
+/// The hint under a secret's field. A form sent back with errors shows its secrets empty
+/// (a secret is never written into a page), so one that was typed says to type it again.
+pub fn secret_hint(errors: &Errors, typed: &str, otherwise: &'static str) -> &'static str {
+    if !errors.is_empty() && !typed.trim().is_empty() {
+        "Enter it again: a secret you typed is never sent back to the page."
+    } else {
+        otherwise
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,6 +224,13 @@ struct FormPage {
     errors: Errors,
 }
 
+impl FormPage {
+    /// The hint under the secret's field.
+    fn secret_hint(&self) -> &'static str {
+        super::forms::secret_hint(&self.errors, &self.form.secret, self.chosen.secret_hint)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct NewQuery {
     provider: Option<String>,

@@ -27,3 +27,16 @@ document.addEventListener("submit", (event) => {
     form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
   }
 });
+// Times read in the viewer's own time zone; the UTC time stays on hover.
+const localTime = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+});
+const showLocalTimes = (root) => {
+  root.querySelectorAll("time[datetime][data-local]").forEach((el) => {
+    const at = new Date(el.dateTime);
+    if (!Number.isNaN(at.getTime())) el.textContent = localTime.format(at);
+  });
+};
+document.addEventListener("DOMContentLoaded", () => showLocalTimes(document));
+document.addEventListener("htmx:afterSwap", (event) => showLocalTimes(event.target));

@@ -39,7 +39,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with these extra arguments (a window
     /// size, `--force-dark-mode`).
     pub async fn start_with(extra: &[&str]) -> Browser {
-        Self::launch(extra, None).await
+        Self::launch(extra, None, None).await
+    }
+
+    /// A desktop browser whose clock reads in time zone `zone` (`Asia/Tokyo`).
+    pub async fn in_zone(zone: &str) -> Browser {
+        Self::launch(&["--window-size=1280,900"], None, Some(zone)).await
     }
 
     /// A phone's screen, 390×844 CSS pixels (headless windows are never narrower than
@@ -49,15 +54,23 @@ impl Browser {
             "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": true},
         });
         let args: &[&str] = if dark { &["--force-dark-mode"] } else { &[] };
-        Self::launch(args, Some(metrics)).await
+        Self::launch(args, Some(metrics), None).await
     }
 
-    async fn launch(extra: &[&str], mobile: Option<serde_json::Value>) -> Browser {
+    async fn launch(
+        extra: &[&str],
+        mobile: Option<serde_json::Value>,
+        zone: Option<&str>,
+    ) -> Browser {
         // Two TLS backends are linked into the test binary; the WebDriver client (plain
         // HTTP on loopback) needs one chosen.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
-        let driver = Command::new(binary("CHROMEDRIVER", "/usr/bin/chromedriver"))
+        let mut driver = Command::new(binary("CHROMEDRIVER", "/usr/bin/chromedriver"));
+        if let Some(zone) = zone {
+            driver.env("TZ", zone);
+        }
+        let driver = driver
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -175,6 +188,24 @@ impl Browser {
     }
 
     /// The page's visible text; empty while a navigation replaces the page.
+    /// The first time on the page that reads in the viewer's zone: what it shows, and
+    /// its UTC title.
+    pub async fn first_time(&self) -> (String, String) {
+        let got = self
+            .client
+            .execute(
+                "const t = document.querySelector('time[data-local]'); \
+                 return [t.textContent, t.title];",
+                vec![],
+            )
+            .await
+            .expect("script");
+        (
+            got[0].as_str().unwrap().to_owned(),
+            got[1].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// How wide the page is laid out, and how wide the window shows it, in CSS pixels.
     pub async fn widths(&self) -> (u64, u64) {
         let got = self

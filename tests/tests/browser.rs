@@ -228,3 +228,22 @@ async fn every_dashboard_page_fits_a_phone_in_light_and_dark() {
         }
     }
 }
+
+#[tokio::test]
+async fn times_read_in_the_viewer_s_time_zone_with_utc_on_hover() {
+    let app = TestApp::spawn().await;
+    let furnished = switchyard_tests::furnished::furnish(&app).await;
+    let b = Browser::in_zone("Asia/Tokyo").await;
+    b.go(&app.url("/login")).await;
+    b.fill("email", "ada@example.com").await;
+    b.fill("password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path(&furnished.team).await;
+    b.go(&app.url(&format!("{}/events", furnished.team))).await;
+    let (shown, utc) = b.first_time().await;
+    assert!(utc.ends_with(" UTC"), "{utc}");
+    assert!(
+        shown.contains("GMT+9") || shown.contains("JST"),
+        "{shown} (UTC {utc})"
+    );
+}

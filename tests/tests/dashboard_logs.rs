@@ -47,10 +47,18 @@ async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back(
     let page = v.get(&format!("{team}/events?dedup_key=guid-push")).await;
     page.assert_contains("<code>push</code>");
     assert!(!page.body.contains("guid-issue"));
-    let page = v
-        .get(&format!("{team}/events?status=succeeded&event_type=push"))
-        .await;
-    page.assert_contains("guid-push");
+    // The receiver answered; the outcome is written just after.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = v
+            .get(&format!("{team}/events?status=succeeded&event_type=push"))
+            .await;
+        if page.body.contains("guid-push") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let page = v
         .get(&format!("{team}/events?payload=payload.issue.number+%3D+1"))
         .await;

@@ -54,6 +54,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// The name of the first field of a form or query string whose name or value holds a
+/// NUL character (the NUL itself left out of the name).
+pub(crate) fn field_holding_nul<K: AsRef<str>, V: AsRef<str>>(
+    fields: impl IntoIterator<Item = (K, V)>,
+) -> Option<String> {
+    fields
+        .into_iter()
+        .find(|(name, value)| name.as_ref().contains('\0') || value.as_ref().contains('\0'))
+        .map(|(name, _)| name.as_ref().replace('\0', ""))
+}
+
 /// Where in `value` a text (or a key) holds a NUL character, as `a.b[2]`.
 fn holding_nul(value: &Value, at: &str) -> Option<String> {
     let here = || if at.is_empty() { "body" } else { at }.to_owned();

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use switchyard_domain::app::FieldError;
 use switchyard_problem::Problem;
 
+use crate::body::field_holding_nul;
 use crate::dashboard::PageError;
 use crate::error::ApiError;
 
@@ -36,9 +37,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let holding_nul = url::form_urlencoded::parse(req.query_string().as_bytes())
-            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
-            .map(|(name, _)| name.replace('\0', ""));
+        let holding_nul =
+            field_holding_nul(url::form_urlencoded::parse(req.query_string().as_bytes()));
         let refusal = holding_nul.map(|name| -> actix_web::Error {
             if req.path().starts_with("/api/") {
                 let field =

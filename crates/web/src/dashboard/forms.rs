@@ -16,6 +16,7 @@ use switchyard_domain::secrets::random_token;
 
 use super::error::PageError;
 use super::session::{MaybeViewer, state};
+use crate::body::field_holding_nul;
 
 /// The largest form the dashboard reads (a route's template is the largest field).
 pub const FORM_LIMIT: usize = 256 * 1024;
@@ -36,17 +37,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
             let body = body.await.map_err(|_| PageError::TooLarge)?;
+            let unreadable = |e: serde_html_form::de::Error| {
+                PageError::BadRequest(format!("this form could not be read: {e}"))
+            };
+            let fields = serde_html_form::from_bytes::<Vec<(String, String)>>(&body);
             let presented = req
                 .headers()
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
                 .or_else(|| {
-                    serde_html_form::from_bytes::<Vec<(String, String)>>(&body)
-                        .ok()?
-                        .into_iter()
+                    let fields = fields.as_ref().ok()?;
+                    fields
+                        .iter()
                         .find(|(k, _)| k == CSRF_FIELD)
-                        .map(|(_, v)| v)
+                        .map(|(_, v)| v.clone())
                 })
                 .ok_or(PageError::Csrf)?;
             // Signed in, only the session's token counts: a cookie a sibling site could
@@ -60,20 +65,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
                 return Err(PageError::Csrf);
             }
             // PostgreSQL stores no NUL character: refuse one before it reaches a query.
-            let fields = serde_html_form::from_bytes::<Vec<(String, String)>>(&body)
-                .map_err(|e| PageError::BadRequest(format!("this form could not be read: {e}")))?;
-            if let Some((name, _)) = fields
-                .iter()
-                .find(|(name, value)| name.contains('\0') || value.contains('\0'))
-            {
-                let name = name.replace('\0', "");
+            if let Some(name) = field_holding_nul(fields.map_err(unreadable)?) {
                 return Err(PageError::BadRequest(format!(
                     "the {name} field holds a NUL character, which Switchyard cannot store"
                 )));
             }
             serde_html_form::from_bytes::<T>(&body)
                 .map(Posted)
-                .map_err(|e| PageError::BadRequest(format!("this form could not be read: {e}")))
+                .map_err(unreadable)
         })
     }
 }

@@ -355,11 +355,10 @@ async fn create(
         Ok(created) => {
             // An http destination's signing secret is shown this once, on the page the
             // redirect leads to.
-            let flash = ShowFlash {
-                notice: Some("Destination created.".to_owned()),
-                secret: (created.destination.kind() == DestinationKind::Http)
-                    .then_some(created.signing_secret),
-                test: None,
+            let flash = if created.destination.kind() == DestinationKind::Http {
+                Flash::secret("Destination created.", created.signing_secret)
+            } else {
+                Flash::notice("Destination created.")
             };
             let page = member.path(&format!("destinations/{}", created.destination.id));
             Ok(see_other(
@@ -380,12 +379,12 @@ async fn create(
     }
 }
 
-/// What the destination's page shows once after a form: that it was created and its
-/// signing secret, or what a test send came to.
+/// What the destination's page shows once after a form: a [`Flash`] (that it was created,
+/// and an http destination's signing secret), or what a test send came to.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct ShowFlash {
-    pub(super) notice: Option<String>,
-    pub(super) secret: Option<String>,
+    #[serde(flatten)]
+    pub(super) flash: Flash,
     pub(super) test: Option<TestResult>,
 }
 
@@ -450,8 +449,8 @@ async fn show(
     member.require(Action::Read)?;
     let mut page = show_page(&state, &member, &path.id).await?;
     if let Some(flash) = flash::take::<ShowFlash>(&state, &member.viewer, &q).await? {
-        page.nav.flash = flash.notice;
-        page.signing_secret = flash.secret;
+        page.nav.flash = flash.flash.notice;
+        page.signing_secret = flash.flash.secret;
         page.test = flash.test;
     }
     Ok(page)

@@ -71,6 +71,17 @@ pub async fn put(
     Ok(format!("{path}{joiner}flash={id}{anchor}"))
 }
 
+/// The notice of the flash the query names, for a page that shows nothing else once.
+pub async fn notice(
+    state: &WebState,
+    viewer: &Viewer,
+    query: &FlashQuery,
+) -> Result<Option<String>, PageError> {
+    Ok(take::<Flash>(state, viewer, query)
+        .await?
+        .and_then(|f| f.notice))
+}
+
 /// The flash the query names, if it is the viewer's and still there; taking it removes
 /// it.
 pub async fn take<T: DeserializeOwned>(

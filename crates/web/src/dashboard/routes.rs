@@ -380,9 +380,7 @@ async fn show(
     let form = RouteForm::of(&route);
     let preview = panel(&state, &member, &form).await;
     let mut nav = Nav::new(&member, "routes", state.smtp_configured);
-    nav.flash = flash::take::<Flash>(&state, &member.viewer, &q)
-        .await?
-        .and_then(|f| f.notice);
+    nav.flash = flash::notice(&state, &member.viewer, &q).await?;
     Ok(FormPage {
         nav,
         route: Some(route),

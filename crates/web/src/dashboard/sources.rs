@@ -381,9 +381,7 @@ async fn show(
 ) -> Result<ShowPage, PageError> {
     member.require(Action::Read)?;
     let mut page = show_page(&state, &member, &path.id, Errors::default()).await?;
-    page.nav.flash = flash::take::<Flash>(&state, &member.viewer, &q)
-        .await?
-        .and_then(|f| f.notice);
+    page.nav.flash = flash::notice(&state, &member.viewer, &q).await?;
     Ok(page)
 }
 

@@ -108,7 +108,7 @@ pub async fn reconfigure(
     limits: LimitsInput,
 ) -> Result<Destination, AppError> {
     let mut tx = scope.pool.begin().await?;
-    let updated = update_target(&mut tx, scope, id, name, config, limits).await?;
+    let updated = update_target(&mut tx, scope, id, name, |_| Ok(config), limits).await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -190,14 +190,15 @@ pub async fn update(
     };
     let changes_target = cmd.name.is_some() || !cmd.fields.is_empty() || !cmd.limits.is_empty();
     let mut tx = scope.pool.begin().await?;
-    let current = destinations::get(&mut *tx, scope.team, id)
-        .await
-        .map_err(missing("destination"))?;
     let mut updated = if changes_target || new_state.is_none() {
-        let config = cmd.fields.read(current.kind())?;
+        // The fields are read as the kind of the destination the update locks.
+        let fields = cmd.fields;
+        let config = |kind| fields.read(kind);
         update_target(&mut tx, scope, id, cmd.name.as_deref(), config, cmd.limits).await?
     } else {
-        current
+        destinations::get(&mut *tx, scope.team, id)
+            .await
+            .map_err(missing("destination"))?
     };
     if let Some(new_state) = new_state {
         updated = change_state(&mut tx, scope, id, new_state).await?;
@@ -207,19 +208,20 @@ pub async fn update(
 }
 
 /// Applies a new name, the kind's fields and the limits that were sent (absent ones
-/// keep their value) on `tx`.
+/// keep their value) on `tx`. `config` gives the fields for the destination's kind.
 async fn update_target(
     tx: &mut PgConnection,
     scope: Scope<'_>,
     id: &DestinationId,
     name: Option<&str>,
-    config: ConfigInput,
+    config: impl FnOnce(DestinationKind) -> Result<ConfigInput, AppError>,
     limits: LimitsInput,
 ) -> Result<Destination, AppError> {
     let (current, sealed) = destinations::lock_with_credentials(&mut *tx, scope.team, id)
         .await
         .map_err(missing("destination"))?;
     let kind = current.kind();
+    let config = config(kind)?;
     if config.kind() != kind {
         return Err(AppError::field(
             "kind",

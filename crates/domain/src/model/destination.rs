@@ -87,15 +87,6 @@ impl DestinationConfig {
             DestinationConfig::Http { .. } => DestinationKind::Http,
         }
     }
-
-    /// The hint of the credential it keeps sealed, if its kind has one.
-    pub fn credential_hint(&self) -> Option<&str> {
-        match self {
-            DestinationConfig::Routine { token_hint, .. } => Some(token_hint),
-            DestinationConfig::Slack { url_hint } => Some(url_hint),
-            DestinationConfig::Email { .. } | DestinationConfig::Http { .. } => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

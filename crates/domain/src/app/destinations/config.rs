@@ -55,16 +55,6 @@ pub struct EmailInput {
 }
 
 impl ConfigInput {
-    /// A kind's fields, none given.
-    pub fn empty(kind: DestinationKind) -> ConfigInput {
-        match kind {
-            DestinationKind::Routine => ConfigInput::Routine(RoutineInput::default()),
-            DestinationKind::Slack => ConfigInput::Slack(SlackInput::default()),
-            DestinationKind::Email => ConfigInput::Email(EmailInput::default()),
-            DestinationKind::Http => ConfigInput::Http(HttpInput::default()),
-        }
-    }
-
     pub fn kind(&self) -> DestinationKind {
         match self {
             ConfigInput::Routine(_) => DestinationKind::Routine,

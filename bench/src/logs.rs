@@ -189,8 +189,11 @@ pub async fn run(admin_url: &str, events: i64, requests: usize) -> anyhow::Resul
             requests,
         ),
         (
-            "dashboard: payload issue.number = n (the last day's bodies)".into(),
-            page(&format!("?payload=issue.number+%3D+{}", events - 100)),
+            "dashboard: filter payload.issue.number == n (reads 5,000 bodies)".into(),
+            page(&format!(
+                "?filter=payload.issue.number+%3D%3D+{}",
+                events - 100
+            )),
             true,
             requests.min(10),
         ),

@@ -59,18 +59,42 @@ async fn events_filter_by_type_glob_dedup_key_and_delivery_status_and_page_back(
         assert!(tokio::time::Instant::now() < deadline, "{}", page.body);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The route filter language, run on each event as its routes see it.
     let page = v
-        .get(&format!("{team}/events?payload=payload.issue.number+%3D+1"))
+        .get(&format!(
+            "{team}/events?filter=payload.issue.number+%3D%3D+1"
+        ))
         .await;
     page.assert_contains("guid-issue");
     assert!(!page.body.contains("guid-push"));
     let page = v
-        .get(&format!("{team}/events?payload=ref+%3D+refs/heads/main"))
+        .get(&format!(
+            "{team}/events?filter=payload.ref+is+startingwith(%22refs/heads/%22)+and+headers%5B%22x-github-event%22%5D+%3D%3D+%22push%22"
+        ))
         .await;
     page.assert_contains("guid-push");
     assert!(!page.body.contains("guid-issue"));
-    let page = v.get(&format!("{team}/events?payload=issue.number")).await;
-    page.assert_contains("is not path = value");
+    let page = v
+        .get(&format!(
+            "{team}/events?filter=event_type+in+%5B%22push%22%5D"
+        ))
+        .await;
+    page.assert_contains("guid-push");
+    assert!(!page.body.contains("guid-issue"));
+    // A mistake is shown with where it is, not answered "no events match".
+    let page = v
+        .get(&format!("{team}/events?filter=payload.issue.number+%3D+1"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.assert_contains("The filter has a mistake");
+    page.assert_contains("(line 1, column");
+    page.assert_contains("Compare with ==");
+    assert!(!page.body.contains("No events match"), "{}", page.body);
+    let page = v
+        .get(&format!("{team}/events?filter=payload.issue.number+%3D%3D"))
+        .await;
+    page.assert_contains("The filter has a mistake");
+    assert!(!page.body.contains("Compare with =="), "{}", page.body);
     let page = v.get(&format!("{team}/events?status=failed")).await;
     page.assert_contains("No events match these filters");
     let page = v.get(&format!("{team}/events?since=yesterday")).await;
@@ -444,4 +468,55 @@ async fn a_held_delivery_says_why_and_offers_to_resume_its_destination() {
     page.assert_contains("<strong>Held:</strong> inbox is paused.");
     page.assert_contains(&format!("action=\"{team}/destinations/{dst}/state\""));
     page.assert_contains("Resume inbox now");
+}
+
+#[tokio::test]
+async fn a_filter_search_reads_a_bounded_number_of_events_per_page_and_reads_on() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
+    post(
+        &app,
+        &source,
+        "issues",
+        "guid-needle",
+        br#"{"action":"opened","issue":{"number":7}}"#,
+    )
+    .await;
+    // 5,000 newer events that do not match: more than one page reads.
+    let source_id = source["id"].as_str().unwrap();
+    let ids: Vec<String> = (0..5000)
+        .map(|_| switchyard_domain::ids::EventId::generate().to_string())
+        .collect();
+    sqlx::query(
+        "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at)
+         SELECT f.id, s.team_id, s.id, 'push', f.id, '{\"content-type\": \"application/json\"}',
+                '{\"ref\": \"refs/heads/main\"}'::bytea, now()
+         FROM unnest($1::text[]) AS f(id), sources s WHERE s.id = $2",
+    )
+    .bind(&ids)
+    .bind(source_id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let page = v
+        .get(&format!(
+            "{team}/events?filter=payload.issue.number+%3D%3D+7"
+        ))
+        .await;
+    page.assert_contains("Read 5000 events and none matched");
+    assert!(!page.body.contains("guid-needle"), "{}", page.body);
+    let next = page
+        .body
+        .split("href=\"?")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to older events")
+        .replace("&#38;", "&");
+    let oldest = ids.iter().min().unwrap();
+    assert!(next.contains(&format!("cursor={oldest}")), "{next}");
+    let page = v.get(&format!("{team}/events?{next}")).await;
+    page.assert_contains("guid-needle");
+    assert!(!page.body.contains("Older events"), "{}", page.body);
 }

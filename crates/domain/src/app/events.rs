@@ -1,4 +1,5 @@
-//! Stored events: sending one through today's routes again.
+//! Stored events: searching them with a filter expression, and sending one through
+//! today's routes again.
 
 use std::collections::HashMap;
 
@@ -8,9 +9,9 @@ use super::error::missing;
 use super::{AppError, Scope};
 use crate::StoreError;
 use crate::delivery::DestinationKind;
-use crate::ids::EventId;
-use crate::model::DeliveryPlan;
-use crate::routing::{CompiledRoute, EventFacts, RoutedEvent, pipeline};
+use crate::ids::{EventId, SourceId};
+use crate::model::{DeliveryPlan, Event, EventFilter};
+use crate::routing::{CompiledRoute, EventFacts, Filter, RoutedEvent, pipeline};
 use crate::store::{destinations, events, routes, sources, teams};
 
 /// What today's routes of an event's source make of it, as ingest would: one plan per
@@ -40,17 +41,13 @@ pub async fn plan_today(
             rule: route.rule,
         });
     }
-    let facts = EventFacts {
-        id: event.id.as_str(),
-        event_type: event.event_type.as_deref(),
-        headers: &headers,
-        body: &body,
-        received_at: event.received_at,
-        dedup_key: &event.dedup_key,
-        source_name: &source.name,
-        source_provider: source.provider.as_str(),
-        team_slug: &team_slug,
-    };
+    let facts = stored_facts(
+        &event,
+        &headers,
+        &body,
+        (&source.name, source.provider.as_str()),
+        &team_slug,
+    );
     let routed = RoutedEvent::new(facts, scope.public_url);
     pipeline::plan(&today, &routed)
         .into_iter()
@@ -77,4 +74,108 @@ pub async fn rerun(scope: Scope<'_>, id: &EventId) -> Result<usize, AppError> {
     scope.audit(&mut *tx, "event.rerun", id.as_str()).await?;
     tx.commit().await?;
     Ok(made)
+}
+
+/// Events a search reads per query.
+const SEARCH_BATCH: i64 = 200;
+
+/// What one page of a search found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub items: Vec<Event>,
+    /// Where the next page starts: after the last match when the page filled, or after
+    /// the last event read when the search stopped at its budget.
+    pub next_cursor: Option<String>,
+    /// How many events were read.
+    pub read: usize,
+    /// Whether the search stopped at its budget with older events still unread.
+    pub stopped_early: bool,
+    /// Why the filter could not judge some of the events it read (the first reason),
+    /// and how many.
+    pub failed: Option<(String, usize)>,
+}
+
+/// The team's events matching `filter` that `expression` is true for, newest first,
+/// older than `cursor`: the route filter language, run on each event as its routes see
+/// it. Reads at most `budget` events, so a rare match costs a bounded amount per page;
+/// the page then says where to go on.
+pub async fn search(
+    scope: Scope<'_>,
+    filter: &EventFilter,
+    expression: &Filter,
+    cursor: Option<&str>,
+    page: usize,
+    budget: usize,
+) -> Result<Found, AppError> {
+    let team_slug = teams::get(scope.pool, scope.team).await?.slug;
+    let mut sources_read = HashMap::new();
+    let mut found = Found::default();
+    let mut before = cursor.map(str::to_owned);
+    while found.read < budget {
+        let want = SEARCH_BATCH.min((budget - found.read) as i64);
+        let batch =
+            events::list_with_bodies(scope.pool, scope.team, filter, before.as_deref(), want)
+                .await?;
+        let exhausted = (batch.len() as i64) < want;
+        for (event, headers, body) in batch {
+            found.read += 1;
+            before = Some(event.id.to_string());
+            let source = source_named(scope, &mut sources_read, &event.source_id).await?;
+            let facts = stored_facts(&event, &headers, &body, (&source.0, &source.1), &team_slug);
+            match RoutedEvent::new(facts, scope.public_url).passes(expression) {
+                Ok(true) => found.items.push(event),
+                Ok(false) => {}
+                Err(e) => match &mut found.failed {
+                    Some((_, count)) => *count += 1,
+                    None => found.failed = Some((e, 1)),
+                },
+            }
+            if found.items.len() == page {
+                found.next_cursor = found.items.last().map(|e| e.id.to_string());
+                return Ok(found);
+            }
+        }
+        if exhausted {
+            return Ok(found);
+        }
+    }
+    found.stopped_early = true;
+    found.next_cursor = before;
+    Ok(found)
+}
+
+/// A source's name and provider, read once per search.
+async fn source_named(
+    scope: Scope<'_>,
+    read: &mut HashMap<SourceId, (String, String)>,
+    id: &SourceId,
+) -> Result<(String, String), AppError> {
+    if let Some(known) = read.get(id) {
+        return Ok(known.clone());
+    }
+    let source = sources::get(scope.pool, scope.team, id).await?;
+    let named = (source.name, source.provider.as_str().to_owned());
+    read.insert(id.clone(), named.clone());
+    Ok(named)
+}
+
+/// What routes see of a stored event from `source` (its name and provider).
+fn stored_facts<'a>(
+    event: &'a Event,
+    headers: &'a serde_json::Value,
+    body: &'a [u8],
+    source: (&'a str, &'a str),
+    team_slug: &'a str,
+) -> EventFacts<'a> {
+    EventFacts {
+        id: event.id.as_str(),
+        event_type: event.event_type.as_deref(),
+        headers,
+        body,
+        received_at: event.received_at,
+        dedup_key: &event.dedup_key,
+        source_name: source.0,
+        source_provider: source.1,
+        team_slug,
+    }
 }

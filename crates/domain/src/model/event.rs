@@ -48,57 +48,6 @@ pub struct EventFilter {
     pub until: Option<DateTime<Utc>>,
     /// Events with at least one delivery in this status.
     pub delivery_status: Option<crate::delivery::DeliveryStatus>,
-    /// Events whose JSON body holds this value at this path.
-    pub payload: Option<PayloadMatch>,
-}
-
-/// `payload.issue.number = 42`: a path into a JSON body and the value it must hold.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PayloadMatch {
-    pub path: Vec<String>,
-    pub value: serde_json::Value,
-}
-
-impl PayloadMatch {
-    /// Reads `issue.number = 42` (a leading `payload.` is optional). The value is JSON
-    /// when it parses as JSON (`42`, `true`, `"42"`), else the text as a string.
-    pub fn parse(raw: &str) -> Result<PayloadMatch, String> {
-        let (path, value) = raw
-            .split_once('=')
-            .ok_or_else(|| format!("{raw:?} is not path = value, such as issue.number = 42"))?;
-        let path = path.trim();
-        let path = path.strip_prefix("payload.").unwrap_or(path);
-        let segments: Vec<String> = path.split('.').map(|s| s.trim().to_owned()).collect();
-        if path.is_empty() || segments.iter().any(String::is_empty) {
-            return Err(format!("{path:?} is not a path such as issue.number"));
-        }
-        let value = value.trim();
-        let value = serde_json::from_str(value)
-            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-        Ok(PayloadMatch {
-            path: segments,
-            value,
-        })
-    }
-
-    /// Bytes every matching body contains, checked before the body is parsed: the text
-    /// of a plain string or integer value. `None` when the value could be written more
-    /// than one way in JSON (escapes, decimals, objects).
-    pub fn needle(&self) -> Option<Vec<u8>> {
-        match &self.value {
-            serde_json::Value::String(s)
-                if !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' && c != '/') =>
-            {
-                Some(s.as_bytes().to_vec())
-            }
-            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
-                Some(n.to_string().into_bytes())
-            }
-            _ => None,
-        }
-    }
 }
 
 /// A glob (`*` for any characters) as a SQL `LIKE` pattern, with `%`, `_` and `\`
@@ -131,34 +80,6 @@ pub struct DeliveryPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_searches_read_a_path_and_a_json_value() {
-        let m = PayloadMatch::parse("payload.issue.number = 42").unwrap();
-        assert_eq!(m.path, ["issue", "number"]);
-        assert_eq!(m.value, serde_json::json!(42));
-        let m = PayloadMatch::parse("action=opened").unwrap();
-        assert_eq!(m.path, ["action"]);
-        assert_eq!(m.value, serde_json::json!("opened"));
-        assert_eq!(
-            PayloadMatch::parse("data.id = \"42\"").unwrap().value,
-            serde_json::json!("42")
-        );
-        for bad in ["issue.number", "= 3", "a..b = 1"] {
-            assert!(PayloadMatch::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn only_values_written_one_way_narrow_the_scan() {
-        let needle = |raw: &str| PayloadMatch::parse(raw).unwrap().needle();
-        assert_eq!(needle("issue.number = 42"), Some(b"42".to_vec()));
-        assert_eq!(needle("action = opened"), Some(b"opened".to_vec()));
-        assert_eq!(needle("a = 4.5"), None);
-        assert_eq!(needle("a = \"two words\""), None);
-        assert_eq!(needle("a = \"a/b\""), None, "JSON may escape the slash");
-        assert_eq!(needle("a = true"), None);
-    }
 
     #[test]
     fn globs_become_like_patterns_with_the_rest_literal() {

@@ -14,7 +14,7 @@ pub use delivery::{Attempt, Delivery, DeliveryFilter};
 pub use destination::{
     AuthScheme, Credentials, Destination, DestinationConfig, DestinationUrl, HttpMethod, hint,
 };
-pub use event::{DeliveryPlan, Event, EventFilter, NewEvent, PayloadMatch, like_pattern};
+pub use event::{DeliveryPlan, Event, EventFilter, NewEvent, like_pattern};
 pub use names::{Name, NameError};
 pub use route::Route;
 pub use source::Source;

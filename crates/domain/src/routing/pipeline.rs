@@ -110,6 +110,12 @@ impl<'a> RoutedEvent<'a> {
         }
     }
 
+    /// Whether `filter` is true for the event; an error (running out of fuel included)
+    /// says why it could not tell.
+    pub fn passes(&self, filter: &Filter) -> Result<bool, String> {
+        filter.matches(self.context())
+    }
+
     /// Renders one of the route's templates, if it has it.
     pub(crate) fn render(&self, source: Option<&str>) -> Result<Option<String>, String> {
         source
@@ -207,10 +213,10 @@ impl RouteRule {
         match &self.filter {
             None => Verdict::Takes,
             Some(Err(_)) => Verdict::Fails(self.broken().unwrap_or_default()),
-            Some(Ok(filter)) => match filter.matches(event.context()) {
+            Some(Ok(filter)) => match event.passes(filter) {
                 Ok(true) => Verdict::Takes,
                 Ok(false) => Verdict::Skips(Skip::Filter),
-                Err(e) => Verdict::Fails(e),
+                Err(e) => Verdict::Fails(format!("the route's filter failed: {e}")),
             },
         }
     }

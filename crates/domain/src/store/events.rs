@@ -10,9 +10,7 @@ use super::queue::notify_deliveries;
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
-use crate::model::{
-    DeliveryPlan, Event, EventFilter, NewEvent, Page, PageRequest, PayloadMatch, like_pattern,
-};
+use crate::model::{DeliveryPlan, Event, EventFilter, NewEvent, Page, PageRequest, like_pattern};
 
 macro_rules! columns {
     () => {
@@ -319,10 +317,62 @@ pub async fn list(
     filter: &EventFilter,
     req: &PageRequest,
 ) -> Result<Page<Event>, StoreError> {
-    let rows = sqlx::query_as::<_, Event>(concat!(
+    let rows = select(
+        db,
+        team,
+        filter,
+        req.cursor.as_deref(),
+        fetch_limit(req),
+        false,
+    )
+    .await?;
+    let events = rows.into_iter().map(|row| row.event).collect();
+    Ok(page(events, req, |e| e.id.to_string()))
+}
+
+/// Up to `limit` events older than `before`, newest first, with what they carried:
+/// their stored headers and raw bodies, for a search that reads them.
+#[tracing::instrument(skip_all)]
+pub async fn list_with_bodies(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    filter: &EventFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Event, serde_json::Value, Vec<u8>)>, StoreError> {
+    let rows = select(db, team, filter, before, limit, true).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let headers = row.headers.unwrap_or_default();
+            (row.event, headers, row.body.unwrap_or_default())
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct Listed {
+    #[sqlx(flatten)]
+    event: Event,
+    headers: Option<serde_json::Value>,
+    body: Option<Vec<u8>>,
+}
+
+/// The team's events matching `filter`, older than `before`, newest first; headers and
+/// bodies only when `carrying`.
+async fn select(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    filter: &EventFilter,
+    before: Option<&str>,
+    limit: i64,
+    carrying: bool,
+) -> Result<Vec<Listed>, StoreError> {
+    Ok(sqlx::query_as::<_, Listed>(concat!(
         "SELECT ",
         columns!(),
-        " FROM events
+        ", CASE WHEN $11 THEN headers END AS headers, CASE WHEN $11 THEN body END AS body
+         FROM events
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
            AND ($3::text IS NULL OR source_id = $3)
            AND ($4::text IS NULL OR event_type = $4)
@@ -332,31 +382,26 @@ pub async fn list(
            AND ($9::text IS NULL OR event_type LIKE $9)
            AND ($10::text IS NULL OR EXISTS (
                  SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status = $10))
-           AND ($15::bytea IS NULL OR position($15 in body) > 0)
-           AND ($11::text[] IS NULL OR switchyard_body_json(body) #> $11 = $12::jsonb)
-           AND ($13::text IS NULL OR id >= $13) AND ($14::text IS NULL OR id < $14)
+           AND ($12::text IS NULL OR id >= $12) AND ($13::text IS NULL OR id < $13)
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(team)
-    .bind(&req.cursor)
+    .bind(before)
     .bind(&filter.source_id)
     .bind(&filter.event_type)
     .bind(&filter.dedup_key)
     .bind(filter.since)
     .bind(filter.until)
-    .bind(fetch_limit(req))
+    .bind(limit)
     .bind(filter.event_type_glob.as_deref().map(like_pattern))
     .bind(filter.delivery_status.map(|s| s.as_str()))
-    .bind(filter.payload.as_ref().map(|p| p.path.clone()))
-    .bind(filter.payload.as_ref().map(|p| p.value.clone()))
+    .bind(carrying)
     // Ids are made as events arrive, so the time range also bounds them (with a minute's
     // slack): the team's id index then serves a range anywhere in its history.
     .bind(filter.since.map(|t| EventId::first_at(t - ID_SLACK)))
     .bind(filter.until.map(|t| EventId::first_at(t + ID_SLACK)))
-    .bind(filter.payload.as_ref().and_then(PayloadMatch::needle))
     .fetch_all(db)
-    .await?;
-    Ok(page(rows, req, |e| e.id.to_string()))
+    .await?)
 }
 
 #[tracing::instrument(skip_all)]

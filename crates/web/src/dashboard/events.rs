@@ -11,8 +11,8 @@ use switchyard_domain::accounts::Action;
 use switchyard_domain::app::events as events_app;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
 use switchyard_domain::ids::{EventId, SourceId};
-use switchyard_domain::model::{Delivery, Event, EventFilter, PageRequest, PayloadMatch};
-use switchyard_domain::routing::timeline;
+use switchyard_domain::model::{Delivery, Event, EventFilter, Page, PageRequest};
+use switchyard_domain::routing::{Filter, timeline};
 use switchyard_domain::store::{deliveries, events};
 
 use super::error::{PageError, TeamPath};
@@ -71,7 +71,8 @@ struct EventQuery {
     source: String,
     event_type: String,
     dedup_key: String,
-    payload: String,
+    /// An expression in the route filter language.
+    filter: String,
     status: String,
     since: String,
     until: String,
@@ -85,7 +86,7 @@ impl EventQuery {
             ("source", &self.source),
             ("event_type", &self.event_type),
             ("dedup_key", &self.dedup_key),
-            ("payload", &self.payload),
+            ("filter", &self.filter),
             ("status", &self.status),
             ("since", &self.since),
             ("until", &self.until),
@@ -109,7 +110,7 @@ struct EventsPage {
     statuses: &'static [DeliveryStatus],
     /// A filter value that could not be read, or a search that could not finish.
     problem: Option<String>,
-    notice: Option<&'static str>,
+    notice: Option<String>,
 }
 
 impl EventsPage {
@@ -122,7 +123,7 @@ impl EventsPage {
     /// delivery-status search is not repeated every few seconds).
     fn live(&self) -> bool {
         self.q.cursor.is_empty()
-            && self.q.payload.is_empty()
+            && self.q.filter.is_empty()
             && self.q.status.is_empty()
             && self.problem.is_none()
     }
@@ -163,12 +164,14 @@ async fn event_list(
             Err(_) => problem = Some("That source does not exist.".to_owned()),
         }
     }
-    if let Some(raw) = filled(&q.payload) {
-        match PayloadMatch::parse(&raw) {
-            Ok(m) => filter.payload = Some(m),
-            Err(e) => problem = Some(super::forms::sentence(&e)),
+    let expression = match filled(&q.filter).map(|raw| Filter::compile(&raw)) {
+        Some(Ok(expression)) => Some(expression),
+        Some(Err(e)) => {
+            problem = Some(filter_mistake(&q.filter, &e));
+            None
         }
-    }
+        None => None,
+    };
     if let Some(raw) = filled(&q.status) {
         match raw.parse() {
             Ok(status) => filter.delivery_status = Some(status),
@@ -183,30 +186,43 @@ async fn event_list(
             }
         }
     }
-    // A search inside bodies reads every body in range: it looks at the last day unless
-    // the person says otherwise.
+    let cursor = filled(&q.cursor);
     let mut notice = None;
-    if filter.payload.is_some() && filter.since.is_none() {
-        filter.since = Some(Utc::now() - chrono::Duration::hours(24));
-        notice = Some("Searching bodies of the last 24 hours; set From to look further back.");
-    }
-    let page = PageRequest {
-        cursor: filled(&q.cursor),
-        limit: PAGE,
-    };
-    let found = match problem {
-        Some(_) => Default::default(),
-        None => match events::list(&state.pool, member.team_id(), &filter, &page).await {
-            Ok(found) => found,
-            Err(e) if e.is_timeout() => {
-                problem = Some(
-                    "This search took too long. Narrow it: a shorter time range, a source or an event type."
-                        .to_owned(),
-                );
-                Default::default()
+    let found = match (&problem, &expression) {
+        (Some(_), _) => Default::default(),
+        (None, Some(expression)) => {
+            let found = events_app::search(
+                member.scope(&state),
+                &filter,
+                expression,
+                cursor.as_deref(),
+                PAGE as usize,
+                SEARCH_BUDGET,
+            )
+            .await?;
+            notice = searched(&found);
+            Page {
+                items: found.items,
+                next_cursor: found.next_cursor,
             }
-            Err(e) => return Err(e.into()),
-        },
+        }
+        (None, None) => {
+            let page = PageRequest {
+                cursor,
+                limit: PAGE,
+            };
+            match events::list(&state.pool, member.team_id(), &filter, &page).await {
+                Ok(found) => found,
+                Err(e) if e.is_timeout() => {
+                    problem = Some(
+                        "This search took too long. Narrow it: a shorter time range, a source or an event type."
+                            .to_owned(),
+                    );
+                    Default::default()
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
     Ok(EventsPage {
         notice,
@@ -218,6 +234,45 @@ async fn event_list(
         statuses: DeliveryStatus::ALL,
         problem,
     })
+}
+
+/// Events a filter expression reads per page: a rare match costs a bounded wait, and
+/// the page says how far back it looked.
+const SEARCH_BUDGET: usize = 5000;
+
+/// A filter expression's mistake, where it is, and the usual slip: `=` for `==`.
+fn filter_mistake(raw: &str, e: &switchyard_domain::routing::TemplateError) -> String {
+    let mut text = format!("The filter has a mistake: {e}.");
+    let single_equals = raw.char_indices().any(|(i, c)| {
+        c == '=' && !raw[..i].ends_with(['=', '!', '<', '>']) && !raw[i + 1..].starts_with('=')
+    });
+    if single_equals {
+        text.push_str(" Compare with ==, as in payload.issue.number == 42.");
+    }
+    text
+}
+
+/// What a filter search says about the events it read.
+fn searched(found: &events_app::Found) -> Option<String> {
+    let mut said = Vec::new();
+    if found.stopped_early {
+        let matched = match found.items.len() {
+            0 => "none matched".to_owned(),
+            1 => "1 matched".to_owned(),
+            n => format!("{n} matched"),
+        };
+        said.push(format!(
+            "Read {} events and {matched}; “Older events” reads on.",
+            found.read
+        ));
+    }
+    if let Some((reason, count)) = &found.failed {
+        said.push(format!(
+            "The filter could not judge {count} of the {} events it read ({reason}); they are left out.",
+            found.read
+        ));
+    }
+    (!said.is_empty()).then(|| said.join(" "))
 }
 
 #[derive(Template, WebTemplate)]

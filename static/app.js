@@ -40,3 +40,18 @@ const showLocalTimes = (root) => {
 };
 document.addEventListener("DOMContentLoaded", () => showLocalTimes(document));
 document.addEventListener("htmx:afterSwap", (event) => showLocalTimes(event.target));
+// A list with ticked rows stays as it is: its refresh would drop the ticks.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const list = event.detail.elt;
+  if (list.matches("[data-hold-while-ticked]") && list.querySelector("input[type=checkbox]:checked")) {
+    event.preventDefault();
+  }
+});
+// A header box ticks every row of its selection.
+document.addEventListener("change", (event) => {
+  const all = event.target.closest("[data-tick-all]");
+  if (!all) return;
+  document.querySelectorAll(`input[name=id][form="${all.dataset.tickAll}"]`).forEach((box) => {
+    box.checked = all.checked;
+  });
+});

@@ -35,6 +35,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/deliveries"),
     ("get", "/api/v1/deliveries/{id}"),
     ("post", "/api/v1/deliveries/{id}/replay"),
+    ("post", "/api/v1/deliveries/{id}/retry"),
+    ("post", "/api/v1/deliveries/{id}/cancel"),
     ("post", "/api/v1/deliveries/replay"),
     ("get", "/api/v1/replays/{id}"),
     ("post", "/api/v1/replays/{id}/cancel"),
@@ -219,11 +221,13 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
     let ids = one_of_each(&app).await;
     let writes: Vec<(Method, String)> = ROUTES
         .iter()
-        // Replaying or cancelling one thing takes no body.
+        // Replaying, retrying or cancelling one thing takes no body.
         .filter(|(m, p)| {
             matches!(*m, "post" | "patch")
                 && !(p.contains("{id}")
-                    && (p.ends_with("/replay") || p.ends_with("/cancel") || p.ends_with("/rerun")))
+                    && ["/replay", "/retry", "/cancel", "/rerun"]
+                        .iter()
+                        .any(|action| p.ends_with(action)))
         })
         .map(|(m, p)| {
             let path = if p.contains("{id}") {

@@ -258,3 +258,47 @@ async fn after_a_person_resumes_the_next_disabling_is_emailed_like_the_first() {
         Some("[Switchyard] Destination \"app\" recovered")
     );
 }
+
+#[tokio::test]
+async fn cancelling_the_probe_makes_the_next_waiting_delivery_the_probe() {
+    let rig = rig().await;
+    let ids = rig.open().await;
+    let probe = |app: &TestApp| {
+        let destination = rig.destination.clone();
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT probe_delivery_id FROM destination_runtime WHERE id = $1",
+            )
+            .bind(&destination)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let first = rig.app.eventually(|| async { probe(&rig.app).await }).await;
+    assert_eq!(first, ids[0], "the oldest waiting delivery is the probe");
+    let (status, cancelled) = rig
+        .app
+        .post(&format!("/api/v1/deliveries/{first}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(probe(&rig.app).await.as_deref(), Some(ids[1].as_str()));
+    let (status, _) = rig
+        .app
+        .post(&format!("/api/v1/deliveries/{first}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a cancelled delivery stays cancelled"
+    );
+
+    // The new probe goes after the cool-down, closes the breaker, and the rest follow;
+    // the cancelled one is never sent.
+    rig.receiver.script(vec![Reply::status(200)]);
+    rig.all_succeed(&ids[1..]).await;
+    let (_, first) = rig.app.get(&format!("/api/v1/deliveries/{first}")).await;
+    assert_eq!(first["status"], "cancelled");
+}

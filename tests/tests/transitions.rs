@@ -1,7 +1,8 @@
 //! Every named move of a delivery, made through the real store on a real database: the
-//! claim, the outcomes, the breaker, a person's pause, resume and replay. Each step
-//! checks that the delivery left a state the move leaves and entered the one it enters,
-//! and the walk ends only when every move in `Transition::ALL` was made.
+//! claim, the outcomes, the breaker, a person's pause, resume, replay, retry now and
+//! cancel. Each step checks that the delivery left a state the move leaves and entered
+//! the one it enters, and the walk ends only when every move in `Transition::ALL` was
+//! made.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -133,6 +134,20 @@ impl Walk {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         self.made(Transition::Replay, delivery, before).await;
+    }
+
+    /// A person's move through the API: `POST /api/v1/deliveries/{delivery}/{action}`.
+    async fn act(&mut self, delivery: &str, action: &str, move_: Transition) {
+        let before = self.status(delivery).await;
+        let (status, body) = self
+            .app
+            .post(
+                &format!("/api/v1/deliveries/{delivery}/{action}"),
+                json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{action}: {status} {body}");
+        self.made(move_, delivery, before).await;
     }
 
     async fn set_destination(&self, id: &DestinationId, change: Value) {
@@ -303,6 +318,13 @@ async fn every_move_is_made_through_the_store_from_a_state_it_leaves_to_the_one_
     );
     walk.made(Transition::Defer, &e1, DeliveryStatus::Pending)
         .await;
+
+    // A person sends the waiting retry now, then cancels it; and cancels a delivery
+    // waiting in its rate slot.
+    walk.act(&e1, "retry", Transition::RetryNow).await;
+    walk.act(&e1, "cancel", Transition::Cancel).await;
+    assert_eq!(walk.status(&d4).await, DeliveryStatus::Throttled);
+    walk.act(&d4, "cancel", Transition::Cancel).await;
 
     // A routine fire whose lease ran out may have started a session: a person decides.
     let routine = json!({"kind": "routine", "token": TOKEN,

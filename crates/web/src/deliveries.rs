@@ -1,10 +1,11 @@
-//! `/api/v1/deliveries`: every attempt to hand an event to a destination, and replay.
+//! `/api/v1/deliveries`: every attempt to hand an event to a destination; replay, retry
+//! now and cancel.
 
 use actix_web::{HttpResponse, web};
 use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchyard_domain::app::Invalid;
+use switchyard_domain::app::{self, Invalid};
 use switchyard_domain::delivery::DeliveryStatus;
 use switchyard_domain::ids::{DeliveryId, DestinationId, EventId, RouteId};
 use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter};
@@ -17,7 +18,11 @@ use crate::query::Query;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list).service(get).service(replay);
+    cfg.service(list)
+        .service(get)
+        .service(replay)
+        .service(retry)
+        .service(cancel);
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,6 +54,7 @@ async fn list(
         status: q
             .status
             .and_then(|s| invalid.check("status", s.parse::<DeliveryStatus>())),
+        retrying: false,
         event_id: q
             .event_id
             .and_then(|s| invalid.check("event_id", s.parse::<EventId>())),
@@ -103,11 +109,34 @@ async fn replay(
     state: web::Data<WebState>,
     id: web::Path<DeliveryId>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.into_inner();
-    let mut tx = state.pool.begin().await?;
-    let delivery = deliveries::replay(&mut tx, &team.team, &id, Utc::now())
-        .await
-        .map_err(missing("delivery"))?;
-    tx.commit().await?;
+    let delivery = app::deliveries::replay(team.scope(&state), &id.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(delivery))
+}
+
+/// Sends a delivery waiting for its next attempt now: the back-off is cut short and the
+/// retry series goes on.
+#[utoipa::path(tag = "deliveries",
+    responses((status = 202, body = Delivery), (status = 404), (status = 409)))]
+#[post("/deliveries/{id}/retry")]
+async fn retry(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<DeliveryId>,
+) -> ApiResult<HttpResponse> {
+    let delivery = app::deliveries::retry_now(team.scope(&state), &id.into_inner()).await?;
+    Ok(HttpResponse::Accepted().json(delivery))
+}
+
+/// Cancels a delivery still waiting to be sent (`pending`, `held` or `throttled`). A
+/// cancelled delivery can be replayed later.
+#[utoipa::path(tag = "deliveries",
+    responses((status = 200, body = Delivery), (status = 404), (status = 409)))]
+#[post("/deliveries/{id}/cancel")]
+async fn cancel(
+    team: ApiTeam,
+    state: web::Data<WebState>,
+    id: web::Path<DeliveryId>,
+) -> ApiResult<web::Json<Delivery>> {
+    let delivery = app::deliveries::cancel(team.scope(&state), &id.into_inner()).await?;
+    Ok(web::Json(delivery))
 }

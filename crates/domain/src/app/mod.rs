@@ -5,6 +5,7 @@
 //! [`AppError`]. The JSON API and the dashboard both call it and say no each in their own
 //! way; neither holds a rule of its own.
 
+pub mod deliveries;
 pub mod destinations;
 mod error;
 pub mod events;

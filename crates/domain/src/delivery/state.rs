@@ -5,8 +5,9 @@
 //! slip between check and write (a claim leaves `pending` or `throttled`, or `in_flight`
 //! whose lease ran out; an outcome leaves `in_flight` with its attempt, fenced by the
 //! attempt's id; a replay leaves a settled state), so a delivery never leaves
-//! `succeeded` by accident and `unknown_outcome` waits for a person. No move makes
-//! `cancelled` today; a replay takes a cancelled delivery like any settled one.
+//! `succeeded` by accident and `unknown_outcome` waits for a person. Only a person
+//! cancels a delivery, and only one still waiting (`pending`, `held`, `throttled`); a
+//! replay takes a cancelled delivery like any settled one.
 
 use std::fmt;
 use std::str::FromStr;
@@ -106,14 +107,14 @@ impl DeliveryStatus {
         use DeliveryStatus::*;
         matches!(
             (self, next),
-            (Pending, InFlight | Pending | Held | Throttled)
+            (Pending, InFlight | Pending | Held | Throttled | Cancelled)
                 | (
                     InFlight,
                     Succeeded | Failed | Pending | UnknownOutcome | InFlight | Held | Throttled
                 )
-                | (Held, Pending | Throttled)
+                | (Held, Pending | Throttled | Cancelled)
                 // A throttled delivery is claimed where it waits, or waits again.
-                | (Throttled, InFlight | Throttled | Pending | Held)
+                | (Throttled, InFlight | Throttled | Pending | Held | Cancelled)
                 | (Succeeded | Failed | UnknownOutcome | Cancelled, Pending)
         )
     }
@@ -145,8 +146,9 @@ mod tests {
     fn delivery_transition_table() {
         use DeliveryStatus::*;
         let allowed: [(DeliveryStatus, &[DeliveryStatus]); 8] = [
-            // Claimed, waiting out a back-off, or parked behind its destination.
-            (Pending, &[InFlight, Pending, Held, Throttled]),
+            // Claimed, waiting out a back-off (or sent at once by a person), parked
+            // behind its destination, or cancelled by a person.
+            (Pending, &[InFlight, Pending, Held, Throttled, Cancelled]),
             // An outcome; a retry; a routine fire nobody can vouch for; an expired lease
             // taken over (sent again, or waiting, held or throttled like any claim); a
             // receiver that is gone (held for the destination).
@@ -164,9 +166,9 @@ mod tests {
             ),
             (Succeeded, &[Pending]),
             (Failed, &[Pending]),
-            // Released (at once, or into a rate slot).
-            (Held, &[Pending, Throttled]),
-            (Throttled, &[InFlight, Throttled, Pending, Held]),
+            // Released (at once, or into a rate slot), or cancelled.
+            (Held, &[Pending, Throttled, Cancelled]),
+            (Throttled, &[InFlight, Throttled, Pending, Held, Cancelled]),
             // Only a person's replay moves a settled delivery.
             (UnknownOutcome, &[Pending]),
             (Cancelled, &[Pending]),

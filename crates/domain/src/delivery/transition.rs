@@ -45,6 +45,11 @@ pub enum Transition {
     ReleaseIntoSlots,
     /// A person replays a settled delivery (`deliveries::replay`, bulk replays).
     Replay,
+    /// A person sends a delivery waiting for its next attempt now
+    /// (`deliveries::retry_now`).
+    RetryNow,
+    /// A person cancels a delivery that is still waiting (`deliveries::cancel`).
+    Cancel,
 }
 
 impl Transition {
@@ -64,6 +69,8 @@ impl Transition {
         Transition::Release,
         Transition::ReleaseIntoSlots,
         Transition::Replay,
+        Transition::RetryNow,
+        Transition::Cancel,
     ];
 
     /// The states the move leaves.
@@ -83,6 +90,8 @@ impl Transition {
             Transition::Probe => &[Held, Pending, Throttled],
             Transition::Release | Transition::ReleaseIntoSlots => &[Held, Pending],
             Transition::Replay => &[Succeeded, Failed, UnknownOutcome, Cancelled],
+            Transition::RetryNow => &[Pending],
+            Transition::Cancel => &[Pending, Held, Throttled],
         }
     }
 
@@ -95,12 +104,14 @@ impl Transition {
             | Transition::GiveBack
             | Transition::Probe
             | Transition::Release
-            | Transition::Replay => Pending,
+            | Transition::Replay
+            | Transition::RetryNow => Pending,
             Transition::Throttle | Transition::ReleaseIntoSlots => Throttled,
             Transition::Hold | Transition::Park => Held,
             Transition::LoseFire | Transition::Doubt => UnknownOutcome,
             Transition::Succeed => Succeeded,
             Transition::Fail => Failed,
+            Transition::Cancel => Cancelled,
         }
     }
 

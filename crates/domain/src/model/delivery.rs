@@ -51,9 +51,22 @@ pub struct Attempt {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
+    /// Only deliveries that failed at least once in their current series: pending
+    /// deliveries waiting to be retried.
+    pub retrying: bool,
     pub event_id: Option<EventId>,
     pub route_id: Option<RouteId>,
     pub destination_id: Option<DestinationId>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+}
+
+/// A delivery as the log lists it: with its event's type and the status code of the
+/// last answer it got.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryLine {
+    #[sqlx(flatten)]
+    pub delivery: Delivery,
+    pub event_type: Option<String>,
+    pub response_status: Option<i32>,
 }

@@ -10,7 +10,7 @@ mod route;
 mod source;
 mod team;
 
-pub use delivery::{Attempt, Delivery, DeliveryFilter};
+pub use delivery::{Attempt, Delivery, DeliveryFilter, DeliveryLine};
 pub use destination::{
     AuthScheme, Credentials, Destination, DestinationConfig, DestinationUrl, HttpMethod, hint,
 };

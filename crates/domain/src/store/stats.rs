@@ -16,6 +16,8 @@ pub struct Totals {
     pub pending: i64,
     pub held: i64,
     pub unknown: i64,
+    /// Pending after a failed attempt: on their way, but failing so far.
+    pub retrying: i64,
     /// First attempts that succeeded: from when the delivery was due (on arrival, or
     /// when a paused destination let it go) to the receiver's answer, in milliseconds.
     /// Holds, rate-limit waits, retries and replays are not latency.
@@ -55,6 +57,7 @@ pub async fn totals(
              count(*) FILTER (WHERE d.status IN ('pending', 'in_flight', 'throttled')) AS pending,
              count(*) FILTER (WHERE d.status = 'held') AS held,
              count(*) FILTER (WHERE d.status = 'unknown_outcome') AS unknown,
+             count(*) FILTER (WHERE d.status = 'pending' AND d.series_attempts > 0) AS retrying,
              (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM first_attempts) AS p50_ms,
              (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) FROM first_attempts) AS p95_ms
          FROM deliveries d WHERE d.team_id = $1 AND d.created_at > $2",

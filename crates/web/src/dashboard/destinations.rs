@@ -16,12 +16,16 @@ use switchyard_domain::app::destinations::{
 };
 use switchyard_domain::delivery::{DestinationKind, DestinationState};
 use switchyard_domain::ids::DestinationId;
-use switchyard_domain::model::{Destination, DestinationConfig};
+use switchyard_domain::model::{
+    DeliveryFilter, DeliveryLine, Destination, DestinationConfig, PageRequest,
+};
+use switchyard_domain::store::deliveries;
 use switchyard_domain::store::destinations::{self, Health};
 
 use super::error::{PageError, TeamPath};
 use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled, items};
+use super::logs::Tones;
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -38,13 +42,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(delete);
 }
 
-/// The badge a state wears.
-pub fn tone(state: &DestinationState) -> &'static str {
-    match state {
-        DestinationState::Active => "ok",
-        DestinationState::BackingOff => "warn",
-        DestinationState::AutoDisabled => "bad",
-        DestinationState::Paused => "",
+/// The badge a destination wears, as (label, tone): its state, or "failing" while it
+/// still takes deliveries but its latest attempts failed (a label for people, not a
+/// state: the breaker decides when failing becomes disabled).
+pub fn badge(d: &Destination) -> (&'static str, &'static str) {
+    match d.state {
+        DestinationState::Active | DestinationState::BackingOff if d.consecutive_failures > 0 => {
+            ("failing", "bad")
+        }
+        DestinationState::Active => ("active", "ok"),
+        DestinationState::BackingOff => ("backing_off", "warn"),
+        DestinationState::AutoDisabled => ("auto_disabled", "bad"),
+        DestinationState::Paused => ("paused", ""),
     }
 }
 
@@ -404,21 +413,28 @@ pub(super) struct ShowPage {
     nav: Nav,
     pub(super) destination: Destination,
     health: Health,
+    /// Its newest deliveries.
+    recent: Vec<DeliveryLine>,
     signing_secret: Option<String>,
     pub(super) test: Option<TestResult>,
 }
 
+impl Tones for ShowPage {}
+
 impl ShowPage {
-    fn tone(&self) -> &'static str {
-        tone(&self.destination.state)
+    fn badge(&self) -> (&'static str, &'static str) {
+        badge(&self.destination)
     }
 }
 
 impl ListPage {
-    fn tone(&self, state: &DestinationState) -> &'static str {
-        tone(state)
+    fn badge(&self, d: &Destination) -> (&'static str, &'static str) {
+        badge(d)
     }
 }
+
+/// Deliveries a destination's page lists.
+const RECENT: u32 = 10;
 
 pub(super) async fn show_page(
     state: &WebState,
@@ -430,10 +446,26 @@ pub(super) async fn show_page(
         .await?
         .remove(id)
         .unwrap_or_default();
+    let newest = DeliveryFilter {
+        destination_id: Some(id.clone()),
+        ..DeliveryFilter::default()
+    };
+    let recent = deliveries::lines(
+        &state.pool,
+        member.team_id(),
+        &newest,
+        &PageRequest {
+            cursor: None,
+            limit: RECENT,
+        },
+    )
+    .await?
+    .items;
     Ok(ShowPage {
         nav: Nav::new(member, "destinations", state.smtp_configured),
         destination,
         health,
+        recent,
         signing_secret: None,
         test: None,
     })

@@ -25,13 +25,16 @@ pub struct Flash {
     /// A secret shown this once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Why nothing was done, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl Flash {
     pub fn notice(text: impl Into<String>) -> Flash {
         Flash {
             notice: Some(text.into()),
-            secret: None,
+            ..Flash::default()
         }
     }
 
@@ -39,6 +42,14 @@ impl Flash {
         Flash {
             notice: Some(notice.into()),
             secret: Some(secret),
+            problem: None,
+        }
+    }
+
+    pub fn problem(text: impl Into<String>) -> Flash {
+        Flash {
+            problem: Some(text.into()),
+            ..Flash::default()
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The deliveries log and one delivery with every attempt, replay; and what the logs
-//! pages share (names for ids, status badges).
+//! The deliveries log (with a selection to replay or cancel) and one delivery with every
+//! attempt, replay, retry now and cancel; and what the logs pages share (names for ids,
+//! status badges and the "retrying" label).
 
 use std::collections::HashMap;
 
@@ -7,17 +8,21 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::Utc;
 use serde::Deserialize;
-use switchyard_domain::StoreError;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::AppError;
+use switchyard_domain::app::deliveries as deliveries_app;
+use switchyard_domain::delivery::MAX_ATTEMPTS;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind, DestinationState};
 use switchyard_domain::ids::{DeliveryId, DestinationId, RouteId, SourceId};
-use switchyard_domain::model::{Attempt, Delivery, DeliveryFilter, Destination, PageRequest};
+use switchyard_domain::model::{
+    Attempt, Delivery, DeliveryFilter, DeliveryLine, Destination, PageRequest,
+};
 use switchyard_domain::store::{deliveries, destinations, routes, sources};
 
 use super::error::{PageError, TeamPath};
-use super::forms::{Posted, encode, filled, local_time};
+use super::flash::{self, Flash, FlashQuery};
+use super::forms::{NoFields, Posted, encode, filled, local_time};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -25,13 +30,15 @@ use crate::query::Query;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(delivery_list)
+        .service(selected)
         .service(delivery_page)
-        .service(replay);
+        .service(replay)
+        .service(nudge);
 }
 
 pub(super) const PAGE: u32 = 50;
 
-/// The badge a delivery status wears, for the pages that list deliveries.
+/// The badge a delivery wears, for the pages that list deliveries.
 pub(super) trait Tones {
     fn tone(&self, status: &DeliveryStatus) -> &'static str {
         match status {
@@ -40,6 +47,26 @@ pub(super) trait Tones {
             DeliveryStatus::Held | DeliveryStatus::Throttled => "warn",
             _ => "",
         }
+    }
+
+    /// Its status, or "retrying" for a pending delivery whose last attempt failed.
+    fn label(&self, d: &Delivery) -> &'static str {
+        match deliveries_app::is_retrying(d) {
+            true => "retrying",
+            false => d.status.as_str(),
+        }
+    }
+
+    fn tone_of(&self, d: &Delivery) -> &'static str {
+        match deliveries_app::is_retrying(d) {
+            true => "warn",
+            false => self.tone(&d.status),
+        }
+    }
+
+    /// How far a retrying delivery's series has gone.
+    fn failed_so_far(&self, d: &Delivery) -> String {
+        format!("{} of {MAX_ATTEMPTS} attempts failed", d.series_attempts)
     }
 }
 
@@ -102,6 +129,7 @@ impl Names {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct DeliveryQuery {
+    /// A delivery status, or `retrying`.
     status: String,
     destination: String,
     route: String,
@@ -115,7 +143,7 @@ struct DeliveryQuery {
 struct DeliveriesPage {
     nav: Nav,
     q: DeliveryQuery,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<DeliveryLine>,
     next_cursor: Option<String>,
     names: Names,
     statuses: &'static [DeliveryStatus],
@@ -144,6 +172,21 @@ impl DeliveriesPage {
             self.nav.team_slug,
             self.query().join("&")
         )
+    }
+
+    /// This page's query (cursor included), for a selection's redirect to come back to.
+    fn back(&self) -> String {
+        let mut query = self.query();
+        if !self.q.cursor.is_empty() {
+            query.push(format!("cursor={}", encode(&self.q.cursor)));
+        }
+        query.join("&")
+    }
+
+    /// Whether any delivery listed may be selected: settled (to replay) or waiting (to
+    /// cancel).
+    fn selectable(&self) -> bool {
+        !self.deliveries.is_empty()
     }
 
     /// Whether the status filter names deliveries a bulk replay can take.
@@ -189,16 +232,25 @@ async fn delivery_list(
     state: web::Data<WebState>,
     member: Member,
     q: Query<DeliveryQuery>,
+    shown: Query<FlashQuery>,
 ) -> Result<DeliveriesPage, PageError> {
     member.require(Action::Read)?;
     let q = q.into_inner();
+    let flash = flash::take::<Flash>(&state, &member.viewer, &shown)
+        .await?
+        .unwrap_or_default();
     let mut problem = None;
     let mut filter = DeliveryFilter::default();
-    if let Some(raw) = filled(&q.status) {
-        match raw.parse() {
+    match filled(&q.status).as_deref() {
+        None => {}
+        Some("retrying") => {
+            filter.status = Some(DeliveryStatus::Pending);
+            filter.retrying = true;
+        }
+        Some(raw) => match raw.parse() {
             Ok(status) => filter.status = Some(status),
             Err(_) => problem = Some(format!("{raw:?} is not a delivery status.")),
-        }
+        },
     }
     if let Some(raw) = filled(&q.destination) {
         match raw.parse() {
@@ -226,10 +278,13 @@ async fn delivery_list(
     };
     let found = match problem {
         Some(_) => Default::default(),
-        None => deliveries::list(&state.pool, member.team_id(), &filter, &page).await?,
+        None => deliveries::lines(&state.pool, member.team_id(), &filter, &page).await?,
     };
+    let mut nav = Nav::new(&member, "deliveries", state.smtp_configured);
+    nav.flash = flash.notice;
+    let problem = problem.or(flash.problem);
     Ok(DeliveriesPage {
-        nav: Nav::new(&member, "deliveries", state.smtp_configured),
+        nav,
         names: Names::load(&state, &member).await?,
         q,
         deliveries: found.items,
@@ -237,6 +292,82 @@ async fn delivery_list(
         statuses: DeliveryStatus::ALL,
         problem,
     })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SelectionForm {
+    /// `replay` or `cancel`.
+    action: String,
+    id: Vec<String>,
+    /// Replays to routines start new (paid) Claude sessions: the person must say so.
+    confirm: Option<String>,
+    /// The list's query, to come back to.
+    back: String,
+}
+
+/// Replays or cancels the deliveries ticked in the list, then shows the list again
+/// with what was done.
+#[post("/t/{team}/deliveries/selected")]
+async fn selected(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<SelectionForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let ids = form
+        .id
+        .iter()
+        .map(|raw| raw.parse::<DeliveryId>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| PageError::NotFound)?;
+    let scope = member.scope(&state);
+    let done = match form.action.as_str() {
+        "replay" => deliveries_app::replay_selected(scope, &ids, form.confirm.is_some()).await,
+        "cancel" => deliveries_app::cancel_selected(scope, &ids).await,
+        other => {
+            return Err(PageError::BadRequest(format!(
+                "{other:?} is not something a selection can do; choose replay or cancel"
+            )));
+        }
+    };
+    let flash = match done {
+        Ok(done) => Flash::notice(selection_notice(&form.action, done)),
+        Err(AppError::Invalid(errors)) => Flash::problem(
+            errors
+                .iter()
+                .map(|e| super::forms::sentence(&e.message))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    // Only a query comes back: the path is always this team's list.
+    let back = form.back.replace(['\r', '\n', '#'], "");
+    let list = member.path(&format!("deliveries?{back}"));
+    Ok(see_other(
+        flash::put(&state, &member.viewer, &flash, &list).await?,
+    ))
+}
+
+/// What a selection did, for people.
+fn selection_notice(action: &str, done: deliveries_app::Selected) -> String {
+    let (did, left) = match action {
+        "replay" => ("Replayed", "not settled yet"),
+        _ => ("Cancelled", "no longer waiting"),
+    };
+    let count = |n: usize| match n {
+        1 => "1 delivery".to_owned(),
+        n => format!("{n} deliveries"),
+    };
+    match done.skipped {
+        0 => format!("{did} {}.", count(done.done)),
+        skipped => format!(
+            "{did} {}; {} left as they were ({left}).",
+            count(done.done),
+            count(skipped)
+        ),
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -294,6 +425,14 @@ impl DeliveryPage {
                 DestinationState::Paused | DestinationState::AutoDisabled
             )
         })
+    }
+
+    /// Whether it waits to be sent: a person may send it now or cancel it.
+    fn waiting(&self) -> bool {
+        matches!(
+            self.delivery.status,
+            DeliveryStatus::Pending | DeliveryStatus::Held | DeliveryStatus::Throttled
+        )
     }
 
     fn settled(&self) -> bool {
@@ -371,19 +510,62 @@ async fn replay(
         .await?;
         return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let mut tx = state.pool.begin().await?;
-    match deliveries::replay(&mut tx, member.team_id(), &id, Utc::now()).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict(why)) => {
-            let page =
-                delivery_view(&state, &member, &id, Some(super::forms::sentence(&why))).await?;
-            return html(&page, StatusCode::CONFLICT);
+    after_move(
+        &state,
+        &member,
+        &id,
+        deliveries_app::replay(member.scope(&state), &id).await,
+    )
+    .await
+}
+
+/// What a person does to a delivery still waiting to be sent.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Nudge {
+    /// Send it now, its back-off cut short.
+    Retry,
+    /// Send it never.
+    Cancel,
+}
+
+#[derive(Debug, Deserialize)]
+struct NudgePath {
+    id: DeliveryId,
+    action: Nudge,
+}
+
+#[post("/t/{team}/deliveries/{id}/{action:retry|cancel}")]
+async fn nudge(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<NudgePath>,
+    Posted(_): Posted<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let NudgePath { id, action } = path.into_inner();
+    let scope = member.scope(&state);
+    let moved = match action {
+        Nudge::Retry => deliveries_app::retry_now(scope, &id).await,
+        Nudge::Cancel => deliveries_app::cancel(scope, &id).await,
+    };
+    after_move(&state, &member, &id, moved).await
+}
+
+/// The delivery's page after a person moved it; a move its state does not allow shows
+/// the page with why.
+async fn after_move(
+    state: &WebState,
+    member: &Member,
+    id: &DeliveryId,
+    moved: Result<Delivery, AppError>,
+) -> Result<HttpResponse, PageError> {
+    match moved {
+        Ok(_) => Ok(see_other(member.path(&format!("deliveries/{id}")))),
+        Err(AppError::Conflict(why)) => {
+            let page = delivery_view(state, member, id, Some(super::forms::sentence(&why))).await?;
+            html(&page, StatusCode::CONFLICT)
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    member
-        .audit(&mut *tx, "delivery.replay", id.as_str())
-        .await?;
-    tx.commit().await?;
-    Ok(see_other(member.path(&format!("deliveries/{id}"))))
 }

@@ -56,6 +56,10 @@ struct OverviewPage {
 }
 
 impl OverviewPage {
+    fn badge(&self, d: &Destination) -> (&'static str, &'static str) {
+        super::destinations::badge(d)
+    }
+
     /// How long the oldest due delivery has waited.
     fn waited(&self) -> String {
         match self.backlog.oldest_due_seconds {

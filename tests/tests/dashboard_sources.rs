@@ -394,3 +394,115 @@ fn askama_escape(text: &str) -> String {
         .replace('"', "&#34;")
         .replace('\'', "&#39;")
 }
+
+/// A Standard Webhooks (Anthropic) request signed with `secret`.
+async fn post_anthropic(app: &TestApp, url: &str, secret: &str, id: &str) -> reqwest::Response {
+    let body = format!(
+        r#"{{"type":"event","id":"{id}","created_at":"2026-11-27T10:00:00Z","data":{{"type":"session.status_idled","id":"sesn_1"}}}}"#
+    );
+    let ts = chrono::Utc::now().timestamp();
+    app.client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header(
+            "webhook-signature",
+            switchyard_tests::sign::standard_webhooks(secret, id, ts, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_anthropic_source_gives_its_url_first_and_waits_for_the_secret() {
+    let app = TestApp::spawn().await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let form = v
+        .get(&format!("{team}/sources/new?provider=anthropic"))
+        .await;
+    form.assert_contains("Leave it empty if the sender has not shown it yet");
+    let page = v
+        .submit(
+            &format!("{team}/sources"),
+            &[("provider", "anthropic"), ("name", "agents")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.assert_contains("Waiting for the signing secret");
+    let ingest = page.input_value("ingest-url");
+    assert!(ingest.starts_with(&app.url("/hooks/")), "{ingest}");
+    v.get(&format!("{team}/sources"))
+        .await
+        .assert_contains("waiting for its signing secret");
+
+    // Until the secret is pasted, every request is refused and logged with why.
+    let secret = switchyard_tests::sign::new_whsec();
+    let res = post_anthropic(&app, &ingest, &secret, "whe_early").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let problem: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("source-awaiting-secret"),
+        "{problem}"
+    );
+    let path = format!(
+        "{team}/sources/{}",
+        sqlx::query_scalar::<_, String>("SELECT id FROM sources WHERE name = 'agents'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    );
+    v.get_until(&path, "waiting for its signing secret; paste it")
+        .await;
+    let (events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 0);
+
+    // A wrong secret is refused as any, kept nowhere; the right one is taken.
+    let page = v
+        .post(&format!("{path}/secrets"), &[("secret", "not-a-whsec")])
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("Waiting for the signing secret");
+    let page = v
+        .submit(&format!("{path}/secrets"), &[("secret", &secret)])
+        .await;
+    page.assert_contains("Signing secret saved");
+    assert!(
+        !page.body.contains("Waiting for the signing secret"),
+        "{}",
+        page.body
+    );
+    app.eventually(|| async {
+        let id = format!(
+            "whe_{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        (post_anthropic(&app, &ingest, &secret, &id).await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    // The API takes such a source without a secret too; a GitHub one still needs it.
+    let (status, created) = app
+        .post(
+            "/api/v1/sources",
+            serde_json::json!({"name": "later", "provider": "stripe"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, refused) = app
+        .post(
+            "/api/v1/sources",
+            serde_json::json!({"name": "now", "provider": "github"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 use switchyard_domain::ids::EventId;
 use switchyard_domain::model::NewEvent;
 use switchyard_domain::providers::{
-    DedupKind, Headers, Inbound, checked_event_type, resolve_event_type, structured,
+    DedupKind, Headers, Inbound, VerifyError, checked_event_type, resolve_event_type, structured,
 };
 use switchyard_domain::routing::{EventFacts, RoutedEvent, pipeline};
 use switchyard_domain::store::events::Ingested;
@@ -85,7 +85,11 @@ pub async fn receive(
     // Headers as stored: a basic_auth or api_key source's credential is never kept.
     let api_key_header: Vec<&str> = settings.api_key_header.iter().map(String::as_str).collect();
     let stored_headers = headers.to_stored_json(&api_key_header);
-    if let Err(e) = provider.verify(&inbound, &secrets, settings, now) {
+    let verified = match source.config.source.provider.needs_secret() && secrets.is_empty() {
+        true => Err(VerifyError::AwaitingSecret),
+        false => provider.verify(&inbound, &secrets, settings, now),
+    };
+    if let Err(e) = verified {
         state.rejections.note(
             source.config.source.team_id.clone(),
             source.config.source.id.clone(),

@@ -26,7 +26,10 @@ pub struct CreateSource {
     /// `basic_auth`, `api_key` or `none`.
     #[serde(default)]
     pub provider: String,
-    /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic).
+    /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic). May
+    /// come later (`POST /sources/{id}/secrets`) for `anthropic`, `standard_webhooks`,
+    /// `stripe`, `linear`, `zendesk` and `pagerduty`, whose consoles show it only once
+    /// the ingest URL is saved; until then the source refuses every request.
     pub secret: Option<String>,
     #[serde(flatten)]
     pub settings: SettingsInput,
@@ -79,7 +82,7 @@ pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppEr
     let mut settings = ProviderSettings::default();
     apply_settings(&mut invalid, provider, &mut settings, cmd.settings);
     let sealed_secret = match (provider, cmd.secret.as_deref()) {
-        (Some(p), None) if p.needs_secret() => {
+        (Some(p), None) if p.needs_secret() && !p.secret_follows_url() => {
             invalid.add(
                 "secret",
                 format!("the {p} provider needs the sender's signing secret"),

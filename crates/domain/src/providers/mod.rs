@@ -146,6 +146,11 @@ pub enum VerifyError {
     NoMatch,
     #[error("the source has no usable secret")]
     NoSecret,
+    /// Created before its sender showed the secret: nothing verifies until it is pasted.
+    #[error(
+        "the source is waiting for its signing secret; paste it on the source's page in Switchyard"
+    )]
+    AwaitingSecret,
     #[error("the source's signature scheme is not configured")]
     Unconfigured,
 }
@@ -164,6 +169,7 @@ impl VerifyError {
             VerifyError::StaleTimestamp { .. } => "timestamp-too-old",
             VerifyError::NoMatch => "signature-mismatch",
             VerifyError::NoSecret | VerifyError::Unconfigured => "source-not-configured",
+            VerifyError::AwaitingSecret => "source-awaiting-secret",
         }
     }
 }
@@ -299,9 +305,25 @@ impl ProviderKind {
         }
     }
 
-    /// Whether a secret must be given when the source is created.
+    /// Whether the source verifies with a secret.
     pub fn needs_secret(self) -> bool {
         !matches!(self, ProviderKind::None)
+    }
+
+    /// Whether the sender's console shows the signing secret only once the endpoint's
+    /// URL is saved: such a source may be created without one, and refuses every request
+    /// until it is pasted. Senders whose secret is chosen by the user, or known before
+    /// (an app's secret), need it at creation.
+    pub fn secret_follows_url(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Anthropic
+                | ProviderKind::StandardWebhooks
+                | ProviderKind::Stripe
+                | ProviderKind::Linear
+                | ProviderKind::Zendesk
+                | ProviderKind::Pagerduty
+        )
     }
 
     /// Turns the secret a user pasted into the key bytes the provider signs with, refusing

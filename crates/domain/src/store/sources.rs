@@ -382,6 +382,8 @@ pub struct Activity {
     pub source: Source,
     pub events_24h: i64,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// Created before its sender showed the secret, which was not pasted yet.
+    pub awaiting_secret: bool,
 }
 
 /// The team's sources by name, each with its event count over the day before `now` and
@@ -399,7 +401,9 @@ pub async fn with_activity(
                   WHERE e.source_id = s.id AND e.received_at > $2)
                   AS events_24h,
                 (SELECT e.received_at FROM events e
-                  WHERE e.source_id = s.id ORDER BY e.id DESC LIMIT 1) AS last_event_at
+                  WHERE e.source_id = s.id ORDER BY e.id DESC LIMIT 1) AS last_event_at,
+                (s.provider <> 'none' AND NOT EXISTS (
+                    SELECT 1 FROM source_secrets x WHERE x.source_id = s.id)) AS awaiting_secret
          FROM sources s WHERE s.team_id = $1 ORDER BY lower(s.name), s.id",
     )
     .bind(team)

@@ -23,6 +23,12 @@ impl Guide {
         self.kind != ProviderKind::None
     }
 
+    /// Whether the sender shows its secret only once the ingest URL is saved there: the
+    /// source may be created without it.
+    pub fn secret_later(&self) -> bool {
+        self.kind.secret_follows_url()
+    }
+
     pub fn is(&self, name: &str) -> bool {
         self.kind.as_str() == name
     }

@@ -227,9 +227,16 @@ struct FormPage {
 impl FormPage {
     /// The hint under the secret's field.
     fn secret_hint(&self) -> &'static str {
-        super::forms::secret_hint(&self.errors, &self.form.secret, self.chosen.secret_hint)
+        let hint = match self.chosen.secret_later() {
+            true => SECRET_LATER,
+            false => self.chosen.secret_hint,
+        };
+        super::forms::secret_hint(&self.errors, &self.form.secret, hint)
     }
 }
+
+/// The secret's hint for a sender that shows it only once the URL is saved.
+const SECRET_LATER: &str = "Leave it empty if the sender has not shown it yet: it does once you save the ingest URL there. Until it is pasted, the source refuses every request.";
 
 #[derive(Debug, Deserialize)]
 struct NewQuery {
@@ -339,6 +346,11 @@ struct ShowPage {
 impl ShowPage {
     fn pretty(&self, value: &serde_json::Value) -> String {
         serde_json::to_string_pretty(value).unwrap_or_default()
+    }
+
+    /// Created before its sender showed the secret, which was not pasted yet.
+    fn awaiting_secret(&self) -> bool {
+        self.guide.takes_secret() && self.secrets.is_empty()
     }
 }
 
@@ -457,8 +469,20 @@ async fn add_secret(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let id = path.into_inner().id;
+    let first = sources::secrets(&state.pool, member.team_id(), &id)
+        .await?
+        .is_empty();
     match manage::add_secret(member.scope(&state), &id, &form.secret).await {
-        Ok(_) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
+        Ok(_) => {
+            let notice = match first {
+                true => "Signing secret saved: requests signed with it are accepted from now on.",
+                false => "Secret added: both verify until you retire the old one.",
+            };
+            let page = member.path(&format!("sources/{id}#secrets"));
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &Flash::notice(notice), &page).await?,
+            ))
+        }
         Err(e) => {
             let errors = Errors::from_app(e, &["secret"])?;
             html(

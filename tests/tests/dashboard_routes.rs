@@ -187,3 +187,102 @@ async fn a_route_that_no_longer_compiles_is_marked_broken_on_its_pages() {
     let page = v.get(&format!("{team}/routes/{route}")).await;
     page.assert_contains("This route is broken: the route&#39;s filter no longer compiles");
 }
+
+#[tokio::test]
+async fn a_preview_runs_on_a_picked_event_or_a_pasted_sample_and_says_why_not() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
+    for (guid, number) in [("g-old", 7), ("g-new", 8)] {
+        let body = format!(r#"{{"action":"opened","issue":{{"number":{number}}}}}"#);
+        let (status, _) = app
+            .send_github(&source, SECRET, "issues", guid, body.as_bytes())
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (source_id, destination_id): (String, String) =
+        sqlx::query_as("SELECT s.id, d.id FROM sources s, destinations d")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let old: String = sqlx::query_scalar("SELECT id FROM events WHERE dedup_key = 'g-old'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let route = |extra: &[(&'static str, &str)]| {
+        let mut fields = vec![
+            ("name", "issues".to_owned()),
+            ("source_id", source_id.clone()),
+            ("destination_id", destination_id.clone()),
+            ("event_types", "issues.*".to_owned()),
+            ("filter", "payload.issue.number == 7".to_owned()),
+            ("template", "Issue #{{ payload.issue.number }}".to_owned()),
+        ];
+        fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        fields
+    };
+    let preview = format!("{team}/routes/preview");
+    // The latest event does not pass the filter: said in words, and every recent event
+    // can be picked.
+    let panel = try_preview(&mut v, &preview, route(&[])).await;
+    panel.assert_contains("doesn't match");
+    panel.assert_contains("because the filter is false for this event");
+    panel.assert_contains(&format!("<option value=\"{old}\""));
+    let panel = try_preview(&mut v, &preview, route(&[("preview_event", &old)])).await;
+    panel.assert_contains(&format!("With the event {old}."));
+    panel.assert_contains("Issue #7");
+    panel.assert_contains(&format!("<option value=\"{old}\" selected"));
+
+    // A pasted sample, its type read as the source would read it.
+    let sample = route(&[
+        ("sample_headers", "X-GitHub-Event: issues\nX-Other: 1"),
+        ("sample_body", r#"{"action":"opened","issue":{"number":7}}"#),
+    ]);
+    let panel = try_preview(&mut v, &preview, sample).await;
+    panel.assert_contains("With the pasted sample.");
+    panel.assert_contains("Issue #7");
+    let wrong_type = route(&[
+        ("sample_headers", "X-GitHub-Event: push"),
+        ("sample_body", r#"{"issue":{"number":7}}"#),
+    ]);
+    let panel = try_preview(&mut v, &preview, wrong_type).await;
+    panel.assert_contains("because the event type push matches none of issues.*");
+    let panel = try_preview(&mut v, &preview, route(&[("sample_body", "{not json")])).await;
+    panel.assert_contains("The pasted body is not JSON");
+    let panel = try_preview(
+        &mut v,
+        &preview,
+        route(&[("sample_headers", "no colon here"), ("sample_body", "{}")]),
+    )
+    .await;
+    panel.assert_contains("Line 1 of the pasted headers is not Name: value.");
+    // Another team's event is not there to pick.
+    let theirs = app.create_source("github", Some(SECRET)).await;
+    app.send_github(
+        &theirs,
+        SECRET,
+        "issues",
+        "g-theirs",
+        br#"{"issue":{"number":7}}"#,
+    )
+    .await;
+    let their_event: String =
+        sqlx::query_scalar("SELECT id FROM events WHERE dedup_key = 'g-theirs'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let panel = try_preview(&mut v, &preview, route(&[("preview_event", &their_event)])).await;
+    panel.assert_contains("no event of this team has this id");
+}
+
+/// Posts the route form to the preview, as htmx does when it changes.
+async fn try_preview(
+    v: &mut Visitor,
+    path: &str,
+    fields: Vec<(&'static str, String)>,
+) -> switchyard_tests::visitor::Page {
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = v.post(path, &refs).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page
+}

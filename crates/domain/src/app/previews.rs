@@ -15,6 +15,7 @@ use crate::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, EventId, RouteId, SourceId};
 use crate::model::{EventFilter, PageRequest, Source};
+use crate::providers::{Headers, Inbound, resolve_event_type};
 use crate::routing::pipeline::{RouteRule, RuleError, Verdict, render};
 use crate::routing::{EventFacts, Message, RoutedEvent, Templates};
 use crate::store::{destinations, events, routes, sources, teams};
@@ -30,7 +31,8 @@ pub struct PreviewSample {
     pub payload: Option<Value>,
     /// Pasted headers (names are lower-cased).
     pub headers: Option<BTreeMap<String, String>>,
-    /// The pasted event's type.
+    /// The pasted event's type; without it, read from the sample as the source's
+    /// provider reads it on arrival (GitHub's `x-github-event` and `action`, …).
     pub event_type: Option<String>,
 }
 
@@ -111,14 +113,15 @@ pub async fn saved(
     let route = routes::get(scope.pool, scope.team, id)
         .await
         .map_err(missing("route"))?;
-    let sample = sample(scope, input).await?;
+    let source = sources::get(scope.pool, scope.team, &route.source_id).await?;
+    let sample = sample(scope, input, &source).await?;
     // A stored route a newer release refuses: say so, as its deliveries do.
     let rule = match &route.rule {
         Ok(rule) => rule.clone(),
         Err(reason) => return Ok(Preview::failed(reason.clone())),
     };
     let candidate = Candidate {
-        source: sources::get(scope.pool, scope.team, &route.source_id).await?,
+        source,
         kind: destinations::get(scope.pool, scope.team, &route.destination_id)
             .await?
             .kind(),
@@ -160,9 +163,18 @@ pub async fn unsaved(scope: Scope<'_>, input: PreviewUnsaved) -> Result<Preview,
         template: route.template,
         subject: route.subject,
     };
+    with_sample(scope, &candidate, input.sample).await
+}
+
+/// The preview against the stored event or the pasted sample `input` gives.
+pub async fn with_sample(
+    scope: Scope<'_>,
+    candidate: &Candidate,
+    input: PreviewSample,
+) -> Result<Preview, AppError> {
     let rule = candidate.rule()?;
-    let sample = sample(scope, input.sample).await?;
-    run(scope, &candidate, &rule, &sample).await
+    let sample = sample(scope, input, &candidate.source).await?;
+    run(scope, candidate, &rule, &sample).await
 }
 
 /// How many of a source's latest events the dashboard looks through for one the route's
@@ -208,7 +220,11 @@ fn unknown(field: &'static str, message: &'static str) -> impl FnOnce(StoreError
     }
 }
 
-async fn sample(scope: Scope<'_>, input: PreviewSample) -> Result<Sample, AppError> {
+async fn sample(
+    scope: Scope<'_>,
+    input: PreviewSample,
+    source: &Source,
+) -> Result<Sample, AppError> {
     if let Some(id) = input.event_id {
         let unknown = || AppError::field("event_id", "no event of this team has this id");
         let id: EventId = id.parse().map_err(|_| unknown())?;
@@ -220,17 +236,32 @@ async fn sample(scope: Scope<'_>, input: PreviewSample) -> Result<Sample, AppErr
     let Some(payload) = input.payload else {
         return Err(AppError::field("payload", "send an event_id or a payload"));
     };
-    let headers: serde_json::Map<String, Value> = input
+    let headers: Vec<(String, String)> = input
         .headers
         .unwrap_or_default()
         .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), Value::String(value)))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .collect();
+    let body = serde_json::to_vec(&payload).unwrap_or_default();
+    let event_type = input.event_type.or_else(|| {
+        let read = Headers::from_pairs(headers.clone());
+        let inbound = Inbound {
+            url: "",
+            headers: &read,
+            body: &body,
+            json: Some(&payload),
+        };
+        resolve_event_type(source.provider.provider(), &inbound, &source.settings.0)
+    });
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
         .collect();
     Ok(Sample {
         id: "evt_preview".to_owned(),
-        event_type: input.event_type,
+        event_type,
         headers: Value::Object(headers),
-        body: serde_json::to_vec(&payload).unwrap_or_default(),
+        body,
         received_at: Utc::now(),
         dedup_key: "preview".to_owned(),
     })

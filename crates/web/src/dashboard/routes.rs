@@ -2,20 +2,22 @@
 //! a live preview of what the destination would get from the latest matching stored
 //! event; and recipes, ready-made destination and route pairs applied in one form.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
-use switchyard_domain::app::previews::{self, Candidate, Preview};
+use switchyard_domain::app::previews::{self, Candidate, Preview, PreviewSample};
 use switchyard_domain::app::recipes as recipe_use;
 use switchyard_domain::app::routes::{self as manage, CreateRoute, RouteDraft, UpdateRoute};
 use switchyard_domain::app::{AppError, NothingElse};
 use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
-use switchyard_domain::model::{Destination, PageRequest, Route, Source};
+use switchyard_domain::model::{Destination, Event, EventFilter, PageRequest, Route, Source};
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
-use switchyard_domain::store::{destinations, routes, sources};
+use switchyard_domain::store::{destinations, events, routes, sources};
 
 use super::destinations::DestinationForm;
 use super::error::{PageError, TeamPath};
@@ -114,6 +116,12 @@ struct RouteForm {
     filter: String,
     template: String,
     subject: String,
+    /// The preview's event: one of the source's recent events, or empty for the latest
+    /// the event types match.
+    preview_event: String,
+    /// A pasted sample to preview with instead: `Name: value` lines, and a JSON body.
+    sample_headers: String,
+    sample_body: String,
 }
 
 impl RouteForm {
@@ -145,6 +153,7 @@ impl RouteForm {
             filter: route.filter.clone().unwrap_or_default(),
             template: route.template.clone().unwrap_or_default(),
             subject: route.subject.clone().unwrap_or_default(),
+            ..RouteForm::default()
         }
     }
 }
@@ -163,29 +172,45 @@ struct FormPage {
 }
 
 /// What the preview panel shows.
-#[derive(Template)]
+#[derive(Template, Default)]
 #[template(path = "dashboard/route_preview.html")]
 struct PreviewPanel {
     /// Why there is nothing to show yet.
     waiting: Option<&'static str>,
-    event_id: Option<EventId>,
+    /// What the preview ran on, in words.
+    tried: Option<String>,
     preview: Option<Preview>,
     problem: Option<String>,
+    /// The source's recent events, to pick one.
+    recent: Vec<Event>,
+    /// The one picked, if any.
+    picked: String,
+    /// Where a new pick posts.
+    preview_url: String,
 }
 
 impl PreviewPanel {
     fn waiting(why: &'static str) -> PreviewPanel {
         PreviewPanel {
             waiting: Some(why),
-            event_id: None,
-            preview: None,
-            problem: None,
+            ..PreviewPanel::default()
         }
     }
 }
 
-/// Runs the form's route against the latest matching event of its source.
+/// Recent events the preview offers to pick from.
+const PICKABLE: u32 = 20;
+
+/// Runs the form's route against the event it picks, the sample pasted into it, or the
+/// latest event of its source the event types match.
 async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPanel {
+    PreviewPanel {
+        preview_url: member.path("routes/preview"),
+        ..try_route(state, member, form).await
+    }
+}
+
+async fn try_route(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPanel {
     let ids = (
         form.source_id.parse::<SourceId>(),
         form.destination_id.parse::<DestinationId>(),
@@ -201,6 +226,18 @@ async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPa
     let (Ok(source), Ok(destination)) = found else {
         return PreviewPanel::waiting("Choose a source and a destination to see a preview.");
     };
+    let newest = EventFilter {
+        source_id: Some(source_id),
+        ..EventFilter::default()
+    };
+    let pickable = PageRequest {
+        cursor: None,
+        limit: PICKABLE,
+    };
+    let recent = match events::list(&state.pool, team, &newest, &pickable).await {
+        Ok(found) => found.items,
+        Err(e) => return unavailable(e.into()),
+    };
     let candidate = Candidate {
         source,
         kind: destination.kind(),
@@ -209,36 +246,95 @@ async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPa
         template: RouteForm::optional(&form.template),
         subject: RouteForm::optional(&form.subject),
     };
-    match previews::latest(member.scope(state), &candidate).await {
-        Ok(Some((event_id, preview))) => PreviewPanel {
-            waiting: None,
-            event_id: Some(event_id),
+    let scope = member.scope(state);
+    let tried = if !form.sample_body.trim().is_empty() {
+        let sample = match pasted(form) {
+            Ok(sample) => sample,
+            Err(problem) => {
+                return PreviewPanel {
+                    problem: Some(problem),
+                    recent,
+                    ..PreviewPanel::default()
+                };
+            }
+        };
+        previews::with_sample(scope, &candidate, sample)
+            .await
+            .map(|p| Some(("With the pasted sample.".to_owned(), p)))
+    } else if let Ok(id) = form.preview_event.parse::<EventId>() {
+        let picked = PreviewSample {
+            event_id: Some(id.to_string()),
+            ..PreviewSample::default()
+        };
+        previews::with_sample(scope, &candidate, picked)
+            .await
+            .map(|p| Some((format!("With the event {id}."), p)))
+    } else {
+        previews::latest(scope, &candidate)
+            .await
+            .map(|found| found.map(|(id, p)| (format!("With the latest matching event, {id}."), p)))
+    };
+    match tried {
+        Ok(Some((tried, preview))) => PreviewPanel {
+            tried: Some(tried),
             preview: Some(preview),
-            problem: None,
+            picked: form.preview_event.clone(),
+            recent,
+            ..PreviewPanel::default()
         },
         Ok(None) => PreviewPanel::waiting(
-            "This source has no events yet. Send one from the sender and the preview uses it.",
+            "This source has no events yet. Send one from the sender, or paste a sample below the form.",
         ),
-        Err(e) => {
-            let problem = match e {
-                AppError::Invalid(errors) => errors
-                    .first()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .unwrap_or_default(),
-                AppError::Store(e) => {
-                    tracing::warn!(error = ?e, "route preview failed");
-                    "the preview is unavailable right now; try again in a moment".to_owned()
-                }
-                other => other.to_string(),
-            };
-            PreviewPanel {
-                waiting: None,
-                event_id: None,
-                preview: None,
-                problem: Some(super::forms::sentence(&problem)),
-            }
-        }
+        Err(e) => PreviewPanel {
+            recent,
+            ..unavailable(e)
+        },
     }
+}
+
+/// A preview that could not run, and why, for people.
+fn unavailable(e: AppError) -> PreviewPanel {
+    let problem = match e {
+        AppError::Invalid(errors) => errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        AppError::Store(e) => {
+            tracing::warn!(error = ?e, "route preview failed");
+            "the preview is unavailable right now; try again in a moment".to_owned()
+        }
+        other => other.to_string(),
+    };
+    PreviewPanel {
+        problem: Some(super::forms::sentence(&problem)),
+        ..PreviewPanel::default()
+    }
+}
+
+/// The sample pasted into the form: `Name: value` header lines and a JSON body.
+fn pasted(form: &RouteForm) -> Result<PreviewSample, String> {
+    let payload = serde_json::from_str(&form.sample_body)
+        .map_err(|e| format!("The pasted body is not JSON: {e}."))?;
+    let mut headers = BTreeMap::new();
+    for (n, line) in form.sample_headers.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!(
+                "Line {} of the pasted headers is not Name: value.",
+                n + 1
+            ));
+        };
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    Ok(PreviewSample {
+        payload: Some(payload),
+        headers: Some(headers),
+        ..PreviewSample::default()
+    })
 }
 
 #[derive(Debug, Deserialize)]

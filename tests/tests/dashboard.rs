@@ -459,3 +459,76 @@ async fn a_reset_link_works_once_for_an_hour_and_signs_out_everywhere_else() {
     .unwrap();
     assert_eq!(late.get(&reset).await.status, StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn a_person_changes_their_password_and_every_other_session_ends() {
+    let app = TestApp::spawn().await;
+    let mut here = Visitor::new(&app);
+    let team = here.sign_up("ada@example.com", "Acme Two").await;
+    let mut elsewhere = Visitor::new(&app);
+    elsewhere.log_in("ada@example.com", PASSWORD).await;
+    assert_eq!(elsewhere.get(&team).await.status, StatusCode::OK);
+
+    here.get("/account")
+        .await
+        .assert_contains("Change your password");
+    // A wrong current password and a short new one: both said at once, nothing changed.
+    let page = here
+        .post(
+            "/account/password",
+            &[
+                ("current_password", "not it at all"),
+                ("new_password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("That is not your current password.");
+    page.assert_contains("The password must be at least 10 characters.");
+    assert_eq!(elsewhere.get(&team).await.status, StatusCode::OK);
+    // Without the form's token, nothing happens.
+    let page = here
+        .post_raw(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    let page = here
+        .submit(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    page.assert_contains("Password changed.");
+    assert_eq!(
+        here.get(&team).await.status,
+        StatusCode::OK,
+        "still signed in here"
+    );
+    let page = elsewhere.get(&team).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "signed out elsewhere");
+    let mut again = Visitor::new(&app);
+    let page = again.log_in("ada@example.com", PASSWORD).await;
+    page.assert_contains("That email and password do not match an account.");
+    let page = again
+        .log_in("ada@example.com", "a brand new passphrase")
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    // Signed out, the form is not there to post to.
+    let mut stranger = Visitor::new(&app);
+    let page = stranger
+        .post_raw(
+            "/account/password",
+            &[("current_password", "x"), ("new_password", "y")],
+        )
+        .await;
+    assert_ne!(page.status, StatusCode::OK);
+}

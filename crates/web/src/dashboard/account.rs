@@ -1,5 +1,5 @@
 //! Signing up, logging in and out, verifying an address, resetting a password, and the
-//! account page (teams, log out everywhere). Every form here is rate limited per client
+//! account page (teams, changing the password, log out everywhere). Every form here is rate limited per client
 //! address, and per account where there is one, and none of them tells whether an
 //! address has an account: log-in failures read the same and take the same time.
 
@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(login)
         .service(logout)
         .service(logout_everywhere)
+        .service(change_password)
         .service(account_page)
         .service(resend_verification)
         .service(verify_email)
@@ -297,6 +298,65 @@ async fn logout_everywhere(
     Ok(res)
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+}
+
+/// A new password, given the current one. Every other session ends: whoever knew the old
+/// password is signed out; this browser stays signed in.
+#[post("/account/password")]
+async fn change_password(
+    state: web::Data<WebState>,
+    viewer: Viewer,
+    Posted(form): Posted<PasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    limits::check(
+        &state,
+        &[limits::per_account("password", &viewer.user.email)],
+    )
+    .await?;
+    let phc = viewer.user.password_hash.clone();
+    let current = form.current_password;
+    let known = web::block(move || match phc {
+        Some(phc) => verify_password(&current, &phc),
+        None => verify_nobody(&current),
+    })
+    .await
+    .map_err(|_| PageError::Internal)?;
+    let mut errors = Errors::default();
+    if !known {
+        errors.add("current_password", "That is not your current password.");
+    }
+    let new = form.new_password;
+    let hash = match web::block(move || hash_password(&new))
+        .await
+        .map_err(|_| PageError::Internal)?
+    {
+        Ok(hash) => Some(hash),
+        Err(e) => {
+            errors.add("new_password", sentence(&e.to_string()));
+            None
+        }
+    };
+    let (true, Some(hash)) = (known, hash) else {
+        let page = account_view(&state, &viewer, String::new(), errors, None).await?;
+        return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let now = Utc::now();
+    let mut tx = state.pool.begin().await?;
+    store::set_password(&mut *tx, &viewer.user.id, &hash).await?;
+    store::end_all_sessions(&mut *tx, &viewer.user.id).await?;
+    let session = store::start_session(&mut *tx, &viewer.user.id, now).await?;
+    tx.commit().await?;
+    let mut res = see_other("/account?changed=1");
+    res.add_cookie(&session_cookie(&state, session.token))
+        .map_err(|_| PageError::Internal)?;
+    Ok(res)
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/account.html")]
 struct AccountPage {
@@ -337,6 +397,7 @@ async fn account_view(
 #[derive(Debug, Deserialize)]
 struct AccountQuery {
     sent: Option<String>,
+    changed: Option<String>,
 }
 
 #[get("/account")]
@@ -345,10 +406,11 @@ async fn account_page(
     viewer: Viewer,
     q: Query<AccountQuery>,
 ) -> Result<AccountPage, PageError> {
-    let notice = q
-        .sent
-        .is_some()
-        .then_some("We sent a new verification link.");
+    let notice = match (&q.sent, &q.changed) {
+        (Some(_), _) => Some("We sent a new verification link."),
+        (_, Some(_)) => Some("Password changed. Every other session was signed out."),
+        _ => None,
+    };
     account_view(&state, &viewer, String::new(), Errors::default(), notice).await
 }
 

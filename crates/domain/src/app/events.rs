@@ -9,7 +9,7 @@ use super::error::missing;
 use super::{AppError, Scope};
 use crate::StoreError;
 use crate::delivery::DestinationKind;
-use crate::ids::{EventId, SourceId};
+use crate::ids::{DestinationId, EventId, SourceId};
 use crate::model::{DeliveryPlan, Event, EventFilter};
 use crate::routing::{CompiledRoute, EventFacts, Filter, RoutedEvent, pipeline};
 use crate::store::{destinations, events, routes, sources, teams};
@@ -27,9 +27,26 @@ pub async fn plan_today(
         .map_err(missing("event"))?;
     let source = sources::get(scope.pool, scope.team, &event.source_id).await?;
     let team_slug = teams::get(scope.pool, scope.team).await?.slug;
+    let (today, kinds) = today_routes(scope, &source.id).await?;
+    let facts = stored_facts(
+        &event,
+        &headers,
+        &body,
+        (&source.name, source.provider.as_str()),
+        &team_slug,
+    );
+    plan_with(&today, &kinds, &RoutedEvent::new(facts, scope.public_url))
+}
+
+/// The source's routes as ingest uses them now (paused ones take nothing), with the
+/// kind of each one's destination.
+pub(super) async fn today_routes(
+    scope: Scope<'_>,
+    source: &SourceId,
+) -> Result<(Vec<CompiledRoute>, HashMap<DestinationId, DestinationKind>), AppError> {
     let mut kinds = HashMap::new();
     let mut today = Vec::new();
-    for route in routes::for_source(scope.pool, scope.team, &source.id).await? {
+    for route in routes::for_source(scope.pool, scope.team, source).await? {
         if route.paused {
             continue;
         }
@@ -41,15 +58,16 @@ pub async fn plan_today(
             rule: route.rule,
         });
     }
-    let facts = stored_facts(
-        &event,
-        &headers,
-        &body,
-        (&source.name, source.provider.as_str()),
-        &team_slug,
-    );
-    let routed = RoutedEvent::new(facts, scope.public_url);
-    pipeline::plan(&today, &routed)
+    Ok((today, kinds))
+}
+
+/// The plans `routes` make for `event`, each with its destination's kind.
+pub(super) fn plan_with(
+    routes: &[CompiledRoute],
+    kinds: &HashMap<DestinationId, DestinationKind>,
+    event: &RoutedEvent<'_>,
+) -> Result<Vec<(DeliveryPlan, DestinationKind)>, AppError> {
+    pipeline::plan(routes, event)
         .into_iter()
         .map(|plan| {
             let kind = kinds.get(&plan.destination_id).copied().ok_or_else(|| {

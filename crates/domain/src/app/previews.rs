@@ -15,7 +15,7 @@ use crate::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, EventId, RouteId, SourceId};
 use crate::model::{EventFilter, PageRequest, Source};
-use crate::providers::{Headers, Inbound, resolve_event_type};
+use crate::providers::{Headers, event_type_of};
 use crate::routing::pipeline::{RouteRule, RuleError, Verdict, render};
 use crate::routing::{EventFacts, Message, RoutedEvent, Templates};
 use crate::store::{destinations, events, routes, sources, teams};
@@ -245,13 +245,7 @@ async fn sample(
     let body = serde_json::to_vec(&payload).unwrap_or_default();
     let event_type = input.event_type.or_else(|| {
         let read = Headers::from_pairs(headers.clone());
-        let inbound = Inbound {
-            url: "",
-            headers: &read,
-            body: &body,
-            json: Some(&payload),
-        };
-        resolve_event_type(source.provider.provider(), &inbound, &source.settings.0)
+        event_type_of(source.provider, &source.settings.0, &read, &body, &payload)
     });
     let headers = headers
         .into_iter()

@@ -1,16 +1,26 @@
 //! Sources: where webhooks come in. Creating one checks its name, provider, secret and
 //! settings together; updating applies only the fields sent (a value sets, `""` clears,
-//! absence keeps); secrets rotate by adding a second and retiring the first.
+//! absence keeps); secrets rotate by adding a second and retiring the first. A test event
+//! goes through a source's routes as the sender's would.
 
 use serde::Deserialize;
 
 use super::error::missing;
 use super::{AppError, Invalid, NothingElse, Scope};
 use crate::StoreError;
-use crate::ids::{SecretId, SourceId};
-use crate::model::{Name, Source};
-use crate::providers::{HmacScheme, ProviderKind, ProviderSettings};
+use chrono::Utc;
+
+use crate::delivery::DestinationKind;
+use crate::ids::{EventId, SecretId, SourceId};
+use crate::model::{Name, NewEvent, Source};
+use crate::providers::samples;
+use crate::providers::{
+    DedupKey, DedupKind, HmacScheme, ProviderKind, ProviderSettings, event_type_of,
+};
+use crate::routing::{EventFacts, RoutedEvent};
 use crate::secrets::random_token;
+use crate::store::events;
+use crate::store::queue::notify_deliveries;
 use crate::store::sources::{self, NewSource, SecretInfo, SourcePatch};
 
 pub const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
@@ -297,4 +307,99 @@ fn apply_settings(
         (Some(_), Some(_)) => invalid.add("hmac", "only hmac sources take a signature scheme"),
         _ => {}
     }
+}
+
+/// What a test event made.
+#[derive(Debug, Clone)]
+pub struct TestSent {
+    pub event_id: EventId,
+    pub deliveries: usize,
+}
+
+/// How long a test event's dedup key holds: it is unique anyway.
+const TEST_DEDUP: chrono::Duration = chrono::Duration::hours(1);
+
+/// Sends the provider's sample event through the source as if its sender had posted it,
+/// the signature aside: stored marked as a test (and with the `switchyard-test` header
+/// templates can read), routed by today's routes, delivered like any other. A route that
+/// would fire a routine starts a paid Claude Code session, so unless
+/// `routines_confirmed` the test is refused and nothing is stored.
+pub async fn send_test(
+    scope: Scope<'_>,
+    id: &SourceId,
+    routines_confirmed: bool,
+) -> Result<TestSent, AppError> {
+    let source = sources::get(scope.pool, scope.team, id)
+        .await
+        .map_err(missing("source"))?;
+    let team_slug = crate::store::teams::get(scope.pool, scope.team).await?.slug;
+    let event_id = EventId::generate();
+    let suffix = &event_id.as_str()[event_id.as_str().len() - 8..];
+    let sample = samples::sample(source.provider, suffix);
+    let body = serde_json::to_vec(&sample.body).unwrap_or_default();
+    let event_type = event_type_of(
+        source.provider,
+        &source.settings.0,
+        &sample.read_headers(),
+        &body,
+        &sample.body,
+    );
+    let headers: serde_json::Map<String, serde_json::Value> = sample
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value)))
+        .collect();
+    let headers = serde_json::Value::Object(headers);
+    let now = Utc::now();
+    let dedup_key = DedupKey {
+        value: format!("test-{suffix}"),
+        kind: DedupKind::ContentHash,
+    };
+    let (routes, kinds) = super::events::today_routes(scope, &source.id).await?;
+    let facts = EventFacts {
+        id: event_id.as_str(),
+        event_type: event_type.as_deref(),
+        headers: &headers,
+        body: &body,
+        received_at: now,
+        dedup_key: &dedup_key.value,
+        source_name: &source.name,
+        source_provider: source.provider.as_str(),
+        team_slug: &team_slug,
+    };
+    let planned =
+        super::events::plan_with(&routes, &kinds, &RoutedEvent::new(facts, scope.public_url))?;
+    let fires_routine = planned
+        .iter()
+        .any(|(plan, kind)| *kind == DestinationKind::Routine && plan.failure.is_none());
+    if fires_routine && !routines_confirmed {
+        return Err(AppError::field(
+            "confirm",
+            "a route of this source fires a routine, and each fire starts a new Claude Code session: confirm first",
+        ));
+    }
+    let deliveries: Vec<_> = planned.into_iter().map(|(plan, _)| plan).collect();
+    let made = deliveries.len();
+    let event = NewEvent {
+        id: event_id.clone(),
+        team_id: scope.team.clone(),
+        source_id: source.id.clone(),
+        event_type,
+        dedup_key,
+        dedup_until: now + TEST_DEDUP,
+        headers,
+        body,
+        received_at: now,
+        deliveries,
+    };
+    let mut tx = scope.pool.begin().await?;
+    events::ingest(&mut tx, std::slice::from_ref(&event)).await?;
+    events::mark_test(&mut *tx, scope.team, &event_id).await?;
+    scope.audit(&mut *tx, "source.test", &source.name).await?;
+    notify_deliveries(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(TestSent {
+        event_id,
+        deliveries: made,
+    })
 }

@@ -69,4 +69,6 @@ pub struct DeliveryLine {
     pub delivery: Delivery,
     pub event_type: Option<String>,
     pub response_status: Option<i32>,
+    /// Its event is a person's test.
+    pub test_event: Option<bool>,
 }

@@ -18,6 +18,8 @@ pub struct Event {
     /// Repeats of this event the sender sent after it was accepted, answered `duplicate`.
     pub duplicates: i32,
     pub last_duplicate_at: Option<DateTime<Utc>>,
+    /// A person's test, sent from the source's page rather than by its sender.
+    pub test: bool,
 }
 
 /// An accepted request on its way into the database.

@@ -17,6 +17,7 @@ mod none;
 mod pagerduty;
 #[cfg(test)]
 mod properties;
+pub mod samples;
 mod sentry;
 mod shopify;
 mod signing;
@@ -125,6 +126,24 @@ pub fn resolve_event_type(
         .event_type_override(req)
         .or_else(|| provider.event_type(req))
         .filter(|t| !t.is_empty())
+}
+
+/// The event type `kind` reads from a request made of these parts: a sample, or one a
+/// person pasted.
+pub fn event_type_of(
+    kind: ProviderKind,
+    settings: &ProviderSettings,
+    headers: &Headers,
+    body: &[u8],
+    json: &Value,
+) -> Option<String> {
+    let inbound = Inbound {
+        url: "",
+        headers,
+        body,
+        json: Some(json),
+    };
+    resolve_event_type(kind.provider(), &inbound, settings)
 }
 
 /// Why a request was refused. The message is shown to the source's owner in the

@@ -89,7 +89,7 @@ pub async fn lines(
     req: &PageRequest,
 ) -> Result<Page<DeliveryLine>, StoreError> {
     let query = sqlx::query_as::<_, DeliveryLine>(concat!(
-        "SELECT l.*, e.event_type, last.response_status FROM (",
+        "SELECT l.*, e.event_type, e.test AS test_event, last.response_status FROM (",
         listing!(),
         ") l
          LEFT JOIN events e ON e.team_id = l.team_id AND e.id = l.event_id

@@ -14,7 +14,8 @@ use crate::model::{DeliveryPlan, Event, EventFilter, NewEvent, Page, PageRequest
 
 macro_rules! columns {
     () => {
-        "id, team_id, source_id, event_type, dedup_key, received_at, duplicates, last_duplicate_at"
+        "id, team_id, source_id, event_type, dedup_key, received_at, duplicates, last_duplicate_at,
+    test"
     };
 }
 
@@ -402,6 +403,21 @@ async fn select(
     .bind(filter.until.map(|t| EventId::first_at(t + ID_SLACK)))
     .fetch_all(db)
     .await?)
+}
+
+/// Marks an event as a person's test: the logs show it so.
+#[tracing::instrument(skip_all)]
+pub async fn mark_test(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &EventId,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE events SET test = true WHERE team_id = $1 AND id = $2")
+        .bind(team)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all)]

@@ -16,6 +16,7 @@ use switchyard_domain::routing::{Filter, timeline};
 use switchyard_domain::store::{deliveries, events};
 
 use super::error::{PageError, TeamPath};
+use super::flash::{self, FlashQuery};
 use super::forms::{Posted, encode, filled, local_time};
 use super::logs::{Names, PAGE, Tones};
 use super::session::Member;
@@ -295,9 +296,12 @@ async fn event_page(
     state: web::Data<WebState>,
     member: Member,
     path: web::Path<TeamPath<EventId>>,
+    shown: Query<FlashQuery>,
 ) -> Result<EventPage, PageError> {
     member.require(Action::Read)?;
-    event_page_view(&state, &member, &path.id).await
+    let mut page = event_page_view(&state, &member, &path.id).await?;
+    page.nav.flash = flash::notice(&state, &member.viewer, &shown).await?;
+    Ok(page)
 }
 
 async fn event_page_view(

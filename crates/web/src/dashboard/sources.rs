@@ -11,18 +11,19 @@ use serde::Deserialize;
 use switchyard_domain::accounts::Action;
 use switchyard_domain::app::NothingElse;
 use switchyard_domain::app::sources::{self as manage, CreateSource, SettingsInput, UpdateSource};
+use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::ids::{SecretId, SourceId};
 use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
 use switchyard_domain::providers::{HmacScheme, ProviderKind};
-use switchyard_domain::store::events;
 use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
+use switchyard_domain::store::{destinations, events, routes};
 
 use super::catalog::{GUIDES, Guide, guide};
 use super::error::{PageError, TeamPath};
 use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
-use super::{Nav, html, see_other};
+use super::{Nav, html, limits, see_other};
 use crate::WebState;
 use crate::query::Query;
 
@@ -34,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(edit)
         .service(update)
         .service(add_secret)
+        .service(send_test)
         .service(retire_secret)
         .service(delete);
 }
@@ -341,6 +343,8 @@ struct ShowPage {
     rejections: Vec<Rejection>,
     events: Vec<Event>,
     errors: Errors,
+    /// Whether a route of the source fires a routine: a test event then asks first.
+    reaches_routine: bool,
 }
 
 impl ShowPage {
@@ -370,7 +374,15 @@ async fn show_page(
         cursor: None,
         limit: 10,
     };
+    let mut reaches_routine = false;
+    for route in routes::for_source(&state.pool, team, id).await? {
+        if !route.paused {
+            let destination = destinations::get(&state.pool, team, &route.destination_id).await?;
+            reaches_routine |= destination.kind() == DestinationKind::Routine;
+        }
+    }
     Ok(ShowPage {
+        reaches_routine,
         nav: Nav::new(member, "sources", state.smtp_configured),
         guide: guide(source.provider),
         ingest_url: state.ingest_url(&source),
@@ -454,6 +466,47 @@ async fn update(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TestForm {
+    /// A route that fires a routine starts a (paid) Claude session: the person must say so.
+    confirm: Option<String>,
+}
+
+/// Sends the provider's sample through the source's routes, marked as a test; the
+/// event's page shows what it made.
+#[post("/t/{team}/sources/{id}/test")]
+async fn send_test(
+    state: web::Data<WebState>,
+    member: Member,
+    path: web::Path<TeamPath<SourceId>>,
+    Posted(form): Posted<TestForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let id = path.into_inner().id;
+    limits::check(&state, &[limits::per_target("source-test", id.as_str())]).await?;
+    match manage::send_test(member.scope(&state), &id, form.confirm.is_some()).await {
+        Ok(sent) => {
+            let notice = match sent.deliveries {
+                0 => "Test event sent. No route took it, so nothing was delivered.".to_owned(),
+                1 => "Test event sent: 1 delivery made.".to_owned(),
+                n => format!("Test event sent: {n} deliveries made."),
+            };
+            let page = member.path(&format!("events/{}", sent.event_id));
+            Ok(see_other(
+                flash::put(&state, &member.viewer, &Flash::notice(notice), &page).await?,
+            ))
+        }
+        Err(e) => {
+            let errors = Errors::from_app(e, &["confirm"])?;
+            html(
+                &show_page(&state, &member, &id, errors).await?,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct SecretForm {
     #[serde(default)]
@@ -512,7 +565,7 @@ async fn retire_secret(
     match manage::retire_secret(member.scope(&state), &id, &secret).await {
         Ok(()) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
         Err(e) => {
-            let errors = Errors::from_app(e, &[])?;
+            let errors = Errors::from_app(e, &["confirm"])?;
             html(
                 &show_page(&state, &member, &id, errors).await?,
                 StatusCode::CONFLICT,

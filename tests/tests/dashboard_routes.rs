@@ -286,3 +286,67 @@ async fn try_preview(
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     page
 }
+
+#[tokio::test]
+async fn a_destination_made_from_the_route_form_comes_back_chosen_with_the_form_kept() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let mut v = Visitor::new(&app);
+    let team = v.sign_up("ada@example.com", "Acme Two").await;
+    let (source_path, _) = v.github_source(&team, SECRET).await;
+    let source_id = source_path.rsplit('/').next().unwrap().to_owned();
+    let form = v.get(&format!("{team}/routes/new")).await;
+    form.assert_contains("New destination…");
+    let page = v
+        .post(
+            &format!("{team}/routes/new-destination"),
+            &[
+                ("name", "triage"),
+                ("source_id", &source_id),
+                ("event_types", "issues.*"),
+                ("filter", "payload.issue.number == 1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let to = page.location.unwrap();
+    assert!(
+        to.starts_with(&format!("{team}/destinations/new?for_route=")),
+        "{to}"
+    );
+    let draft = to.split("for_route=").nth(1).unwrap().to_owned();
+    let page = v.get(&to).await;
+    page.assert_contains(&format!("name=\"for_route\" value=\"{draft}\""));
+    page.assert_contains(&format!("?kind=http&#38;for_route={draft}"));
+
+    // A mistake keeps the way back.
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[("kind", "http"), ("name", "app"), ("for_route", &draft)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains(&format!("name=\"for_route\" value=\"{draft}\""));
+    let page = v
+        .submit(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "http"),
+                ("name", "app"),
+                ("url", &receiver.url("/hook")),
+                ("for_route", &draft),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let destination: String = sqlx::query_scalar("SELECT id FROM destinations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    page.assert_contains("Destination created. Its signing secret, shown this once: whsec_");
+    page.assert_contains("value=\"triage\"");
+    page.assert_contains("payload.issue.number == 1");
+    page.assert_contains(&format!("<option value=\"{destination}\" selected>"));
+    page.assert_contains(&format!("<option value=\"{source_id}\" selected>"));
+}

@@ -120,6 +120,8 @@ pub(super) struct DestinationForm {
     max_in_flight: String,
     budget_per_hour: String,
     budget_per_day: String,
+    /// A route form kept while this destination is made (`flash` id), to go back to.
+    for_route: String,
 }
 
 impl DestinationForm {
@@ -252,6 +254,16 @@ struct FormPage {
 }
 
 impl FormPage {
+    /// The query that keeps a route form waiting for this destination, if one is.
+    fn for_route(&self) -> String {
+        match self.form.for_route.is_empty() {
+            true => String::new(),
+            false => format!("&for_route={}", super::forms::encode(&self.form.for_route)),
+        }
+    }
+}
+
+impl FormPage {
     /// The hint under the secret field `typed` came from.
     fn secret_hint(&self, typed: &str, hint: &'static str) -> &'static str {
         let otherwise = if self.editing.is_some() {
@@ -291,6 +303,8 @@ impl FormPage {
 #[derive(Debug, Deserialize)]
 struct NewQuery {
     kind: Option<String>,
+    /// A route form kept while this destination is made, to go back to.
+    for_route: Option<String>,
 }
 
 #[get("/t/{team}/destinations/new")]
@@ -313,6 +327,7 @@ async fn new(
         form: DestinationForm {
             auth_type: "none".to_owned(),
             method: "POST".to_owned(),
+            for_route: q.for_route.clone().unwrap_or_default(),
             ..DestinationForm::default()
         },
         errors: Errors::default(),
@@ -364,12 +379,32 @@ async fn create(
         Ok(created) => {
             // An http destination's signing secret is shown this once, on the page the
             // redirect leads to.
+            let id = &created.destination.id;
+            if !form.for_route.is_empty() {
+                // Back to the route form, this destination chosen; an http destination's
+                // signing secret is said there, this once.
+                let notice = match created.destination.kind() {
+                    DestinationKind::Http => format!(
+                        "Destination created. Its signing secret, shown this once: {}",
+                        created.signing_secret
+                    ),
+                    _ => "Destination created.".to_owned(),
+                };
+                let back = format!(
+                    "routes/new?draft={}&destination_id={id}",
+                    super::forms::encode(&form.for_route)
+                );
+                let page = member.path(&back);
+                return Ok(see_other(
+                    flash::put(&state, &member.viewer, &Flash::notice(notice), &page).await?,
+                ));
+            }
             let flash = if created.destination.kind() == DestinationKind::Http {
                 Flash::secret("Destination created.", created.signing_secret)
             } else {
                 Flash::notice("Destination created.")
             };
-            let page = member.path(&format!("destinations/{}", created.destination.id));
+            let page = member.path(&format!("destinations/{id}"));
             Ok(see_other(
                 flash::put(&state, &member.viewer, &flash, &page).await?,
             ))

@@ -67,11 +67,7 @@ pub async fn put(
     flash: &impl Serialize,
     path: &str,
 ) -> Result<String, PageError> {
-    let json = serde_json::to_vec(flash).map_err(|_| PageError::Internal)?;
-    let sealed = state.key.seal(&json);
-    let now = Utc::now();
-    let mut conn = state.pool.acquire().await?;
-    let id = flashes::put(&mut conn, &viewer.user.id, &sealed, now, now + LIFETIME).await?;
+    let id = keep(state, viewer, flash).await?;
     let (path, anchor) = path.split_once('#').unwrap_or((path, ""));
     let joiner = if path.contains('?') { '&' } else { '?' };
     let anchor = if anchor.is_empty() {
@@ -80,6 +76,19 @@ pub async fn put(
         format!("#{anchor}")
     };
     Ok(format!("{path}{joiner}flash={id}{anchor}"))
+}
+
+/// Keeps `value` for the viewer to take once within ten minutes; its id.
+pub async fn keep(
+    state: &WebState,
+    viewer: &Viewer,
+    value: &impl Serialize,
+) -> Result<String, PageError> {
+    let json = serde_json::to_vec(value).map_err(|_| PageError::Internal)?;
+    let sealed = state.key.seal(&json);
+    let now = Utc::now();
+    let mut conn = state.pool.acquire().await?;
+    Ok(flashes::put(&mut conn, &viewer.user.id, &sealed, now, now + LIFETIME).await?)
 }
 
 /// The notice of the flash the query names, for a page that shows nothing else once.

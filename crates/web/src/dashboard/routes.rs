@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchyard_domain::accounts::Action;
 use switchyard_domain::app::previews::{self, Candidate, Preview, PreviewSample};
 use switchyard_domain::app::recipes as recipe_use;
@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(new)
         .service(live_preview)
+        .service(new_destination)
         .service(create)
         .service(show)
         .service(update)
@@ -105,9 +106,9 @@ async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, Pa
 }
 
 /// The route form, as text.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
-struct RouteForm {
+pub(super) struct RouteForm {
     name: String,
     source_id: String,
     destination_id: String,
@@ -344,6 +345,10 @@ struct NewQuery {
     /// Start from a recipe's event types, filter and template, towards a destination
     /// the team already has.
     recipe: Option<String>,
+    /// Come back to a route form kept while its destination was made.
+    draft: Option<String>,
+    /// What making that destination said.
+    flash: Option<String>,
 }
 
 #[get("/t/{team}/routes/new")]
@@ -360,6 +365,19 @@ async fn new(
         event_types: "*".to_owned(),
         ..RouteForm::default()
     };
+    let kept = FlashQuery {
+        flash: q.draft.clone(),
+    };
+    if let Some(draft) = flash::take::<RouteForm>(&state, &member.viewer, &kept).await? {
+        form = RouteForm {
+            destination_id: form.destination_id,
+            ..draft
+        };
+    }
+    let made = FlashQuery {
+        flash: q.flash.clone(),
+    };
+    let notice = flash::notice(&state, &member.viewer, &made).await?;
     if let Some(recipe) = q.recipe.as_deref().and_then(recipes::find) {
         form.name = recipe.title.to_owned();
         form.event_types = recipe.event_types.join(", ");
@@ -375,8 +393,10 @@ async fn new(
         }
     }
     let preview = panel(&state, &member, &form).await;
+    let mut nav = Nav::new(&member, "routes", state.smtp_configured);
+    nav.flash = notice;
     Ok(FormPage {
-        nav: Nav::new(&member, "routes", state.smtp_configured),
+        nav,
         route: None,
         sources,
         destinations,
@@ -384,6 +404,21 @@ async fn new(
         errors: Errors::default(),
         preview,
     })
+}
+
+/// Keeps the route form as typed and opens a new destination's form; once that is made,
+/// the route form comes back with it chosen.
+#[post("/t/{team}/routes/new-destination")]
+async fn new_destination(
+    state: web::Data<WebState>,
+    member: Member,
+    Posted(form): Posted<RouteForm>,
+) -> Result<HttpResponse, PageError> {
+    member.require(Action::Configure)?;
+    let draft = flash::keep(&state, &member.viewer, &form).await?;
+    Ok(see_other(
+        member.path(&format!("destinations/new?for_route={draft}")),
+    ))
 }
 
 /// The preview panel alone, for htmx as the form changes.

@@ -596,3 +596,90 @@ async fn a_test_event_goes_through_the_routes_marked_as_a_test_and_asks_before_a
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(count().await, before + 1);
 }
+
+#[tokio::test]
+async fn forms_show_every_mistake_at_once_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
+    let source_path = format!("{team}/sources/{}", source["id"].as_str().unwrap());
+
+    // A field that does not parse and fields the rules refuse, in one answer.
+    let page = v
+        .post(
+            &source_path,
+            &[
+                ("name", ""),
+                ("body_limit", "lots"),
+                ("dedup_pointer", "no-slash"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "body_limit", "dedup_pointer"] {
+        page.assert_contains(&format!("id=\"{field}-error\""));
+    }
+    let page = v
+        .post(
+            &format!("{team}/sources"),
+            &[
+                ("provider", "hmac"),
+                ("name", ""),
+                ("secret", "s3cret"),
+                ("hmac_header", "X-Sig"),
+                ("hmac_tolerance_seconds", "soon"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"name-error\"");
+    page.assert_contains("The tolerance is a whole number of seconds.");
+
+    let (dst,): (String,) = sqlx::query_as("SELECT id FROM destinations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let dst_path = format!("{team}/destinations/{dst}");
+    let page = v
+        .post(
+            &dst_path,
+            &[
+                ("name", ""),
+                ("url", "not a url"),
+                ("rate_per_minute", "fast"),
+                ("headers", "no colon"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "url", "rate_per_minute", "headers"] {
+        page.assert_contains(&format!("id=\"{field}-error\""));
+    }
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "http"),
+                ("name", ""),
+                ("url", "ftp://example.com"),
+                ("budget_per_day", "-1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "url", "budget_per_day"] {
+        page.assert_contains(&format!("id=\"{field}-error\""));
+    }
+
+    // A dry run writes nothing: not a row, not an audit line.
+    let (sources, destinations, audited): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM destinations),
+                (SELECT count(*) FROM audit_log WHERE action IN
+                    ('source.create', 'source.update', 'destination.create', 'destination.update'))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((sources, destinations, audited), (1, 1, 2));
+    v.get(&source_path).await.assert_contains(">api<");
+}

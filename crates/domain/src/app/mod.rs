@@ -41,6 +41,19 @@ pub struct Scope<'a> {
     pub public_url: &'a str,
 }
 
+/// Runs a use case on a transaction it never commits: every rule is checked as the real
+/// thing checks it, and nothing is written. A form whose other fields did not even parse
+/// uses it to show every mistake at once.
+pub(crate) async fn dry_run<T>(
+    scope: Scope<'_>,
+    use_case: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, AppError>,
+) -> Result<(), AppError> {
+    let mut tx = scope.pool.begin().await?;
+    use_case(&mut tx).await?;
+    tx.rollback().await?;
+    Ok(())
+}
+
 impl Scope<'_> {
     /// Notes in the team's audit log that this actor did `action` to `target`.
     pub async fn audit(

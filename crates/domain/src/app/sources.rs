@@ -4,6 +4,7 @@
 //! goes through a source's routes as the sender's would.
 
 use serde::Deserialize;
+use sqlx::PgConnection;
 
 use super::error::missing;
 use super::{AppError, Invalid, NothingElse, Scope};
@@ -84,6 +85,22 @@ pub struct SettingsInput {
 
 /// Validates and stores a new source.
 pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppError> {
+    let mut tx = scope.pool.begin().await?;
+    let source = create_on(&mut tx, scope, cmd).await?;
+    tx.commit().await?;
+    Ok(source)
+}
+
+/// What [`create`] would refuse of `cmd`, writing nothing.
+pub async fn check_create(scope: Scope<'_>, cmd: CreateSource) -> Result<(), AppError> {
+    super::dry_run(scope, async |tx| create_on(tx, scope, cmd).await).await
+}
+
+async fn create_on(
+    tx: &mut PgConnection,
+    scope: Scope<'_>,
+    cmd: CreateSource,
+) -> Result<Source, AppError> {
     let mut invalid = Invalid::default();
     let name = invalid.check("name", Name::parse(&cmd.name));
     let provider = invalid.check("provider", cmd.provider.parse::<ProviderKind>());
@@ -116,7 +133,6 @@ pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppEr
         return Err(StoreError::Internal("a checked source lost its name".into()).into());
     };
 
-    let mut tx = scope.pool.begin().await?;
     let new = NewSource {
         name: name.as_str(),
         provider,
@@ -124,14 +140,34 @@ pub async fn create(scope: Scope<'_>, cmd: CreateSource) -> Result<Source, AppEr
         body_limit,
         sealed_secret,
     };
-    let source = sources::insert(&mut tx, scope.team, new, &random_token(32)).await?;
+    let source = sources::insert(tx, scope.team, new, &random_token(32)).await?;
     scope.audit(&mut *tx, "source.create", &source.name).await?;
-    tx.commit().await?;
     Ok(source)
 }
 
 /// Applies the fields sent.
 pub async fn update(
+    scope: Scope<'_>,
+    id: &SourceId,
+    cmd: UpdateSource,
+) -> Result<Source, AppError> {
+    let mut tx = scope.pool.begin().await?;
+    let source = update_on(&mut tx, scope, id, cmd).await?;
+    tx.commit().await?;
+    Ok(source)
+}
+
+/// What [`update`] would refuse of `cmd`, writing nothing.
+pub async fn check_update(
+    scope: Scope<'_>,
+    id: &SourceId,
+    cmd: UpdateSource,
+) -> Result<(), AppError> {
+    super::dry_run(scope, async |tx| update_on(tx, scope, id, cmd).await).await
+}
+
+async fn update_on(
+    tx: &mut PgConnection,
     scope: Scope<'_>,
     id: &SourceId,
     cmd: UpdateSource,
@@ -142,7 +178,6 @@ pub async fn update(
         .as_deref()
         .and_then(|n| invalid.check("name", Name::parse(n)));
     let body_limit = check_body_limit(&mut invalid, cmd.settings.body_limit);
-    let mut tx = scope.pool.begin().await?;
     let current = sources::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("source"))?;
@@ -161,7 +196,6 @@ pub async fn update(
     };
     let source = sources::update(&mut *tx, scope.team, id, patch).await?;
     scope.audit(&mut *tx, "source.update", &source.name).await?;
-    tx.commit().await?;
     Ok(source)
 }
 

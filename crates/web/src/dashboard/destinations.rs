@@ -138,11 +138,12 @@ impl DestinationForm {
 
     /// The kind's fields. Creating, an empty field is "not given"; editing, an empty secret
     /// keeps the current one and an empty limit removes the limit.
+    /// What the form asks for, and the fields that did not parse (left out of it).
     pub(super) fn input(
         &self,
         kind: DestinationKind,
         editing: bool,
-    ) -> Result<(ConfigInput, LimitsInput), Errors> {
+    ) -> ((ConfigInput, LimitsInput), Errors) {
         let mut errors = Errors::default();
         let number = |errors: &mut Errors, field: &str, raw: &str| match filled(raw) {
             Some(v) => match v.parse::<u32>() {
@@ -204,11 +205,7 @@ impl DestinationForm {
                 to: Some(items(&self.to)),
             }),
         };
-        if errors.is_empty() {
-            Ok((config, limits))
-        } else {
-            Err(errors)
-        }
+        ((config, limits), errors)
     }
 }
 
@@ -358,22 +355,23 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let kind = form.kind.parse::<DestinationKind>().ok();
-    let input = match kind {
-        Some(kind) => form.input(kind, false),
+    let scope = member.scope(&state);
+    let created = match kind.map(|kind| form.input(kind, false)) {
         None => {
             let mut errors = Errors::default();
             errors.add("kind", "Choose what kind of destination this is.");
             Err(errors)
         }
-    };
-    let created = match input {
-        Ok((config, limits)) => {
-            match manage::create(member.scope(&state), &form.name, config, limits).await {
+        Some(((config, limits), unread)) if unread.is_empty() => {
+            match manage::create(scope, &form.name, config, limits).await {
                 Ok(created) => Ok(created),
                 Err(e) => Err(Errors::from_app(e, FIELDS)?),
             }
         }
-        Err(errors) => Err(errors),
+        Some(((config, limits), unread)) => {
+            let checked = manage::check_new(scope, &form.name, config, limits).await;
+            Err(unread.and_checked(checked, FIELDS)?)
+        }
     };
     match created {
         Ok(created) => {
@@ -602,15 +600,19 @@ async fn update(
     member.require(Action::Configure)?;
     let id = path.into_inner().id;
     let current = destinations::get(&state.pool, member.team_id(), &id).await?;
+    let scope = member.scope(&state);
+    let name = Some(form.name.as_str());
     let result = match form.input(current.kind(), true) {
-        Ok((config, limits)) => {
-            let name = Some(form.name.as_str());
-            match manage::reconfigure(member.scope(&state), &id, name, config, limits).await {
+        ((config, limits), unread) if unread.is_empty() => {
+            match manage::reconfigure(scope, &id, name, config, limits).await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(Errors::from_app(e, FIELDS)?),
             }
         }
-        Err(errors) => Err(errors),
+        ((config, limits), unread) => {
+            let checked = manage::check_reconfigure(scope, &id, name, config, limits).await;
+            Err(unread.and_checked(checked, FIELDS)?)
+        }
     };
     match result {
         Ok(()) => {

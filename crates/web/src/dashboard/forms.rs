@@ -146,6 +146,22 @@ impl Errors {
         Ok(errors)
     }
 
+    /// These mistakes (fields that did not parse) and what the use case's dry run says
+    /// of the rest, together: a form shows every mistake at once. A field keeps its own
+    /// first mistake.
+    pub fn and_checked(
+        mut self,
+        checked: Result<(), AppError>,
+        shown: &[&str],
+    ) -> Result<Self, PageError> {
+        if let Err(e) = checked {
+            for (field, message) in Errors::from_app(e, shown)?.0 {
+                self.add(&field, message);
+            }
+        }
+        Ok(self)
+    }
+
     fn add_fields(&mut self, fields: Vec<FieldError>, shown: &[&str]) {
         for e in fields {
             let field = e

@@ -690,17 +690,11 @@ async fn apply(
     member.require(Action::Configure)?;
     let recipe = recipes::find(&path.name).ok_or(PageError::NotFound)?;
     let destination = DestinationForm::target(&form.fire_url, &form.token, &form.url, &form.to);
-    let applied = match destination.input(recipe.kind, false) {
-        Ok((config, _)) => {
-            let scope = member.scope(&state);
-            let name = filled(&form.name);
-            recipe_use::apply_configured(scope, recipe, &form.source_id, name, config).await
-        }
-        Err(errors) => {
-            let page = recipe_page(&state, &member, recipe, form, errors).await?;
-            return html(&page, StatusCode::UNPROCESSABLE_ENTITY);
-        }
-    };
+    // A recipe asks only for where to send, which always parses.
+    let ((config, _), _) = destination.input(recipe.kind, false);
+    let scope = member.scope(&state);
+    let name = filled(&form.name);
+    let applied = recipe_use::apply_configured(scope, recipe, &form.source_id, name, config).await;
     match applied {
         Ok(applied) => Ok(see_other(
             member.path(&format!("routes/{}", applied.route.id)),

@@ -95,7 +95,8 @@ fn enum_text(value: &impl serde::Serialize) -> String {
 
 impl SourceForm {
     /// The command, or the fields the form itself could not read.
-    fn request(&self, provider: ProviderKind) -> Result<CreateSource, Errors> {
+    /// The command the form makes, and the fields that did not parse (left out of it).
+    fn request(&self, provider: ProviderKind) -> (CreateSource, Errors) {
         let mut errors = Errors::default();
         let body_limit = match filled(&self.body_limit) {
             None => None,
@@ -110,10 +111,7 @@ impl SourceForm {
             .map_err(|e| errors.add("hmac", e))
             .ok()
             .flatten();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(CreateSource {
+        let request = CreateSource {
             name: self.name.clone(),
             provider: provider.as_str().to_owned(),
             secret: filled(&self.secret).filter(|_| provider != ProviderKind::None),
@@ -129,7 +127,8 @@ impl SourceForm {
                 hmac,
             },
             nothing_else: NothingElse,
-        })
+        };
+        (request, errors)
     }
 
     /// The form showing a stored source.
@@ -169,10 +168,11 @@ impl SourceForm {
     }
 
     /// The update: every field the form shows, an empty override clearing it.
-    fn patch(&self, provider: ProviderKind) -> Result<UpdateSource, Errors> {
-        let fields = self.request(provider)?;
+    /// The patch the edit form makes, and the fields that did not parse (left out of it).
+    fn patch(&self, provider: ProviderKind) -> (UpdateSource, Errors) {
+        let (fields, errors) = self.request(provider);
         let cleared = |v: &str| Some(v.trim().to_owned());
-        Ok(UpdateSource {
+        let patch = UpdateSource {
             name: Some(fields.name),
             settings: SettingsInput {
                 dedup_header: cleared(&self.dedup_header),
@@ -185,7 +185,8 @@ impl SourceForm {
                 ..fields.settings
             },
             nothing_else: NothingElse,
-        })
+        };
+        (patch, errors)
     }
 
     /// The hmac fields as the scheme the command takes, read by the same rules.
@@ -295,20 +296,23 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     member.require(Action::Configure)?;
     let kind = form.provider.parse::<ProviderKind>().ok();
-    let request = match kind {
-        Some(kind) => form.request(kind),
+    let scope = member.scope(&state);
+    let created = match kind.map(|kind| form.request(kind)) {
         None => {
             let mut errors = Errors::default();
             errors.add("provider", "Choose a provider from the list.");
             Err(errors)
         }
-    };
-    let created = match request {
-        Ok(request) => match manage::create(member.scope(&state), request).await {
-            Ok(source) => Ok(source),
-            Err(e) => Err(Errors::from_app(e, FIELDS)?),
-        },
-        Err(errors) => Err(errors),
+        Some((request, unread)) if unread.is_empty() => {
+            match manage::create(scope, request).await {
+                Ok(source) => Ok(source),
+                Err(e) => Err(Errors::from_app(e, FIELDS)?),
+            }
+        }
+        Some((request, unread)) => {
+            let checked = manage::check_create(scope, request).await;
+            Err(unread.and_checked(checked, FIELDS)?)
+        }
     };
     match created {
         Ok(source) => {
@@ -437,12 +441,16 @@ async fn update(
     member.require(Action::Configure)?;
     let id = path.into_inner().id;
     let current = sources::get(&state.pool, member.team_id(), &id).await?;
+    let scope = member.scope(&state);
     let result = match form.patch(current.provider) {
-        Ok(patch) => match manage::update(member.scope(&state), &id, patch).await {
+        (patch, unread) if unread.is_empty() => match manage::update(scope, &id, patch).await {
             Ok(source) => Ok(source),
             Err(e) => Err(Errors::from_app(e, FIELDS)?),
         },
-        Err(errors) => Err(errors),
+        (patch, unread) => {
+            let checked = manage::check_update(scope, &id, patch).await;
+            Err(unread.and_checked(checked, FIELDS)?)
+        }
     };
     match result {
         Ok(_) => {

@@ -98,6 +98,33 @@ pub async fn create(
     Ok(created)
 }
 
+/// What [`create`] would refuse of these, writing nothing.
+pub async fn check_new(
+    scope: Scope<'_>,
+    name: &str,
+    config: ConfigInput,
+    limits: LimitsInput,
+) -> Result<(), AppError> {
+    super::dry_run(scope, async |tx| {
+        insert_new(tx, scope, name, config, limits).await
+    })
+    .await
+}
+
+/// What [`reconfigure`] would refuse of these, writing nothing.
+pub async fn check_reconfigure(
+    scope: Scope<'_>,
+    id: &DestinationId,
+    name: Option<&str>,
+    config: ConfigInput,
+    limits: LimitsInput,
+) -> Result<(), AppError> {
+    super::dry_run(scope, async |tx| {
+        update_target(tx, scope, id, name, |_| Ok(config), limits).await
+    })
+    .await
+}
+
 /// Applies a new name, the kind's fields and the limits that were sent (absent ones
 /// keep their value). `config` must be of the destination's kind.
 pub async fn reconfigure(

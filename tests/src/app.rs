@@ -1,6 +1,7 @@
 //! `TestApp`: Switchyard with every role on port 0 over a fresh database, plus helpers
 //! that speak its API the way a user's script would.
 
+use crate::contract::Contract;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct TestApp {
     /// A URL of the server the database is on (where it is dropped).
     admin: String,
     running: Option<Running>,
+    /// The served OpenAPI document every API answer is checked against.
+    contract: tokio::sync::OnceCell<Contract>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -198,6 +201,7 @@ impl TestApp {
             proxy,
             admin,
             running: Some(running),
+            contract: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -239,14 +243,47 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.api(method, path);
+        let mut req = self.api(method.clone(), path);
         if let Some(body) = body {
             req = req.json(&body);
         }
         let res = req.send().await.expect("request");
         let status = res.status();
         let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        self.contract().await.check(&method, path, status, &body);
         (status, body)
+    }
+
+    /// Checks an API answer a test read itself against the OpenAPI document the server
+    /// serves; the answer's body, as JSON (`Null` when it has none).
+    pub async fn checked(
+        &self,
+        method: &Method,
+        path: &str,
+        res: reqwest::Response,
+    ) -> (StatusCode, Value) {
+        let status = res.status();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        self.contract().await.check(method, path, status, &body);
+        (status, body)
+    }
+
+    /// The served OpenAPI document, read once.
+    async fn contract(&self) -> &Contract {
+        self.contract
+            .get_or_init(|| async {
+                let doc = self
+                    .client
+                    .get(self.url("/api/openapi.json"))
+                    .send()
+                    .await
+                    .expect("openapi.json")
+                    .json()
+                    .await
+                    .expect("openapi.json is JSON");
+                Contract::new(doc)
+            })
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod browser;
 pub mod cluster;
+pub mod contract;
 pub mod db;
 pub mod fakes;
 pub mod furnished;

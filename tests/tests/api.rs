@@ -82,6 +82,68 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_lists_problems_enums_and_bounds_and_the_server_keeps_them() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = &doc["paths"]["/api/v1/sources"]["get"];
+    for status in ["401", "422", "503"] {
+        assert_eq!(
+            list["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "{status}"
+        );
+    }
+    let create = &doc["paths"]["/api/v1/sources"]["post"];
+    for status in ["400", "401", "413", "415", "422", "503"] {
+        assert!(
+            create["responses"][status]["description"].is_string(),
+            "{status}"
+        );
+    }
+    let one = &doc["paths"]["/api/v1/sources/{id}"]["get"];
+    assert!(one["responses"]["404"].is_object());
+    assert_eq!(
+        one["parameters"][0]["schema"]["pattern"],
+        "^src_[0-9a-z]{26}$"
+    );
+    let limit = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 250);
+    let schemas = &doc["components"]["schemas"];
+    let provider = &schemas["CreateSource"]["allOf"][1]["properties"]["provider"];
+    assert!(provider.to_string().contains("ProviderKind"), "{provider}");
+    assert!(schemas["ProviderKind"]["enum"].as_array().unwrap().len() > 10);
+    assert_eq!(schemas["Source"]["properties"]["name"]["maxLength"], 100);
+
+    // The server holds to the bounds it documents.
+    for limit in ["0", "251", "2147483648", "-1", "many"] {
+        let (status, problem) = app.get(&format!("/api/v1/sources?limit={limit}")).await;
+        assert!(
+            [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY].contains(&status),
+            "limit={limit}: {status} {problem}"
+        );
+    }
+    let (status, _) = app.get("/api/v1/events?limit=250").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = app.get("/api/v1/deliveries?limit=251").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "limit");
+}
+
+#[tokio::test]
 async fn every_route_refuses_a_missing_or_wrong_key() {
     let app = TestApp::spawn().await;
     for (m, path) in ROUTES {
@@ -101,6 +163,7 @@ async fn every_route_refuses_a_missing_or_wrong_key() {
                 "{m} {path} with {key:?}"
             );
             assert_eq!(res.headers()["content-type"], "application/problem+json");
+            app.checked(&method(m), &path, res).await;
         }
     }
 }
@@ -255,6 +318,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
             StatusCode::BAD_REQUEST,
             "{m} {path} malformed"
         );
+        app.checked(m, path, res).await;
         let res = send(br#"{"surprise":1}"#.to_vec(), "application/json")
             .await
             .unwrap();
@@ -263,7 +327,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
             StatusCode::UNPROCESSABLE_ENTITY,
             "{m} {path} unknown field"
         );
-        let problem: Value = res.json().await.unwrap();
+        let (_, problem) = app.checked(m, path, res).await;
         assert!(
             problem["errors"][0]["message"]
                 .as_str()
@@ -279,6 +343,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
             StatusCode::UNPROCESSABLE_ENTITY,
             "{m} {path} wrong type"
         );
+        app.checked(m, path, res).await;
         let res = send(vec![b' '; 300 * 1024], "application/json")
             .await
             .unwrap();
@@ -287,6 +352,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
             StatusCode::PAYLOAD_TOO_LARGE,
             "{m} {path} oversized"
         );
+        app.checked(m, path, res).await;
         let res = send(b"name=x".to_vec(), "application/x-www-form-urlencoded")
             .await
             .unwrap();
@@ -295,6 +361,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "{m} {path} form"
         );
+        app.checked(m, path, res).await;
     }
 }
 

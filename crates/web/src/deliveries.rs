@@ -29,14 +29,19 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
-    /// `pending`, `in_flight`, `succeeded`, `failed`, `held`, `throttled`, `unknown_outcome` or `cancelled`.
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
+    #[param(value_type = Option<EventId>)]
     event_id: Option<String>,
+    #[param(value_type = Option<RouteId>)]
     route_id: Option<String>,
+    #[param(value_type = Option<DestinationId>)]
     destination_id: Option<String>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     cursor: Option<String>,
+    /// Items per page, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     limit: Option<u32>,
 }
 
@@ -72,7 +77,7 @@ async fn list(
         cursor: q.cursor,
         limit: q.limit,
     }
-    .request();
+    .request()?;
     let found = deliveries::list(&state.pool, &team.team, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |d| d)))
 }

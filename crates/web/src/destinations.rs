@@ -47,7 +47,7 @@ async fn list(
     state: web::Data<WebState>,
     q: Query<Paging>,
 ) -> ApiResult<web::Json<List<Destination>>> {
-    let page = destinations::list(&state.pool, &team.team, &q.request()).await?;
+    let page = destinations::list(&state.pool, &team.team, &q.request()?).await?;
     Ok(web::Json(List::from_page(page, |d| d)))
 }
 

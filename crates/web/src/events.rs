@@ -50,6 +50,7 @@ async fn rerun(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    #[param(value_type = Option<SourceId>)]
     source_id: Option<String>,
     event_type: Option<String>,
     dedup_key: Option<String>,
@@ -58,6 +59,8 @@ pub struct EventsQuery {
     /// Received before (RFC 3339).
     until: Option<DateTime<Utc>>,
     cursor: Option<String>,
+    /// Items per page, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     limit: Option<u32>,
 }
 
@@ -86,7 +89,7 @@ async fn list(
         cursor: q.cursor,
         limit: q.limit,
     }
-    .request();
+    .request()?;
     let found = events::list(&state.pool, &team.team, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |e| e)))
 }

@@ -11,6 +11,7 @@ mod destinations;
 mod error;
 mod events;
 mod list;
+mod openapi;
 mod query;
 mod recipes;
 mod replays;
@@ -97,7 +98,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .split_for_parts();
         drop(app);
-        let doc = api.clone();
+        let doc = openapi::exact(api);
         cfg.app_data(web::Data::new(state))
             .app_data(error::json_config())
             .app_data(error::query_config())

@@ -44,7 +44,7 @@ async fn list(
     state: web::Data<WebState>,
     q: Query<Paging>,
 ) -> ApiResult<web::Json<List<Route>>> {
-    let page = routes::list(&state.pool, &team.team, &q.request()).await?;
+    let page = routes::list(&state.pool, &team.team, &q.request()?).await?;
     Ok(web::Json(List::from_page(page, |r| r)))
 }
 

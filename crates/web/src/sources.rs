@@ -60,7 +60,7 @@ async fn list(
     state: web::Data<WebState>,
     q: Query<Paging>,
 ) -> ApiResult<web::Json<List<SourceView>>> {
-    let page = sources::list(&state.pool, &team.team, &q.request()).await?;
+    let page = sources::list(&state.pool, &team.team, &q.request()?).await?;
     Ok(web::Json(List::from_page(page, |s| view(&state, s))))
 }
 

@@ -17,6 +17,7 @@ pub struct ApplyRecipe {
     #[serde(default)]
     pub source_id: String,
     /// The new destination's name (default: the recipe's title).
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// The fields of the recipe's kind of destination: a routine's `fire_url` and
     /// `token`, Slack's `url`, email's `to` (default: the team's owners and admins).

@@ -17,6 +17,7 @@ use crate::store::routes::{self, NewRoute, RoutePatch};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateRoute {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(flatten)]
     pub draft: RouteDraft,
@@ -50,6 +51,7 @@ pub struct RouteDraft {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoute {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     pub event_types: Option<Vec<String>>,
     pub paused: Option<bool>,

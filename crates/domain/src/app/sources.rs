@@ -31,11 +31,13 @@ pub const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateSource {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `anthropic`, `standard_webhooks`, `github`, `stripe`, `slack`, `shopify`, `linear`,
     /// `sentry`, `zendesk`, `intercom`, `pagerduty`, `jira`, `gitlab`, `twilio`, `hmac`,
     /// `basic_auth`, `api_key` or `none`.
     #[serde(default)]
+    #[schema(value_type = ProviderKind)]
     pub provider: String,
     /// The sender's signing secret (`whsec_…` for Standard Webhooks and Anthropic). May
     /// come later (`POST /sources/{id}/secrets`) for `anthropic`, `standard_webhooks`,
@@ -52,6 +54,7 @@ pub struct CreateSource {
 /// Changes to a source: only the fields sent.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UpdateSource {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[serde(flatten)]
     pub settings: SettingsInput,

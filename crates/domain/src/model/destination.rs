@@ -14,6 +14,7 @@ pub struct Destination {
     pub id: DestinationId,
     #[serde(skip)]
     pub team_id: TeamId,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Where it sends: `kind` and that kind's own fields.
     #[serde(flatten)]

@@ -14,6 +14,7 @@ pub struct Route {
     pub id: RouteId,
     #[serde(skip)]
     pub team_id: TeamId,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub source_id: SourceId,
     pub destination_id: DestinationId,

@@ -12,6 +12,7 @@ pub struct Source {
     pub id: SourceId,
     #[serde(skip)]
     pub team_id: TeamId,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[sqlx(try_from = "String")]
     pub provider: ProviderKind,

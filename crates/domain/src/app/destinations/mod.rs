@@ -30,6 +30,7 @@ use crate::store::destinations::{self, DestinationPatch, NewDestination};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateDestination {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `http`, `routine`, `slack` or `email`.
     #[serde(default)]
@@ -45,6 +46,7 @@ pub struct CreateDestination {
 /// Changes to a destination: only the fields sent. Its kind cannot change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateDestination {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// `paused` stops sending and holds deliveries; `active` resumes at once (whatever
     /// paused, disabled or slowed the destination) and releases held deliveries in the

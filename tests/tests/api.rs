@@ -44,6 +44,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/recipes/{name}"),
 ];
 
+/// The OpenAPI document the server serves.
+async fn served_document(app: &TestApp) -> Value {
+    app.client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn method(name: &str) -> Method {
     name.to_ascii_uppercase().parse().unwrap()
 }
@@ -51,15 +63,7 @@ fn method(name: &str) -> Method {
 #[tokio::test]
 async fn the_openapi_document_describes_exactly_the_routes_served() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&app).await;
     let mut documented: Vec<(String, String)> = doc["paths"]
         .as_object()
         .unwrap()
@@ -84,15 +88,7 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
 #[tokio::test]
 async fn the_openapi_document_lists_problems_enums_and_bounds_and_the_server_keeps_them() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&app).await;
     let list = &doc["paths"]["/api/v1/sources"]["get"];
     for status in ["401", "422", "503"] {
         assert_eq!(

@@ -22,6 +22,11 @@
 //! - **attempt**: one try at sending a delivery, with what was sent and what came back.
 //! - **replay**: a deliberate new series of attempts for a finished delivery; a **re-run**
 //!   sends a stored event through today's routes again, making new deliveries.
+//! - **retrying**: a pending delivery whose last attempt failed; **failing**: a
+//!   destination still taking deliveries whose latest attempts failed. Both are labels
+//!   for people, not states.
+//! - **test event**: an event a person sent from a source's page (the provider's sample),
+//!   marked as such in the logs; its deliveries are real.
 
 pub mod accounts;
 pub mod app;

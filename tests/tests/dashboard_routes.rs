@@ -256,7 +256,8 @@ async fn a_preview_runs_on_a_picked_event_or_a_pasted_sample_and_says_why_not() 
     )
     .await;
     panel.assert_contains("Line 1 of the pasted headers is not Name: value.");
-    // Another team's event is not there to pick.
+    // Only the source's own recent events can be picked: another team's (or another
+    // source's) is ignored, and the latest matching event is used.
     let theirs = app.create_source("github", Some(SECRET)).await;
     app.send_github(
         &theirs,
@@ -272,7 +273,8 @@ async fn a_preview_runs_on_a_picked_event_or_a_pasted_sample_and_says_why_not() 
             .await
             .unwrap();
     let panel = try_preview(&mut v, &preview, route(&[("preview_event", &their_event)])).await;
-    panel.assert_contains("no event of this team has this id");
+    panel.assert_contains("With the latest matching event");
+    assert!(!panel.body.contains(&their_event), "{}", panel.body);
 }
 
 /// Posts the route form to the preview, as htmx does when it changes.

@@ -42,21 +42,21 @@ pub async fn retry_now(scope: Scope<'_>, id: &DeliveryId) -> Result<Delivery, Ap
 /// Cancels one delivery still waiting to be sent; the cancelled delivery.
 pub async fn cancel(scope: Scope<'_>, id: &DeliveryId) -> Result<Delivery, AppError> {
     let mut tx = scope.pool.begin().await?;
-    let current = deliveries::get(&mut *tx, scope.team, id)
-        .await
-        .map_err(missing("delivery"))?;
     let done =
         deliveries::cancel(&mut tx, scope.team, std::slice::from_ref(id), Utc::now()).await?;
+    // Read after the attempt: what kept it from being cancelled is what it is now.
+    let delivery = deliveries::get(&mut *tx, scope.team, id)
+        .await
+        .map_err(missing("delivery"))?;
     if done.is_empty() {
         return Err(AppError::Conflict(format!(
             "delivery is {}; only a pending, held or throttled delivery can be cancelled",
-            current.status
+            delivery.status
         )));
     }
     scope
         .audit(&mut *tx, "delivery.cancel", id.as_str())
         .await?;
-    let delivery = deliveries::get(&mut *tx, scope.team, id).await?;
     tx.commit().await?;
     Ok(delivery)
 }

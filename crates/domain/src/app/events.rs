@@ -10,7 +10,7 @@ use super::{AppError, Scope};
 use crate::StoreError;
 use crate::delivery::DestinationKind;
 use crate::ids::{DestinationId, EventId, SourceId};
-use crate::model::{DeliveryPlan, Event, EventFilter};
+use crate::model::{DeliveryPlan, Event, EventFilter, PageRequest};
 use crate::routing::{CompiledRoute, EventFacts, Filter, RoutedEvent, pipeline};
 use crate::store::{destinations, events, routes, sources, teams};
 
@@ -95,7 +95,11 @@ pub async fn rerun(scope: Scope<'_>, id: &EventId) -> Result<usize, AppError> {
 }
 
 /// Events a search reads per query.
-const SEARCH_BATCH: i64 = 200;
+const SEARCH_BATCH: i64 = 50;
+
+/// The largest body a search reads: a batch then holds at most 12.5 MiB of bodies,
+/// however large the source lets them be.
+const SEARCHED_BODY: i32 = 256 * 1024;
 
 /// What one page of a search found.
 #[derive(Debug, Default)]
@@ -129,37 +133,73 @@ pub async fn search(
     let mut sources_read = HashMap::new();
     let mut found = Found::default();
     let mut before = cursor.map(str::to_owned);
+    let note = |found: &mut Found, reason: String| match &mut found.failed {
+        Some((_, count)) => *count += 1,
+        None => found.failed = Some((reason, 1)),
+    };
     while found.read < budget {
         let want = SEARCH_BATCH.min((budget - found.read) as i64);
-        let batch =
-            events::list_with_bodies(scope.pool, scope.team, filter, before.as_deref(), want)
-                .await?;
+        let batch = events::list_with_bodies(
+            scope.pool,
+            scope.team,
+            filter,
+            before.as_deref(),
+            want,
+            SEARCHED_BODY,
+        )
+        .await?;
         let exhausted = (batch.len() as i64) < want;
         for (event, headers, body) in batch {
             found.read += 1;
             before = Some(event.id.to_string());
+            let Some(body) = body else {
+                note(
+                    &mut found,
+                    "a body larger than 256 KiB is not searched".to_owned(),
+                );
+                continue;
+            };
             let source = source_named(scope, &mut sources_read, &event.source_id).await?;
             let facts = stored_facts(&event, &headers, &body, (&source.0, &source.1), &team_slug);
             match RoutedEvent::new(facts, scope.public_url).passes(expression) {
                 Ok(true) => found.items.push(event),
                 Ok(false) => {}
-                Err(e) => match &mut found.failed {
-                    Some((_, count)) => *count += 1,
-                    None => found.failed = Some((e, 1)),
-                },
+                Err(e) => note(&mut found, e),
             }
             if found.items.len() == page {
-                found.next_cursor = found.items.last().map(|e| e.id.to_string());
-                return Ok(found);
+                break;
             }
         }
-        if exhausted {
-            return Ok(found);
+        if found.items.len() == page || exhausted {
+            break;
         }
     }
-    found.stopped_early = true;
-    found.next_cursor = before;
+    // Where to go on: after what was read, if anything older is left.
+    let last_read = match found.items.len() == page {
+        true => found.items.last().map(|e| e.id.to_string()),
+        false => before,
+    };
+    if let Some(last) = last_read
+        && older_exists(scope, filter, &last).await?
+    {
+        found.stopped_early = found.items.len() < page;
+        found.next_cursor = Some(last);
+    }
     Ok(found)
+}
+
+/// Whether any event matching `filter` is older than `before`.
+async fn older_exists(
+    scope: Scope<'_>,
+    filter: &EventFilter,
+    before: &str,
+) -> Result<bool, AppError> {
+    let one = PageRequest {
+        cursor: Some(before.to_owned()),
+        limit: 1,
+    };
+    let page = events::list(scope.pool, scope.team, filter, &one).await?;
+    Ok(!page.items.is_empty())
 }
 
 /// A source's name and provider, read once per search.

@@ -324,15 +324,19 @@ pub async fn list(
         filter,
         req.cursor.as_deref(),
         fetch_limit(req),
-        false,
+        None,
     )
     .await?;
     let events = rows.into_iter().map(|row| row.event).collect();
     Ok(page(events, req, |e| e.id.to_string()))
 }
 
+/// An event with its stored headers and its body (`None`: too large to read here).
+pub type Carried = (Event, serde_json::Value, Option<Vec<u8>>);
+
 /// Up to `limit` events older than `before`, newest first, with what they carried:
-/// their stored headers and raw bodies, for a search that reads them.
+/// their stored headers and raw bodies, for a search that reads them. A body longer
+/// than `max_body` bytes is left unread (`None`).
 #[tracing::instrument(skip_all)]
 pub async fn list_with_bodies(
     db: impl PgExecutor<'_>,
@@ -340,14 +344,12 @@ pub async fn list_with_bodies(
     filter: &EventFilter,
     before: Option<&str>,
     limit: i64,
-) -> Result<Vec<(Event, serde_json::Value, Vec<u8>)>, StoreError> {
-    let rows = select(db, team, filter, before, limit, true).await?;
+    max_body: i32,
+) -> Result<Vec<Carried>, StoreError> {
+    let rows = select(db, team, filter, before, limit, Some(max_body)).await?;
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let headers = row.headers.unwrap_or_default();
-            (row.event, headers, row.body.unwrap_or_default())
-        })
+        .map(|row| (row.event, row.headers.unwrap_or_default(), row.body))
         .collect())
 }
 
@@ -359,20 +361,21 @@ struct Listed {
     body: Option<Vec<u8>>,
 }
 
-/// The team's events matching `filter`, older than `before`, newest first; headers and
-/// bodies only when `carrying`.
+/// The team's events matching `filter`, older than `before`, newest first; with their
+/// headers and the bodies no longer than `carrying`, when it is given.
 async fn select(
     db: impl PgExecutor<'_>,
     team: &TeamId,
     filter: &EventFilter,
     before: Option<&str>,
     limit: i64,
-    carrying: bool,
+    carrying: Option<i32>,
 ) -> Result<Vec<Listed>, StoreError> {
     Ok(sqlx::query_as::<_, Listed>(concat!(
         "SELECT ",
         columns!(),
-        ", CASE WHEN $11 THEN headers END AS headers, CASE WHEN $11 THEN body END AS body
+        ", CASE WHEN $11 IS NOT NULL THEN headers END AS headers,
+         CASE WHEN length(body) <= $11 THEN body END AS body
          FROM events
          WHERE team_id = $1 AND ($2::text IS NULL OR id < $2)
            AND ($3::text IS NULL OR source_id = $3)

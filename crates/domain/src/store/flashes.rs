@@ -51,3 +51,22 @@ pub async fn take(
     .fetch_optional(&mut *conn)
     .await?)
 }
+
+/// The viewer's live flash `id`, left in place (what a kept form is read from until it
+/// expires).
+#[tracing::instrument(skip_all)]
+pub async fn peek(
+    conn: &mut PgConnection,
+    user: &UserId,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT sealed FROM flashes WHERE id = $1 AND user_id = $2 AND expires_at > $3",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?)
+}

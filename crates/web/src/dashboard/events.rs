@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
+use switchyard_domain::app::AppError;
 use switchyard_domain::app::events as events_app;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
 use switchyard_domain::ids::{EventId, SourceId};
@@ -192,7 +193,7 @@ async fn event_list(
     let found = match (&problem, &expression) {
         (Some(_), _) => Default::default(),
         (None, Some(expression)) => {
-            let found = events_app::search(
+            let searched_for = events_app::search(
                 member.scope(&state),
                 &filter,
                 expression,
@@ -200,11 +201,20 @@ async fn event_list(
                 PAGE as usize,
                 SEARCH_BUDGET,
             )
-            .await?;
-            notice = searched(&found);
-            Page {
-                items: found.items,
-                next_cursor: found.next_cursor,
+            .await;
+            match searched_for {
+                Ok(found) => {
+                    notice = searched(&found);
+                    Page {
+                        items: found.items,
+                        next_cursor: found.next_cursor,
+                    }
+                }
+                Err(AppError::Store(e)) if e.is_timeout() => {
+                    problem = Some(TOO_LONG.to_owned());
+                    Default::default()
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         (None, None) => {
@@ -215,10 +225,7 @@ async fn event_list(
             match events::list(&state.pool, member.team_id(), &filter, &page).await {
                 Ok(found) => found,
                 Err(e) if e.is_timeout() => {
-                    problem = Some(
-                        "This search took too long. Narrow it: a shorter time range, a source or an event type."
-                            .to_owned(),
-                    );
+                    problem = Some(TOO_LONG.to_owned());
                     Default::default()
                 }
                 Err(e) => return Err(e.into()),
@@ -236,6 +243,10 @@ async fn event_list(
         problem,
     })
 }
+
+/// What a search that ran out of time says.
+const TOO_LONG: &str =
+    "This search took too long. Narrow it: a shorter time range, a source or an event type.";
 
 /// Events a filter expression reads per page: a rare match costs a bounded wait, and
 /// the page says how far back it looked.

@@ -113,7 +113,27 @@ pub async fn take<T: DeserializeOwned>(
         return Ok(None);
     };
     let mut conn = state.pool.acquire().await?;
-    let Some(sealed) = flashes::take(&mut conn, &viewer.user.id, id, Utc::now()).await? else {
+    let sealed = flashes::take(&mut conn, &viewer.user.id, id, Utc::now()).await?;
+    open(state, sealed)
+}
+
+/// What [`keep`] kept under `id`, left in place until it expires: a form kept while
+/// the person makes something it needs reads the same on a reload.
+pub async fn read<T: DeserializeOwned>(
+    state: &WebState,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Option<T>, PageError> {
+    let mut conn = state.pool.acquire().await?;
+    let sealed = flashes::peek(&mut conn, &viewer.user.id, id, Utc::now()).await?;
+    open(state, sealed)
+}
+
+fn open<T: DeserializeOwned>(
+    state: &WebState,
+    sealed: Option<Vec<u8>>,
+) -> Result<Option<T>, PageError> {
+    let Some(sealed) = sealed else {
         return Ok(None);
     };
     let json = state.key.open(&sealed).map_err(|_| PageError::Internal)?;

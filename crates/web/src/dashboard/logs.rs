@@ -343,7 +343,11 @@ async fn selected(
         Err(e) => return Err(e.into()),
     };
     // Only a query comes back: the path is always this team's list.
-    let back = form.back.replace(['\r', '\n', '#'], "");
+    let back: String = form
+        .back
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '#')
+        .collect();
     let list = member.path(&format!("deliveries?{back}"));
     Ok(see_other(
         flash::put(&state, &member.viewer, &flash, &list).await?,

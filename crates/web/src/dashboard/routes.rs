@@ -262,7 +262,12 @@ async fn try_route(state: &WebState, member: &Member, form: &RouteForm) -> Previ
         previews::with_sample(scope, &candidate, sample)
             .await
             .map(|p| Some(("With the pasted sample.".to_owned(), p)))
-    } else if let Ok(id) = form.preview_event.parse::<EventId>() {
+    } else if let Some(id) = form
+        .preview_event
+        .parse::<EventId>()
+        .ok()
+        .filter(|id| recent.iter().any(|e| &e.id == id))
+    {
         let picked = PreviewSample {
             event_id: Some(id.to_string()),
             ..PreviewSample::default()
@@ -365,10 +370,11 @@ async fn new(
         event_types: "*".to_owned(),
         ..RouteForm::default()
     };
-    let kept = FlashQuery {
-        flash: q.draft.clone(),
+    let kept = match q.draft.as_deref() {
+        Some(id) => flash::read::<RouteForm>(&state, &member.viewer, id).await?,
+        None => None,
     };
-    if let Some(draft) = flash::take::<RouteForm>(&state, &member.viewer, &kept).await? {
+    if let Some(draft) = kept {
         form = RouteForm {
             destination_id: form.destination_id,
             ..draft

@@ -42,6 +42,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/replays/{id}/cancel"),
     ("get", "/api/v1/recipes"),
     ("post", "/api/v1/recipes/{name}"),
+    ("get", "/api/v1/integrations/anthropic"),
+    ("put", "/api/v1/integrations/anthropic"),
+    ("delete", "/api/v1/integrations/anthropic"),
 ];
 
 /// The OpenAPI document the server serves.
@@ -282,7 +285,7 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
         .iter()
         // Replaying, retrying or cancelling one thing takes no body.
         .filter(|(m, p)| {
-            matches!(*m, "post" | "patch")
+            matches!(*m, "post" | "patch" | "put")
                 && !(p.contains("{id}")
                     && ["/replay", "/retry", "/cancel", "/rerun"]
                         .iter()

@@ -10,6 +10,7 @@ mod deliveries;
 mod destinations;
 mod error;
 mod events;
+mod integrations;
 mod list;
 mod openapi;
 mod query;
@@ -94,7 +95,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(events::routes)
                     .configure(deliveries::routes)
                     .configure(recipes::routes)
-                    .configure(replays::routes),
+                    .configure(replays::routes)
+                    .configure(integrations::routes),
             )
             .split_for_parts();
         drop(app);
@@ -112,7 +114,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(|c| register(c, events::routes))
                     .configure(|c| register(c, deliveries::routes))
                     .configure(|c| register(c, recipes::routes))
-                    .configure(|c| register(c, replays::routes)),
+                    .configure(|c| register(c, replays::routes))
+                    .configure(|c| register(c, integrations::routes)),
             )
             .route(
                 "/api/openapi.json",

@@ -10,6 +10,7 @@ pub mod destinations;
 mod error;
 pub mod events;
 mod flat;
+pub mod integrations;
 pub mod previews;
 pub mod recipes;
 pub mod replays;

@@ -76,6 +76,7 @@ macro_rules! team_table {
 
 pub mod accounts;
 pub mod alerts;
+pub mod anthropic_keys;
 pub mod api_keys;
 pub mod attempts;
 pub mod audit;

@@ -7,6 +7,7 @@
 mod account;
 mod catalog;
 mod chart;
+mod destination_form;
 mod destinations;
 mod error;
 mod events;
@@ -18,6 +19,7 @@ mod logs;
 mod mail;
 mod replays;
 mod reset;
+mod route_preview;
 mod routes;
 mod session;
 mod sources;

@@ -2,27 +2,25 @@
 //! a live preview of what the destination would get from the latest matching stored
 //! event; and recipes, ready-made destination and route pairs applied in one form.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 use switchyard_domain::accounts::Action;
-use switchyard_domain::app::previews::{self, Candidate, Preview, PreviewSample};
+use switchyard_domain::app::NothingElse;
 use switchyard_domain::app::recipes as recipe_use;
 use switchyard_domain::app::routes::{self as manage, CreateRoute, RouteDraft, UpdateRoute};
-use switchyard_domain::app::{AppError, NothingElse};
-use switchyard_domain::ids::{DestinationId, EventId, RouteId, SourceId};
-use switchyard_domain::model::{Destination, Event, EventFilter, PageRequest, Route, Source};
+use switchyard_domain::ids::{DestinationId, RouteId, SourceId};
+use switchyard_domain::model::{Destination, PageRequest, Route, Source};
 use switchyard_domain::routing::recipes::{self, RECIPES, Recipe};
-use switchyard_domain::store::{destinations, events, routes, sources};
+use switchyard_domain::store::{destinations, routes, sources};
 
-use super::destinations::DestinationForm;
+use super::destination_form::DestinationForm;
 use super::error::{PageError, TeamPath};
 use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled};
+use super::route_preview::{PreviewPanel, panel};
 use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
@@ -31,7 +29,7 @@ use crate::query::Query;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(new)
-        .service(live_preview)
+        .service(super::route_preview::live_preview)
         .service(new_destination)
         .service(create)
         .service(show)
@@ -109,24 +107,24 @@ async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, Pa
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub(super) struct RouteForm {
-    name: String,
-    source_id: String,
-    destination_id: String,
+    pub(super) name: String,
+    pub(super) source_id: String,
+    pub(super) destination_id: String,
     /// Globs, one per line or comma-separated.
-    event_types: String,
-    filter: String,
-    template: String,
-    subject: String,
+    pub(super) event_types: String,
+    pub(super) filter: String,
+    pub(super) template: String,
+    pub(super) subject: String,
     /// The preview's event: one of the source's recent events, or empty for the latest
     /// the event types match.
-    preview_event: String,
+    pub(super) preview_event: String,
     /// A pasted sample to preview with instead: `Name: value` lines, and a JSON body.
-    sample_headers: String,
-    sample_body: String,
+    pub(super) sample_headers: String,
+    pub(super) sample_body: String,
 }
 
 impl RouteForm {
-    fn patterns(&self) -> Vec<String> {
+    pub(super) fn patterns(&self) -> Vec<String> {
         let patterns: Vec<String> = self
             .event_types
             .split([',', '\n'])
@@ -141,7 +139,7 @@ impl RouteForm {
         }
     }
 
-    fn optional(text: &str) -> Option<String> {
+    pub(super) fn optional(text: &str) -> Option<String> {
         (!text.trim().is_empty()).then(|| text.replace("\r\n", "\n"))
     }
 
@@ -170,177 +168,6 @@ struct FormPage {
     form: RouteForm,
     errors: Errors,
     preview: PreviewPanel,
-}
-
-/// What the preview panel shows.
-#[derive(Template, Default)]
-#[template(path = "dashboard/route_preview.html")]
-struct PreviewPanel {
-    /// Why there is nothing to show yet.
-    waiting: Option<&'static str>,
-    /// What the preview ran on, in words.
-    tried: Option<String>,
-    preview: Option<Preview>,
-    problem: Option<String>,
-    /// The source's recent events, to pick one.
-    recent: Vec<Event>,
-    /// The one picked, if any.
-    picked: String,
-    /// Where a new pick posts.
-    preview_url: String,
-}
-
-impl PreviewPanel {
-    fn waiting(why: &'static str) -> PreviewPanel {
-        PreviewPanel {
-            waiting: Some(why),
-            ..PreviewPanel::default()
-        }
-    }
-}
-
-/// Recent events the preview offers to pick from.
-const PICKABLE: u32 = 20;
-
-/// Runs the form's route against the event it picks, the sample pasted into it, or the
-/// latest event of its source the event types match.
-async fn panel(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPanel {
-    PreviewPanel {
-        preview_url: member.path("routes/preview"),
-        ..try_route(state, member, form).await
-    }
-}
-
-async fn try_route(state: &WebState, member: &Member, form: &RouteForm) -> PreviewPanel {
-    let ids = (
-        form.source_id.parse::<SourceId>(),
-        form.destination_id.parse::<DestinationId>(),
-    );
-    let (Ok(source_id), Ok(destination_id)) = ids else {
-        return PreviewPanel::waiting("Choose a source and a destination to see a preview.");
-    };
-    let team = member.team_id();
-    let found = (
-        sources::get(&state.pool, team, &source_id).await,
-        destinations::get(&state.pool, team, &destination_id).await,
-    );
-    let (Ok(source), Ok(destination)) = found else {
-        return PreviewPanel::waiting("Choose a source and a destination to see a preview.");
-    };
-    let newest = EventFilter {
-        source_id: Some(source_id),
-        ..EventFilter::default()
-    };
-    let pickable = PageRequest {
-        cursor: None,
-        limit: PICKABLE,
-    };
-    let recent = match events::list(&state.pool, team, &newest, &pickable).await {
-        Ok(found) => found.items,
-        Err(e) => return unavailable(e.into()),
-    };
-    let candidate = Candidate {
-        source,
-        kind: destination.kind(),
-        event_types: form.patterns(),
-        filter: RouteForm::optional(&form.filter),
-        template: RouteForm::optional(&form.template),
-        subject: RouteForm::optional(&form.subject),
-    };
-    let scope = member.scope(state);
-    let tried = if !form.sample_body.trim().is_empty() {
-        let sample = match pasted(form) {
-            Ok(sample) => sample,
-            Err(problem) => {
-                return PreviewPanel {
-                    problem: Some(problem),
-                    recent,
-                    ..PreviewPanel::default()
-                };
-            }
-        };
-        previews::with_sample(scope, &candidate, sample)
-            .await
-            .map(|p| Some(("With the pasted sample.".to_owned(), p)))
-    } else if let Some(id) = form
-        .preview_event
-        .parse::<EventId>()
-        .ok()
-        .filter(|id| recent.iter().any(|e| &e.id == id))
-    {
-        let picked = PreviewSample {
-            event_id: Some(id.to_string()),
-            ..PreviewSample::default()
-        };
-        previews::with_sample(scope, &candidate, picked)
-            .await
-            .map(|p| Some((format!("With the event {id}."), p)))
-    } else {
-        previews::latest(scope, &candidate)
-            .await
-            .map(|found| found.map(|(id, p)| (format!("With the latest matching event, {id}."), p)))
-    };
-    match tried {
-        Ok(Some((tried, preview))) => PreviewPanel {
-            tried: Some(tried),
-            preview: Some(preview),
-            picked: form.preview_event.clone(),
-            recent,
-            ..PreviewPanel::default()
-        },
-        Ok(None) => PreviewPanel::waiting(
-            "This source has no events yet. Send one from the sender, or paste a sample below the form.",
-        ),
-        Err(e) => PreviewPanel {
-            recent,
-            ..unavailable(e)
-        },
-    }
-}
-
-/// A preview that could not run, and why, for people.
-fn unavailable(e: AppError) -> PreviewPanel {
-    let problem = match e {
-        AppError::Invalid(errors) => errors
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        AppError::Store(e) => {
-            tracing::warn!(error = ?e, "route preview failed");
-            "the preview is unavailable right now; try again in a moment".to_owned()
-        }
-        other => other.to_string(),
-    };
-    PreviewPanel {
-        problem: Some(super::forms::sentence(&problem)),
-        ..PreviewPanel::default()
-    }
-}
-
-/// The sample pasted into the form: `Name: value` header lines and a JSON body.
-fn pasted(form: &RouteForm) -> Result<PreviewSample, String> {
-    let payload = serde_json::from_str(&form.sample_body)
-        .map_err(|e| format!("The pasted body is not JSON: {e}."))?;
-    let mut headers = BTreeMap::new();
-    for (n, line) in form.sample_headers.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(format!(
-                "Line {} of the pasted headers is not Name: value.",
-                n + 1
-            ));
-        };
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-    }
-    Ok(PreviewSample {
-        payload: Some(payload),
-        headers: Some(headers),
-        ..PreviewSample::default()
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,17 +252,6 @@ async fn new_destination(
     Ok(see_other(
         member.path(&format!("destinations/new?for_route={draft}")),
     ))
-}
-
-/// The preview panel alone, for htmx as the form changes.
-#[post("/t/{team}/routes/preview")]
-async fn live_preview(
-    state: web::Data<WebState>,
-    member: Member,
-    Posted(form): Posted<RouteForm>,
-) -> Result<HttpResponse, PageError> {
-    member.require(Action::Read)?;
-    html(&panel(&state, &member, &form).await, StatusCode::OK)
 }
 
 const FIELDS: &[&str] = &[

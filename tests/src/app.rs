@@ -271,19 +271,20 @@ impl TestApp {
     /// The served OpenAPI document, read once.
     async fn contract(&self) -> &Contract {
         self.contract
-            .get_or_init(|| async {
-                let doc = self
-                    .client
-                    .get(self.url("/api/openapi.json"))
-                    .send()
-                    .await
-                    .expect("openapi.json")
-                    .json()
-                    .await
-                    .expect("openapi.json is JSON");
-                Contract::new(doc)
-            })
+            .get_or_init(|| async { Contract::new(self.openapi().await) })
             .await
+    }
+
+    /// The OpenAPI document the server serves.
+    pub async fn openapi(&self) -> Value {
+        self.client
+            .get(self.url("/api/openapi.json"))
+            .send()
+            .await
+            .expect("openapi.json")
+            .json()
+            .await
+            .expect("openapi.json is JSON")
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

@@ -97,6 +97,17 @@ impl Rig {
         ids
     }
 
+    /// A person resumes the destination through the API.
+    async fn resume(&self) -> (StatusCode, Value) {
+        self.app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/destinations/{}", self.destination),
+                Some(json!({"state": "active"})),
+            )
+            .await
+    }
+
     async fn all_succeed(&self, ids: &[String]) {
         for id in ids {
             self.app
@@ -197,14 +208,7 @@ async fn a_person_resumes_an_open_breaker_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     rig.receiver.script(vec![Reply::status(200)]);
-    let (status, resumed) = rig
-        .app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/destinations/{}", rig.destination),
-            Some(json!({"state": "active"})),
-        )
-        .await;
+    let (status, resumed) = rig.resume().await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
     assert_eq!(resumed["state"], "active");
     assert_eq!(resumed["consecutive_failures"], 0);
@@ -225,14 +229,7 @@ async fn after_a_person_resumes_the_next_disabling_is_emailed_like_the_first() {
         Some("[Switchyard] Destination \"app\" is disabled")
     );
     // Resumed while the receiver still fails: the released deliveries open it again.
-    let (status, resumed) = rig
-        .app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/destinations/{}", rig.destination),
-            Some(json!({"state": "active"})),
-        )
-        .await;
+    let (status, resumed) = rig.resume().await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
     rig.until_destination("the breaker opens again", |d| d["state"] == "auto_disabled")
         .await;

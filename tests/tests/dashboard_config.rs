@@ -1,6 +1,7 @@
-//! The dashboard's destination pages, role enforcement across the configuration pages
-//! and "send test", through real HTTP with a cookie jar (sources are in
-//! `dashboard_sources`, routes and recipes in `dashboard_routes`). Each page is checked for its happy path, its validation
+//! The dashboard's destination pages, role enforcement across the configuration pages,
+//! "send test", and forms showing every mistake at once, through real HTTP with a cookie
+//! jar (sources are in `dashboard_sources` and `source_onboarding`, routes and recipes
+//! in `dashboard_routes`). Each page is checked for its happy path, its validation
 //! errors, role enforcement and other teams' ids.
 
 use std::time::Duration;
@@ -416,4 +417,91 @@ async fn a_form_sent_back_with_errors_asks_for_the_typed_secret_again_and_never_
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     page.assert_contains("Enter it again");
     assert!(!page.body.contains("gh-typed-secret"));
+}
+
+#[tokio::test]
+async fn forms_show_every_mistake_at_once_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let (mut v, team, source) = Visitor::wired(&app, SECRET, &receiver.url("/in")).await;
+    let source_path = format!("{team}/sources/{}", source["id"].as_str().unwrap());
+
+    // A field that does not parse and fields the rules refuse, in one answer.
+    let page = v
+        .post(
+            &source_path,
+            &[
+                ("name", ""),
+                ("body_limit", "lots"),
+                ("dedup_pointer", "no-slash"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "body_limit", "dedup_pointer"] {
+        page.assert_contains(&format!("id=\"{field}-error\""));
+    }
+    let page = v
+        .post(
+            &format!("{team}/sources"),
+            &[
+                ("provider", "hmac"),
+                ("name", ""),
+                ("secret", "s3cret"),
+                ("hmac_header", "X-Sig"),
+                ("hmac_tolerance_seconds", "soon"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    page.assert_contains("id=\"name-error\"");
+    page.assert_contains("The tolerance is a whole number of seconds.");
+
+    let (dst,): (String,) = sqlx::query_as("SELECT id FROM destinations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let dst_path = format!("{team}/destinations/{dst}");
+    let page = v
+        .post(
+            &dst_path,
+            &[
+                ("name", ""),
+                ("url", "not a url"),
+                ("rate_per_minute", "fast"),
+                ("headers", "no colon"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "url", "rate_per_minute", "headers"] {
+        page.assert_contains(&format!("id=\"{field}-error\""));
+    }
+    let page = v
+        .post(
+            &format!("{team}/destinations"),
+            &[
+                ("kind", "http"),
+                ("name", ""),
+                ("url", "ftp://example.com"),
+                ("budget_per_day", "-1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "url", "budget_per_day"] {
+        page.assert_contains(&format!("id=\"{field}-error\""));
+    }
+
+    // A dry run writes nothing: not a row, not an audit line.
+    let (sources, destinations, audited): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM sources), (SELECT count(*) FROM destinations),
+                (SELECT count(*) FROM audit_log WHERE action IN
+                    ('source.create', 'source.update', 'destination.create', 'destination.update'))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((sources, destinations, audited), (1, 1, 2));
+    v.get(&source_path).await.assert_contains(">api<");
 }

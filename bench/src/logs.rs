@@ -103,6 +103,7 @@ pub async fn run(admin_url: &str, events: i64, requests: usize) -> anyhow::Resul
             provider: switchyard_domain::providers::ProviderKind::None,
             settings: &Default::default(),
             body_limit: 1024 * 1024,
+            quiet_after_minutes: None,
             sealed_secret: None,
         },
         "other-token",

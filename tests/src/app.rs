@@ -59,6 +59,8 @@ pub struct Options {
     pub body_timeout: Option<u64>,
     /// `SWITCHYARD_MAX_CONNECTIONS_PER_CLIENT`.
     pub max_connections_per_client: Option<usize>,
+    /// `SWITCHYARD_ANTHROPIC_API_URL`: a [`FakeAnthropic`](crate::FakeAnthropic)'s base.
+    pub anthropic_api_url: Option<String>,
 }
 
 impl Options {
@@ -170,6 +172,9 @@ impl TestApp {
         if let Some(cap) = options.max_connections_per_client {
             config.max_connections_per_client = cap;
         }
+        if let Some(url) = &options.anthropic_api_url {
+            config.anthropic_api_url = url.parse().expect("an Anthropic API URL");
+        }
         config.trusted_proxies = options
             .trusted_proxies
             .iter()
@@ -203,6 +208,18 @@ impl TestApp {
             running: Some(running),
             contract: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Sends the team's alerts to `address` too (the team has no members to get them).
+    pub async fn alert_to(&self, address: &str) {
+        sqlx::query(
+            "INSERT INTO alert_settings (team_id, extra_recipients)
+             SELECT id, ARRAY[$1] FROM teams WHERE slug = 'acme'",
+        )
+        .bind(address)
+        .execute(&self.pool)
+        .await
+        .expect("alert settings");
     }
 
     /// Another team on the same app, with its own key.
@@ -407,6 +424,28 @@ impl TestApp {
         let res = req.send().await.expect("send webhook");
         let status = res.status();
         (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An Anthropic webhook (Standard Webhooks signing, `webhook-id` the envelope's
+    /// id) to an ingest URL; its status and JSON answer.
+    pub async fn send_anthropic(
+        &self,
+        url: &str,
+        secret: &str,
+        envelope: &Value,
+    ) -> (StatusCode, Value) {
+        let id = envelope["id"].as_str().expect("an envelope id");
+        let body = envelope.to_string();
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = sign::standard_webhooks(secret, id, timestamp, body.as_bytes());
+        let timestamp = timestamp.to_string();
+        let headers = [
+            ("content-type", "application/json"),
+            ("webhook-id", id),
+            ("webhook-timestamp", timestamp.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ];
+        self.hook(url, &headers, body).await
     }
 
     pub async fn send_github(

@@ -83,6 +83,16 @@ fn next<T: Clone>(script: &Mutex<VecDeque<T>>, fallback: T) -> T {
 }
 
 fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
+    shared
+        .received
+        .lock()
+        .expect("lock")
+        .push(received(req, body));
+    shared.arrived.notify_waiters();
+}
+
+/// A request as a fake records it.
+pub(crate) fn received(req: &HttpRequest, body: &[u8]) -> Received {
     let headers = req
         .headers()
         .iter()
@@ -93,14 +103,13 @@ fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
             )
         })
         .collect();
-    shared.received.lock().expect("lock").push(Received {
+    Received {
         at: std::time::Instant::now(),
         method: req.method().to_string(),
         path: req.path().to_owned(),
         headers,
         body: body.to_vec(),
-    });
-    shared.arrived.notify_waiters();
+    }
 }
 
 /// A fake of `POST /v1/claude_code/routines/{trig_…}/fire` for one routine and its token.
@@ -323,7 +332,9 @@ async fn slack(req: HttpRequest, body: web::Bytes, state: web::Data<SlackState>)
     }
 }
 
-fn serve(configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
+pub(crate) fn serve(
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let server = HttpServer::new(move || App::new().configure(configure.clone()))

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod cluster;
 pub mod contract;
 pub mod db;
+pub mod fake_anthropic;
 pub mod fakes;
 pub mod furnished;
 pub mod proxy;
@@ -19,6 +20,7 @@ pub mod smtp;
 pub mod visitor;
 
 pub use app::TestApp;
+pub use fake_anthropic::{FakeAnthropic, Trouble};
 pub use fakes::{Answer, FakeRoutines, FakeSlack, SlackAnswer};
 pub use proxy::DbProxy;
 pub use receiver::{Receiver, Reply};

@@ -181,6 +181,8 @@ async fn alert_settings_are_changed_by_admins_in_the_dashboard() {
             delivery_failed: false,
             unknown_outcome: false,
             source_rejecting: true,
+            anthropic_key: false,
+            source_quiet: false,
             rejection_threshold: 50,
             notify_admins: false,
             extra_recipients: vec![

@@ -45,6 +45,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/integrations/anthropic"),
     ("put", "/api/v1/integrations/anthropic"),
     ("delete", "/api/v1/integrations/anthropic"),
+    ("post", "/api/v1/integrations/anthropic/check"),
 ];
 
 fn method(name: &str) -> Method {
@@ -217,9 +218,10 @@ async fn bodies_that_are_malformed_oversized_mistyped_or_carry_unknown_fields_ar
     let ids = one_of_each(&app).await;
     let writes: Vec<(Method, String)> = ROUTES
         .iter()
-        // Replaying, retrying or cancelling one thing takes no body.
+        // Replaying, retrying or cancelling one thing, or checking a key, takes no body.
         .filter(|(m, p)| {
             matches!(*m, "post" | "patch" | "put")
+                && !p.ends_with("/check")
                 && !(p.contains("{id}")
                     && ["/replay", "/retry", "/cancel", "/rerun"]
                         .iter()

@@ -3,6 +3,7 @@
 //! answer means. The worker sends every delivery through it; the dashboard's "send
 //! test" sends one sample the same way, without depending on the worker.
 
+pub mod anthropic;
 pub mod outbound;
 pub mod request;
 pub mod sample;

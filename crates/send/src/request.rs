@@ -81,11 +81,13 @@ pub fn build(
         body: claimed.template.as_deref(),
         subject: claimed.subject.as_deref(),
     };
-    let message = render(
-        claimed.kind(),
-        templates,
-        &RoutedEvent::new(facts, public_base),
-    )?;
+    let mut event = RoutedEvent::new(facts, public_base);
+    let nothing = Value::Null;
+    if claimed.enrich {
+        let object = claimed.enrichment.as_ref().and_then(|e| e.object.as_ref());
+        event = event.with_object(object.unwrap_or(&nothing));
+    }
+    let message = render(claimed.kind(), templates, &event)?;
     let request = match message {
         Message::Email { subject, text } => {
             let DestinationConfig::Email { to } = &claimed.config else {

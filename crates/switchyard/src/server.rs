@@ -11,6 +11,7 @@ use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use switchyard_domain::secrets::SecretKey;
 use switchyard_ingress::IngressState;
+use switchyard_send::anthropic::AnthropicApi;
 use switchyard_web::WebState;
 use switchyard_worker::WorkerSettings;
 use tokio::sync::oneshot;
@@ -89,11 +90,13 @@ pub async fn start(
     let ingress = roles
         .ingress
         .then(|| IngressState::start(pools.ingress.clone(), key.clone(), 8, &config.public_base()));
+    let anthropic = AnthropicApi::connect(config.policy(), config.anthropic_api_url.as_str())?;
     let web_state = roles.web.then(|| WebState {
         pool: pools.web.clone(),
         key: key.clone(),
         policy: config.policy(),
         public_url: config.public_base(),
+        anthropic: anthropic.clone(),
         smtp_configured: config.smtp_url.is_some(),
         trusted_proxies: config.trusted_proxies.clone(),
     });
@@ -189,6 +192,7 @@ pub async fn start(
     let mailer = config.mailer()?;
     let worker_settings = WorkerSettings {
         public_base: config.public_base(),
+        anthropic_api_url: config.anthropic_api_url.to_string(),
         ..worker_settings
     };
     let worker = roles.worker.then(|| {

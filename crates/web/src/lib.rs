@@ -39,6 +39,8 @@ pub struct WebState {
     pub policy: Policy,
     /// Base of ingest URLs and of links in emails, without a trailing slash.
     pub public_url: String,
+    /// The Anthropic API, for checking a team's key.
+    pub anthropic: switchyard_send::anthropic::AnthropicApi,
     /// Whether account emails can go out now (else they wait and the pages say so).
     pub smtp_configured: bool,
     /// Proxies whose `X-Forwarded-For` names the client (for per-address limits).

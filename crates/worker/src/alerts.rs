@@ -48,6 +48,13 @@ impl AlertText<'_> {
             Alert::SourceRejecting { count, .. } => {
                 format!("[Switchyard] Source \"{name}\" refused {count} requests")
             }
+            Alert::AnthropicKey { .. } => format!("[Switchyard] {name} does not work"),
+            Alert::SourceQuiet { minutes, .. } => {
+                format!("[Switchyard] Source \"{name}\" has been quiet for {minutes} minutes")
+            }
+            Alert::SourceFlowing { .. } => {
+                format!("[Switchyard] Source \"{name}\" is receiving events again")
+            }
         }
     }
 }
@@ -81,12 +88,22 @@ pub async fn send(task: AlertTask, ctx: Data<Arc<WorkerContext>>) -> Result<(), 
     };
     // What the alert is about; deleted meanwhile, nobody needs to hear about it.
     let (name, kind, id) = match (&task.alert, &task.destination_id) {
-        (Alert::SourceRejecting { source_id, .. }, _) => {
-            match sources::get(&ctx.pool, &task.team_id, source_id).await {
-                Ok(source) => (source.name, String::new(), source.id.to_string()),
-                Err(StoreError::NotFound) => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
+        (
+            Alert::SourceRejecting { source_id, .. }
+            | Alert::SourceQuiet { source_id, .. }
+            | Alert::SourceFlowing { source_id, .. },
+            _,
+        ) => match sources::get(&ctx.pool, &task.team_id, source_id).await {
+            Ok(source) => (source.name, String::new(), source.id.to_string()),
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        },
+        (Alert::AnthropicKey { workspace, .. }, _) => {
+            let name = match workspace {
+                Some(w) => format!("The Anthropic API key for workspace {w}"),
+                None => "The team's Anthropic API key".to_owned(),
+            };
+            (name, String::new(), String::new())
         }
         (_, Some(destination)) => {
             match destinations::get(&ctx.pool, &task.team_id, destination).await {
@@ -232,11 +249,47 @@ mod tests {
                 "source_rejecting",
                 render(
                     Alert::SourceRejecting {
-                        source_id: source,
+                        source_id: source.clone(),
                         count: 25,
                         reason: "no signature matched".to_owned(),
                     },
                     "acme/api",
+                    "",
+                ),
+            ),
+            (
+                "source_quiet",
+                render(
+                    Alert::SourceQuiet {
+                        source_id: source.clone(),
+                        minutes: 60,
+                        last_event_at: "2026-12-05T08:00:00Z".parse().unwrap(),
+                    },
+                    "agents",
+                    "",
+                ),
+            ),
+            (
+                "source_flowing",
+                render(
+                    Alert::SourceFlowing {
+                        source_id: source.clone(),
+                        quiet_since: "2026-12-05T09:00:00Z".parse().unwrap(),
+                    },
+                    "agents",
+                    "",
+                ),
+            ),
+            (
+                "anthropic_key",
+                render(
+                    Alert::AnthropicKey {
+                        workspace: None,
+                        reason:
+                            "Anthropic answered HTTP 401 authentication_error: invalid x-api-key"
+                                .to_owned(),
+                    },
+                    "The team's Anthropic API key",
                     "",
                 ),
             ),

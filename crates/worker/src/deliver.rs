@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
-use switchyard_domain::delivery::{Decision, decide};
+use switchyard_domain::delivery::{Decision, decide, retry_later};
 use switchyard_domain::store::attempts::{AttemptRecord, Claimed};
 use switchyard_domain::store::outcomes::{Finished, Recorded, Report};
 use switchyard_domain::store::teams;
 
 use crate::engine::{Attempt, Engine, persist};
+use crate::enrich::Unavailable;
 use switchyard_send::Sent;
 use switchyard_send::request::{self, Prepared};
 
@@ -34,6 +35,27 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
         return Ok(());
     }
     let ctx = &engine.context;
+    if claimed.enrich {
+        match engine.enricher.enrichment(ctx, &claimed).await {
+            Ok(found) => claimed.enrichment = Some(found),
+            Err(unavailable) => {
+                slot.sent();
+                unsent(&engine, *claimed, unavailable).await;
+                return Ok(());
+            }
+        }
+        // The fetch took some of the lease.
+        if !engine.lease_covers_a_send(lease_started) {
+            slot.sent();
+            give_back(&engine, *claimed).await;
+            return Ok(());
+        }
+    }
+    let note = claimed
+        .enrichment
+        .as_ref()
+        .and_then(|e| e.note.as_ref())
+        .map(|note| format!("enrichment: {note}; sent with \"object\": null"));
     let body = std::mem::take(&mut claimed.body);
     let (sent, request_headers) = match request::build(&ctx.key, &claimed, body, &ctx.public_base) {
         Ok(Prepared::Http(req)) => {
@@ -105,6 +127,7 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
         claude_code_session_id: reading.session_id,
         claude_code_session_url: reading.session_url,
         destination: reading.effect,
+        note,
     };
     tracing::info!(
         kind = claimed.kind().as_str(),
@@ -124,6 +147,36 @@ pub async fn attempt(attempt: Attempt, engine: Data<Arc<Engine>>) -> Result<(), 
     )
     .await;
     Ok(())
+}
+
+/// Records an enriching delivery that could not render: its object could not be had.
+/// The retry policy decides when it goes again (or fails it, for a missing or refused
+/// key); the destination's breaker never hears of it.
+async fn unsent(engine: &Engine, claimed: Claimed, unavailable: Unavailable) {
+    let (reason, decision) = match unavailable {
+        Unavailable::Later {
+            reason,
+            retry_after,
+        } => {
+            let jitter = rand::random::<f64>() * 2.0 - 1.0;
+            let decision = retry_later(
+                claimed.series_attempt,
+                reason.clone(),
+                retry_after,
+                Utc::now(),
+                jitter,
+            );
+            (reason, decision)
+        }
+        Unavailable::Never(reason) => (reason.clone(), Decision::Failed { reason }),
+    };
+    tracing::warn!(reason, "enrichment failed; not sent");
+    let record = AttemptRecord {
+        error: Some(reason),
+        ..AttemptRecord::default()
+    };
+    let report = Report::Unsent { record, decision };
+    submit(engine, Finished { claimed, report }).await;
 }
 
 /// Gives the delivery back unsent: held up since the claim (a stalled process), the

@@ -5,6 +5,7 @@
 mod alerts;
 mod deliver;
 mod engine;
+mod enrich;
 pub mod mail;
 mod maintenance;
 mod replays;
@@ -29,6 +30,7 @@ use switchyard_domain::store::queue::{
 use crate::engine::{Deliveries, Engine, EngineSettings};
 pub use mail::Mailer;
 pub use switchyard_send::Outbound;
+use switchyard_send::anthropic::AnthropicApi;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -57,6 +59,8 @@ pub struct WorkerSettings {
     pub breaker: BreakerPolicy,
     /// `SWITCHYARD_PUBLIC_URL`, for the links templates and alerts carry.
     pub public_base: String,
+    /// `SWITCHYARD_ANTHROPIC_API_URL`: where enrichment fetches objects.
+    pub anthropic_api_url: String,
 }
 
 impl Default for WorkerSettings {
@@ -73,6 +77,7 @@ impl Default for WorkerSettings {
             upkeep_every: Duration::from_secs(60),
             breaker: BreakerPolicy::default(),
             public_base: "http://localhost:8080".to_owned(),
+            anthropic_api_url: "https://api.anthropic.com".to_owned(),
         }
     }
 }
@@ -83,6 +88,8 @@ pub struct WorkerContext {
     pub key: SecretKey,
     pub outbound: Outbound,
     pub mailer: Mailer,
+    /// The Anthropic API, for enrichment.
+    pub anthropic: AnthropicApi,
     pub breaker: BreakerPolicy,
     /// `SWITCHYARD_PUBLIC_URL` without a trailing slash, for links in messages.
     pub public_base: String,
@@ -127,6 +134,7 @@ pub async fn run(
         pool: pool.clone(),
         key,
         outbound: Outbound::new(policy, settings.send_timeout)?,
+        anthropic: AnthropicApi::connect(policy, &settings.anthropic_api_url)?,
         mailer,
         breaker: settings.breaker,
         public_base: settings.public_base.trim_end_matches('/').to_owned(),

@@ -1,13 +1,17 @@
 //! Upkeep in every worker process: offer the hour's maintenance to its queue, which
 //! keeps one task per hour so one worker across replicas runs it (see `maintenance`),
-//! and refresh the gauges: the delivery queue's backlog and the age of its oldest due
-//! delivery, the side queues' depth, and this process's pool.
+//! notice sources gone quiet (and quiet ones flowing again), and refresh the gauges: the
+//! delivery queue's backlog and the age of its oldest due delivery, the side queues'
+//! depth, and this process's pool.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use switchyard_domain::store::{queue, stats};
+use switchyard_domain::StoreError;
+use switchyard_domain::store::alerts::{self, AlertKind};
+use switchyard_domain::store::queue::{Alert, AlertTask};
+use switchyard_domain::store::{health, queue, stats};
 
 /// How often the gauges are refreshed at most.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
@@ -17,9 +21,16 @@ pub async fn run(pool: PgPool, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The hour whose maintenance this process has offered (once per hour is enough).
     let mut offered: Option<String> = None;
+    let mut watched: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         let now = Utc::now();
+        if watched.is_none_or(|at| at.elapsed() >= every) {
+            watched = Some(tokio::time::Instant::now());
+            if let Err(e) = watch_sources(&pool, now).await {
+                tracing::debug!(error = %e, "upkeep: quiet sources not checked");
+            }
+        }
         let hour = queue::MaintenanceTask::for_hour(now);
         if offered.as_deref() != Some(hour.slot.as_str()) {
             match queue::push_maintenance(&pool, &hour).await {
@@ -32,6 +43,43 @@ pub async fn run(pool: PgPool, every: Duration) {
         }
         gauges(&pool, now).await;
     }
+}
+
+/// Tells each team, once, about its watched sources that went quiet, and about quiet
+/// ones whose events flow again. Every worker runs it; the `source_quiet` row each
+/// change writes or deletes is what makes it once.
+async fn watch_sources(pool: &PgPool, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let quiet = health::gone_quiet(&mut tx, now).await?;
+    let flowing = health::flowing_again(&mut tx).await?;
+    let alerts = quiet
+        .into_iter()
+        .map(|q| {
+            let alert = Alert::SourceQuiet {
+                source_id: q.source_id.clone(),
+                minutes: q.minutes,
+                last_event_at: q.last_event_at,
+            };
+            (q.team_id, q.source_id, alert)
+        })
+        .chain(flowing.into_iter().map(|f| {
+            let alert = Alert::SourceFlowing {
+                source_id: f.source_id.clone(),
+                quiet_since: f.since,
+            };
+            (f.team_id, f.source_id, alert)
+        }));
+    for (team_id, source, alert) in alerts {
+        tracing::info!(%source, ?alert, "source health changed");
+        let task = AlertTask {
+            team_id,
+            destination_id: None,
+            alert,
+        };
+        alerts::raise(&mut tx, AlertKind::SourceQuiet, source.as_str(), &task, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn gauges(pool: &PgPool, now: chrono::DateTime<Utc>) {

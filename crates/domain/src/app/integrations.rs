@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{AppError, Invalid, Scope};
+use crate::store::alerts::{self, AlertKind};
 use crate::store::anthropic_keys::{self, KeyInfo};
 
 /// A key to store.
@@ -85,6 +86,8 @@ pub async fn put_key(scope: Scope<'_>, cmd: PutAnthropicKey) -> Result<Anthropic
     scope
         .audit(&mut *tx, "integration.anthropic.put", &target)
         .await?;
+    // A new key gets a new chance: if it fails too, the team hears of it again.
+    alerts::forget(&mut *tx, scope.team, AlertKind::AnthropicKey, &target).await?;
     tx.commit().await?;
     status(scope).await
 }

@@ -9,7 +9,7 @@ use crate::StoreError;
 use crate::ids::SourceId;
 use crate::model::Route;
 use crate::routing::recipes::{self, Recipe};
-use crate::store::{routes, sources};
+use crate::store::{anthropic_keys, routes, sources};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ApplyRecipe {
@@ -79,6 +79,9 @@ pub async fn apply_configured(
             ),
         ));
     }
+    // An enriching recipe's templates read well without the object, and a route that
+    // enriches without a key fails its deliveries: it enriches once the team has one.
+    let enrich = recipe.enrich && !anthropic_keys::list(&mut *tx, scope.team).await?.is_empty();
     let destination_name = destination_name.unwrap_or_else(|| recipe.title.to_owned());
     let destination = insert_new(
         &mut tx,
@@ -97,6 +100,7 @@ pub async fn apply_configured(
         template: Some(recipe.template.to_owned()),
         subject: recipe.subject.map(str::to_owned),
         paused: false,
+        enrich,
     };
     let route = routes::insert(&mut *tx, scope.team, new).await?;
     scope.audit(&mut *tx, "route.create", &route.name).await?;

@@ -9,10 +9,12 @@ use super::{AppError, Invalid, NothingElse, Scope};
 use crate::StoreError;
 use crate::ids::{DestinationId, RouteId, SourceId};
 use crate::model::{Name, Route};
+use crate::providers::ProviderKind;
 use crate::routing::EventTypes;
 use crate::routing::template::check_template;
 use crate::routing::{Filter, TemplateError};
 use crate::store::routes::{self, NewRoute, RoutePatch};
+use crate::store::sources;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateRoute {
@@ -22,6 +24,10 @@ pub struct CreateRoute {
     #[serde(flatten)]
     pub draft: RouteDraft,
     pub paused: Option<bool>,
+    /// Anthropic sources only: fetch the object the event names (its session, vault
+    /// credential, …) before rendering, for templates to read as `object`. Only owners
+    /// and admins may turn it on.
+    pub enrich: Option<bool>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub nothing_else: NothingElse,
@@ -64,6 +70,8 @@ pub struct UpdateRoute {
     /// A new subject template; `null` returns to the default.
     #[serde(default, deserialize_with = "nullable")]
     pub subject: Option<Option<String>>,
+    /// Anthropic sources only: fetch the object the event names before rendering.
+    pub enrich: Option<bool>,
 }
 
 /// Validates and stores a new route.
@@ -104,8 +112,12 @@ pub async fn create(scope: Scope<'_>, body: CreateRoute) -> Result<Route, AppErr
         template,
         subject,
         paused: body.paused.unwrap_or(false),
+        enrich: body.enrich.unwrap_or(false),
     };
     let mut tx = scope.pool.begin().await?;
+    if new.enrich {
+        enrichable(&mut tx, scope, &source_id).await?;
+    }
     let route = routes::insert(&mut *tx, scope.team, new)
         .await
         .map_err(|e| match e {
@@ -146,14 +158,37 @@ pub async fn update(scope: Scope<'_>, id: &RouteId, body: UpdateRoute) -> Result
         filter,
         template,
         subject,
+        enrich: body.enrich,
     };
     let mut tx = scope.pool.begin().await?;
     let route = routes::update(&mut *tx, scope.team, id, patch)
         .await
         .map_err(missing("route"))?;
+    if route.enrich {
+        enrichable(&mut tx, scope, &route.source_id).await?;
+    }
     scope.audit(&mut *tx, "route.update", &route.name).await?;
     tx.commit().await?;
     Ok(route)
+}
+
+/// Enrichment fetches from the Anthropic API, so only a route on an Anthropic source
+/// can ask for it.
+async fn enrichable(
+    tx: &mut sqlx::PgConnection,
+    scope: Scope<'_>,
+    source: &SourceId,
+) -> Result<(), AppError> {
+    let source = sources::get(&mut *tx, scope.team, source)
+        .await
+        .map_err(missing("source"))?;
+    if source.provider != ProviderKind::Anthropic {
+        return Err(AppError::field(
+            "enrich",
+            "only routes on an Anthropic source can be enriched",
+        ));
+    }
+    Ok(())
 }
 
 /// Deletes a route; its deliveries stay in the log.

@@ -69,6 +69,9 @@ pub struct UpdateSource {
 pub struct SettingsInput {
     /// Largest body accepted, in bytes (1 KiB to 10 MiB; default 1 MiB).
     pub body_limit: Option<i32>,
+    /// Email the team's admins when the source, having received events, gets none for
+    /// this many minutes (1 to 10080), and again when events flow; 0 turns it off.
+    pub quiet_after_minutes: Option<i32>,
     /// Header whose value is the dedup key, instead of the provider's ("" clears).
     pub dedup_header: Option<String>,
     /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
@@ -109,6 +112,7 @@ async fn create_on(
     let provider = invalid.check("provider", cmd.provider.parse::<ProviderKind>());
     let body_limit =
         check_body_limit(&mut invalid, cmd.settings.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+    let quiet_after = check_quiet_after(&mut invalid, cmd.settings.quiet_after_minutes).flatten();
     let mut settings = ProviderSettings::default();
     apply_settings(&mut invalid, provider, &mut settings, cmd.settings);
     let sealed_secret = match (provider, cmd.secret.as_deref()) {
@@ -141,6 +145,7 @@ async fn create_on(
         provider,
         settings: &settings,
         body_limit,
+        quiet_after_minutes: quiet_after,
         sealed_secret,
     };
     let source = sources::insert(tx, scope.team, new, &random_token(32)).await?;
@@ -181,6 +186,7 @@ async fn update_on(
         .as_deref()
         .and_then(|n| invalid.check("name", Name::parse(n)));
     let body_limit = check_body_limit(&mut invalid, cmd.settings.body_limit);
+    let quiet_after = check_quiet_after(&mut invalid, cmd.settings.quiet_after_minutes);
     let current = sources::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("source"))?;
@@ -196,6 +202,7 @@ async fn update_on(
         name: name.map(|n| n.to_string()),
         settings: Some(settings),
         body_limit,
+        quiet_after_minutes: quiet_after,
     };
     let source = sources::update(&mut *tx, scope.team, id, patch).await?;
     scope.audit(&mut *tx, "source.update", &source.name).await?;
@@ -263,6 +270,24 @@ fn check_body_limit(invalid: &mut Invalid, limit: Option<i32>) -> Option<i32> {
             None
         }
         other => other,
+    }
+}
+
+/// The longest silence a source may be watched for: a week.
+const MAX_QUIET_MINUTES: i32 = 7 * 24 * 60;
+
+/// `Some(None)` turns watching off (0), `Some(Some(n))` sets it, `None` keeps it.
+fn check_quiet_after(invalid: &mut Invalid, minutes: Option<i32>) -> Option<Option<i32>> {
+    match minutes? {
+        0 => Some(None),
+        n if (1..=MAX_QUIET_MINUTES).contains(&n) => Some(Some(n)),
+        _ => {
+            invalid.add(
+                "quiet_after_minutes",
+                format!("must be between 1 and {MAX_QUIET_MINUTES} minutes, or 0 to stop watching"),
+            );
+            None
+        }
     }
 }
 

@@ -10,6 +10,8 @@ mod policy;
 mod state;
 pub mod transition;
 
-pub use policy::{Decision, MAX_ATTEMPTS, Outcome, RETRY_AFTER_CAP, decide, parse_retry_after};
+pub use policy::{
+    Decision, MAX_ATTEMPTS, Outcome, RETRY_AFTER_CAP, decide, parse_retry_after, retry_later,
+};
 pub use state::{DeliveryStatus, DestinationKind, DestinationState};
 pub use transition::Transition;

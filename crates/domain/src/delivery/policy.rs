@@ -54,6 +54,33 @@ pub enum Decision {
     },
 }
 
+/// The next try after attempt number `attempt` of its series failed for `reason` in a
+/// way worth retrying: at `retry_after` if the other side asked (capped), else on the
+/// schedule; or, with every attempt spent, failed.
+pub fn retry_later(
+    attempt: u32,
+    reason: String,
+    retry_after: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> Decision {
+    if attempt >= MAX_ATTEMPTS {
+        return Decision::Failed {
+            reason: format!("{reason}; gave up after {attempt} attempts"),
+        };
+    }
+    let at = match retry_after {
+        Some(at) => at.clamp(now, now + RETRY_AFTER_CAP),
+        None => {
+            now + jittered(
+                SCHEDULE[(attempt as usize - 1).min(SCHEDULE.len() - 1)],
+                jitter,
+            )
+        }
+    };
+    Decision::RetryAt(at)
+}
+
 /// `attempt` is the 1-based number of the attempt just made within its series; `jitter`
 /// is in [-1, 1] and spreads retries by ±20 %. `detail` is what the answer said beyond
 /// its status (an API's error message), used in place of the bare status in reasons.
@@ -66,21 +93,7 @@ pub fn decide(
     jitter: f64,
 ) -> Decision {
     let retry = |reason: String, retry_after: Option<DateTime<Utc>>| {
-        if attempt >= MAX_ATTEMPTS {
-            return Decision::Failed {
-                reason: format!("{reason}; gave up after {attempt} attempts"),
-            };
-        }
-        let at = match retry_after {
-            Some(at) => at.clamp(now, now + RETRY_AFTER_CAP),
-            None => {
-                now + jittered(
-                    SCHEDULE[(attempt as usize - 1).min(SCHEDULE.len() - 1)],
-                    jitter,
-                )
-            }
-        };
-        Decision::RetryAt(at)
+        retry_later(attempt, reason, retry_after, now, jitter)
     };
     let routine = kind == DestinationKind::Routine;
     match outcome {

@@ -46,6 +46,9 @@ pub struct Attempt {
     pub error: Option<String>,
     pub claude_code_session_id: Option<String>,
     pub claude_code_session_url: Option<String>,
+    /// How the message was built, when it is worth telling: an enrichment that found no
+    /// object (`enrichment: Anthropic answered 404 …; sent with "object": null`).
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -28,6 +28,9 @@ pub struct Route {
     /// Email routes: the subject, as a minijinja template.
     pub subject: Option<String>,
     pub paused: bool,
+    /// Anthropic sources: fetch the object the event names (its session, vault
+    /// credential, …) before rendering; templates see it as `object`.
+    pub enrich: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Why a newer release no longer compiles the route as stored (its event types, its
@@ -73,6 +76,7 @@ struct Row {
     template: Option<String>,
     subject: Option<String>,
     paused: bool,
+    enrich: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -93,6 +97,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Route {
             template: row.template,
             subject: row.subject,
             paused: row.paused,
+            enrich: row.enrich,
             created_at: row.created_at,
             updated_at: row.updated_at,
             broken,

@@ -23,6 +23,8 @@ pub struct Source {
     pub settings: Json<ProviderSettings>,
     /// Largest body accepted, in bytes.
     pub body_limit: i32,
+    /// Minutes without events after which the team is told the source went quiet.
+    pub quiet_after_minutes: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -39,6 +39,9 @@ pub struct RoutedEvent<'a> {
     facts: EventFacts<'a>,
     /// The dashboard's public URL, for `links.event`.
     public_base: &'a str,
+    /// The Anthropic object the event names, for a route that enriches (null: there is
+    /// none to fetch, or Anthropic no longer has it).
+    object: Option<&'a Value>,
     payload: OnceCell<Option<Value>>,
     context: OnceCell<TemplateValue>,
 }
@@ -48,6 +51,7 @@ impl<'a> RoutedEvent<'a> {
         RoutedEvent {
             facts,
             public_base,
+            object: None,
             payload: OnceCell::new(),
             context: OnceCell::new(),
         }
@@ -56,6 +60,13 @@ impl<'a> RoutedEvent<'a> {
     /// For a caller that has parsed the body already (ingest, to verify it).
     pub fn with_payload(mut self, payload: Option<Value>) -> RoutedEvent<'a> {
         self.payload = OnceCell::from(payload);
+        self
+    }
+
+    /// For an enriching route: the object fetched for the event, which templates read as
+    /// `object` and an HTTP destination without a template receives beside the body.
+    pub fn with_object(mut self, object: &'a Value) -> RoutedEvent<'a> {
+        self.object = Some(object);
         self
     }
 
@@ -94,6 +105,7 @@ impl<'a> RoutedEvent<'a> {
                         self.public_base, facts.team_slug, facts.id
                     ),
                 },
+                object: self.object,
             }
             .to_value()
         })
@@ -372,8 +384,24 @@ pub fn render(
                 None => compose::email_text(&event.view()),
             },
         },
-        DestinationKind::Http => Message::Http { body: rendered },
+        DestinationKind::Http => Message::Http {
+            body: rendered.or_else(|| event.enriched_body()),
+        },
     })
+}
+
+impl RoutedEvent<'_> {
+    /// An enriched event sent as received: its JSON envelope with the fetched object
+    /// added as a top-level `"object"`. A body that is not a JSON object goes as it came.
+    fn enriched_body(&self) -> Option<String> {
+        let object = self.object?;
+        let Some(Value::Object(envelope)) = self.payload() else {
+            return None;
+        };
+        let mut envelope = envelope.clone();
+        envelope.insert("object".to_owned(), object.clone());
+        serde_json::to_string(&envelope).ok()
+    }
 }
 
 #[cfg(test)]

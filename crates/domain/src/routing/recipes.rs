@@ -18,6 +18,10 @@ pub struct Recipe {
     pub filter: Option<&'static str>,
     pub template: &'static str,
     pub subject: Option<&'static str>,
+    /// The route fetches the Anthropic object the event names, for the template's
+    /// `object`, when the team has an Anthropic API key (the template reads well
+    /// without it too).
+    pub enrich: bool,
 }
 
 impl Recipe {
@@ -56,6 +60,7 @@ URL: {{ payload.issue.html_url }}
 
 Triage this issue: label it, and propose a fix."#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "ci-failure-to-routine",
@@ -73,6 +78,7 @@ Run: {{ payload.workflow_run.html_url }}
 
 Find why the run failed and propose a fix."#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "sentry-issue-to-routine",
@@ -92,6 +98,7 @@ Link: {{ payload.data.issue.web_url | default(payload.data.issue.permalink) }}
 
 Find the code that fails, explain the cause and propose a fix."#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "stripe-dispute-to-routine",
@@ -111,6 +118,7 @@ Evidence due: {% if payload.data.object.evidence_details.due_by %}{{ payload.dat
 
 Gather the order's facts and draft the evidence to submit."#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "linear-issue-to-routine",
@@ -130,6 +138,7 @@ URL: {{ payload.url | default(payload.data.url) }}
 
 Plan the work and open a draft change."#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "zendesk-ticket-to-routine",
@@ -150,6 +159,7 @@ Requester: {{ payload.detail.requester_id }}
 
 Classify this ticket (billing, bug, how-to, account, other), set its priority, and route it to the right team."#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "agent-outcome-to-slack",
@@ -165,36 +175,43 @@ Classify this ticket (billing, bug, how-to, account, other), set its priority, a
   {"type": "context", "elements": [{"type": "mrkdwn", "text": {{ ("Workspace `" ~ payload.data.workspace_id ~ "` · <https://platform.claude.com/|Open the Claude Console> · <" ~ links.event ~ "|Event in Switchyard>") | tojson }}}]}
  ]}"#,
         subject: None,
+        enrich: false,
     },
     Recipe {
         name: "vault-refresh-failed-to-email",
         title: "Email when a vault credential cannot refresh",
-        description: "An mcp_oauth credential that can no longer refresh stops its agents' tools; email the people who can reconnect it.",
+        description: "An mcp_oauth credential that can no longer refresh stops its agents' tools; email the people who can reconnect it, naming the credential, its vault and its server.",
         provider: "anthropic",
         kind: DestinationKind::Email,
         event_types: &["vault_credential.refresh_failed"],
         filter: None,
         template: r#"A vault credential could not be refreshed, so agents that use it cannot reach its service.
 
-Credential: {{ payload.data.id }}
+Credential: {% if object.display_name %}{{ object.display_name }} ({{ payload.data.id }}){% else %}{{ payload.data.id }}{% endif %}
 Vault: {{ payload.data.vault_id }}
-Workspace: {{ payload.data.workspace_id }}
+{% if object.auth.mcp_server_url %}Server: {{ object.auth.mcp_server_url }}
+{% endif %}{% if object.auth.expires_at %}Access token expired: {{ object.auth.expires_at }}
+{% endif %}Workspace: {{ payload.data.workspace_id }}
 When: {{ payload.created_at | default(event.received_at) }}
 Event: {{ links.event }}
 
 What to do: open the vault in the Claude Console and reconnect the credential (sign in to the service again). The refresh token is invalid or the OAuth server refused it, so retrying will not help until someone signs in."#,
-        subject: Some("[Switchyard] Vault credential {{ payload.data.id }} needs reconnecting"),
+        subject: Some(
+            "[Switchyard] Vault credential {{ object.display_name or payload.data.id }} needs reconnecting",
+        ),
+        enrich: true,
     },
     Recipe {
         name: "session-status-to-slack",
         title: "Follow agent sessions in Slack",
-        description: "Post Managed Agents session status and thread changes to a Slack channel.",
+        description: "Post Managed Agents session status and thread changes to a Slack channel, with the session's title, agent, status and usage.",
         provider: "anthropic",
         kind: DestinationKind::Slack,
         event_types: &["session.status_*", "session.thread_*"],
         filter: None,
-        template: r#"`{{ event_type }}` · session `{{ payload.data.id }}`{% if payload.data.session_thread_id %} · thread `{{ payload.data.session_thread_id }}`{% endif %} · <{{ links.event }}|event>"#,
+        template: r#"`{{ event_type }}` · {% if object.title %}*{{ object.title }}* (session `{{ payload.data.id }}`){% else %}session `{{ payload.data.id }}`{% endif %}{% if payload.data.session_thread_id %} · thread `{{ payload.data.session_thread_id }}`{% endif %}{% if object.agent.name %} · {{ object.agent.name }}{% endif %}{% if object.status %} · now {{ object.status }}{% endif %}{% if object.usage %} · {{ object.usage.input_tokens }} tokens in, {{ object.usage.output_tokens }} out{% endif %} · <{{ links.event }}|event>"#,
         subject: None,
+        enrich: true,
     },
 ];
 
@@ -211,6 +228,16 @@ mod tests {
         event_type: &str,
         payload: serde_json::Value,
     ) -> (bool, String, Option<String>) {
+        rendered_with(recipe, event_type, payload, None)
+    }
+
+    /// As an enriching route renders it, with the fetched `object`.
+    fn rendered_with(
+        recipe: &Recipe,
+        event_type: &str,
+        payload: serde_json::Value,
+        object: Option<&serde_json::Value>,
+    ) -> (bool, String, Option<String>) {
         let headers = json!({"content-type": "application/json"});
         let body = serde_json::to_vec(&payload).unwrap();
         let facts = EventFacts {
@@ -224,7 +251,10 @@ mod tests {
             source_provider: recipe.provider,
             team_slug: "acme",
         };
-        let event = RoutedEvent::new(facts, "https://switchyard.example");
+        let mut event = RoutedEvent::new(facts, "https://switchyard.example");
+        if let Some(object) = object {
+            event = event.with_object(object);
+        }
         let rule = RouteRule::compile(recipe.event_types, recipe.filter).unwrap();
         let matched = rule.decide(&event) == Verdict::Takes;
         let text = event.render(Some(recipe.template)).unwrap().unwrap();
@@ -363,6 +393,36 @@ mod tests {
             json!({"type": "event", "data": {"type": "session.thread_idled", "id": "sesn_01XYZ",
                                               "session_thread_id": "sthr_01"}}),
         );
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn enriched_recipes_name_what_the_thin_event_only_points_at() {
+        let session = json!({"id": "sesn_01XYZ", "type": "session", "status": "idle",
+                             "title": "Fix the flaky login test",
+                             "agent": {"id": "agent_01", "name": "Triage bot", "version": 3},
+                             "usage": {"input_tokens": 18250, "output_tokens": 2210}});
+        let (_, text, _) = rendered_with(
+            find("session-status-to-slack").unwrap(),
+            "session.status_idled",
+            json!({"type": "event", "data": {"type": "session.status_idled", "id": "sesn_01XYZ"}}),
+            Some(&session),
+        );
+        insta::assert_snapshot!(text, @"`session.status_idled` · *Fix the flaky login test* (session `sesn_01XYZ`) · Triage bot · now idle · 18250 tokens in, 2210 out · <https://switchyard.example/t/acme/events/evt_01JD7ZK3Q8|event>");
+
+        let credential = json!({"id": "vcrd_01ABC", "type": "vault_credential",
+                                "vault_id": "vlt_01DEF", "display_name": "Linear (ops)",
+                                "auth": {"type": "mcp_oauth", "mcp_server_url": "https://mcp.linear.app/sse",
+                                         "expires_at": "2026-11-27T09:00:00Z"}});
+        let (_, text, subject) = rendered_with(
+            find("vault-refresh-failed-to-email").unwrap(),
+            "vault_credential.refresh_failed",
+            json!({"type": "event", "id": "whe_02", "created_at": "2026-11-27T09:59:30Z",
+                   "data": {"type": "vault_credential.refresh_failed", "id": "vcrd_01ABC",
+                            "vault_id": "vlt_01DEF", "organization_id": "org_1", "workspace_id": "wrkspc_1"}}),
+            Some(&credential),
+        );
+        insta::assert_snapshot!(subject.unwrap(), @"[Switchyard] Vault credential Linear (ops) needs reconnecting");
         insta::assert_snapshot!(text);
     }
 }

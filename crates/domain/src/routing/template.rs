@@ -111,6 +111,9 @@ pub(crate) struct EventContext<'a> {
     pub source: SourceContext<'a>,
     pub event: EventMeta<'a>,
     pub links: Links,
+    /// An enriching route's fetched object (null when there is none); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<&'a serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,6 +238,7 @@ mod tests {
             links: Links {
                 event: "https://switchyard.example/t/acme/events/evt_1".to_owned(),
             },
+            object: None,
         }
         .to_value()
     }

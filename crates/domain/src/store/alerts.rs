@@ -20,6 +20,10 @@ pub enum AlertKind {
     DeliveryFailed,
     UnknownOutcome,
     SourceRejecting,
+    /// The team's Anthropic API key is missing or refused.
+    AnthropicKey,
+    /// A watched source went quiet, or its events flow again.
+    SourceQuiet,
 }
 
 impl AlertKind {
@@ -30,6 +34,20 @@ impl AlertKind {
             AlertKind::DeliveryFailed => "delivery_failed",
             AlertKind::UnknownOutcome => "unknown_outcome",
             AlertKind::SourceRejecting => "source_rejecting",
+            AlertKind::AnthropicKey => "anthropic_key",
+            AlertKind::SourceQuiet => "source_quiet",
+        }
+    }
+
+    /// How long after one alert about a subject the next one waits. A key that fails
+    /// keeps failing until a person stores a new one, which forgets the alert: it is
+    /// sent once.
+    fn grouping(self) -> Duration {
+        match self {
+            AlertKind::AnthropicKey => Duration::days(36_500),
+            // `source_quiet` holds one row per silence: each alert is already once.
+            AlertKind::SourceQuiet => Duration::zero(),
+            _ => GROUPING,
         }
     }
 }
@@ -40,6 +58,8 @@ pub struct AlertSettings {
     pub delivery_failed: bool,
     pub unknown_outcome: bool,
     pub source_rejecting: bool,
+    pub anthropic_key: bool,
+    pub source_quiet: bool,
     pub rejection_threshold: i32,
     /// Email the team's owners and admins.
     pub notify_admins: bool,
@@ -53,6 +73,8 @@ impl Default for AlertSettings {
             delivery_failed: true,
             unknown_outcome: true,
             source_rejecting: true,
+            anthropic_key: true,
+            source_quiet: true,
             rejection_threshold: 20,
             notify_admins: true,
             extra_recipients: Vec::new(),
@@ -61,7 +83,7 @@ impl Default for AlertSettings {
 }
 
 const COLUMNS: &str = "destination_disabled, delivery_failed, unknown_outcome, source_rejecting,
-    rejection_threshold, notify_admins, extra_recipients";
+    rejection_threshold, notify_admins, extra_recipients, anthropic_key, source_quiet";
 
 /// The team's settings, or the defaults when it never changed them.
 #[tracing::instrument(skip_all)]
@@ -81,7 +103,7 @@ pub async fn save(
     s: &AlertSettings,
 ) -> Result<(), StoreError> {
     let sql = format!(
-        "INSERT INTO alert_settings (team_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO alert_settings (team_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (team_id) DO UPDATE SET
              destination_disabled = EXCLUDED.destination_disabled,
              delivery_failed = EXCLUDED.delivery_failed,
@@ -89,7 +111,9 @@ pub async fn save(
              source_rejecting = EXCLUDED.source_rejecting,
              rejection_threshold = EXCLUDED.rejection_threshold,
              notify_admins = EXCLUDED.notify_admins,
-             extra_recipients = EXCLUDED.extra_recipients"
+             extra_recipients = EXCLUDED.extra_recipients,
+             anthropic_key = EXCLUDED.anthropic_key,
+             source_quiet = EXCLUDED.source_quiet"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(team)
@@ -100,13 +124,15 @@ pub async fn save(
         .bind(s.rejection_threshold)
         .bind(s.notify_admins)
         .bind(&s.extra_recipients)
+        .bind(s.anthropic_key)
+        .bind(s.source_quiet)
         .execute(db)
         .await?;
     Ok(())
 }
 
 /// Whether an alert of `kind` about `subject` goes out now; yes also records it, so the
-/// next one about the same thing waits an hour.
+/// next one about the same thing waits (an hour for most kinds).
 #[tracing::instrument(skip_all)]
 pub async fn claim(
     tx: &mut PgConnection,
@@ -132,7 +158,7 @@ pub async fn claim(
         .bind(kind.as_str())
         .bind(subject)
         .bind(now)
-        .bind(now - GROUPING)
+        .bind(now - kind.grouping())
         .fetch_optional(&mut *tx)
         .await?
         .is_some())

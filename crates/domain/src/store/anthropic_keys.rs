@@ -72,3 +72,63 @@ pub async fn delete(
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// The sealed key stored for `workspace` exactly (`""`: the team's own).
+#[tracing::instrument(skip_all)]
+pub async fn sealed(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    workspace: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(sqlx::query_scalar::<_, Vec<u8>>(
+        "SELECT sealed_key FROM anthropic_keys WHERE team_id = $1 AND workspace_id = $2",
+    )
+    .bind(team)
+    .bind(workspace)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The sealed key calls for an event of `workspace` use: that workspace's, else the
+/// team's own; with the workspace it stands for (`""`: the team's).
+#[tracing::instrument(skip_all)]
+pub async fn sealed_for(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    workspace: Option<&str>,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(sqlx::query_as::<_, (String, Vec<u8>)>(
+        "SELECT workspace_id, sealed_key FROM anthropic_keys
+         WHERE team_id = $1 AND workspace_id IN ($2, '')
+         ORDER BY workspace_id DESC LIMIT 1",
+    )
+    .bind(team)
+    .bind(workspace.unwrap_or_default())
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Records how a call with the key went: its last use, and the error if it failed (a
+/// success clears it). A key used often is written at most once a minute.
+#[tracing::instrument(skip_all)]
+pub async fn record_use(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    workspace: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE anthropic_keys SET last_used_at = $4, last_error = $3
+         WHERE team_id = $1 AND workspace_id = $2
+           AND (last_error IS DISTINCT FROM $3 OR last_used_at IS NULL
+                OR last_used_at < $4 - interval '1 minute')",
+    )
+    .bind(team)
+    .bind(workspace)
+    .bind(error)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+pub use super::event_objects::Enrichment;
 use crate::delivery::DestinationKind;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::model::{Delivery, DestinationConfig};
@@ -32,6 +33,10 @@ pub struct Claimed {
     /// is gone).
     pub template: Option<String>,
     pub subject: Option<String>,
+    /// The route fetches the Anthropic object the event names before rendering.
+    pub enrich: bool,
+    /// The object fetched for the event, once it has been.
+    pub enrichment: Option<Enrichment>,
     /// The breaker is open and this delivery is its probe.
     pub is_probe: bool,
     /// The attempt this claim started: every write of its outcome is fenced by it.
@@ -60,6 +65,9 @@ pub struct AttemptRecord {
     pub claude_code_session_url: Option<String>,
     /// What the answer says about the destination as a whole.
     pub destination: DestinationEffect,
+    /// How the message was built, when it is worth telling (an enrichment that found
+    /// nothing to fetch).
+    pub note: Option<String>,
 }
 
 /// What an answer means for every delivery to its destination, not only this one.
@@ -96,6 +104,10 @@ pub(super) struct Started {
     team_slug: String,
     route_template: Option<String>,
     route_subject: Option<String>,
+    route_enrich: Option<bool>,
+    object_fetched: bool,
+    event_object: Option<serde_json::Value>,
+    object_note: Option<String>,
 }
 
 /// What a claim reads besides the delivery row `s`: its destination, its event, the
@@ -106,13 +118,16 @@ pub(super) const CLAIMED: &str = "SELECT s.*, dst.config,
             AS previous_signing_secret,
         e.headers, e.body, e.event_type, e.received_at, e.dedup_key,
         src.name AS source_name, src.provider AS source_provider, t.slug AS team_slug,
-        r.template AS route_template, r.subject AS route_subject
+        r.template AS route_template, r.subject AS route_subject, r.enrich AS route_enrich,
+        eo.event_id IS NOT NULL AS object_fetched, eo.object AS event_object,
+        eo.note AS object_note
     FROM started s
     JOIN destinations dst ON dst.team_id = s.team_id AND dst.id = s.destination_id
     JOIN events e ON e.team_id = s.team_id AND e.id = s.event_id
     JOIN sources src ON src.team_id = e.team_id AND src.id = e.source_id
     JOIN teams t ON t.id = s.team_id
-    LEFT JOIN routes r ON r.team_id = s.team_id AND r.id = s.route_id";
+    LEFT JOIN routes r ON r.team_id = s.team_id AND r.id = s.route_id
+    LEFT JOIN event_objects eo ON r.enrich AND eo.event_id = s.event_id";
 
 impl Started {
     pub(super) fn id(&self) -> &DeliveryId {
@@ -137,6 +152,11 @@ impl Started {
             team_slug: self.team_slug,
             template: self.route_template,
             subject: self.route_subject,
+            enrich: self.route_enrich.unwrap_or(false),
+            enrichment: self.object_fetched.then_some(Enrichment {
+                object: self.event_object,
+                note: self.object_note,
+            }),
             is_probe: self.probe,
             attempt_id: self.current_attempt_id,
             series_attempt,

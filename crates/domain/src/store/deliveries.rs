@@ -25,7 +25,8 @@ pub(super) const COLUMNS: &str = columns!();
 macro_rules! attempt_columns {
     () => {
         "id, number, replay, status, started_at, duration_ms, request_headers,
-    response_status, response_excerpt, error, claude_code_session_id, claude_code_session_url"
+    response_status, response_excerpt, error, claude_code_session_id, claude_code_session_url,
+    note"
     };
 }
 

@@ -41,6 +41,13 @@ pub enum Report {
     /// Never sent: the lease could not have covered the send. The delivery is due again
     /// at once; even a routine's, since nothing was fired.
     NotSent { reason: String },
+    /// Never sent because what the message needs first could not be had (the Anthropic
+    /// object an enriching route renders): the attempt says why and the retry policy
+    /// decides, but the destination did nothing wrong, so its breaker never hears of it.
+    Unsent {
+        record: AttemptRecord,
+        decision: Decision,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +105,7 @@ pub async fn record(
                 // deciding about its unknown outcome needs: it is in the log.
                 let session = match &f.report {
                     Report::Sent { record, .. } => record.claude_code_session_url.as_deref(),
-                    Report::NotSent { .. } => None,
+                    Report::NotSent { .. } | Report::Unsent { .. } => None,
                 };
                 tracing::warn!(delivery = %f.claimed.delivery.id, attempt = %f.claimed.attempt_id,
                     session, "outcome arrived after the delivery moved on; not recorded");
@@ -217,9 +224,9 @@ async fn record_plain(
     let written: Vec<(DeliveryId, AttemptId)> = sqlx::query_as(
         "WITH f AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[],
-                                  $6::text[], $7::jsonb[], $8::text[], $9::text[])
+                                  $6::text[], $7::jsonb[], $8::text[], $9::text[], $13::text[])
                  AS f (id, attempt_id, duration_ms, response_status, response_excerpt, error,
-                       request_headers, session_id, session_url)
+                       request_headers, session_id, session_url, note)
          ), done AS (
              UPDATE deliveries d SET status = $11, last_error = NULL,
                  next_attempt_at = NULL, lease_until = NULL, updated_at = $10,
@@ -233,7 +240,8 @@ async fn record_plain(
              UPDATE attempts a SET status = 'succeeded', duration_ms = f.duration_ms,
                  response_status = f.response_status, response_excerpt = f.response_excerpt,
                  error = f.error, request_headers = f.request_headers,
-                 claude_code_session_id = f.session_id, claude_code_session_url = f.session_url
+                 claude_code_session_id = f.session_id, claude_code_session_url = f.session_url,
+                 note = f.note
              FROM f JOIN done ON done.id = f.id AND done.current_attempt_id = f.attempt_id
              WHERE a.id = f.attempt_id AND a.status = 'in_flight'
          ), unhealthy AS (
@@ -266,6 +274,7 @@ async fn record_plain(
     .bind(now)
     .bind(Transition::Succeed.to().as_str())
     .bind(Transition::Succeed.from_names())
+    .bind(column(&rows, |(_, r)| r.note.as_deref()))
     .fetch_all(&mut *tx)
     .await?;
     Ok(written.into_iter().collect())
@@ -284,14 +293,16 @@ async fn record_one(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let claimed = &finished.claimed;
-    let (record, decision) = match &finished.report {
-        Report::Sent { record, decision } => (record, decision),
+    let (record, decision, sent) = match &finished.report {
+        Report::Sent { record, decision } => (record, decision, true),
+        Report::Unsent { record, decision } => (record, decision, false),
         Report::NotSent { reason } => return release(tx, claimed, reason, now).await,
     };
     let disabling = matches!(record.destination, DestinationEffect::Disable(_));
     let succeeded = matches!(decision, Decision::Succeeded);
-    // A probe whose breaker a person closed (or paused) meanwhile is an ordinary attempt.
-    let probing = claimed.is_probe && breaker::still_probing(tx, claimed).await?;
+    // A probe whose breaker a person closed (or paused) meanwhile is an ordinary attempt;
+    // one that was never sent says nothing about the destination and stays the probe.
+    let probing = sent && claimed.is_probe && breaker::still_probing(tx, claimed).await?;
     let next_probe_at = if probing && !succeeded {
         Some(breaker::probe_failed(tx, claimed, breaker, now).await?)
     } else {
@@ -317,6 +328,9 @@ async fn record_one(
         Decision::RetryAt(at) => (DeliveryStatus::Pending, retry_error(), Some(*at)),
     };
     write(tx, claimed, record, status, error.as_deref(), next_at, now).await?;
+    if !sent {
+        return settled_badly(tx, claimed, status, error, now).await;
+    }
     breaker::apply_effect(tx, claimed, &record.destination, breaker, now).await?;
     let backing_off = matches!(record.destination, DestinationEffect::BackOffUntil(_));
     if probing {
@@ -350,7 +364,7 @@ async fn write(
     sqlx::query(
         "UPDATE attempts SET status = $2, duration_ms = $3, response_status = $4,
              response_excerpt = $5, error = $6, request_headers = $7,
-             claude_code_session_id = $8, claude_code_session_url = $9
+             claude_code_session_id = $8, claude_code_session_url = $9, note = $10
          WHERE id = $1 AND status = 'in_flight'",
     )
     .bind(&claimed.attempt_id)
@@ -366,6 +380,7 @@ async fn write(
     .bind(&record.request_headers)
     .bind(&record.claude_code_session_id)
     .bind(&record.claude_code_session_url)
+    .bind(&record.note)
     .execute(&mut *tx)
     .await?;
     let Some(transition) = Transition::after_send(status) else {

@@ -65,6 +65,23 @@ pub enum Alert {
         count: i64,
         reason: String,
     },
+    /// Calls to the Anthropic API with the team's key (or a workspace's: `workspace`)
+    /// fail: enriching routes' deliveries fail until a working key is stored.
+    AnthropicKey {
+        workspace: Option<String>,
+        reason: String,
+    },
+    /// A watched source got no events for `minutes`.
+    SourceQuiet {
+        source_id: crate::ids::SourceId,
+        minutes: i32,
+        last_event_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// A quiet source's events flow again.
+    SourceFlowing {
+        source_id: crate::ids::SourceId,
+        quiet_since: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// Pushes an alert on the caller's transaction, so it goes out if and only if the change

@@ -9,7 +9,7 @@ use crate::model::Route;
 macro_rules! columns {
     () => {
         "id, team_id, name, source_id, destination_id, event_types, filter, template, subject,
-         paused, created_at, updated_at"
+         paused, enrich, created_at, updated_at"
     };
 }
 
@@ -24,6 +24,7 @@ pub struct NewRoute<'a> {
     pub template: Option<String>,
     pub subject: Option<String>,
     pub paused: bool,
+    pub enrich: bool,
 }
 
 /// Inserts a route whose source and destination both belong to `team`; `NotFound` when
@@ -36,8 +37,8 @@ pub async fn insert(
 ) -> Result<Route, StoreError> {
     Ok(sqlx::query_as::<_, Route>(concat!(
         "INSERT INTO routes (id, team_id, name, source_id, destination_id, event_types, paused,
-                             filter, template, subject)
-         SELECT $1, $2, $3, s.id, d.id, $6, $7, $8, $9, $10
+                             filter, template, subject, enrich)
+         SELECT $1, $2, $3, s.id, d.id, $6, $7, $8, $9, $10, $11
          FROM sources s, destinations d
          WHERE s.team_id = $2 AND s.id = $4 AND d.team_id = $2 AND d.id = $5
          RETURNING ",
@@ -53,6 +54,7 @@ pub async fn insert(
     .bind(new.filter)
     .bind(new.template)
     .bind(new.subject)
+    .bind(new.enrich)
     .fetch_one(db)
     .await?)
 }
@@ -66,6 +68,7 @@ pub struct RoutePatch {
     pub filter: Option<Option<String>>,
     pub template: Option<Option<String>>,
     pub subject: Option<Option<String>>,
+    pub enrich: Option<bool>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -83,6 +86,7 @@ pub async fn update(
              filter = CASE WHEN $6 THEN $7 ELSE filter END,
              template = CASE WHEN $8 THEN $9 ELSE template END,
              subject = CASE WHEN $10 THEN $11 ELSE subject END,
+             enrich = coalesce($12, enrich),
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -98,6 +102,7 @@ pub async fn update(
     .bind(patch.template.flatten())
     .bind(patch.subject.is_some())
     .bind(patch.subject.flatten())
+    .bind(patch.enrich)
     .fetch_one(db)
     .await?)
 }

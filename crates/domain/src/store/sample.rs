@@ -81,6 +81,8 @@ pub async fn claim(
         team_slug: row.slug,
         template: None,
         subject: None,
+        enrich: false,
+        enrichment: None,
         is_probe: false,
         attempt_id: AttemptId::generate(),
         series_attempt: 1,

@@ -11,7 +11,8 @@ use crate::providers::{ProviderKind, ProviderSettings};
 
 macro_rules! columns {
     () => {
-        "id, team_id, name, provider, token, settings, body_limit, created_at, updated_at"
+        "id, team_id, name, provider, token, settings, body_limit, quiet_after_minutes,
+         created_at, updated_at"
     };
 }
 
@@ -25,6 +26,7 @@ pub struct NewSource<'a> {
     pub provider: ProviderKind,
     pub settings: &'a ProviderSettings,
     pub body_limit: i32,
+    pub quiet_after_minutes: Option<i32>,
     pub sealed_secret: Option<Vec<u8>>,
 }
 
@@ -36,8 +38,9 @@ pub async fn insert(
     token: &str,
 ) -> Result<Source, StoreError> {
     let source = sqlx::query_as::<_, Source>(concat!(
-        "INSERT INTO sources (id, team_id, name, provider, token, settings, body_limit)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+        "INSERT INTO sources (id, team_id, name, provider, token, settings, body_limit,
+                              quiet_after_minutes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
         columns!()
     ))
     .bind(SourceId::generate())
@@ -47,6 +50,7 @@ pub async fn insert(
     .bind(token)
     .bind(Json(new.settings))
     .bind(new.body_limit)
+    .bind(new.quiet_after_minutes)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(sealed) = new.sealed_secret {
@@ -68,6 +72,8 @@ pub struct SourcePatch {
     pub name: Option<String>,
     pub settings: Option<ProviderSettings>,
     pub body_limit: Option<i32>,
+    /// `Some(None)` stops watching for silence.
+    pub quiet_after_minutes: Option<Option<i32>>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -82,6 +88,7 @@ pub async fn update(
              name = coalesce($3, name),
              settings = coalesce($4, settings),
              body_limit = coalesce($5, body_limit),
+             quiet_after_minutes = CASE WHEN $6 THEN $7 ELSE quiet_after_minutes END,
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -91,6 +98,8 @@ pub async fn update(
     .bind(patch.name)
     .bind(patch.settings.map(Json))
     .bind(patch.body_limit)
+    .bind(patch.quiet_after_minutes.is_some())
+    .bind(patch.quiet_after_minutes.flatten())
     .fetch_one(db)
     .await?)
 }
@@ -396,7 +405,7 @@ pub async fn with_activity(
 ) -> Result<Vec<Activity>, StoreError> {
     Ok(sqlx::query_as::<_, Activity>(
         "SELECT s.id, s.team_id, s.name, s.provider, s.token, s.settings, s.body_limit,
-                s.created_at, s.updated_at,
+                s.quiet_after_minutes, s.created_at, s.updated_at,
                 (SELECT count(*) FROM events e
                   WHERE e.source_id = s.id AND e.received_at > $2)
                   AS events_24h,

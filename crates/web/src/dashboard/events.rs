@@ -14,7 +14,7 @@ use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
 use switchyard_domain::ids::{EventId, SourceId};
 use switchyard_domain::model::{Delivery, Event, EventFilter, Page, PageRequest};
 use switchyard_domain::routing::{Filter, timeline};
-use switchyard_domain::store::{deliveries, events};
+use switchyard_domain::store::{deliveries, event_objects, events};
 
 use super::error::{PageError, TeamPath};
 use super::flash::{self, FlashQuery};
@@ -298,6 +298,9 @@ struct EventPage {
     /// The body pretty-printed when it is JSON.
     pretty: Option<String>,
     raw: String,
+    /// What enrichment fetched for the event: the object pretty-printed, or why there
+    /// is none.
+    object: Option<(Option<String>, Option<String>)>,
     deliveries: Vec<Delivery>,
     names: Names,
 }
@@ -331,6 +334,14 @@ async fn event_page_view(
         headers: serde_json::to_string_pretty(&headers).unwrap_or_default(),
         pretty,
         raw: String::from_utf8_lossy(&body).into_owned(),
+        object: event_objects::get(&state.pool, member.team_id(), &id)
+            .await?
+            .map(|found| {
+                let pretty = found
+                    .object
+                    .and_then(|o| serde_json::to_string_pretty(&o).ok());
+                (pretty, found.note)
+            }),
         deliveries: deliveries::for_event(&state.pool, member.team_id(), &id).await?,
         names: Names::load(state, member).await?,
         event,

@@ -5,6 +5,7 @@
 //! with a role check on every handler.
 
 mod account;
+mod anthropic;
 mod catalog;
 mod chart;
 mod destination_form;
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(account::routes)
             .configure(reset::routes)
             .configure(team::routes)
+            .configure(anthropic::routes)
             .configure(sources::routes)
             .configure(destinations::routes)
             .service(test_send::send_test)

@@ -115,6 +115,8 @@ pub(super) struct RouteForm {
     pub(super) filter: String,
     pub(super) template: String,
     pub(super) subject: String,
+    /// `on` when ticked: fetch the Anthropic object the event names.
+    pub(super) enrich: String,
     /// The preview's event: one of the source's recent events, or empty for the latest
     /// the event types match.
     pub(super) preview_event: String,
@@ -139,6 +141,11 @@ impl RouteForm {
         }
     }
 
+    /// Whether the enrich box was ticked.
+    fn enriches(&self) -> bool {
+        !self.enrich.is_empty()
+    }
+
     pub(super) fn optional(text: &str) -> Option<String> {
         (!text.trim().is_empty()).then(|| text.replace("\r\n", "\n"))
     }
@@ -152,6 +159,11 @@ impl RouteForm {
             filter: route.filter.clone().unwrap_or_default(),
             template: route.template.clone().unwrap_or_default(),
             subject: route.subject.clone().unwrap_or_default(),
+            enrich: if route.enrich {
+                "on".to_owned()
+            } else {
+                String::new()
+            },
             ..RouteForm::default()
         }
     }
@@ -262,6 +274,7 @@ const FIELDS: &[&str] = &[
     "filter",
     "template",
     "subject",
+    "enrich",
 ];
 
 async fn form_again(
@@ -303,8 +316,12 @@ async fn create(
             subject: RouteForm::optional(&form.subject),
         },
         paused: None,
+        enrich: enrich_setting(&member, &form, false),
         nothing_else: NothingElse,
     };
+    if let Some(errors) = enrich_refused(&member, &form, false) {
+        return form_again(&state, &member, None, form, errors).await;
+    }
     match manage::create(member.scope(&state), request).await {
         Ok(route) => {
             let page = member.path(&format!("routes/{}", route.id));
@@ -318,6 +335,21 @@ async fn create(
             form_again(&state, &member, None, form, errors).await
         }
     }
+}
+
+/// What the form sets enrichment to: only owners and admins change it.
+fn enrich_setting(member: &Member, form: &RouteForm, was: bool) -> Option<bool> {
+    (member.role.may(Action::Manage) && form.enriches() != was).then(|| form.enriches())
+}
+
+/// A member who is not an owner or admin asking to turn enrichment on.
+fn enrich_refused(member: &Member, form: &RouteForm, was: bool) -> Option<Errors> {
+    if member.role.may(Action::Manage) || !form.enriches() || was {
+        return None;
+    }
+    let mut errors = Errors::default();
+    errors.add("enrich", "Only owners and admins can turn on enrichment.");
+    Some(errors)
 }
 
 #[get("/t/{team}/routes/{id}")]
@@ -361,8 +393,12 @@ async fn update(
         filter: Some(RouteForm::optional(&form.filter)),
         template: Some(RouteForm::optional(&form.template)),
         subject: Some(RouteForm::optional(&form.subject)),
+        enrich: enrich_setting(&member, &form, route.enrich),
         ..UpdateRoute::default()
     };
+    if let Some(errors) = enrich_refused(&member, &form, route.enrich) {
+        return form_again(&state, &member, Some(route), form, errors).await;
+    }
     match manage::update(member.scope(&state), &id, patch).await {
         Ok(_) => {
             let page = member.path(&format!("routes/{id}"));
@@ -516,7 +552,13 @@ async fn apply(
     let ((config, _), _) = destination.input(recipe.kind, false);
     let scope = member.scope(&state);
     let name = filled(&form.name);
-    let applied = recipe_use::apply_configured(scope, recipe, &form.source_id, name, config).await;
+    // Only owners and admins turn enrichment on: a member's route renders without it.
+    let applying = recipes::Recipe {
+        enrich: recipe.enrich && member.role.may(Action::Manage),
+        ..*recipe
+    };
+    let applied =
+        recipe_use::apply_configured(scope, &applying, &form.source_id, name, config).await;
     match applied {
         Ok(applied) => Ok(see_other(
             member.path(&format!("routes/{}", applied.route.id)),

@@ -15,6 +15,7 @@ use switchyard_domain::delivery::DestinationKind;
 use switchyard_domain::ids::{SecretId, SourceId};
 use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
 use switchyard_domain::providers::{HmacScheme, ProviderKind};
+use switchyard_domain::store::health::{self, Health};
 use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
 use switchyard_domain::store::{destinations, events, routes};
 
@@ -70,6 +71,8 @@ struct SourceForm {
     provider: String,
     secret: String,
     body_limit: String,
+    /// Minutes of silence after which the team is told; empty: not watched.
+    quiet_after_minutes: String,
     dedup_header: String,
     dedup_pointer: String,
     event_type_header: String,
@@ -105,6 +108,18 @@ impl SourceForm {
                 .map_err(|_| errors.add("body_limit", "Enter a number of bytes, such as 1048576."))
                 .ok(),
         };
+        let quiet_after_minutes = match filled(&self.quiet_after_minutes) {
+            None => None,
+            Some(raw) => raw
+                .parse::<i32>()
+                .map_err(|_| {
+                    errors.add(
+                        "quiet_after_minutes",
+                        "Enter a number of minutes, such as 60.",
+                    )
+                })
+                .ok(),
+        };
         let hmac = (provider == ProviderKind::Hmac)
             .then(|| self.hmac_scheme())
             .transpose()
@@ -117,6 +132,7 @@ impl SourceForm {
             secret: filled(&self.secret).filter(|_| provider != ProviderKind::None),
             settings: SettingsInput {
                 body_limit,
+                quiet_after_minutes,
                 dedup_header: filled(&self.dedup_header),
                 dedup_pointer: filled(&self.dedup_pointer),
                 event_type_header: filled(&self.event_type_header),
@@ -140,6 +156,10 @@ impl SourceForm {
             name: source.name.clone(),
             provider: source.provider.as_str().to_owned(),
             body_limit: source.body_limit.to_string(),
+            quiet_after_minutes: source
+                .quiet_after_minutes
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
             dedup_header: text(&settings.dedup_header),
             dedup_pointer: text(&settings.dedup_pointer),
             event_type_header: text(&settings.event_type_header),
@@ -175,6 +195,12 @@ impl SourceForm {
         let patch = UpdateSource {
             name: Some(fields.name),
             settings: SettingsInput {
+                // Emptied: no longer watched.
+                quiet_after_minutes: fields.settings.quiet_after_minutes.or(filled(
+                    &self.quiet_after_minutes,
+                )
+                .is_none()
+                .then_some(0)),
                 dedup_header: cleared(&self.dedup_header),
                 dedup_pointer: cleared(&self.dedup_pointer),
                 event_type_header: cleared(&self.event_type_header),
@@ -279,6 +305,7 @@ const FIELDS: &[&str] = &[
     "provider",
     "secret",
     "body_limit",
+    "quiet_after_minutes",
     "dedup_header",
     "dedup_pointer",
     "event_type_header",
@@ -349,6 +376,9 @@ struct ShowPage {
     errors: Errors,
     /// Whether a route of the source fires a routine: a test event then asks first.
     reaches_routine: bool,
+    /// When its sender's last event came (tests from the dashboard aside), and whether
+    /// it has gone quiet.
+    health: Health,
 }
 
 impl ShowPage {
@@ -385,8 +415,10 @@ async fn show_page(
             reaches_routine |= destination.kind() == DestinationKind::Routine;
         }
     }
+    let health = health::of_source(&state.pool, team, id).await?;
     Ok(ShowPage {
         reaches_routine,
+        health,
         nav: Nav::new(member, "sources", state.smtp_configured),
         guide: guide(source.provider),
         ingest_url: state.ingest_url(&source),

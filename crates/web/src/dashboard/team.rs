@@ -15,6 +15,7 @@ use switchyard_domain::ids::{ApiKeyId, InvitationId, UserId};
 use switchyard_domain::model::{ApiKey, Name};
 use switchyard_domain::model::{Destination, PageRequest};
 use switchyard_domain::store::alerts::{self as alert_settings, AlertSettings};
+use switchyard_domain::store::anthropic_keys::{self, KeyInfo};
 use switchyard_domain::store::members::{self, Invitation, Member as TeamMember};
 use switchyard_domain::store::{api_keys, audit, destinations, stats, teams};
 
@@ -134,7 +135,7 @@ async fn overview(
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/settings.html")]
-struct SettingsPage {
+pub(super) struct SettingsPage {
     nav: Nav,
     members: Vec<TeamMember>,
     invitations: Vec<Invitation>,
@@ -150,11 +151,17 @@ struct SettingsPage {
     /// The alert form's text fields as typed (kept when they are sent back with errors).
     alert_recipients: String,
     alert_threshold: String,
-    errors: Errors,
+    /// The team's Anthropic API keys, its own first.
+    pub(super) anthropic: Vec<KeyInfo>,
+    /// The Anthropic form's fields as typed (the key only ever comes back empty).
+    pub(super) anthropic_workspace: String,
+    /// What checking a key came to, shown once.
+    pub(super) anthropic_check: Option<String>,
+    pub(super) errors: Errors,
 }
 
 impl SettingsPage {
-    async fn load(state: &WebState, member: &Member) -> Result<SettingsPage, PageError> {
+    pub(super) async fn load(state: &WebState, member: &Member) -> Result<SettingsPage, PageError> {
         let team = member.team_id();
         let alerts = alert_settings::settings(&state.pool, team).await?;
         Ok(SettingsPage {
@@ -172,6 +179,9 @@ impl SettingsPage {
             invite_email: String::new(),
             invite_role: "member".to_owned(),
             key_name: String::new(),
+            anthropic: anthropic_keys::list(&state.pool, team).await?,
+            anthropic_workspace: String::new(),
+            anthropic_check: None,
             alert_recipients: alerts.extra_recipients.join("\n"),
             alert_threshold: alerts.rejection_threshold.to_string(),
             alerts,
@@ -191,6 +201,7 @@ async fn settings(
     if let Some(flash) = flash::take::<Flash>(&state, &member.viewer, &q).await? {
         page.nav.flash = flash.notice;
         page.new_key = flash.secret;
+        page.anthropic_check = flash.problem;
     }
     Ok(page)
 }
@@ -409,6 +420,8 @@ struct AlertForm {
     delivery_failed: Option<String>,
     unknown_outcome: Option<String>,
     source_rejecting: Option<String>,
+    anthropic_key: Option<String>,
+    source_quiet: Option<String>,
     alert_threshold: String,
     notify_admins: Option<String>,
     alert_recipients: String,
@@ -455,6 +468,8 @@ async fn save_alerts(
         delivery_failed: form.delivery_failed.is_some(),
         unknown_outcome: form.unknown_outcome.is_some(),
         source_rejecting: form.source_rejecting.is_some(),
+        anthropic_key: form.anthropic_key.is_some(),
+        source_quiet: form.source_quiet.is_some(),
         rejection_threshold: threshold.unwrap_or(20),
         notify_admins: form.notify_admins.is_some(),
         extra_recipients: recipients,

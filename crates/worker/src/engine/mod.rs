@@ -23,6 +23,7 @@ pub use committer::Committer;
 pub use slots::{IN_PROGRESS_PER_SLOT, Slot, Slots};
 
 use crate::WorkerContext;
+use crate::enrich::Enricher;
 use crate::wake::Signal;
 
 /// How the engine runs.
@@ -47,6 +48,8 @@ pub struct Engine {
     pub committer: Committer,
     /// Rung when deliveries become due.
     pub wake: Arc<Signal>,
+    /// Fetches the Anthropic objects enriching routes render, once per event.
+    pub enricher: Enricher,
 }
 
 impl Engine {
@@ -58,6 +61,7 @@ impl Engine {
             settings,
             committer,
             wake,
+            enricher: Enricher::default(),
         }
     }
 

@@ -182,6 +182,23 @@ impl Visitor {
         self.read(res).await
     }
 
+    /// Someone signed up with a team of their own, and a `role` in team `slug` too.
+    pub async fn member_of(app: &TestApp, email: &str, slug: &str, role: &str) -> Visitor {
+        let mut visitor = Visitor::new(app);
+        visitor.sign_up(email, &format!("{email}'s team")).await;
+        sqlx::query(
+            "INSERT INTO memberships (team_id, user_id, role)
+             SELECT t.id, u.id, $3 FROM teams t, users u WHERE t.slug = $1 AND u.email = $2",
+        )
+        .bind(slug)
+        .bind(email)
+        .bind(role)
+        .execute(&app.pool)
+        .await
+        .expect("membership");
+        visitor
+    }
+
     /// Signs up through the form and returns the new team's path (`/t/{slug}`).
     pub async fn sign_up(&mut self, email: &str, team: &str) -> String {
         self.get("/signup").await;

@@ -51,7 +51,7 @@ async fn an_owner_stores_checks_and_removes_the_key_and_a_member_cannot() {
     page.assert_contains("401 authentication_error: invalid x-api-key");
 
     // A member sees the key but changes nothing.
-    let mut bob = member_of_acme_two(&app).await;
+    let mut bob = Visitor::member_of(&app, "bob@example.com", "acme-two", "member").await;
     let page = bob.get(&settings).await;
     page.assert_contains("…WXYZ");
     assert!(!page.body.contains("action=\"/t/acme-two/anthropic\""));
@@ -119,7 +119,7 @@ async fn only_owners_and_admins_turn_enrichment_on_in_the_route_form() {
         .unwrap();
     assert!(enrich);
 
-    let mut bob = member_of_acme_two(&app).await;
+    let mut bob = Visitor::member_of(&app, "bob@example.com", "acme-two", "member").await;
     // A member saves the route's other fields; enrichment stays as it was.
     let page = bob.get(&format!("{team}/routes/{route}")).await;
     page.assert_contains("Only owners and admins change enrichment.");
@@ -151,19 +151,4 @@ async fn only_owners_and_admins_turn_enrichment_on_in_the_route_form() {
     let page = bob.post(&format!("{team}/routes/{route}"), &asking).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     page.assert_contains("Only owners and admins can turn on enrichment.");
-}
-
-/// Bob, signed up with a team of his own and a member (not an admin) of Acme Two.
-async fn member_of_acme_two(app: &TestApp) -> Visitor {
-    let mut bob = Visitor::new(app);
-    bob.sign_up("bob@example.com", "Bob's Team").await;
-    sqlx::query(
-        "INSERT INTO memberships (team_id, user_id, role)
-         SELECT t.id, u.id, 'member' FROM teams t, users u
-         WHERE t.slug = 'acme-two' AND u.email = 'bob@example.com'",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    bob
 }

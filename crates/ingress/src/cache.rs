@@ -102,6 +102,10 @@ impl SourceCache {
                     route.destination_id.clone(),
                     &route.event_types,
                     route.filter.as_deref(),
+                )
+                .sequenced(
+                    route.ordering.as_ref().map(|o| o.0.clone()),
+                    route.coalescing.as_ref().map(|c| c.0.clone()),
                 );
                 if let Err(reason) = &route_rule.rule {
                     tracing::warn!(route = %route.id, %reason, "route is broken: its deliveries fail until it is mended");

@@ -52,11 +52,15 @@ pub(super) async fn today_routes(
         }
         let destination = destinations::get(scope.pool, scope.team, &route.destination_id).await?;
         kinds.insert(destination.id.clone(), destination.kind());
-        today.push(CompiledRoute {
-            route_id: route.id,
-            destination_id: route.destination_id,
-            rule: route.rule,
-        });
+        today.push(
+            CompiledRoute {
+                route_id: route.id,
+                destination_id: route.destination_id,
+                rule: route.rule,
+                sequencing: None,
+            }
+            .sequenced(route.ordering, route.coalesce),
+        );
     }
     Ok((today, kinds))
 }

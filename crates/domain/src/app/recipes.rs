@@ -101,6 +101,8 @@ pub async fn apply_configured(
         subject: recipe.subject.map(str::to_owned),
         paused: false,
         enrich,
+        ordering: None,
+        coalesce: None,
     };
     let route = routes::insert(&mut *tx, scope.team, new).await?;
     scope.audit(&mut *tx, "route.create", &route.name).await?;

@@ -8,7 +8,7 @@ use super::error::missing;
 use super::{AppError, Invalid, NothingElse, Scope};
 use crate::StoreError;
 use crate::ids::{DestinationId, RouteId, SourceId};
-use crate::model::{Name, Route};
+use crate::model::{Coalesce, Name, Ordering, Route};
 use crate::providers::ProviderKind;
 use crate::routing::EventTypes;
 use crate::routing::template::check_template;
@@ -28,6 +28,11 @@ pub struct CreateRoute {
     /// credential, …) before rendering, for templates to read as `object`. Only owners
     /// and admins may turn it on.
     pub enrich: Option<bool>,
+    /// Deliver the events of one key (default the session, `/data/id`) one at a time, in
+    /// their `created_at` order.
+    pub ordering: Option<Ordering>,
+    /// Deliver only the newest of a burst of one key's events.
+    pub coalesce: Option<Coalesce>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub nothing_else: NothingElse,
@@ -72,6 +77,12 @@ pub struct UpdateRoute {
     pub subject: Option<Option<String>>,
     /// Anthropic sources only: fetch the object the event names before rendering.
     pub enrich: Option<bool>,
+    /// New ordering; `null` stops it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub ordering: Option<Option<Ordering>>,
+    /// New coalescing; `null` stops it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub coalesce: Option<Option<Coalesce>>,
 }
 
 /// Validates and stores a new route.
@@ -97,6 +108,8 @@ pub async fn create(scope: Scope<'_>, body: CreateRoute) -> Result<Route, AppErr
         check_template,
     );
     let subject = check_source(&mut invalid, "subject", body.draft.subject, check_template);
+    let ordering = check_option(&mut invalid, "ordering", body.ordering, Ordering::check);
+    let coalesce = check_option(&mut invalid, "coalesce", body.coalesce, Coalesce::check);
     invalid.finish()?;
     let (Some(name), Some(source_id), Some(destination_id), Some(event_types)) =
         (name, source_id, destination_id, event_types)
@@ -113,6 +126,8 @@ pub async fn create(scope: Scope<'_>, body: CreateRoute) -> Result<Route, AppErr
         subject,
         paused: body.paused.unwrap_or(false),
         enrich: body.enrich.unwrap_or(false),
+        ordering,
+        coalesce,
     };
     let mut tx = scope.pool.begin().await?;
     if new.enrich {
@@ -150,6 +165,12 @@ pub async fn update(scope: Scope<'_>, id: &RouteId, body: UpdateRoute) -> Result
     let filter = replace("filter", body.filter, check_filter);
     let template = replace("template", body.template, check_template);
     let subject = replace("subject", body.subject, check_template);
+    let ordering = body
+        .ordering
+        .map(|o| check_option(&mut invalid, "ordering", o, Ordering::check));
+    let coalesce = body
+        .coalesce
+        .map(|c| check_option(&mut invalid, "coalesce", c, Coalesce::check));
     invalid.finish()?;
     let patch = RoutePatch {
         name: name.map(|n| n.to_string()),
@@ -159,6 +180,8 @@ pub async fn update(scope: Scope<'_>, id: &RouteId, body: UpdateRoute) -> Result
         template,
         subject,
         enrich: body.enrich,
+        ordering,
+        coalesce,
     };
     let mut tx = scope.pool.begin().await?;
     let route = routes::update(&mut *tx, scope.team, id, patch)
@@ -232,8 +255,29 @@ fn check_filter(source: &str) -> Result<(), TemplateError> {
 }
 
 /// `Some(None)` for an explicit `null` (clear), `None` when the field is absent.
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A sequencing option that checks out, or the reason under its field.
+fn check_option<T>(
+    invalid: &mut Invalid,
+    field: &str,
+    option: Option<T>,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> Option<T> {
+    let option = option?;
+    match check(&option) {
+        Ok(()) => Some(option),
+        Err(e) => {
+            invalid.add(field, e);
+            None
+        }
+    }
 }
 
 fn check_patterns(invalid: &mut Invalid, patterns: Vec<String>) -> Option<Vec<String>> {

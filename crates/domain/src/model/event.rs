@@ -77,6 +77,8 @@ pub struct DeliveryPlan {
     pub route_id: crate::ids::RouteId,
     pub destination_id: crate::ids::DestinationId,
     pub failure: Option<String>,
+    /// The route's ordering and coalescing keys for this event, and its delay.
+    pub sequence: super::Sequence,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod destination;
 mod event;
 mod names;
 mod route;
+pub mod sequencing;
 mod source;
 mod team;
 
@@ -17,6 +18,7 @@ pub use destination::{
 pub use event::{DeliveryPlan, Event, EventFilter, NewEvent, like_pattern};
 pub use names::{Name, NameError};
 pub use route::Route;
+pub use sequencing::{Coalesce, Ordering, Sequence};
 pub use source::Source;
 pub use team::{ApiKey, Team};
 

@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+
+use super::sequencing::{Coalesce, Ordering};
 
 use crate::ids::{DestinationId, RouteId, SourceId, TeamId};
 use crate::routing::pipeline::{StoredRule, stored_rule};
@@ -31,6 +34,10 @@ pub struct Route {
     /// Anthropic sources: fetch the object the event names (its session, vault
     /// credential, …) before rendering; templates see it as `object`.
     pub enrich: bool,
+    /// Deliveries with the same key go one at a time, in event time order.
+    pub ordering: Option<Ordering>,
+    /// A burst of one key's events within a window becomes its newest.
+    pub coalesce: Option<Coalesce>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Why a newer release no longer compiles the route as stored (its event types, its
@@ -77,6 +84,8 @@ struct Row {
     subject: Option<String>,
     paused: bool,
     enrich: bool,
+    ordering: Option<Json<Ordering>>,
+    coalescing: Option<Json<Coalesce>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -98,6 +107,8 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Route {
             subject: row.subject,
             paused: row.paused,
             enrich: row.enrich,
+            ordering: row.ordering.map(|o| o.0),
+            coalesce: row.coalescing.map(|c| c.0),
             created_at: row.created_at,
             updated_at: row.updated_at,
             broken,

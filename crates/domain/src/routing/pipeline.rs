@@ -14,7 +14,8 @@ use super::{EventTypes, Filter};
 use crate::delivery::DestinationKind;
 use crate::delivery::compose::{self, EventView};
 use crate::ids::{DestinationId, RouteId};
-use crate::model::DeliveryPlan;
+use crate::model::sequencing;
+use crate::model::{Coalesce, DeliveryPlan, Ordering, Sequence};
 use crate::providers::structured;
 
 /// What routes see of one event.
@@ -266,6 +267,8 @@ pub struct CompiledRoute {
     pub route_id: RouteId,
     pub destination_id: DestinationId,
     pub rule: StoredRule,
+    /// Its ordering and coalescing, if it has either.
+    pub sequencing: Option<Arc<Sequencing>>,
 }
 
 impl CompiledRoute {
@@ -279,7 +282,14 @@ impl CompiledRoute {
             route_id,
             destination_id,
             rule: stored_rule(event_types, filter),
+            sequencing: None,
         }
+    }
+
+    /// With the route's ordering and coalescing.
+    pub fn sequenced(mut self, ordering: Option<Ordering>, coalesce: Option<Coalesce>) -> Self {
+        self.sequencing = Sequencing::new(ordering, coalesce);
+        self
     }
 
     pub fn decide(&self, event: &RoutedEvent<'_>) -> Verdict {
@@ -287,6 +297,52 @@ impl CompiledRoute {
             Ok(rule) => rule.decide(event),
             Err(reason) => Verdict::Fails(reason.clone()),
         }
+    }
+}
+
+/// A route's ordering and coalescing, as ingest applies them to each delivery.
+#[derive(Debug)]
+pub struct Sequencing {
+    ordering: Option<Ordering>,
+    coalesce: Option<(Coalesce, EventTypes)>,
+}
+
+impl Sequencing {
+    /// None when the route has neither. Coalescing types that no longer parse leave the
+    /// route not coalescing (they were checked when saved).
+    pub fn new(ordering: Option<Ordering>, coalesce: Option<Coalesce>) -> Option<Arc<Sequencing>> {
+        let coalesce = coalesce.and_then(|c| {
+            let types = EventTypes::parse(&c.types).ok()?;
+            Some((c, types))
+        });
+        (ordering.is_some() || coalesce.is_some())
+            .then(|| Arc::new(Sequencing { ordering, coalesce }))
+    }
+
+    /// What the delivery of `event` carries: its keys, its event time, and how long it
+    /// waits before it is due.
+    fn sequence(&self, event: &RoutedEvent<'_>) -> Sequence {
+        let payload = event.payload();
+        let mut sequence = Sequence::default();
+        if let Some(ordering) = &self.ordering {
+            sequence.order_key = sequencing::key_of(payload, &ordering.key);
+            if sequence.order_key.is_some() {
+                sequence.delay_ms = ordering.window_ms;
+            }
+        }
+        if let Some((coalesce, types)) = &self.coalesce
+            && types.matches(event.facts.event_type)
+        {
+            sequence.coalesce_key = sequencing::key_of(payload, &coalesce.key);
+            if sequence.coalesce_key.is_some() {
+                sequence.delay_ms = sequence.delay_ms.max(coalesce.window_ms);
+            }
+        }
+        if sequence.order_key.is_some() || sequence.coalesce_key.is_some() {
+            sequence.event_at =
+                Some(sequencing::event_time(payload).unwrap_or(event.facts.received_at));
+        }
+        sequence
     }
 }
 
@@ -311,10 +367,15 @@ pub fn plan(routes: &[CompiledRoute], event: &RoutedEvent<'_>) -> Vec<DeliveryPl
                 Verdict::Skips(_) => return None,
                 Verdict::Fails(reason) => Some(reason),
             };
+            let sequence = match (&failure, &route.sequencing) {
+                (None, Some(sequencing)) => sequencing.sequence(event),
+                _ => Sequence::default(),
+            };
             Some(DeliveryPlan {
                 route_id: route.route_id.clone(),
                 destination_id: route.destination_id.clone(),
                 failure,
+                sequence,
             })
         })
         .collect()
@@ -429,6 +490,7 @@ mod tests {
             route_id: RouteId::generate(),
             destination_id: DestinationId::generate(),
             rule,
+            sequencing: None,
         }
     }
 

@@ -298,3 +298,31 @@ pub async fn any_to(
     .fetch_one(db)
     .await?)
 }
+
+/// For each of `ids` that waits behind an earlier delivery of its route's ordering key,
+/// that delivery's event (the earliest unsettled one).
+#[tracing::instrument(skip_all)]
+pub async fn waiting_for(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    ids: &[&DeliveryId],
+) -> Result<std::collections::HashMap<DeliveryId, crate::ids::EventId>, StoreError> {
+    Ok(sqlx::query_as::<_, (DeliveryId, crate::ids::EventId)>(
+        "SELECT d.id, w.event_id FROM deliveries d
+         CROSS JOIN LATERAL (
+             SELECT b.event_id FROM deliveries b
+             WHERE b.route_id = d.route_id AND b.order_key = d.order_key
+               AND b.status IN ('pending', 'throttled', 'held', 'in_flight')
+               AND (b.event_at, b.id) < (d.event_at, d.id)
+             ORDER BY b.event_at, b.id LIMIT 1
+         ) w
+         WHERE d.team_id = $1 AND d.id = ANY($2) AND d.order_key IS NOT NULL
+           AND d.status IN ('pending', 'throttled')",
+    )
+    .bind(team)
+    .bind(ids)
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .collect())
+}

@@ -10,7 +10,9 @@ use super::queue::notify_deliveries;
 use super::{StoreError, fetch_limit, page};
 use crate::delivery::DeliveryStatus;
 use crate::ids::{DeliveryId, EventId, SourceId, TeamId};
-use crate::model::{DeliveryPlan, Event, EventFilter, NewEvent, Page, PageRequest, like_pattern};
+use crate::model::{
+    DeliveryPlan, Event, EventFilter, NewEvent, Page, PageRequest, Sequence, like_pattern,
+};
 
 macro_rules! columns {
     () => {
@@ -238,6 +240,15 @@ pub async fn rerun(
     plans: &[DeliveryPlan],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    // A person asked for these: they are never coalesced away.
+    let plans: Vec<DeliveryPlan> = plans
+        .iter()
+        .map(|plan| {
+            let mut plan = plan.clone();
+            plan.sequence.coalesce_key = None;
+            plan
+        })
+        .collect();
     let planned: Vec<Planned<'_>> = plans
         .iter()
         .map(|plan| Planned {
@@ -252,6 +263,11 @@ pub async fn rerun(
         notify_deliveries(&mut *tx).await?;
     }
     Ok(made)
+}
+
+/// One field of every plan's sequence, as an array parameter.
+fn column<'a, T>(planned: &'a [Planned<'_>], field: impl Fn(&'a Sequence) -> T) -> Vec<T> {
+    planned.iter().map(|p| field(&p.plan.sequence)).collect()
 }
 
 /// Returns how many deliveries were made, and how many of them are due.
@@ -270,13 +286,18 @@ async fn insert_planned(
     // the event vanishing.
     let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO deliveries (id, team_id, event_id, route_id, destination_id, status,
-                                 last_error, next_attempt_at, created_at)
+                                 last_error, next_attempt_at, created_at, order_key,
+                                 coalesce_key, event_at)
          SELECT d.id, d.team_id, d.event_id, d.route_id, d.destination_id,
                 CASE WHEN d.failure IS NULL THEN 'pending' ELSE 'failed' END, d.failure,
-                CASE WHEN d.failure IS NULL THEN d.at END, d.at
+                CASE WHEN d.failure IS NULL
+                     THEN d.at + d.delay_ms * interval '1 millisecond' END,
+                d.at, d.order_key, d.coalesce_key, d.event_at
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::timestamptz[], $7::text[])
-              AS d (id, team_id, event_id, route_id, destination_id, at, failure)
+                     $6::timestamptz[], $7::text[], $8::text[], $9::text[],
+                     $10::timestamptz[], $11::int[])
+              AS d (id, team_id, event_id, route_id, destination_id, at, failure, order_key,
+                    coalesce_key, event_at, delay_ms)
          JOIN routes r ON r.team_id = d.team_id AND r.id = d.route_id
          JOIN destinations dst ON dst.team_id = d.team_id AND dst.id = d.destination_id
          RETURNING status",
@@ -298,6 +319,12 @@ async fn insert_planned(
             .map(|p| p.plan.failure.as_deref())
             .collect::<Vec<_>>(),
     )
+    .bind(column(planned, |s| s.order_key.as_deref()))
+    .bind(column(planned, |s| s.coalesce_key.as_deref()))
+    .bind(column(planned, |s| s.event_at))
+    .bind(column(planned, |s| {
+        i32::try_from(s.delay_ms).unwrap_or(i32::MAX)
+    }))
     .fetch_all(&mut *tx)
     .await?;
     let due = inserted

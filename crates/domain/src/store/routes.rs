@@ -1,15 +1,16 @@
 //! Routes.
 
 use sqlx::PgExecutor;
+use sqlx::types::Json;
 
 use super::StoreError;
 use crate::ids::{DestinationId, RouteId, SourceId, TeamId};
-use crate::model::Route;
+use crate::model::{Coalesce, Ordering, Route};
 
 macro_rules! columns {
     () => {
         "id, team_id, name, source_id, destination_id, event_types, filter, template, subject,
-         paused, enrich, created_at, updated_at"
+         paused, enrich, ordering, coalescing, created_at, updated_at"
     };
 }
 
@@ -25,6 +26,8 @@ pub struct NewRoute<'a> {
     pub subject: Option<String>,
     pub paused: bool,
     pub enrich: bool,
+    pub ordering: Option<Ordering>,
+    pub coalesce: Option<Coalesce>,
 }
 
 /// Inserts a route whose source and destination both belong to `team`; `NotFound` when
@@ -37,8 +40,8 @@ pub async fn insert(
 ) -> Result<Route, StoreError> {
     Ok(sqlx::query_as::<_, Route>(concat!(
         "INSERT INTO routes (id, team_id, name, source_id, destination_id, event_types, paused,
-                             filter, template, subject, enrich)
-         SELECT $1, $2, $3, s.id, d.id, $6, $7, $8, $9, $10, $11
+                             filter, template, subject, enrich, ordering, coalescing)
+         SELECT $1, $2, $3, s.id, d.id, $6, $7, $8, $9, $10, $11, $12, $13
          FROM sources s, destinations d
          WHERE s.team_id = $2 AND s.id = $4 AND d.team_id = $2 AND d.id = $5
          RETURNING ",
@@ -55,6 +58,8 @@ pub async fn insert(
     .bind(new.template)
     .bind(new.subject)
     .bind(new.enrich)
+    .bind(new.ordering.map(Json))
+    .bind(new.coalesce.map(Json))
     .fetch_one(db)
     .await?)
 }
@@ -69,6 +74,10 @@ pub struct RoutePatch {
     pub template: Option<Option<String>>,
     pub subject: Option<Option<String>>,
     pub enrich: Option<bool>,
+    /// `Some(None)` stops ordering.
+    pub ordering: Option<Option<Ordering>>,
+    /// `Some(None)` stops coalescing.
+    pub coalesce: Option<Option<Coalesce>>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -87,6 +96,8 @@ pub async fn update(
              template = CASE WHEN $8 THEN $9 ELSE template END,
              subject = CASE WHEN $10 THEN $11 ELSE subject END,
              enrich = coalesce($12, enrich),
+             ordering = CASE WHEN $13 THEN $14 ELSE ordering END,
+             coalescing = CASE WHEN $15 THEN $16 ELSE coalescing END,
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -103,6 +114,10 @@ pub async fn update(
     .bind(patch.subject.is_some())
     .bind(patch.subject.flatten())
     .bind(patch.enrich)
+    .bind(patch.ordering.is_some())
+    .bind(patch.ordering.flatten().map(Json))
+    .bind(patch.coalesce.is_some())
+    .bind(patch.coalesce.flatten().map(Json))
     .fetch_one(db)
     .await?)
 }

@@ -121,6 +121,8 @@ pub struct IngestRoute {
     pub destination_id: DestinationId,
     pub event_types: Vec<String>,
     pub filter: Option<String>,
+    pub ordering: Option<Json<crate::model::Ordering>>,
+    pub coalescing: Option<Json<crate::model::Coalesce>>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -153,7 +155,7 @@ pub async fn find_for_ingest(
     .fetch_all(&mut *db)
     .await?;
     let routes = sqlx::query_as::<_, IngestRoute>(
-        "SELECT id, destination_id, event_types, filter FROM routes
+        "SELECT id, destination_id, event_types, filter, ordering, coalescing FROM routes
          WHERE team_id = $1 AND source_id = $2 AND NOT paused ORDER BY id",
     )
     .bind(&source.team_id)

@@ -14,7 +14,7 @@ use switchyard_domain::app::AppError;
 use switchyard_domain::app::deliveries as deliveries_app;
 use switchyard_domain::delivery::MAX_ATTEMPTS;
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind, DestinationState};
-use switchyard_domain::ids::{DeliveryId, DestinationId, RouteId, SourceId};
+use switchyard_domain::ids::{DeliveryId, DestinationId, EventId, RouteId, SourceId};
 use switchyard_domain::model::{
     Attempt, Delivery, DeliveryFilter, DeliveryLine, Destination, PageRequest,
 };
@@ -144,6 +144,8 @@ struct DeliveriesPage {
     nav: Nav,
     q: DeliveryQuery,
     deliveries: Vec<DeliveryLine>,
+    /// Deliveries waiting behind an earlier one of their ordering key: its event.
+    waiting: HashMap<DeliveryId, EventId>,
     next_cursor: Option<String>,
     names: Names,
     statuses: &'static [DeliveryStatus],
@@ -283,9 +285,12 @@ async fn delivery_list(
     let mut nav = Nav::new(&member, "deliveries", state.smtp_configured);
     nav.flash = flash.notice;
     let problem = problem.or(flash.problem);
+    let ids: Vec<&DeliveryId> = found.items.iter().map(|d| &d.delivery.id).collect();
+    let waiting = deliveries::waiting_for(&state.pool, member.team_id(), &ids).await?;
     Ok(DeliveriesPage {
         nav,
         names: Names::load(&state, &member).await?,
+        waiting,
         q,
         deliveries: found.items,
         next_cursor: found.next_cursor,
@@ -384,6 +389,8 @@ struct DeliveryPage {
     /// Its destination, unless deleted since.
     destination: Option<Destination>,
     problem: Option<String>,
+    /// The event of the earlier delivery of its ordering key it waits for.
+    waiting_for: Option<EventId>,
 }
 
 impl DeliveryPage {
@@ -464,8 +471,10 @@ async fn delivery_view(
             Err(switchyard_domain::StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
+    let mut waiting = deliveries::waiting_for(&state.pool, member.team_id(), &[id]).await?;
     Ok(DeliveryPage {
         nav: Nav::new(member, "deliveries", state.smtp_configured),
+        waiting_for: waiting.remove(id),
         attempts: deliveries::attempts(&state.pool, member.team_id(), id).await?,
         destination,
         names,

@@ -317,6 +317,8 @@ async fn create(
         },
         paused: None,
         enrich: enrich_setting(&member, &form, false),
+        ordering: None,
+        coalesce: None,
         nothing_else: NothingElse,
     };
     if let Some(errors) = enrich_refused(&member, &form, false) {

@@ -11,6 +11,7 @@
 //! Slack or email delivery is sent again, a routine's becomes `unknown_outcome`. Leases
 //! are on the database's clock, so workers' clocks need not agree.
 
+mod coalesce;
 mod plan;
 mod write;
 
@@ -108,7 +109,7 @@ async fn claim_on(
     }
     let full = full_destinations(&candidates, take, request.limit);
     let locked = lock_standings(tx, &candidates).await?;
-    let plan = plan::plan(candidates, locked, request, now);
+    let mut plan = plan::plan(candidates, locked, request, now);
     batch.crowded |= plan.crowded;
     // More may be due where a destination gave all that was asked and was not blocked
     // (a destination with no room or at its concurrency limit waits for a send to end).
@@ -119,6 +120,7 @@ async fn claim_on(
     batch.next_due = earliest(batch.next_due, plan.next_due);
     batch.taken_over = plan.lost.len() + plan.unknown.len();
     write::apply(tx, &plan, now).await?;
+    coalesce::settle(tx, &mut plan.starts, now).await?;
     batch.claimed = write::start(tx, &plan.starts, request.lease, now).await?;
     Ok(batch)
 }
@@ -251,15 +253,24 @@ async fn lock_candidates(
 /// read it in due order from a partial index that covers it (`deliveries_queue` for
 /// pending ones, `deliveries_throttled` for throttled ones); with a bound status it
 /// sorts every due row of the destination.
+///
+/// A delivery of an ordering route (`order_key` set) waits while an earlier one of its
+/// route and key (by event time) is unsettled: pending, throttled, held or in flight.
+/// Only that key waits; the destination's other deliveries go on.
 fn due_with_status(status: &'static str) -> String {
     format!(
         "SELECT d.* FROM unnest($1::text[]) AS ready (destination_id)
          CROSS JOIN LATERAL (
              SELECT id, team_id, destination_id, status, next_attempt_at, slot_at,
                     current_attempt_id, false AS taken_over
-             FROM deliveries
+             FROM deliveries q
              WHERE destination_id = ready.destination_id
                AND status = '{status}' AND next_attempt_at <= $2
+               AND (q.order_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM deliveries b
+                   WHERE b.route_id = q.route_id AND b.order_key = q.order_key
+                     AND b.status IN ('pending', 'throttled', 'held', 'in_flight')
+                     AND (b.event_at, b.id) < (q.event_at, q.id)))
              ORDER BY next_attempt_at, id
              LIMIT $3
              FOR UPDATE SKIP LOCKED

@@ -16,5 +16,5 @@ CREATE INDEX deliveries_order_unsettled ON deliveries (route_id, order_key, even
       AND status IN ('pending', 'throttled', 'held', 'in_flight');
 
 -- The members of a coalescing window.
-CREATE INDEX deliveries_coalesce_pending ON deliveries (route_id, coalesce_key, created_at)
-    WHERE coalesce_key IS NOT NULL AND status = 'pending';
+CREATE INDEX deliveries_coalesce_queued ON deliveries (route_id, coalesce_key, created_at)
+    WHERE coalesce_key IS NOT NULL AND status IN ('pending', 'throttled');

@@ -45,8 +45,9 @@ impl AlertKind {
     fn grouping(self) -> Duration {
         match self {
             AlertKind::AnthropicKey => Duration::days(36_500),
-            // `source_quiet` holds one row per silence: each alert is already once.
-            AlertKind::SourceQuiet => Duration::zero(),
+            // `source_quiet` holds one row per silence, so each alert is already once:
+            // always go out, whatever the raising worker's clock says.
+            AlertKind::SourceQuiet => -Duration::days(1),
             _ => GROUPING,
         }
     }

@@ -240,12 +240,14 @@ pub async fn rerun(
     plans: &[DeliveryPlan],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    // A person asked for these: they are never coalesced away.
+    // A person asked for these: they are due at once and never coalesced away (they
+    // still wait their turn behind an earlier delivery of their ordering key).
     let plans: Vec<DeliveryPlan> = plans
         .iter()
         .map(|plan| {
             let mut plan = plan.clone();
             plan.sequence.coalesce_key = None;
+            plan.sequence.delay_ms = 0;
             plan
         })
         .collect();

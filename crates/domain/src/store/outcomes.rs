@@ -329,6 +329,14 @@ async fn record_one(
     };
     write(tx, claimed, record, status, error.as_deref(), next_at, now).await?;
     if !sent {
+        // A probe that will not be tried again hands the probe on.
+        if claimed.is_probe
+            && status != DeliveryStatus::Pending
+            && breaker::still_probing(tx, claimed).await?
+        {
+            let team = &claimed.delivery.team_id;
+            breaker::next_probe(tx, team, &claimed.delivery.destination_id, now).await?;
+        }
         return settled_badly(tx, claimed, status, error, now).await;
     }
     breaker::apply_effect(tx, claimed, &record.destination, breaker, now).await?;

@@ -4,7 +4,8 @@
 //! key that arrived within the window are its members: the newest by event time is
 //! started in its place, the others become `cancelled`, superseded by it. The window is
 //! fixed, never extended by later events, which start a window of their own. Replays
-//! and retries are never coalesced; nor is a breaker's probe.
+//! and retries are never coalesced; nor is a breaker's probe. A member another claim
+//! is starting at that very moment (its row locked) goes on its own.
 
 use std::collections::HashSet;
 
@@ -56,7 +57,7 @@ pub(super) async fn settle(
         // Newest first. Rows another claim holds are left out of the window.
         let members: Vec<(DeliveryId, EventId)> = sqlx::query_as(
             "SELECT id, event_id FROM deliveries
-             WHERE route_id = $1 AND coalesce_key = $2 AND status = 'pending'
+             WHERE route_id = $1 AND coalesce_key = $2 AND status IN ('pending', 'throttled')
                AND attempt_count = 0 AND replay_count = 0
                AND created_at >= $3 AND created_at <= $3 + $4 * interval '1 millisecond'
              ORDER BY coalesce(event_at, created_at) DESC, created_at DESC, id DESC

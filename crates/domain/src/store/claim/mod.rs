@@ -132,6 +132,21 @@ fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
     }
 }
 
+/// Whether delivery `q` is free to go as far as its ordering key goes: a delivery of an
+/// ordering route (`order_key` set) waits while an earlier one of its route and key (by
+/// event time) is unsettled: pending, throttled, held or in flight. Only that key waits;
+/// the destination's other deliveries go on. A breaker's probe never waits: the
+/// destination could not recover otherwise.
+const UNBLOCKED: &str = "(q.order_key IS NULL
+     OR NOT EXISTS (
+         SELECT 1 FROM deliveries b
+         WHERE b.route_id = q.route_id AND b.order_key = q.order_key
+           AND b.status IN ('pending', 'throttled', 'held', 'in_flight')
+           AND (b.event_at, b.id) < (q.event_at, q.id))
+     OR EXISTS (
+         SELECT 1 FROM destination_runtime r
+         WHERE r.id = q.destination_id AND r.probe_delivery_id = q.id))";
+
 /// The destinations that have a delivery due now, and when the earliest of the others'
 /// falls due. A loose index scan: one descent of the queue index per destination with
 /// queued deliveries, however many each has queued.
@@ -139,27 +154,34 @@ async fn queued(
     tx: &mut PgConnection,
     now: DateTime<Utc>,
 ) -> Result<(Vec<DestinationId>, Option<DateTime<Utc>>), StoreError> {
-    let rows: Vec<(Option<DestinationId>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    // Deliveries an ordering key holds back are not due: a destination whose queued
+    // deliveries all wait behind an earlier one of their key is not ready, and its
+    // next due time is its first free delivery's.
+    let sql = format!(
         "WITH RECURSIVE queued AS (
-             (SELECT destination_id, next_attempt_at FROM deliveries
-              WHERE status IN ('pending', 'throttled')
+             (SELECT destination_id, next_attempt_at FROM deliveries q
+              WHERE status IN ('pending', 'throttled') AND {first}
               ORDER BY destination_id, next_attempt_at, id LIMIT 1)
              UNION ALL
              SELECT next.destination_id, next.next_attempt_at FROM queued
              CROSS JOIN LATERAL (
-                 SELECT destination_id, next_attempt_at FROM deliveries
+                 SELECT destination_id, next_attempt_at FROM deliveries q
                  WHERE status IN ('pending', 'throttled')
-                   AND destination_id > queued.destination_id
+                   AND destination_id > queued.destination_id AND {next}
                  ORDER BY destination_id, next_attempt_at, id LIMIT 1
              ) AS next
          )
          SELECT destination_id, next_attempt_at FROM queued WHERE next_attempt_at <= $1
          UNION ALL
          SELECT NULL, min(next_attempt_at) FROM queued WHERE next_attempt_at > $1",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
+        first = UNBLOCKED,
+        next = UNBLOCKED,
+    );
+    let rows: Vec<(Option<DestinationId>, Option<DateTime<Utc>>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
     let mut ready = Vec::new();
     let mut later = None;
     for (destination, due) in rows {
@@ -253,10 +275,6 @@ async fn lock_candidates(
 /// read it in due order from a partial index that covers it (`deliveries_queue` for
 /// pending ones, `deliveries_throttled` for throttled ones); with a bound status it
 /// sorts every due row of the destination.
-///
-/// A delivery of an ordering route (`order_key` set) waits while an earlier one of its
-/// route and key (by event time) is unsettled: pending, throttled, held or in flight.
-/// Only that key waits; the destination's other deliveries go on.
 fn due_with_status(status: &'static str) -> String {
     format!(
         "SELECT d.* FROM unnest($1::text[]) AS ready (destination_id)
@@ -265,12 +283,7 @@ fn due_with_status(status: &'static str) -> String {
                     current_attempt_id, false AS taken_over
              FROM deliveries q
              WHERE destination_id = ready.destination_id
-               AND status = '{status}' AND next_attempt_at <= $2
-               AND (q.order_key IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM deliveries b
-                   WHERE b.route_id = q.route_id AND b.order_key = q.order_key
-                     AND b.status IN ('pending', 'throttled', 'held', 'in_flight')
-                     AND (b.event_at, b.id) < (q.event_at, q.id)))
+               AND status = '{status}' AND next_attempt_at <= $2 AND {UNBLOCKED}
              ORDER BY next_attempt_at, id
              LIMIT $3
              FOR UPDATE SKIP LOCKED

@@ -18,6 +18,7 @@ pub mod sender;
 pub mod sign;
 pub mod smtp;
 pub mod visitor;
+mod webhooks;
 
 pub use app::TestApp;
 pub use fake_anthropic::{FakeAnthropic, Trouble};

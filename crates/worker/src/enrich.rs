@@ -74,13 +74,9 @@ impl Enricher {
 async fn fetch_and_keep(ctx: &WorkerContext, claimed: &Claimed) -> Result<Enrichment, Unavailable> {
     let team = &claimed.delivery.team_id;
     let event = &claimed.delivery.event_id;
-    let later = |e: StoreError| Unavailable::Later {
-        reason: format!("enrichment: the database: {e}"),
-        retry_after: None,
-    };
     if let Some(kept) = event_objects::get(&ctx.pool, team, event)
         .await
-        .map_err(later)?
+        .map_err(database)?
     {
         return Ok(kept);
     }
@@ -98,7 +94,15 @@ async fn fetch_and_keep(ctx: &WorkerContext, claimed: &Claimed) -> Result<Enrich
     };
     event_objects::keep(&ctx.pool, team, event, &found)
         .await
-        .map_err(later)
+        .map_err(database)
+}
+
+/// A database that could not answer: the delivery is tried again later.
+fn database(e: StoreError) -> Unavailable {
+    Unavailable::Later {
+        reason: format!("enrichment: the database: {e}"),
+        retry_after: None,
+    }
 }
 
 async fn fetch(
@@ -112,10 +116,7 @@ async fn fetch(
         .and_then(Value::as_str);
     let key = TeamKey::find(&ctx.pool, &ctx.key, team, workspace)
         .await
-        .map_err(|e| Unavailable::Later {
-            reason: format!("enrichment: the database: {e}"),
-            retry_after: None,
-        })?;
+        .map_err(database)?;
     let Some(key) = key else {
         let reason = "enrichment: the team has no Anthropic API key; add one in Settings";
         key_alert(ctx, team, None, reason).await;

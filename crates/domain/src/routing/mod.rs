@@ -4,6 +4,7 @@
 mod glob;
 pub mod pipeline;
 pub mod recipes;
+mod sequencing;
 pub mod template;
 pub mod timeline;
 

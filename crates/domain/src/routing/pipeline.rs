@@ -9,12 +9,12 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use super::sequencing::Sequencing;
 use super::template::{self, EventContext, EventMeta, Links, SourceContext, TemplateValue};
 use super::{EventTypes, Filter};
 use crate::delivery::DestinationKind;
 use crate::delivery::compose::{self, EventView};
 use crate::ids::{DestinationId, RouteId};
-use crate::model::sequencing;
 use crate::model::{Coalesce, DeliveryPlan, Ordering, Sequence};
 use crate::providers::structured;
 
@@ -64,6 +64,10 @@ impl<'a> RoutedEvent<'a> {
         self
     }
 
+    pub(crate) fn facts(&self) -> &EventFacts<'a> {
+        &self.facts
+    }
+
     /// For an enriching route: the object fetched for the event, which templates read as
     /// `object` and an HTTP destination without a template receives beside the body.
     pub fn with_object(mut self, object: &'a Value) -> RoutedEvent<'a> {
@@ -72,7 +76,7 @@ impl<'a> RoutedEvent<'a> {
     }
 
     /// The body as JSON (or a form's fields), as filters and templates read `payload`.
-    fn payload(&self) -> Option<&Value> {
+    pub(crate) fn payload(&self) -> Option<&Value> {
         self.payload
             .get_or_init(|| {
                 let content_type = self.facts.headers.get("content-type");
@@ -297,52 +301,6 @@ impl CompiledRoute {
             Ok(rule) => rule.decide(event),
             Err(reason) => Verdict::Fails(reason.clone()),
         }
-    }
-}
-
-/// A route's ordering and coalescing, as ingest applies them to each delivery.
-#[derive(Debug)]
-pub struct Sequencing {
-    ordering: Option<Ordering>,
-    coalesce: Option<(Coalesce, EventTypes)>,
-}
-
-impl Sequencing {
-    /// None when the route has neither. Coalescing types that no longer parse leave the
-    /// route not coalescing (they were checked when saved).
-    pub fn new(ordering: Option<Ordering>, coalesce: Option<Coalesce>) -> Option<Arc<Sequencing>> {
-        let coalesce = coalesce.and_then(|c| {
-            let types = EventTypes::parse(&c.types).ok()?;
-            Some((c, types))
-        });
-        (ordering.is_some() || coalesce.is_some())
-            .then(|| Arc::new(Sequencing { ordering, coalesce }))
-    }
-
-    /// What the delivery of `event` carries: its keys, its event time, and how long it
-    /// waits before it is due.
-    fn sequence(&self, event: &RoutedEvent<'_>) -> Sequence {
-        let payload = event.payload();
-        let mut sequence = Sequence::default();
-        if let Some(ordering) = &self.ordering {
-            sequence.order_key = sequencing::key_of(payload, &ordering.key);
-            if sequence.order_key.is_some() {
-                sequence.delay_ms = ordering.window_ms;
-            }
-        }
-        if let Some((coalesce, types)) = &self.coalesce
-            && types.matches(event.facts.event_type)
-        {
-            sequence.coalesce_key = sequencing::key_of(payload, &coalesce.key);
-            if sequence.coalesce_key.is_some() {
-                sequence.delay_ms = sequence.delay_ms.max(coalesce.window_ms);
-            }
-        }
-        if sequence.order_key.is_some() || sequence.coalesce_key.is_some() {
-            sequence.event_at =
-                Some(sequencing::event_time(payload).unwrap_or(event.facts.received_at));
-        }
-        sequence
     }
 }
 

@@ -12,7 +12,7 @@ use switchyard_domain::accounts::Action;
 use switchyard_domain::app::NothingElse;
 use switchyard_domain::app::sources::{self as manage, CreateSource, SettingsInput, UpdateSource};
 use switchyard_domain::delivery::DestinationKind;
-use switchyard_domain::ids::{SecretId, SourceId};
+use switchyard_domain::ids::SourceId;
 use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
 use switchyard_domain::providers::{HmacScheme, ProviderKind};
 use switchyard_domain::store::health::{self, Health};
@@ -24,7 +24,7 @@ use super::error::{PageError, TeamPath};
 use super::flash::{self, Flash, FlashQuery};
 use super::forms::{Errors, NoFields, Posted, filled};
 use super::session::Member;
-use super::{Nav, html, limits, see_other};
+use super::{Nav, html, limits, see_other, source_secrets};
 use crate::WebState;
 use crate::query::Query;
 
@@ -35,9 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(show)
         .service(edit)
         .service(update)
-        .service(add_secret)
+        .service(source_secrets::add)
         .service(send_test)
-        .service(retire_secret)
+        .service(source_secrets::retire)
         .service(delete);
 }
 
@@ -365,7 +365,7 @@ async fn create(
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard/source.html")]
-struct ShowPage {
+pub(super) struct ShowPage {
     nav: Nav,
     source: Source,
     guide: &'static Guide,
@@ -392,7 +392,7 @@ impl ShowPage {
     }
 }
 
-async fn show_page(
+pub(super) async fn show_page(
     state: &WebState,
     member: &Member,
     id: &SourceId,
@@ -542,73 +542,6 @@ async fn send_test(
             html(
                 &show_page(&state, &member, &id, errors).await?,
                 StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SecretForm {
-    #[serde(default)]
-    secret: String,
-}
-
-#[post("/t/{team}/sources/{id}/secrets")]
-async fn add_secret(
-    state: web::Data<WebState>,
-    member: Member,
-    path: web::Path<TeamPath<SourceId>>,
-    Posted(form): Posted<SecretForm>,
-) -> Result<HttpResponse, PageError> {
-    member.require(Action::Configure)?;
-    let id = path.into_inner().id;
-    let first = sources::secrets(&state.pool, member.team_id(), &id)
-        .await?
-        .is_empty();
-    match manage::add_secret(member.scope(&state), &id, &form.secret).await {
-        Ok(_) => {
-            let notice = match first {
-                true => "Signing secret saved: requests signed with it are accepted from now on.",
-                false => "Secret added: both verify until you retire the old one.",
-            };
-            let page = member.path(&format!("sources/{id}#secrets"));
-            Ok(see_other(
-                flash::put(&state, &member.viewer, &Flash::notice(notice), &page).await?,
-            ))
-        }
-        Err(e) => {
-            let errors = Errors::from_app(e, &["secret"])?;
-            html(
-                &show_page(&state, &member, &id, errors).await?,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
-    }
-}
-
-/// `/t/{team}/sources/{id}/secrets/{secret}/…`.
-#[derive(Deserialize)]
-struct SecretPath {
-    id: SourceId,
-    secret: SecretId,
-}
-
-#[post("/t/{team}/sources/{id}/secrets/{secret}/retire")]
-async fn retire_secret(
-    state: web::Data<WebState>,
-    member: Member,
-    path: web::Path<SecretPath>,
-    _form: Posted<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    member.require(Action::Configure)?;
-    let SecretPath { id, secret } = path.into_inner();
-    match manage::retire_secret(member.scope(&state), &id, &secret).await {
-        Ok(()) => Ok(see_other(member.path(&format!("sources/{id}#secrets")))),
-        Err(e) => {
-            let errors = Errors::from_app(e, &["confirm"])?;
-            html(
-                &show_page(&state, &member, &id, errors).await?,
-                StatusCode::CONFLICT,
             )
         }
     }

@@ -104,6 +104,7 @@ pub async fn run(admin_url: &str, events: i64, requests: usize) -> anyhow::Resul
             settings: &Default::default(),
             body_limit: 1024 * 1024,
             quiet_after_minutes: None,
+            reconciling: sources::Reconciling::OFF,
             sealed_secret: None,
         },
         "other-token",

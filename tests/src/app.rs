@@ -61,6 +61,8 @@ pub struct Options {
     pub max_connections_per_client: Option<usize>,
     /// `SWITCHYARD_ANTHROPIC_API_URL`: a [`FakeAnthropic`](crate::FakeAnthropic)'s base.
     pub anthropic_api_url: Option<String>,
+    /// The most API calls one reconciliation pass makes.
+    pub reconcile_calls: Option<u32>,
 }
 
 impl Options {
@@ -188,6 +190,9 @@ impl TestApp {
         let mut settings = test_worker_settings();
         if let Some(breaker) = options.breaker {
             settings.breaker = breaker;
+        }
+        if let Some(calls) = options.reconcile_calls {
+            settings.reconcile_calls = calls;
         }
         let running = switchyard::start(&config, roles, settings, listener)
             .await

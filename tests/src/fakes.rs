@@ -107,6 +107,7 @@ pub(crate) fn received(req: &HttpRequest, body: &[u8]) -> Received {
         at: std::time::Instant::now(),
         method: req.method().to_string(),
         path: req.path().to_owned(),
+        query: req.query_string().to_owned(),
         headers,
         body: body.to_vec(),
     }

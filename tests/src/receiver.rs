@@ -46,6 +46,8 @@ pub struct Received {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// The query string, as sent (percent-encoded).
+    pub query: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
 }
@@ -170,6 +172,7 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Inner>>
         at: Instant::now(),
         method: req.method().to_string(),
         path: req.path().to_owned(),
+        query: req.query_string().to_owned(),
         headers,
         body: body.to_vec(),
     });

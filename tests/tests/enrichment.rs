@@ -15,22 +15,7 @@ const WITHIN: Duration = Duration::from_secs(15);
 
 /// An app calling `fake`, with the team's key stored and an Anthropic source.
 async fn connected(fake: &FakeAnthropic, options: Options) -> (TestApp, Value, String) {
-    let app = TestApp::spawn_with(Options {
-        anthropic_api_url: Some(fake.base.clone()),
-        ..options
-    })
-    .await;
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/integrations/anthropic",
-            Some(json!({"api_key": KEY})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let secret = switchyard_tests::sign::new_whsec();
-    let source = app.create_source("anthropic", Some(&secret)).await;
-    (app, source, secret)
+    fake.connected_app(KEY, options).await
 }
 
 fn idled(event: &str, session: &str) -> Value {

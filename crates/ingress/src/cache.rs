@@ -93,26 +93,12 @@ impl SourceCache {
                 }
             })
             .collect();
-        let routes = config
-            .routes
-            .iter()
-            .map(|route| {
-                let route_rule = CompiledRoute::compile(
-                    route.id.clone(),
-                    route.destination_id.clone(),
-                    &route.event_types,
-                    route.filter.as_deref(),
-                )
-                .sequenced(
-                    route.ordering.as_ref().map(|o| o.0.clone()),
-                    route.coalescing.as_ref().map(|c| c.0.clone()),
-                );
-                if let Err(reason) = &route_rule.rule {
-                    tracing::warn!(route = %route.id, %reason, "route is broken: its deliveries fail until it is mended");
-                }
-                route_rule
-            })
-            .collect();
+        let routes = config.compiled_routes();
+        for route in &routes {
+            if let Err(reason) = &route.rule {
+                tracing::warn!(route = %route.route_id, %reason, "route is broken: its deliveries fail until it is mended");
+            }
+        }
         CachedSource {
             config,
             secrets,

@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use futures::StreamExt;
 use serde_json::json;
 use switchyard_domain::ids::EventId;
-use switchyard_domain::model::NewEvent;
+use switchyard_domain::model::{NewEvent, StatusChange};
 use switchyard_domain::providers::{
     DedupKind, Headers, Inbound, VerifyError, checked_event_type, resolve_event_type, structured,
 };
@@ -113,6 +113,11 @@ pub async fn receive(
         DedupKind::ContentHash => now + CONTENT_DEDUP_WINDOW,
     };
     let id = EventId::generate();
+    // A reconciling source notes each session's status as its webhooks tell it.
+    let status = match source.config.source.reconcile {
+        true => json.as_ref().and_then(StatusChange::of),
+        false => None,
+    };
     let deliveries = {
         let facts = EventFacts {
             id: id.as_str(),
@@ -140,6 +145,7 @@ pub async fn receive(
         body: Vec::from(body),
         received_at: now,
         deliveries,
+        status,
     };
 
     let committing = std::time::Instant::now();

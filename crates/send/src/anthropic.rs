@@ -55,11 +55,15 @@ impl std::fmt::Display for ApiError {
 /// The most one call may take; a slower one is tried again later.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The most of one answer that is read: a page of sessions, each with its agent's
+/// configuration, is far larger than a destination's answer worth keeping.
+const ANSWER_CAP: usize = 8 * 1024 * 1024;
+
 impl AnthropicApi {
     /// The API at `base`, called through a client of its own under `policy`.
     pub fn connect(policy: Policy, base: &str) -> Result<AnthropicApi, reqwest::Error> {
         Ok(AnthropicApi {
-            outbound: Outbound::new(policy, TIMEOUT)?,
+            outbound: Outbound::new(policy, TIMEOUT)?.reading_up_to(ANSWER_CAP),
             base: base.trim_end_matches('/').to_owned(),
         })
     }
@@ -189,6 +193,71 @@ impl TeamKey {
     ) -> Result<(), ApiError> {
         self.get(api, pool, team, CHECK_PATH).await.map(|_| ())
     }
+}
+
+/// One page of a list (spec §1.8): its items, and the cursor of the next page when
+/// there is one (there is no `has_more`).
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub data: Vec<Value>,
+    pub next_page: Option<String>,
+}
+
+impl ListPage {
+    /// A list answer's page; an answer without a `data` array is not one.
+    pub fn of(answer: Value) -> Result<ListPage, ApiError> {
+        let Value::Object(mut answer) = answer else {
+            return Err(ApiError::Other(
+                "a list answer that is not an object".into(),
+            ));
+        };
+        let Some(Value::Array(data)) = answer.remove("data") else {
+            return Err(ApiError::Other(
+                "the Anthropic API answered a list without its data".into(),
+            ));
+        };
+        let next_page = answer
+            .remove("next_page")
+            .and_then(|p| p.as_str().map(str::to_owned))
+            .filter(|p| !p.is_empty());
+        Ok(ListPage { data, next_page })
+    }
+}
+
+/// How many sessions one list page asks for.
+const SESSIONS_PER_PAGE: u32 = 100;
+
+/// `GET /v1/sessions`: the sessions created since `since`, archived ones too, oldest
+/// first, from the page `page` names.
+pub fn sessions_path(since: DateTime<Utc>, page: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("include_archived", "true")
+        .append_pair("order", "asc")
+        .append_pair("limit", &SESSIONS_PER_PAGE.to_string())
+        .append_pair(
+            "created_at[gte]",
+            &since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+    if let Some(page) = page {
+        query.append_pair("page", page);
+    }
+    format!("/v1/sessions?{}", query.finish())
+}
+
+/// `GET /v1/sessions/{id}`, for a session id safe in a path.
+pub fn session_path(session: &str) -> Option<String> {
+    is_id(session).then(|| format!("/v1/sessions/{session}"))
+}
+
+/// `GET /v1/sessions/{id}/events`: the session's latest event of type `kind`.
+pub fn latest_event_path(session: &str, kind: &str) -> Option<String> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("types[]", kind)
+        .append_pair("order", "desc")
+        .append_pair("limit", "1");
+    is_id(session).then(|| format!("/v1/sessions/{session}/events?{}", query.finish()))
 }
 
 /// What a check calls: cheap, authenticated, and under the Managed Agents beta.

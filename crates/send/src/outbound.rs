@@ -1,7 +1,7 @@
 //! The one outbound HTTP client. It resolves names itself and refuses any address the
 //! SSRF policy forbids (so a DNS answer cannot point a destination at the metadata
 //! service), follows no redirects, bounds connect and total time, and keeps at most
-//! 64 KiB of an answer.
+//! 64 KiB of an answer (more for a client that reads whole API answers).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub const RESPONSE_CAP: usize = 64 * 1024;
 pub struct Outbound {
     client: reqwest::Client,
     policy: Policy,
+    /// The most of an answer that is read.
+    cap: usize,
 }
 
 /// What a send came to, with what is worth storing on the attempt.
@@ -44,7 +46,16 @@ impl Outbound {
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Outbound { client, policy })
+        Ok(Outbound {
+            client,
+            policy,
+            cap: RESPONSE_CAP,
+        })
+    }
+
+    /// The same client reading up to `cap` bytes of each answer.
+    pub fn reading_up_to(self, cap: usize) -> Outbound {
+        Outbound { cap, ..self }
     }
 
     /// Sends a POST. Never fails: every way a send can go wrong is an `Outcome`.
@@ -82,7 +93,7 @@ impl Outbound {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-        let excerpt = read_capped(response).await;
+        let excerpt = read_capped(response, self.cap).await;
         Sent {
             outcome: Outcome::Response {
                 status,
@@ -96,13 +107,13 @@ impl Outbound {
     }
 }
 
-async fn read_capped(response: reqwest::Response) -> String {
+async fn read_capped(response: reqwest::Response, cap: usize) -> String {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(Ok(chunk)) = stream.next().await {
-        let room = RESPONSE_CAP - body.len();
+        let room = cap - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= RESPONSE_CAP {
+        if body.len() >= cap {
             break;
         }
     }

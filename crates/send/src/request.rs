@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use switchyard_domain::StoreError;
 use switchyard_domain::delivery::compose;
 use switchyard_domain::delivery::{DestinationKind, Outcome};
+use switchyard_domain::model::reconcile::SYNTHESIZED_HEADER;
 use switchyard_domain::model::{Credentials, DestinationConfig, HttpMethod};
 use switchyard_domain::providers::{Headers, decode_secret, sign_standard_webhook};
 use switchyard_domain::routing::pipeline::render;
@@ -88,7 +89,7 @@ pub fn build(
         event = event.with_object(object.unwrap_or(&nothing));
     }
     let message = render(claimed.kind(), templates, &event)?;
-    let request = match message {
+    let mut request = match message {
         Message::Email { subject, text } => {
             let DestinationConfig::Email { to } = &claimed.config else {
                 return Err("an email message for a destination that is not email".to_owned());
@@ -133,6 +134,12 @@ pub fn build(
             )
         }
     };
+    // Whatever it goes to, a receiver can tell an event no sender sent.
+    if claimed.synthesized {
+        request
+            .headers
+            .push((SYNTHESIZED_HEADER.to_owned(), "true".to_owned()));
+    }
     Ok(Prepared::Http(request))
 }
 

@@ -149,7 +149,12 @@ async fn fetch(
 }
 
 /// Tells the team, once, that its key (or a workspace's) does not work.
-async fn key_alert(ctx: &WorkerContext, team: &TeamId, workspace: Option<&str>, reason: &str) {
+pub(crate) async fn key_alert(
+    ctx: &WorkerContext,
+    team: &TeamId,
+    workspace: Option<&str>,
+    reason: &str,
+) {
     let task = AlertTask {
         team_id: team.clone(),
         destination_id: None,

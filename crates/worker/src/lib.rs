@@ -8,6 +8,7 @@ mod engine;
 mod enrich;
 pub mod mail;
 mod maintenance;
+mod reconcile;
 mod replays;
 mod rested;
 mod upkeep;
@@ -61,6 +62,9 @@ pub struct WorkerSettings {
     pub public_base: String,
     /// `SWITCHYARD_ANTHROPIC_API_URL`: where enrichment fetches objects.
     pub anthropic_api_url: String,
+    /// The most Managed Agents API calls one reconciliation pass makes; a pass that needs
+    /// more says it was cut short, and the next goes on.
+    pub reconcile_calls: u32,
 }
 
 impl Default for WorkerSettings {
@@ -78,6 +82,7 @@ impl Default for WorkerSettings {
             breaker: BreakerPolicy::default(),
             public_base: "http://localhost:8080".to_owned(),
             anthropic_api_url: "https://api.anthropic.com".to_owned(),
+            reconcile_calls: 500,
         }
     }
 }
@@ -231,6 +236,11 @@ pub async fn run(
         ));
     }
     let upkeep = tokio::spawn(upkeep::run(pool, settings.upkeep_every));
+    let reconciling = tokio::spawn(reconcile::run(
+        context.clone(),
+        settings.upkeep_every,
+        settings.reconcile_calls,
+    ));
     let result = monitor
         .run_with_signal(async move {
             shutdown.await;
@@ -238,6 +248,7 @@ pub async fn run(
         })
         .await;
     upkeep.abort();
+    reconciling.abort();
     listener.abort();
     result?;
     Ok(())

@@ -22,7 +22,8 @@ use crate::routing::{EventFacts, RoutedEvent};
 use crate::secrets::random_token;
 use crate::store::events;
 use crate::store::queue::notify_deliveries;
-use crate::store::sources::{self, NewSource, SecretInfo, SourcePatch};
+use crate::store::reconcile;
+use crate::store::sources::{self, NewSource, Reconciling, SecretInfo, SourcePatch};
 
 pub const DEFAULT_BODY_LIMIT: i32 = 1024 * 1024;
 pub const MAX_BODY_LIMIT: i32 = 10 * 1024 * 1024;
@@ -72,6 +73,14 @@ pub struct SettingsInput {
     /// Email the team's admins when the source, having received events, gets none for
     /// this many minutes (1 to 10080), and again when events flow; 0 turns it off.
     pub quiet_after_minutes: Option<i32>,
+    /// Anthropic: every `reconcile_interval_s`, list the sessions and synthesize the
+    /// status events whose webhooks never came (needs the team's Anthropic API key).
+    pub reconcile: Option<bool>,
+    /// Seconds between reconciliation passes (60 to 86400; default 300).
+    pub reconcile_interval_s: Option<i32>,
+    /// How far back a pass lists sessions by their creation, in seconds (3600 to 604800;
+    /// default 86400).
+    pub reconcile_lookback_s: Option<i32>,
     /// Header whose value is the dedup key, instead of the provider's ("" clears).
     pub dedup_header: Option<String>,
     /// JSON pointer into the body (`/data/id`) whose value is the dedup key ("" clears).
@@ -113,6 +122,7 @@ async fn create_on(
     let body_limit =
         check_body_limit(&mut invalid, cmd.settings.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
     let quiet_after = check_quiet_after(&mut invalid, cmd.settings.quiet_after_minutes).flatten();
+    let reconciling = check_reconciling(&mut invalid, provider, None, &cmd.settings);
     let mut settings = ProviderSettings::default();
     apply_settings(&mut invalid, provider, &mut settings, cmd.settings);
     let sealed_secret = match (provider, cmd.secret.as_deref()) {
@@ -146,9 +156,13 @@ async fn create_on(
         settings: &settings,
         body_limit,
         quiet_after_minutes: quiet_after,
+        reconciling: reconciling.unwrap_or(Reconciling::OFF),
         sealed_secret,
     };
     let source = sources::insert(tx, scope.team, new, &random_token(32)).await?;
+    if source.reconcile {
+        reconcile::schedule(&mut *tx, scope.team, &source.id).await?;
+    }
     scope.audit(&mut *tx, "source.create", &source.name).await?;
     Ok(source)
 }
@@ -190,6 +204,12 @@ async fn update_on(
     let current = sources::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("source"))?;
+    let reconciling = check_reconciling(
+        &mut invalid,
+        Some(current.provider),
+        Some(&current),
+        &cmd.settings,
+    );
     let mut settings = current.settings.0.clone();
     apply_settings(
         &mut invalid,
@@ -203,8 +223,12 @@ async fn update_on(
         settings: Some(settings),
         body_limit,
         quiet_after_minutes: quiet_after,
+        reconciling,
     };
     let source = sources::update(&mut *tx, scope.team, id, patch).await?;
+    if source.reconcile && !current.reconcile {
+        reconcile::schedule(&mut *tx, scope.team, &source.id).await?;
+    }
     scope.audit(&mut *tx, "source.update", &source.name).await?;
     Ok(source)
 }
@@ -289,6 +313,64 @@ fn check_quiet_after(invalid: &mut Invalid, minutes: Option<i32>) -> Option<Opti
             None
         }
     }
+}
+
+/// The reconciliation settings the fields sent make of `current` (the defaults for a new
+/// source); `None` when none was sent. Only an Anthropic source reconciles.
+fn check_reconciling(
+    invalid: &mut Invalid,
+    provider: Option<ProviderKind>,
+    current: Option<&Source>,
+    input: &SettingsInput,
+) -> Option<Reconciling> {
+    if input.reconcile.is_none()
+        && input.reconcile_interval_s.is_none()
+        && input.reconcile_lookback_s.is_none()
+    {
+        return None;
+    }
+    let was = current.map_or(Reconciling::OFF, |s| Reconciling {
+        on: s.reconcile,
+        interval_s: s.reconcile_interval_s,
+        lookback_s: s.reconcile_lookback_s,
+    });
+    let on = input.reconcile.unwrap_or(was.on);
+    if on && provider.is_some_and(|p| p != ProviderKind::Anthropic) {
+        invalid.add(
+            "reconcile",
+            "only an Anthropic source can be reconciled: its sessions are listed from the Managed Agents API",
+        );
+    }
+    let mut bounded =
+        |field: &str, value: Option<i32>, range: std::ops::RangeInclusive<i32>| match value {
+            Some(v) if !range.contains(&v) => {
+                invalid.add(
+                    field,
+                    format!(
+                        "must be between {} and {} seconds",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+            other => other,
+        };
+    let interval_s = bounded(
+        "reconcile_interval_s",
+        input.reconcile_interval_s,
+        60..=86_400,
+    );
+    let lookback_s = bounded(
+        "reconcile_lookback_s",
+        input.reconcile_lookback_s,
+        3_600..=604_800,
+    );
+    Some(Reconciling {
+        on,
+        interval_s: interval_s.unwrap_or(was.interval_s),
+        lookback_s: lookback_s.unwrap_or(was.lookback_s),
+    })
 }
 
 /// Applies the fields that were sent to `settings`: a value sets, `""` clears, absence
@@ -453,6 +535,7 @@ pub async fn send_test(
         body,
         received_at: now,
         deliveries,
+        status: None,
     };
     let mut tx = scope.pool.begin().await?;
     events::ingest(&mut tx, std::slice::from_ref(&event)).await?;

@@ -20,6 +20,11 @@ pub struct Event {
     pub last_duplicate_at: Option<DateTime<Utc>>,
     /// A person's test, sent from the source's page rather than by its sender.
     pub test: bool,
+    /// Made by a reconciliation pass for a status change whose webhook never came.
+    pub synthesized: bool,
+    /// The synthesized event this real webhook turned out to repeat ("already
+    /// reconciled"): it is kept, and delivers nothing.
+    pub reconciled_by: Option<EventId>,
 }
 
 /// An accepted request on its way into the database.
@@ -37,6 +42,9 @@ pub struct NewEvent {
     pub received_at: DateTime<Utc>,
     /// One delivery per matched route: (route, destination).
     pub deliveries: Vec<DeliveryPlan>,
+    /// The session status change it announces, when its source reconciles: ingest notes
+    /// it, and makes no delivery if a pass already synthesized it.
+    pub status: Option<super::StatusChange>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -6,6 +6,7 @@ mod delivery;
 mod destination;
 mod event;
 mod names;
+pub mod reconcile;
 mod route;
 pub mod sequencing;
 mod source;
@@ -17,6 +18,7 @@ pub use destination::{
 };
 pub use event::{DeliveryPlan, Event, EventFilter, NewEvent, like_pattern};
 pub use names::{Name, NameError};
+pub use reconcile::{SessionStatus, StatusChange};
 pub use route::Route;
 pub use sequencing::{Coalesce, Ordering, Sequence};
 pub use source::Source;

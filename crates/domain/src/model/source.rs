@@ -25,6 +25,13 @@ pub struct Source {
     pub body_limit: i32,
     /// Minutes without events after which the team is told the source went quiet.
     pub quiet_after_minutes: Option<i32>,
+    /// Anthropic: passes list the sessions and synthesize the status events whose
+    /// webhooks never came.
+    pub reconcile: bool,
+    /// Seconds between passes.
+    pub reconcile_interval_s: i32,
+    /// How far back a pass lists sessions by their creation, in seconds.
+    pub reconcile_lookback_s: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

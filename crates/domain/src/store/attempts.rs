@@ -37,6 +37,8 @@ pub struct Claimed {
     pub enrich: bool,
     /// The object fetched for the event, once it has been.
     pub enrichment: Option<Enrichment>,
+    /// The event was synthesized by a reconciliation pass: requests say so.
+    pub synthesized: bool,
     /// The breaker is open and this delivery is its probe.
     pub is_probe: bool,
     /// The attempt this claim started: every write of its outcome is fenced by it.
@@ -108,6 +110,7 @@ pub(super) struct Started {
     object_fetched: bool,
     event_object: Option<serde_json::Value>,
     object_note: Option<String>,
+    synthesized: bool,
 }
 
 /// What a claim reads besides the delivery row `s`: its destination, its event, the
@@ -120,7 +123,7 @@ pub(super) const CLAIMED: &str = "SELECT s.*, dst.config,
         src.name AS source_name, src.provider AS source_provider, t.slug AS team_slug,
         r.template AS route_template, r.subject AS route_subject, r.enrich AS route_enrich,
         eo.event_id IS NOT NULL AS object_fetched, eo.object AS event_object,
-        eo.note AS object_note
+        eo.note AS object_note, e.synthesized
     FROM started s
     JOIN destinations dst ON dst.team_id = s.team_id AND dst.id = s.destination_id
     JOIN events e ON e.team_id = s.team_id AND e.id = s.event_id
@@ -157,6 +160,7 @@ impl Started {
                 object: self.event_object,
                 note: self.object_note,
             }),
+            synthesized: self.synthesized,
             is_probe: self.probe,
             attempt_id: self.current_attempt_id,
             series_attempt,

@@ -17,7 +17,7 @@ use crate::model::{
 macro_rules! columns {
     () => {
         "id, team_id, source_id, event_type, dedup_key, received_at, duplicates, last_duplicate_at,
-    test"
+    test, synthesized, reconciled_by"
     };
 }
 
@@ -122,8 +122,14 @@ pub async fn ingest(
         .copied()
         .filter(|e| claimed.contains(&e.id))
         .collect();
-    insert_events(tx, &new).await?;
-    insert_deliveries(tx, &new).await?;
+    let reconciled = super::reconcile::note_status_changes(tx, &new).await?;
+    insert_events(tx, &new, &reconciled).await?;
+    let delivering: Vec<&NewEvent> = new
+        .iter()
+        .copied()
+        .filter(|e| !reconciled.contains_key(&e.id))
+        .collect();
+    insert_deliveries(tx, &delivering).await?;
 
     let answers: Vec<Ingested> = batch
         .iter()
@@ -182,14 +188,21 @@ async fn count_duplicates(
     Ok(())
 }
 
-async fn insert_events(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<(), StoreError> {
+/// Inserts the events; one that repeats a synthesized transition names it in
+/// `reconciled_by`.
+async fn insert_events(
+    tx: &mut PgConnection,
+    events: &[&NewEvent],
+    reconciled: &HashMap<EventId, EventId>,
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at)
+        "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at,
+                             reconciled_by)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::jsonb[], $7::bytea[], $8::timestamptz[])",
+                              $6::jsonb[], $7::bytea[], $8::timestamptz[], $9::text[])",
     )
     .bind(events.iter().map(|e| &e.id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.team_id).collect::<Vec<_>>())
@@ -199,6 +212,12 @@ async fn insert_events(tx: &mut PgConnection, events: &[&NewEvent]) -> Result<()
     .bind(events.iter().map(|e| &e.headers).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| reconciled.get(&e.id))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *tx)
     .await?;
     Ok(())

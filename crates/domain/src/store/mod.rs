@@ -91,6 +91,7 @@ pub mod health;
 pub mod members;
 pub mod outcomes;
 pub mod queue;
+pub mod reconcile;
 pub mod replays;
 pub mod retention;
 pub mod routes;

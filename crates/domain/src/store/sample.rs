@@ -83,6 +83,7 @@ pub async fn claim(
         subject: None,
         enrich: false,
         enrichment: None,
+        synthesized: false,
         is_probe: false,
         attempt_id: AttemptId::generate(),
         series_attempt: 1,

@@ -12,7 +12,7 @@ use crate::providers::{ProviderKind, ProviderSettings};
 macro_rules! columns {
     () => {
         "id, team_id, name, provider, token, settings, body_limit, quiet_after_minutes,
-         created_at, updated_at"
+         reconcile, reconcile_interval_s, reconcile_lookback_s, created_at, updated_at"
     };
 }
 
@@ -27,7 +27,25 @@ pub struct NewSource<'a> {
     pub settings: &'a ProviderSettings,
     pub body_limit: i32,
     pub quiet_after_minutes: Option<i32>,
+    pub reconciling: Reconciling,
     pub sealed_secret: Option<Vec<u8>>,
+}
+
+/// A source's reconciliation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciling {
+    pub on: bool,
+    pub interval_s: i32,
+    pub lookback_s: i32,
+}
+
+impl Reconciling {
+    /// Off, with the interval and lookback it starts with when turned on.
+    pub const OFF: Reconciling = Reconciling {
+        on: false,
+        interval_s: 300,
+        lookback_s: 86_400,
+    };
 }
 
 #[tracing::instrument(skip_all)]
@@ -39,8 +57,9 @@ pub async fn insert(
 ) -> Result<Source, StoreError> {
     let source = sqlx::query_as::<_, Source>(concat!(
         "INSERT INTO sources (id, team_id, name, provider, token, settings, body_limit,
-                              quiet_after_minutes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+                              quiet_after_minutes, reconcile, reconcile_interval_s,
+                              reconcile_lookback_s)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
         columns!()
     ))
     .bind(SourceId::generate())
@@ -51,6 +70,9 @@ pub async fn insert(
     .bind(Json(new.settings))
     .bind(new.body_limit)
     .bind(new.quiet_after_minutes)
+    .bind(new.reconciling.on)
+    .bind(new.reconciling.interval_s)
+    .bind(new.reconciling.lookback_s)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(sealed) = new.sealed_secret {
@@ -74,6 +96,7 @@ pub struct SourcePatch {
     pub body_limit: Option<i32>,
     /// `Some(None)` stops watching for silence.
     pub quiet_after_minutes: Option<Option<i32>>,
+    pub reconciling: Option<Reconciling>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -89,6 +112,9 @@ pub async fn update(
              settings = coalesce($4, settings),
              body_limit = coalesce($5, body_limit),
              quiet_after_minutes = CASE WHEN $6 THEN $7 ELSE quiet_after_minutes END,
+             reconcile = coalesce($8, reconcile),
+             reconcile_interval_s = coalesce($9, reconcile_interval_s),
+             reconcile_lookback_s = coalesce($10, reconcile_lookback_s),
              updated_at = now()
          WHERE team_id = $1 AND id = $2 RETURNING ",
         columns!()
@@ -100,6 +126,9 @@ pub async fn update(
     .bind(patch.body_limit)
     .bind(patch.quiet_after_minutes.is_some())
     .bind(patch.quiet_after_minutes.flatten())
+    .bind(patch.reconciling.map(|r| r.on))
+    .bind(patch.reconciling.map(|r| r.interval_s))
+    .bind(patch.reconciling.map(|r| r.lookback_s))
     .fetch_one(db)
     .await?)
 }
@@ -141,6 +170,22 @@ pub async fn find_for_ingest(
     else {
         return Ok(None);
     };
+    ingest_config(db, source).await.map(Some)
+}
+
+/// What ingest would use for `source`, read afresh: a reconciliation pass routes its
+/// synthesized events by it.
+#[tracing::instrument(skip_all)]
+pub async fn ingest_config_of(
+    db: &mut PgConnection,
+    team: &TeamId,
+    id: &SourceId,
+) -> Result<IngestConfig, StoreError> {
+    let source = get(&mut *db, team, id).await?;
+    ingest_config(db, source).await
+}
+
+async fn ingest_config(db: &mut PgConnection, source: Source) -> Result<IngestConfig, StoreError> {
     let (retention_days, team_slug) =
         sqlx::query_as::<_, (i32, String)>("SELECT retention_days, slug FROM teams WHERE id = $1")
             .bind(&source.team_id)
@@ -162,13 +207,35 @@ pub async fn find_for_ingest(
     .bind(&source.id)
     .fetch_all(&mut *db)
     .await?;
-    Ok(Some(IngestConfig {
+    Ok(IngestConfig {
         source,
         retention_days,
         sealed_secrets,
         routes,
         team_slug,
-    }))
+    })
+}
+
+impl IngestConfig {
+    /// The routes compiled as ingest matches them; a route that no longer compiles
+    /// carries its reason, and its deliveries fail with it.
+    pub fn compiled_routes(&self) -> Vec<crate::routing::CompiledRoute> {
+        self.routes
+            .iter()
+            .map(|route| {
+                crate::routing::CompiledRoute::compile(
+                    route.id.clone(),
+                    route.destination_id.clone(),
+                    &route.event_types,
+                    route.filter.as_deref(),
+                )
+                .sequenced(
+                    route.ordering.as_ref().map(|o| o.0.clone()),
+                    route.coalescing.as_ref().map(|c| c.0.clone()),
+                )
+            })
+            .collect()
+    }
 }
 
 /// How many secrets a source holds at once: the current one and, during a rotation, the
@@ -407,7 +474,8 @@ pub async fn with_activity(
 ) -> Result<Vec<Activity>, StoreError> {
     Ok(sqlx::query_as::<_, Activity>(
         "SELECT s.id, s.team_id, s.name, s.provider, s.token, s.settings, s.body_limit,
-                s.quiet_after_minutes, s.created_at, s.updated_at,
+                s.quiet_after_minutes, s.reconcile, s.reconcile_interval_s,
+                s.reconcile_lookback_s, s.created_at, s.updated_at,
                 (SELECT count(*) FROM events e
                   WHERE e.source_id = s.id AND e.received_at > $2)
                   AS events_24h,

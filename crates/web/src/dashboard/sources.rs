@@ -16,6 +16,7 @@ use switchyard_domain::ids::SourceId;
 use switchyard_domain::model::{Event, EventFilter, PageRequest, Source};
 use switchyard_domain::providers::{HmacScheme, ProviderKind};
 use switchyard_domain::store::health::{self, Health};
+use switchyard_domain::store::reconcile::{self, PassReport};
 use switchyard_domain::store::sources::{self, Activity, Rejection, SecretInfo};
 use switchyard_domain::store::{destinations, events, routes};
 
@@ -73,6 +74,9 @@ struct SourceForm {
     body_limit: String,
     /// Minutes of silence after which the team is told; empty: not watched.
     quiet_after_minutes: String,
+    /// Anthropic: the "reconcile" box, and seconds between passes.
+    reconcile: Option<String>,
+    reconcile_interval_s: String,
     dedup_header: String,
     dedup_pointer: String,
     event_type_header: String,
@@ -120,6 +124,18 @@ impl SourceForm {
                 })
                 .ok(),
         };
+        let reconcile_interval_s = match filled(&self.reconcile_interval_s) {
+            Some(raw) if provider == ProviderKind::Anthropic => raw
+                .parse::<i32>()
+                .map_err(|_| {
+                    errors.add(
+                        "reconcile_interval_s",
+                        "Enter a number of seconds, such as 300.",
+                    )
+                })
+                .ok(),
+            _ => None,
+        };
         let hmac = (provider == ProviderKind::Hmac)
             .then(|| self.hmac_scheme())
             .transpose()
@@ -133,6 +149,9 @@ impl SourceForm {
             settings: SettingsInput {
                 body_limit,
                 quiet_after_minutes,
+                reconcile: (provider == ProviderKind::Anthropic).then_some(self.reconciles()),
+                reconcile_interval_s,
+                reconcile_lookback_s: None,
                 dedup_header: filled(&self.dedup_header),
                 dedup_pointer: filled(&self.dedup_pointer),
                 event_type_header: filled(&self.event_type_header),
@@ -145,6 +164,22 @@ impl SourceForm {
             nothing_else: NothingElse,
         };
         (request, errors)
+    }
+
+    /// Whether the reconcile box was ticked.
+    fn reconciles(&self) -> bool {
+        self.reconcile.is_some()
+    }
+
+    /// A member who is not an owner or admin asking to turn reconciliation on (`was`:
+    /// whether it already is).
+    fn reconcile_refused(&self, member: &Member, was: bool, errors: &mut Errors) {
+        if self.reconciles() && !was && !member.role.may(Action::Manage) {
+            errors.add(
+                "reconcile",
+                "Only owners and admins can turn on reconciliation.",
+            );
+        }
     }
 
     /// The form showing a stored source.
@@ -160,6 +195,8 @@ impl SourceForm {
                 .quiet_after_minutes
                 .map(|m| m.to_string())
                 .unwrap_or_default(),
+            reconcile: source.reconcile.then(|| "on".to_owned()),
+            reconcile_interval_s: source.reconcile_interval_s.to_string(),
             dedup_header: text(&settings.dedup_header),
             dedup_pointer: text(&settings.dedup_pointer),
             event_type_header: text(&settings.event_type_header),
@@ -306,6 +343,8 @@ const FIELDS: &[&str] = &[
     "secret",
     "body_limit",
     "quiet_after_minutes",
+    "reconcile",
+    "reconcile_interval_s",
     "dedup_header",
     "dedup_pointer",
     "event_type_header",
@@ -324,7 +363,12 @@ async fn create(
     member.require(Action::Configure)?;
     let kind = form.provider.parse::<ProviderKind>().ok();
     let scope = member.scope(&state);
-    let created = match kind.map(|kind| form.request(kind)) {
+    let created = match kind
+        .map(|kind| form.request(kind))
+        .map(|(request, mut unread)| {
+            form.reconcile_refused(&member, false, &mut unread);
+            (request, unread)
+        }) {
         None => {
             let mut errors = Errors::default();
             errors.add("provider", "Choose a provider from the list.");
@@ -379,6 +423,8 @@ pub(super) struct ShowPage {
     /// When its sender's last event came (tests from the dashboard aside), and whether
     /// it has gone quiet.
     health: Health,
+    /// Reconciliation's last pass and how many sessions it watches, once it was on.
+    reconciliation: Option<(PassReport, i64)>,
 }
 
 impl ShowPage {
@@ -419,6 +465,7 @@ pub(super) async fn show_page(
     Ok(ShowPage {
         reaches_routine,
         health,
+        reconciliation: reconcile::last_pass(&state.pool, team, id).await?,
         nav: Nav::new(member, "sources", state.smtp_configured),
         guide: guide(source.provider),
         ingest_url: state.ingest_url(&source),
@@ -474,7 +521,9 @@ async fn update(
     let id = path.into_inner().id;
     let current = sources::get(&state.pool, member.team_id(), &id).await?;
     let scope = member.scope(&state);
-    let result = match form.patch(current.provider) {
+    let (patch, mut unread) = form.patch(current.provider);
+    form.reconcile_refused(&member, current.reconcile, &mut unread);
+    let result = match (patch, unread) {
         (patch, unread) if unread.is_empty() => match manage::update(scope, &id, patch).await {
             Ok(source) => Ok(source),
             Err(e) => Err(Errors::from_app(e, FIELDS)?),

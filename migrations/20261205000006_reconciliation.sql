@@ -37,7 +37,7 @@ CREATE INDEX session_watch_watched ON session_watch (source_id, session_id) WHER
 
 -- What passes synthesized: a real webhook of the same session and type whose created_at
 -- is within the tolerance of `created_at`, or after `since` (the status stored before)
--- and no later than `pass_at`, is the same transition.
+-- and not later than that, is the same transition.
 CREATE TABLE synthesized_transitions (
     source_id   text NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
     session_id  text NOT NULL,
@@ -65,6 +65,12 @@ CREATE TABLE reconcile_passes (
     events_synthesized  integer NOT NULL DEFAULT 0,
     api_calls           integer NOT NULL DEFAULT 0,
     cut_short           text,
-    error               text
+    error               text,
+    -- The session list page a pass that ran out of calls stopped at: the next one
+    -- starts there.
+    resume_page         text,
+    -- Until when a worker holds the pass it took: a pass longer than the interval is
+    -- not started twice.
+    running_until       timestamptz
 );
 CREATE INDEX reconcile_passes_due ON reconcile_passes (next_at);

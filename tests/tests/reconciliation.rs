@@ -20,9 +20,21 @@ fn minutes_ago(minutes: i64) -> String {
     (Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// An app calling `fake` with the team's key stored, an Anthropic source and a route
-/// of its session events to `receiver`.
+/// An app calling `fake` with the team's key stored, an Anthropic source that has been
+/// receiving for days (the sessions' changes were sent to it) and a route of its session
+/// events to `receiver`.
 async fn connected(fake: &FakeAnthropic, receiver: &Receiver, options: Options) -> Connected {
+    let rig = routed(fake, receiver, options).await;
+    sqlx::query("UPDATE sources SET created_at = now() - interval '2 days' WHERE id = $1")
+        .bind(rig.source["id"].as_str().unwrap())
+        .execute(&rig.app.pool)
+        .await
+        .unwrap();
+    rig
+}
+
+/// The same with a source made just now.
+async fn routed(fake: &FakeAnthropic, receiver: &Receiver, options: Options) -> Connected {
     let (app, source, secret) = fake.connected_app(KEY, options).await;
     let endpoint = app.create_destination(&receiver.url("/hook")).await;
     app.created(
@@ -36,6 +48,27 @@ async fn connected(fake: &FakeAnthropic, receiver: &Receiver, options: Options) 
         source,
         secret,
     }
+}
+
+/// A fake API, a receiver, and an app whose passes make at most `calls` API calls.
+async fn with_calls(calls: u32) -> (FakeAnthropic, Receiver, Connected) {
+    let fake = FakeAnthropic::start(KEY).await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let options = Options {
+        reconcile_calls: Some(calls),
+        ..Options::default()
+    };
+    let rig = connected(&fake, &receiver, options).await;
+    (fake, receiver, rig)
+}
+
+/// The query of every session list request the fake answered, in order.
+fn list_queries(fake: &FakeAnthropic) -> Vec<String> {
+    fake.received()
+        .iter()
+        .filter(|r| r.path == "/v1/sessions")
+        .map(|r| r.query.clone())
+        .collect()
 }
 
 struct Connected {
@@ -216,18 +249,18 @@ async fn three_dropped_webhooks_of_ten_are_synthesized_and_delivered_once() {
         "{deliveries}"
     );
 
-    // A later real transition of the same session, even of the same type, delivers.
-    fake.set_status("sesn_08", "running", &minutes_ago(0));
+    // Later real transitions of the same session, even of the same type, deliver: here
+    // both came (late, too) before the pass, yet after the synthesized change.
+    let (running_again, idle_again) = (minutes_ago(21), minutes_ago(20));
+    fake.set_status("sesn_08", "running", &running_again);
+    fake.set_status("sesn_08", "idle", &idle_again);
     rig.send(&status_event(
         "whe_08b",
         "sesn_08",
         "session.status_run_started",
-        &minutes_ago(0),
+        &running_again,
     ))
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_again = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    fake.set_status("sesn_08", "idle", &idle_again);
     rig.send(&status_event(
         "whe_08c",
         "sesn_08",
@@ -236,7 +269,11 @@ async fn three_dropped_webhooks_of_ten_are_synthesized_and_delivered_once() {
     ))
     .await;
     let received = receiver.wait_for(12, WITHIN).await;
-    assert_eq!(body_of(&received[11])["id"], "whe_08c");
+    let last: Vec<Value> = received[10..]
+        .iter()
+        .map(|r| body_of(r)["id"].clone())
+        .collect();
+    assert_eq!(last, ["whe_08b", "whe_08c"]);
 
     // The next pass finds nothing missing.
     let first = pass.finished_at;
@@ -277,25 +314,21 @@ async fn a_pass_follows_every_page_of_sessions() {
     let fake = FakeAnthropic::start(KEY).await;
     let receiver = Receiver::start(vec![Reply::status(200)]).await;
     let rig = connected(&fake, &receiver, Options::default()).await;
-    // Two pages of a hundred; a pass asks for the status event of each missing one.
+    // Three pages of fifty; a pass asks for the status event of each missing one.
     unannounced_sessions(&fake, 130);
     rig.turn_on(json!({"reconcile": true})).await;
     let pass = rig.pass_after(None).await;
     assert_eq!((pass.cut_short, pass.error), (None, None));
     assert_eq!(pass.sessions_checked, 130);
     assert_eq!(pass.events_synthesized, 130);
-    assert_eq!(pass.api_calls, 2 + 130);
-    let lists: Vec<String> = fake
-        .received()
-        .iter()
-        .filter(|r| r.path == "/v1/sessions")
-        .map(|r| r.query.clone())
-        .collect();
-    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert_eq!(pass.api_calls, 3 + 130);
+    let lists = list_queries(&fake);
+    assert_eq!(lists.len(), 3, "{lists:?}");
     assert!(lists[0].contains("include_archived=true"), "{lists:?}");
     assert!(lists[0].contains("created_at%5Bgte%5D="), "{lists:?}");
     assert!(!lists[0].contains("page="), "{lists:?}");
-    assert!(lists[1].contains("page=page_100"), "{lists:?}");
+    assert!(lists[1].contains("page=page_50"), "{lists:?}");
+    assert!(lists[2].contains("page=page_100"), "{lists:?}");
     let received = receiver.wait_for(130, WITHIN).await;
     let mut sessions: Vec<String> = received
         .iter()
@@ -308,17 +341,7 @@ async fn a_pass_follows_every_page_of_sessions() {
 
 #[tokio::test]
 async fn a_pass_out_of_calls_says_it_was_cut_short_and_the_next_goes_on() {
-    let fake = FakeAnthropic::start(KEY).await;
-    let receiver = Receiver::start(vec![Reply::status(200)]).await;
-    let rig = connected(
-        &fake,
-        &receiver,
-        Options {
-            reconcile_calls: Some(3),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (fake, receiver, rig) = with_calls(3).await;
     unannounced_sessions(&fake, 5);
     rig.turn_on(json!({"reconcile": true})).await;
     // One list and two status lookups.
@@ -407,6 +430,58 @@ async fn sessions_older_than_the_lookback_stay_watched_until_gone_or_terminated(
         ))
         .await
         .assert_contains("watching 1");
+}
+
+#[tokio::test]
+async fn a_pass_out_of_calls_mid_list_resumes_at_that_page() {
+    let (fake, receiver, rig) = with_calls(2).await;
+    // Sixty sessions running; the first fifty (the first page) said so.
+    let at = minutes_ago(80);
+    for n in 0..60 {
+        let id = format!("sesn_{n:03}");
+        let mut session = switchyard_tests::fake_anthropic::session(&id, "running", &id);
+        session["created_at"] = json!(minutes_ago(90));
+        fake.put(&format!("/v1/sessions/{id}"), session);
+        fake.set_status(&id, "running", &at);
+        if n < 50 {
+            rig.send(&status_event(
+                &format!("whe_{n:03}"),
+                &id,
+                "session.status_run_started",
+                &at,
+            ))
+            .await;
+        }
+    }
+    receiver.wait_for(50, WITHIN).await;
+    rig.turn_on(json!({"reconcile": true})).await;
+    // Two calls: both pages, and nothing left to look the second page's sessions up.
+    let first = rig.pass_after(None).await;
+    assert_eq!((first.api_calls, first.events_synthesized), (2, 0));
+    assert!(first.cut_short.is_some());
+    // The next starts at the second page, and gets one of them synthesized.
+    rig.pass_now().await;
+    let second = rig.pass_after(first.finished_at).await;
+    assert_eq!(second.events_synthesized, 1);
+    let lists = list_queries(&fake);
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert!(!lists[0].contains("page="), "{lists:?}");
+    assert!(lists[1].contains("page=page_50"), "{lists:?}");
+    assert!(lists[2].contains("page=page_50"), "{lists:?}");
+}
+
+#[tokio::test]
+async fn a_new_source_synthesizes_nothing_from_before_it_existed() {
+    let fake = FakeAnthropic::start(KEY).await;
+    let receiver = Receiver::start(vec![Reply::status(200)]).await;
+    let rig = routed(&fake, &receiver, Options::default()).await;
+    // Went idle half an hour before the source was made: never sent to it.
+    idle_session(&fake, "sesn_before", 60, 30);
+    rig.turn_on(json!({"reconcile": true})).await;
+    let pass = rig.pass_after(None).await;
+    assert_eq!((pass.sessions_checked, pass.events_synthesized), (1, 0));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(receiver.received().is_empty());
 }
 
 #[tokio::test]

@@ -146,6 +146,7 @@ pub async fn receive(
         received_at: now,
         deliveries,
         status,
+        synthesized: false,
     };
 
     let committing = std::time::Instant::now();

@@ -57,7 +57,7 @@ const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most of one answer that is read: a page of sessions, each with its agent's
 /// configuration, is far larger than a destination's answer worth keeping.
-const ANSWER_CAP: usize = 8 * 1024 * 1024;
+const ANSWER_CAP: usize = 4 * 1024 * 1024;
 
 impl AnthropicApi {
     /// The API at `base`, called through a client of its own under `policy`.
@@ -225,7 +225,7 @@ impl ListPage {
 }
 
 /// How many sessions one list page asks for.
-const SESSIONS_PER_PAGE: u32 = 100;
+const SESSIONS_PER_PAGE: u32 = 50;
 
 /// `GET /v1/sessions`: the sessions created since `since`, archived ones too, oldest
 /// first, from the page `page` names.

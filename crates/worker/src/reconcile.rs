@@ -53,7 +53,11 @@ async fn pass(ctx: &WorkerContext, due: &DuePass, calls: u32) {
     match run_pass(ctx, due, started, calls, &mut report).await {
         Ok(()) => {}
         Err(Stop::CutShort(reason)) => report.cut_short = Some(reason),
-        Err(Stop::Failed(reason)) => report.error = Some(reason),
+        Err(Stop::Failed(reason)) => {
+            report.error = Some(reason);
+            // A cursor Anthropic refused must not be tried again.
+            report.resume_page = None;
+        }
         // Only a single session answers 404, and that is handled where it is asked.
         Err(Stop::NotFound) => report.error = Some(ApiError::NotFound.to_string()),
     }
@@ -103,6 +107,8 @@ async fn run_pass(
     report: &mut PassReport,
 ) -> Result<(), Stop> {
     let since = started - chrono::Duration::seconds(i64::from(due.lookback_s));
+    // A pass stops well before another worker may take the source again.
+    let deadline = started + reconcile::PASS_LEASE - chrono::Duration::minutes(1);
     if !due.seeded {
         reconcile::seed(&ctx.pool, due, since).await?;
     }
@@ -128,12 +134,16 @@ async fn run_pass(
         organization,
         workspace,
         calls,
+        deadline,
         report,
     };
 
     let mut listed: HashSet<String> = HashSet::new();
-    let mut page: Option<String> = None;
+    // Where the last pass ran out of calls, if it did; a pass cut short while listing
+    // leaves the page it was on for the next.
+    let mut page: Option<String> = due.resume_page.clone();
     loop {
+        pass.report.resume_page = page.clone();
         let path = anthropic::sessions_path(since, page.as_deref());
         let answer =
             ListPage::of(pass.call(&path).await?).map_err(|e| Stop::Failed(e.to_string()))?;
@@ -151,6 +161,7 @@ async fn run_pass(
             None => break,
         }
     }
+    pass.report.resume_page = None;
 
     // Sessions created before the lookback that the source still watches.
     let watched = reconcile::watched(&ctx.pool, &due.source_id, started - UNCHANGED_FOR).await?;
@@ -189,6 +200,8 @@ struct Pass<'a> {
     workspace: Option<String>,
     /// The most API calls the pass may make.
     calls: u32,
+    /// When the pass stops, whatever is left.
+    deadline: DateTime<Utc>,
     report: &'a mut PassReport,
 }
 
@@ -200,6 +213,11 @@ impl Pass<'_> {
                 "stopped after {} API calls; the next pass goes on",
                 self.calls
             )));
+        }
+        if Utc::now() > self.deadline {
+            return Err(Stop::CutShort(
+                "stopped after running for its time; the next pass goes on".to_owned(),
+            ));
         }
         self.report.api_calls += 1;
         let answer = self
@@ -225,7 +243,8 @@ impl Pass<'_> {
     /// the webhook for a difference.
     async fn check(&mut self, session: &Value, known: Option<&Watched>) -> Result<(), Stop> {
         let (Some(id), Some(status)) = (
-            session_id(session),
+            // An id ingest would not note either (it could never match its real copy).
+            session_id(session).filter(|id| anthropic::session_path(id).is_some()),
             session
                 .get("status")
                 .and_then(Value::as_str)
@@ -238,16 +257,21 @@ impl Pass<'_> {
             return Ok(());
         }
         let at = self.changed_at(id, status, session).await?;
-        // A webhook newer than the listing already told the source.
-        if known.is_some_and(|w| w.status_at >= at) {
+        // A webhook newer than the listing already told the source; a change from
+        // before the source existed was never sent to it.
+        if known.is_some_and(|w| w.status_at >= at) || at < self.due.source_created_at {
             return Ok(());
         }
         let change = StatusChange {
             session_id: id.to_owned(),
             event_type: status.webhook.to_owned(),
             at,
-            organization_id: self.organization.clone(),
-            workspace_id: self.workspace.clone(),
+            organization_id: known
+                .and_then(|w| w.organization_id.clone())
+                .or_else(|| self.organization.clone()),
+            workspace_id: known
+                .and_then(|w| w.workspace_id.clone())
+                .or_else(|| self.workspace.clone()),
         };
         let event = self.synthesized(&change);
         let made = reconcile::synthesize(&self.ctx.pool, &event, &change, Utc::now()).await?;
@@ -345,6 +369,7 @@ impl Pass<'_> {
             received_at: now,
             deliveries,
             status: None,
+            synthesized: true,
         }
     }
 }

@@ -228,6 +228,14 @@ async fn update_on(
     let source = sources::update(&mut *tx, scope.team, id, patch).await?;
     if source.reconcile && !current.reconcile {
         reconcile::schedule(&mut *tx, scope.team, &source.id).await?;
+    } else if source.reconcile_interval_s != current.reconcile_interval_s {
+        reconcile::reschedule(
+            &mut *tx,
+            scope.team,
+            &source.id,
+            source.reconcile_interval_s,
+        )
+        .await?;
     }
     scope.audit(&mut *tx, "source.update", &source.name).await?;
     Ok(source)
@@ -536,6 +544,7 @@ pub async fn send_test(
         received_at: now,
         deliveries,
         status: None,
+        synthesized: false,
     };
     let mut tx = scope.pool.begin().await?;
     events::ingest(&mut tx, std::slice::from_ref(&event)).await?;

@@ -45,6 +45,8 @@ pub struct NewEvent {
     /// The session status change it announces, when its source reconciles: ingest notes
     /// it, and makes no delivery if a pass already synthesized it.
     pub status: Option<super::StatusChange>,
+    /// Made by a reconciliation pass, not received.
+    pub synthesized: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -200,9 +200,9 @@ async fn insert_events(
     }
     sqlx::query(
         "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at,
-                             reconciled_by)
+                             reconciled_by, synthesized)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::jsonb[], $7::bytea[], $8::timestamptz[], $9::text[])",
+                              $6::jsonb[], $7::bytea[], $8::timestamptz[], $9::text[], $10::bool[])",
     )
     .bind(events.iter().map(|e| &e.id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.team_id).collect::<Vec<_>>())
@@ -218,6 +218,7 @@ async fn insert_events(
             .map(|e| reconciled.get(&e.id))
             .collect::<Vec<_>>(),
     )
+    .bind(events.iter().map(|e| e.synthesized).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
+use futures::TryStreamExt;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::StoreError;
@@ -75,9 +76,9 @@ pub(super) async fn note_status_changes(
              SELECT t.event_id FROM synthesized_transitions t
              WHERE t.source_id = k.source_id AND t.session_id = k.session_id
                AND t.event_type = k.event_type
-               AND (t.created_at BETWEEN k.at - make_interval(secs => $6)
-                                     AND k.at + make_interval(secs => $6)
-                    OR (k.at > coalesce(t.since, '-infinity') AND k.at <= t.pass_at))
+               AND k.at <= t.created_at + make_interval(secs => $6)
+               AND (k.at >= t.created_at - make_interval(secs => $6)
+                    OR k.at > coalesce(t.since, '-infinity'))
              ORDER BY abs(extract(epoch FROM t.created_at - k.at)) LIMIT 1) t",
     )
     .bind(changes.iter().map(|(e, _)| &e.id).collect::<Vec<_>>())
@@ -190,6 +191,26 @@ pub async fn schedule(
     Ok(())
 }
 
+/// Brings a reconciling source's next pass within its new interval.
+pub async fn reschedule(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    source: &SourceId,
+    interval_s: i32,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE reconcile_passes
+         SET next_at = least(next_at, now() + make_interval(secs => $3))
+         WHERE team_id = $1 AND source_id = $2",
+    )
+    .bind(team)
+    .bind(source)
+    .bind(interval_s)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// A pass this worker took.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DuePass {
@@ -197,56 +218,72 @@ pub struct DuePass {
     pub team_id: TeamId,
     pub lookback_s: i32,
     pub seeded: bool,
+    /// The session list page the last pass stopped at, when it ran out of calls.
+    pub resume_page: Option<String>,
+    /// A status change before the source existed was never sent to it.
+    pub source_created_at: DateTime<Utc>,
 }
 
-/// Takes the most overdue pass of a reconciling source, moving its slot one interval on
-/// so no other worker runs it.
+/// How long a worker holds a pass it took; a pass stops before.
+pub const PASS_LEASE: Duration = Duration::minutes(15);
+
+/// Takes the most overdue pass of a reconciling source that no worker holds, moving its
+/// slot one interval on and holding it for [`PASS_LEASE`].
 pub async fn claim_due(pool: &PgPool, now: DateTime<Utc>) -> Result<Option<DuePass>, StoreError> {
     Ok(sqlx::query_as::<_, DuePass>(
         "UPDATE reconcile_passes p
-         SET next_at = $1 + make_interval(secs => s.reconcile_interval_s), started_at = $1
+         SET next_at = $1 + make_interval(secs => s.reconcile_interval_s), started_at = $1,
+             running_until = $1 + make_interval(secs => $2)
          FROM sources s
          WHERE s.id = p.source_id AND p.source_id = (
              SELECT d.source_id FROM reconcile_passes d
              JOIN sources ds ON ds.id = d.source_id
              WHERE ds.reconcile AND d.next_at <= $1
+               AND (d.running_until IS NULL OR d.running_until < $1)
              ORDER BY d.next_at LIMIT 1
              FOR UPDATE OF d SKIP LOCKED)
-         RETURNING p.source_id, p.team_id, s.reconcile_lookback_s AS lookback_s, p.seeded",
+         RETURNING p.source_id, p.team_id, s.reconcile_lookback_s AS lookback_s, p.seeded,
+                   p.resume_page, s.created_at AS source_created_at",
     )
     .bind(now)
+    .bind(PASS_LEASE.as_seconds_f64())
     .fetch_optional(pool)
     .await?)
 }
 
-/// Reads the status events `source` received since `since` into its watch rows: when
-/// reconciliation is turned on, the sessions it already heard of are not missing.
+/// Reads the status events `source` received since `since` into its watch rows, and
+/// notes that it did: when reconciliation is turned on, the sessions the source already
+/// heard of are not missing.
 pub async fn seed(pool: &PgPool, pass: &DuePass, since: DateTime<Utc>) -> Result<(), StoreError> {
     let types: Vec<&str> = crate::model::reconcile::SESSION_STATUSES
         .iter()
         .map(|s| s.webhook)
         .collect();
-    let bodies = sqlx::query_scalar::<_, Vec<u8>>(
-        "SELECT body FROM events
-         WHERE source_id = $1 AND received_at > $2 AND event_type = ANY($3)
-           AND NOT synthesized
-         ORDER BY id DESC LIMIT 100000",
-    )
-    .bind(&pass.source_id)
-    .bind(since)
-    .bind(&types)
-    .fetch_all(pool)
-    .await?;
-    let changes: Vec<StatusChange> = bodies
-        .iter()
-        .filter_map(|body| serde_json::from_slice(body).ok())
-        .filter_map(|envelope| StatusChange::of(&envelope))
-        .collect();
-    let mut latest: BTreeMap<&str, &StatusChange> = BTreeMap::new();
-    for change in &changes {
-        let kept = latest.entry(change.session_id.as_str()).or_insert(change);
-        if change.at > kept.at {
-            *kept = change;
+    let mut latest: BTreeMap<String, StatusChange> = BTreeMap::new();
+    {
+        // Streamed: only each session's latest change is kept.
+        let mut bodies = sqlx::query_scalar::<_, Vec<u8>>(
+            "SELECT body FROM events
+             WHERE source_id = $1 AND received_at > $2 AND event_type = ANY($3)
+               AND NOT synthesized",
+        )
+        .bind(&pass.source_id)
+        .bind(since)
+        .bind(&types)
+        .fetch(pool);
+        while let Some(body) = bodies.try_next().await? {
+            let Some(change) = serde_json::from_slice(&body)
+                .ok()
+                .and_then(|envelope| StatusChange::of(&envelope))
+            else {
+                continue;
+            };
+            match latest.get(&change.session_id) {
+                Some(kept) if kept.at >= change.at => {}
+                _ => {
+                    latest.insert(change.session_id.clone(), change);
+                }
+            }
         }
     }
     let rows: Vec<WatchRow<'_>> = latest
@@ -257,9 +294,15 @@ pub async fn seed(pool: &PgPool, pass: &DuePass, since: DateTime<Utc>) -> Result
             change,
         })
         .collect();
+    let mut tx = pool.begin().await?;
     if !rows.is_empty() {
-        upsert_watch(pool, &rows, Utc::now()).await?;
+        upsert_watch(&mut *tx, &rows, Utc::now()).await?;
     }
+    sqlx::query("UPDATE reconcile_passes SET seeded = true WHERE source_id = $1")
+        .bind(&pass.source_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -269,6 +312,8 @@ pub struct Watched {
     pub session_id: String,
     pub status_type: String,
     pub status_at: DateTime<Utc>,
+    pub organization_id: Option<String>,
+    pub workspace_id: Option<String>,
     pub done: Option<String>,
 }
 
@@ -279,8 +324,8 @@ pub async fn known(
     sessions: &[&str],
 ) -> Result<HashMap<String, Watched>, StoreError> {
     let rows = sqlx::query_as::<_, Watched>(
-        "SELECT session_id, status_type, status_at, done FROM session_watch
-         WHERE source_id = $1 AND session_id = ANY($2)",
+        "SELECT session_id, status_type, status_at, organization_id, workspace_id, done
+         FROM session_watch WHERE source_id = $1 AND session_id = ANY($2)",
     )
     .bind(source)
     .bind(sessions)
@@ -299,17 +344,21 @@ pub async fn watched(
     source: &SourceId,
     stale_before: DateTime<Utc>,
 ) -> Result<Vec<Watched>, StoreError> {
+    // Rows are locked in key order, as ingest locks them.
     sqlx::query(
         "UPDATE session_watch SET done = 'unchanged'
-         WHERE source_id = $1 AND done IS NULL AND changed_at < $2",
+         WHERE (source_id, session_id) IN (
+             SELECT source_id, session_id FROM session_watch
+             WHERE source_id = $1 AND done IS NULL AND changed_at < $2
+             ORDER BY session_id FOR UPDATE)",
     )
     .bind(source)
     .bind(stale_before)
     .execute(pool)
     .await?;
     Ok(sqlx::query_as::<_, Watched>(
-        "SELECT session_id, status_type, status_at, done FROM session_watch
-         WHERE source_id = $1 AND done IS NULL ORDER BY session_id",
+        "SELECT session_id, status_type, status_at, organization_id, workspace_id, done
+         FROM session_watch WHERE source_id = $1 AND done IS NULL ORDER BY session_id",
     )
     .bind(source)
     .fetch_all(pool)
@@ -406,10 +455,6 @@ pub async fn synthesize(
     if !matches!(ingested.first(), Some(super::events::Ingested::Accepted(_))) {
         return Ok(Synthesis::Known);
     }
-    sqlx::query("UPDATE events SET synthesized = true WHERE id = $1")
-        .bind(&event.id)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
         "INSERT INTO synthesized_transitions
              (source_id, session_id, event_type, created_at, since, pass_at, event_id)
@@ -441,6 +486,9 @@ pub struct PassReport {
     pub cut_short: Option<String>,
     /// Why the pass could not run at all.
     pub error: Option<String>,
+    /// Where the next pass starts listing, when this one ran out of calls mid-list.
+    #[sqlx(skip)]
+    pub resume_page: Option<String>,
 }
 
 /// Records how the pass went and forgets what no pass can need again: transitions and
@@ -455,7 +503,7 @@ pub async fn finish(
     sqlx::query(
         "UPDATE reconcile_passes SET finished_at = $2, sessions_checked = $3,
              events_synthesized = $4, api_calls = $5, cut_short = $6, error = $7,
-             seeded = seeded OR $8
+             resume_page = $8, running_until = NULL
          WHERE source_id = $1",
     )
     .bind(&pass.source_id)
@@ -465,7 +513,7 @@ pub async fn finish(
     .bind(report.api_calls)
     .bind(&report.cut_short)
     .bind(&report.error)
-    .bind(report.error.is_none())
+    .bind(&report.resume_page)
     .execute(&mut *tx)
     .await?;
     let forget_before = now - Duration::seconds(i64::from(pass.lookback_s)) - UNCHANGED_FOR;
@@ -475,7 +523,10 @@ pub async fn finish(
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "DELETE FROM session_watch WHERE source_id = $1 AND done IS NOT NULL AND changed_at < $2",
+        "DELETE FROM session_watch WHERE (source_id, session_id) IN (
+             SELECT source_id, session_id FROM session_watch
+             WHERE source_id = $1 AND done IS NOT NULL AND changed_at < $2
+             ORDER BY session_id FOR UPDATE)",
     )
     .bind(&pass.source_id)
     .bind(forget_before)

@@ -63,6 +63,8 @@ pub struct Options {
     pub anthropic_api_url: Option<String>,
     /// The most API calls one reconciliation pass makes.
     pub reconcile_calls: Option<u32>,
+    /// `SWITCHYARD_READ_DATABASE_URL` for the app.
+    pub read_database_url: Option<String>,
 }
 
 impl Options {
@@ -174,6 +176,7 @@ impl TestApp {
         if let Some(cap) = options.max_connections_per_client {
             config.max_connections_per_client = cap;
         }
+        config.read_database_url = options.read_database_url.clone();
         if let Some(url) = &options.anthropic_api_url {
             config.anthropic_api_url = url.parse().expect("an Anthropic API URL");
         }

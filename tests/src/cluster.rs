@@ -15,19 +15,7 @@ impl Cluster {
     /// Creates and starts a cluster; panics with the tool's output if it cannot.
     pub fn start() -> Cluster {
         let bin = pg_bin().expect("PostgreSQL's server binaries (initdb, pg_ctl)");
-        let dir = std::env::temp_dir().join(format!(
-            "switchyard-cluster-{}",
-            switchyard_domain::secrets::random_token(6).replace(['-', '_'], "x")
-        ));
-        std::fs::create_dir_all(&dir).expect("cluster directory");
-        if is_root() {
-            run("chown", &["-R", "postgres", &dir.to_string_lossy()], false);
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let cluster = Cluster { dir, bin, port };
+        let cluster = Cluster::empty(bin);
         cluster.pg(
             "initdb",
             &[
@@ -43,9 +31,52 @@ impl Cluster {
         cluster
     }
 
+    /// A streaming replica of `primary`: a base backup of it, started as a hot standby
+    /// that follows its WAL.
+    pub fn standby_of(primary: &Cluster) -> Cluster {
+        let cluster = Cluster::empty(primary.bin.clone());
+        let port = primary.port.to_string();
+        cluster.pg(
+            "pg_basebackup",
+            &[
+                "-D",
+                &cluster.data(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        cluster.pg_ctl(&["start"]);
+        cluster
+    }
+
     /// The server's `postgres` database, as tests' admin URL.
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A directory and a free port for a server, nothing in them yet.
+    fn empty(bin: PathBuf) -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-cluster-{}",
+            switchyard_domain::secrets::random_token(6).replace(['-', '_'], "x")
+        ));
+        std::fs::create_dir_all(&dir).expect("cluster directory");
+        if is_root() {
+            run("chown", &["-R", "postgres", &dir.to_string_lossy()], false);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Cluster { dir, bin, port }
     }
 
     /// A restart with `down` between stop and start: a fast shutdown (connections are

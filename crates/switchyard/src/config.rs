@@ -90,6 +90,12 @@ pub struct Config {
     /// PostgreSQL URL; the database is created if missing.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
+    /// PostgreSQL URL of a replica for the dashboard's lists, search and charts and the
+    /// API's GETs; without it they read the primary. Writes, and the reads a write
+    /// decides on, always go to DATABASE_URL, and a client's reads go there too until
+    /// the replica has replayed that client's last write.
+    #[arg(long, env = "SWITCHYARD_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
     /// Address every role listens on.
     #[arg(long, env = "SWITCHYARD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,

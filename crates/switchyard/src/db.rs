@@ -24,6 +24,8 @@ pub struct Pools {
     pub web: PgPool,
     /// The workers: claims, outcomes, side jobs and the listener that wakes them.
     pub worker: PgPool,
+    /// The control plane's reads, on `SWITCHYARD_READ_DATABASE_URL` when it is set.
+    pub read: Option<PgPool>,
 }
 
 pub fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
@@ -145,6 +147,9 @@ pub const WEB_CONNECTIONS: u32 = 8;
 /// One listens for new work; one claims; two commit outcomes; the rest serve the side
 /// jobs' workers (fetch, heartbeat, acknowledge), email recipients and upkeep.
 pub const WORKER_CONNECTIONS: u32 = 16;
+/// The control plane's reads, when `SWITCHYARD_READ_DATABASE_URL` names a database of
+/// their own (a replica, or the same server under another name).
+pub const READ_CONNECTIONS: u32 = 6;
 
 impl Roles {
     /// The most connections a process with these roles opens.
@@ -155,12 +160,16 @@ impl Roles {
             worker,
         } = self;
         u32::from(ingress) * INGRESS_CONNECTIONS
-            + u32::from(web) * WEB_CONNECTIONS
+            + u32::from(web) * (WEB_CONNECTIONS + READ_CONNECTIONS)
             + u32::from(worker) * WORKER_CONNECTIONS
     }
 }
 
-pub async fn pools(options: &PgConnectOptions, roles: Roles) -> anyhow::Result<Pools> {
+pub async fn pools(
+    options: &PgConnectOptions,
+    read: Option<&PgConnectOptions>,
+    roles: Roles,
+) -> anyhow::Result<Pools> {
     let named = |name: &str| options.clone().application_name(name);
     let ingress = PgPoolOptions::new()
         .max_connections(INGRESS_CONNECTIONS)
@@ -176,10 +185,21 @@ pub async fn pools(options: &PgConnectOptions, roles: Roles) -> anyhow::Result<P
         .max_connections(WORKER_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(named("switchyard-worker").options([("statement_timeout", "30s")]));
+    let read = read.map(|read| {
+        PgPoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(
+                read.clone()
+                    .application_name("switchyard-read")
+                    .options([("statement_timeout", "15s")]),
+            )
+    });
     Ok(Pools {
         ingress,
         web,
         worker,
+        read,
     })
 }
 

@@ -23,7 +23,13 @@ pub async fn start(
     if config.auto_migrate {
         db::migrate(&options).await?;
     }
-    let pools = db::pools(&options, roles).await?;
+    let read_options = config
+        .read_database_url
+        .as_deref()
+        .map(db::options)
+        .transpose()
+        .map_err(|e| e.context("SWITCHYARD_READ_DATABASE_URL is not a valid PostgreSQL URL"))?;
+    let pools = db::pools(&options, read_options.as_ref(), roles).await?;
     if roles.worker {
         db::warn_without_autovacuum(&pools.worker).await;
     }

@@ -13,6 +13,7 @@ use switchyard_domain::secrets::SecretKey;
 use switchyard_ingress::IngressState;
 use switchyard_send::anthropic::AnthropicApi;
 use switchyard_web::WebState;
+use switchyard_web::reads::Reads;
 use switchyard_worker::WorkerSettings;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -93,6 +94,7 @@ pub async fn start(
     let anthropic = AnthropicApi::connect(config.policy(), config.anthropic_api_url.as_str())?;
     let web_state = roles.web.then(|| WebState {
         pool: pools.web.clone(),
+        reads: Reads::new(pools.web.clone(), pools.read.clone()),
         key: key.clone(),
         policy: config.policy(),
         public_url: config.public_base(),
@@ -108,6 +110,11 @@ pub async fn start(
     } else {
         pools.worker.clone()
     };
+    // The read database's lag is refreshed with the metrics' upkeep.
+    let reads = web_state
+        .as_ref()
+        .map(|s| s.reads.clone())
+        .filter(Reads::has_replica);
     let handle = metrics().clone();
     let addr = listener.local_addr()?;
     let body_timeout = Duration::from_secs(config.body_timeout);
@@ -213,11 +220,17 @@ pub async fn start(
     });
     // Histograms keep every sample until upkeep folds them into their summaries; without
     // it a process nobody scrapes grows by every request's timing.
-    let metrics_upkeep = tokio::spawn(async {
+    let metrics_upkeep = tokio::spawn(async move {
         let mut every = tokio::time::interval(METRICS_UPKEEP);
         loop {
             every.tick().await;
             metrics().run_upkeep();
+            if let Some(lag) = match &reads {
+                Some(reads) => reads.lag().await,
+                None => None,
+            } {
+                metrics::gauge!("switchyard_read_replica_lag_seconds").set(lag);
+            }
         }
     });
     tracing::info!(%addr, ?roles, "switchyard listening");

@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::WebState;
 use crate::error::ApiError;
+use crate::reads::{self, Wrote};
 
 /// The team the request's API key acts for, and how the audit log names the key. Set by
 /// `authenticate` before any extractor runs, so a request with a bad key is refused with
@@ -64,19 +65,25 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned());
-    let team = match (state, presented) {
-        (Some(state), Some(key)) => api_keys::authenticate(&state.pool, &key)
-            .await
-            .map_err(ApiError::from)?,
-        _ => None,
+    let (Some(state), Some(key)) = (state, presented) else {
+        return Err(unauthorized().into());
     };
-    match team {
-        Some((team, name)) => {
+    let found = api_keys::authenticate(&state.pool, &key)
+        .await
+        .map_err(ApiError::from)?;
+    match found {
+        Some(found) => {
             req.extensions_mut().insert(ApiTeam {
-                team,
-                actor: format!("API key \"{name}\""),
+                team: found.team_id,
+                actor: format!("API key \"{}\"", found.name),
             });
-            Ok(next.call(req).await?.map_into_boxed_body())
+            req.extensions_mut().insert(Wrote(found.wrote_lsn));
+            let method = req.method().clone();
+            let res = next.call(req).await?.map_into_boxed_body();
+            if res.status().is_success() {
+                reads::remember_key_write(&state, &method, &key).await;
+            }
+            Ok(res)
         }
         None => Err(unauthorized().into()),
     }

@@ -15,6 +15,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::query::Query;
+use crate::reads::Wrote;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -51,6 +52,7 @@ pub struct DeliveriesQuery {
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     q: Query<DeliveriesQuery>,
 ) -> ApiResult<web::Json<List<Delivery>>> {
     let q = q.into_inner();
@@ -78,7 +80,7 @@ async fn list(
         limit: q.limit,
     }
     .request()?;
-    let found = deliveries::list(&state.pool, &team.team, &filter, &page).await?;
+    let found = deliveries::list(wrote.pool(&state).await, &team.team, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |d| d)))
 }
 
@@ -94,13 +96,14 @@ pub struct DeliveryDetail {
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<DeliveryId>,
 ) -> ApiResult<web::Json<DeliveryDetail>> {
     let id = id.into_inner();
-    let delivery = deliveries::get(&state.pool, &team.team, &id)
+    let delivery = deliveries::get(wrote.pool(&state).await, &team.team, &id)
         .await
         .map_err(missing("delivery"))?;
-    let attempts = deliveries::attempts(&state.pool, &team.team, &id).await?;
+    let attempts = deliveries::attempts(wrote.pool(&state).await, &team.team, &id).await?;
     Ok(web::Json(DeliveryDetail { delivery, attempts }))
 }
 

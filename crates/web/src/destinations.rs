@@ -16,6 +16,7 @@ use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::query::Query;
+use crate::reads::Wrote;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -45,9 +46,10 @@ async fn create(
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     q: Query<Paging>,
 ) -> ApiResult<web::Json<List<Destination>>> {
-    let page = destinations::list(&state.pool, &team.team, &q.request()?).await?;
+    let page = destinations::list(wrote.pool(&state).await, &team.team, &q.request()?).await?;
     Ok(web::Json(List::from_page(page, |d| d)))
 }
 
@@ -56,9 +58,10 @@ async fn list(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<DestinationId>,
 ) -> ApiResult<web::Json<Destination>> {
-    let found = destinations::get(&state.pool, &team.team, &id)
+    let found = destinations::get(wrote.pool(&state).await, &team.team, &id)
         .await
         .map_err(missing("destination"))?;
     Ok(web::Json(found))

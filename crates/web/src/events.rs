@@ -13,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::query::Query;
+use crate::reads::Wrote;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -69,6 +70,7 @@ pub struct EventsQuery {
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     q: Query<EventsQuery>,
 ) -> ApiResult<web::Json<List<Event>>> {
     let q = q.into_inner();
@@ -90,7 +92,7 @@ async fn list(
         limit: q.limit,
     }
     .request()?;
-    let found = events::list(&state.pool, &team.team, &filter, &page).await?;
+    let found = events::list(wrote.pool(&state).await, &team.team, &filter, &page).await?;
     Ok(web::Json(List::from_page(found, |e| e)))
 }
 
@@ -106,12 +108,13 @@ pub struct EventDetail {
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<EventId>,
 ) -> ApiResult<web::Json<EventDetail>> {
     let id = id.into_inner();
-    let event = events::get(&state.pool, &team.team, &id)
+    let event = events::get(wrote.pool(&state).await, &team.team, &id)
         .await
         .map_err(missing("event"))?;
-    let deliveries = deliveries::for_event(&state.pool, &team.team, &id).await?;
+    let deliveries = deliveries::for_event(wrote.pool(&state).await, &team.team, &id).await?;
     Ok(web::Json(EventDetail { event, deliveries }))
 }

@@ -14,6 +14,7 @@ mod integrations;
 mod list;
 mod openapi;
 mod query;
+pub mod reads;
 mod recipes;
 mod replays;
 mod route_preview;
@@ -34,7 +35,10 @@ use auth::BearerScheme;
 /// What the control plane needs.
 #[derive(Clone)]
 pub struct WebState {
+    /// The primary: writes, and every read a write decides on.
     pub pool: PgPool,
+    /// Where lists, search, charts and the API's GETs read.
+    pub reads: reads::Reads,
     pub key: SecretKey,
     pub policy: Policy,
     /// Base of ingest URLs and of links in emails, without a trailing slash.

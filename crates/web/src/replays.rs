@@ -13,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
+use crate::reads::Wrote;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -73,9 +74,10 @@ async fn start(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<ReplayId>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = replays::get(&state.pool, &team.team, &id)
+    let replay = replays::get(wrote.pool(&state).await, &team.team, &id)
         .await
         .map_err(missing("replay"))?;
     Ok(web::Json(replay))

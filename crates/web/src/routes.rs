@@ -13,6 +13,7 @@ use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::query::Query;
+use crate::reads::Wrote;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -42,9 +43,10 @@ async fn create(
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     q: Query<Paging>,
 ) -> ApiResult<web::Json<List<Route>>> {
-    let page = routes::list(&state.pool, &team.team, &q.request()?).await?;
+    let page = routes::list(wrote.pool(&state).await, &team.team, &q.request()?).await?;
     Ok(web::Json(List::from_page(page, |r| r)))
 }
 
@@ -53,10 +55,11 @@ async fn list(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<RouteId>,
 ) -> ApiResult<web::Json<Route>> {
     Ok(web::Json(
-        routes::get(&state.pool, &team.team, &id)
+        routes::get(wrote.pool(&state).await, &team.team, &id)
             .await
             .map_err(missing("route"))?,
     ))

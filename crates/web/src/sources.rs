@@ -14,6 +14,7 @@ use crate::body::JsonBody;
 use crate::error::{ApiResult, missing};
 use crate::list::{List, Paging};
 use crate::query::Query;
+use crate::reads::Wrote;
 use crate::{ApiTeam, WebState};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -58,9 +59,10 @@ async fn create(
 async fn list(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     q: Query<Paging>,
 ) -> ApiResult<web::Json<List<SourceView>>> {
-    let page = sources::list(&state.pool, &team.team, &q.request()?).await?;
+    let page = sources::list(wrote.pool(&state).await, &team.team, &q.request()?).await?;
     Ok(web::Json(List::from_page(page, |s| view(&state, s))))
 }
 
@@ -69,9 +71,10 @@ async fn list(
 async fn get(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<SourceView>> {
-    let source = sources::get(&state.pool, &team.team, &id)
+    let source = sources::get(wrote.pool(&state).await, &team.team, &id)
         .await
         .map_err(missing("source"))?;
     Ok(web::Json(view(&state, source)))
@@ -108,11 +111,12 @@ async fn delete(
 async fn rejections(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<List<Rejection>>> {
     let id = owned(&state, &team, id).await?;
     Ok(whole(
-        sources::rejections(&state.pool, &team.team, &id).await?,
+        sources::rejections(wrote.pool(&state).await, &team.team, &id).await?,
     ))
 }
 
@@ -147,10 +151,13 @@ pub struct AddSecret {
 async fn list_secrets(
     team: ApiTeam,
     state: web::Data<WebState>,
+    wrote: Wrote,
     id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<List<SecretInfo>>> {
     let id = owned(&state, &team, id).await?;
-    Ok(whole(sources::secrets(&state.pool, &team.team, &id).await?))
+    Ok(whole(
+        sources::secrets(wrote.pool(&state).await, &team.team, &id).await?,
+    ))
 }
 
 /// Starts a rotation: adds a second secret that verifies alongside the current one.

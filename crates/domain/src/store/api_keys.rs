@@ -37,20 +37,29 @@ pub async fn create(
     Ok((key, plaintext))
 }
 
-/// The team a presented key acts for and the key's name, if the key exists and is not
-/// revoked.
+/// A presented key that exists and is not revoked.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Authenticated {
+    pub team_id: TeamId,
+    pub name: String,
+    /// The primary's WAL position after this key's last write, while a read database
+    /// is in use: its reads wait for the replica to pass it.
+    pub wrote_lsn: Option<String>,
+}
+
+/// The team a presented key acts for, if the key exists and is not revoked.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     db: impl PgExecutor<'_>,
     key: &str,
-) -> Result<Option<(TeamId, String)>, StoreError> {
+) -> Result<Option<Authenticated>, StoreError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 200 {
         return Ok(None);
     }
     // Touch `last_used_at` at most once a minute, so reads stay reads.
-    Ok(sqlx::query_as::<_, (TeamId, String)>(
+    Ok(sqlx::query_as::<_, Authenticated>(
         "WITH found AS (
-             SELECT id, team_id, name, last_used_at FROM api_keys
+             SELECT id, team_id, name, last_used_at, wrote_lsn FROM api_keys
              WHERE key_hash = $1 AND revoked_at IS NULL
          ), touched AS (
              UPDATE api_keys SET last_used_at = now()
@@ -58,11 +67,22 @@ pub async fn authenticate(
              WHERE api_keys.id = found.id
                AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')
          )
-         SELECT team_id, name FROM found",
+         SELECT team_id, name, wrote_lsn::text AS wrote_lsn FROM found",
     )
     .bind(hash(key))
     .fetch_optional(db)
     .await?)
+}
+
+/// Notes on the presented key that it has just written: the primary's WAL position now
+/// is at or past that write's commit.
+#[tracing::instrument(skip_all)]
+pub async fn note_write(db: impl PgExecutor<'_>, key: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE api_keys SET wrote_lsn = pg_current_wal_lsn() WHERE key_hash = $1")
+        .bind(hash(key))
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// The team's keys, live ones first, newest first.

@@ -8,8 +8,8 @@ use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
 use switchyard_domain::accounts::Action;
-use switchyard_domain::app::AppError;
 use switchyard_domain::app::events as events_app;
+use switchyard_domain::app::{AppError, Scope};
 use switchyard_domain::delivery::{DeliveryStatus, DestinationKind};
 use switchyard_domain::ids::{EventId, SourceId};
 use switchyard_domain::model::{Delivery, Event, EventFilter, Page, PageRequest};
@@ -24,6 +24,7 @@ use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
 use crate::query::Query;
+use crate::reads::Wrote;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(event_list)
@@ -45,17 +46,17 @@ struct SessionsPage {
 
 /// Anthropic agent sessions, each told as one story in the order things happened.
 #[get("/t/{team}/sessions")]
-async fn sessions(state: web::Data<WebState>, member: Member) -> Result<SessionsPage, PageError> {
+async fn sessions(
+    state: web::Data<WebState>,
+    wrote: Wrote,
+    member: Member,
+) -> Result<SessionsPage, PageError> {
     member.require(Action::Read)?;
+    let db = wrote.pool(&state).await;
     let since = Utc::now() - chrono::Duration::days(TIMELINE_DAYS);
-    let found = events::latest_with_bodies(
-        &state.pool,
-        member.team_id(),
-        "session.",
-        since,
-        TIMELINE_EVENTS,
-    )
-    .await?;
+    let found =
+        events::latest_with_bodies(db, member.team_id(), "session.", since, TIMELINE_EVENTS)
+            .await?;
     let sessions = timeline::sessions(
         found
             .iter()
@@ -149,10 +150,12 @@ impl EventsPage {
 #[get("/t/{team}/events")]
 async fn event_list(
     state: web::Data<WebState>,
+    wrote: Wrote,
     member: Member,
     q: Query<EventQuery>,
 ) -> Result<EventsPage, PageError> {
     member.require(Action::Read)?;
+    let db = wrote.pool(&state).await;
     let q = q.into_inner();
     let mut problem = None;
     let mut filter = EventFilter {
@@ -194,7 +197,10 @@ async fn event_list(
         (Some(_), _) => Default::default(),
         (None, Some(expression)) => {
             let searched_for = events_app::search(
-                member.scope(&state),
+                Scope {
+                    pool: db,
+                    ..member.scope(&state)
+                },
                 &filter,
                 expression,
                 cursor.as_deref(),
@@ -222,7 +228,7 @@ async fn event_list(
                 cursor,
                 limit: PAGE,
             };
-            match events::list(&state.pool, member.team_id(), &filter, &page).await {
+            match events::list(db, member.team_id(), &filter, &page).await {
                 Ok(found) => found,
                 Err(e) if e.is_timeout() => {
                     problem = Some(TOO_LONG.to_owned());
@@ -308,23 +314,26 @@ struct EventPage {
 #[get("/t/{team}/events/{id}")]
 async fn event_page(
     state: web::Data<WebState>,
+    wrote: Wrote,
     member: Member,
     path: web::Path<TeamPath<EventId>>,
     shown: Query<FlashQuery>,
 ) -> Result<EventPage, PageError> {
     member.require(Action::Read)?;
-    let mut page = event_page_view(&state, &member, &path.id).await?;
+    let db = wrote.pool(&state).await;
+    let mut page = event_page_view(&state, db, &member, &path.id).await?;
     page.nav.flash = flash::notice(&state, &member.viewer, &shown).await?;
     Ok(page)
 }
 
 async fn event_page_view(
     state: &WebState,
+    db: &sqlx::PgPool,
     member: &Member,
     id: &EventId,
 ) -> Result<EventPage, PageError> {
     let id = id.clone();
-    let (event, headers, body) = events::get_with_body(&state.pool, member.team_id(), &id).await?;
+    let (event, headers, body) = events::get_with_body(db, member.team_id(), &id).await?;
     let pretty = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok());
@@ -334,7 +343,7 @@ async fn event_page_view(
         headers: serde_json::to_string_pretty(&headers).unwrap_or_default(),
         pretty,
         raw: String::from_utf8_lossy(&body).into_owned(),
-        object: event_objects::get(&state.pool, member.team_id(), &id)
+        object: event_objects::get(db, member.team_id(), &id)
             .await?
             .map(|found| {
                 let pretty = found
@@ -342,7 +351,7 @@ async fn event_page_view(
                     .and_then(|o| serde_json::to_string_pretty(&o).ok());
                 (pretty, found.note)
             }),
-        deliveries: deliveries::for_event(&state.pool, member.team_id(), &id).await?,
+        deliveries: deliveries::for_event(db, member.team_id(), &id).await?,
         names: Names::load(state, member).await?,
         event,
     })
@@ -370,7 +379,7 @@ async fn rerun(
         .iter()
         .any(|(t, kind)| *kind == DestinationKind::Routine && t.failure.is_none());
     if reaches_routine && form.confirm.is_none() {
-        let mut page = event_page_view(&state, &member, &id).await?;
+        let mut page = event_page_view(&state, &state.pool, &member, &id).await?;
         page.problem = Some(
             "Tick the box first: a route of this event fires a routine, which starts a new Claude Code session."
                 .to_owned(),

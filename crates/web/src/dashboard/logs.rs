@@ -27,6 +27,7 @@ use super::session::Member;
 use super::{Nav, html, see_other};
 use crate::WebState;
 use crate::query::Query;
+use crate::reads::Wrote;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(delivery_list)
@@ -232,11 +233,13 @@ impl DeliveriesPage {
 #[get("/t/{team}/deliveries")]
 async fn delivery_list(
     state: web::Data<WebState>,
+    wrote: Wrote,
     member: Member,
     q: Query<DeliveryQuery>,
     shown: Query<FlashQuery>,
 ) -> Result<DeliveriesPage, PageError> {
     member.require(Action::Read)?;
+    let db = wrote.pool(&state).await;
     let q = q.into_inner();
     let flash = flash::take::<Flash>(&state, &member.viewer, &shown)
         .await?
@@ -280,13 +283,13 @@ async fn delivery_list(
     };
     let found = match problem {
         Some(_) => Default::default(),
-        None => deliveries::lines(&state.pool, member.team_id(), &filter, &page).await?,
+        None => deliveries::lines(db, member.team_id(), &filter, &page).await?,
     };
     let mut nav = Nav::new(&member, "deliveries", state.smtp_configured);
     nav.flash = flash.notice;
     let problem = problem.or(flash.problem);
     let ids: Vec<&DeliveryId> = found.items.iter().map(|d| &d.delivery.id).collect();
-    let waiting = deliveries::waiting_for(&state.pool, member.team_id(), &ids).await?;
+    let waiting = deliveries::waiting_for(db, member.team_id(), &ids).await?;
     Ok(DeliveriesPage {
         nav,
         names: Names::load(&state, &member).await?,

@@ -58,6 +58,9 @@ fn security_headers() -> DefaultHeaders {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
+            .wrap(actix_web::middleware::from_fn(
+                crate::reads::remember_browser_writes,
+            ))
             .wrap(security_headers())
             .app_data(web::PayloadConfig::new(forms::FORM_LIMIT))
             .service(static_file)

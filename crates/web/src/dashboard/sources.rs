@@ -28,6 +28,7 @@ use super::session::Member;
 use super::{Nav, html, limits, see_other, source_secrets};
 use crate::WebState;
 use crate::query::Query;
+use crate::reads::Wrote;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
@@ -56,11 +57,16 @@ impl ListPage {
 }
 
 #[get("/t/{team}/sources")]
-async fn list(state: web::Data<WebState>, member: Member) -> Result<ListPage, PageError> {
+async fn list(
+    state: web::Data<WebState>,
+    wrote: Wrote,
+    member: Member,
+) -> Result<ListPage, PageError> {
     member.require(Action::Read)?;
+    let db = wrote.pool(&state).await;
     Ok(ListPage {
         nav: Nav::new(&member, "sources", state.smtp_configured),
-        sources: sources::with_activity(&state.pool, member.team_id(), Utc::now()).await?,
+        sources: sources::with_activity(db, member.team_id(), Utc::now()).await?,
     })
 }
 

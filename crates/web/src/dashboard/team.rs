@@ -27,6 +27,7 @@ use super::session::Member;
 use super::{Nav, html, mail, see_other};
 use crate::WebState;
 use crate::query::Query;
+use crate::reads::Wrote;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(overview)
@@ -88,10 +89,12 @@ struct OverviewQuery {
 #[get("/t/{team}")]
 async fn overview(
     state: web::Data<WebState>,
+    wrote: Wrote,
     member: Member,
     q: Query<OverviewQuery>,
 ) -> Result<OverviewPage, PageError> {
     member.require(Action::Read)?;
+    let db = wrote.pool(&state).await;
     let team = member.team_id();
     let now = Utc::now();
     // A day in hours, or a week in six-hour buckets, ending at the next whole hour.
@@ -101,9 +104,9 @@ async fn overview(
     };
     let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now) + Duration::hours(1);
     let since = end - span;
-    let buckets = stats::buckets(&state.pool, team, since, end, bucket).await?;
+    let buckets = stats::buckets(db, team, since, end, bucket).await?;
     let mut troubled: Vec<Destination> = destinations::list(
-        &state.pool,
+        db,
         team,
         &PageRequest {
             cursor: None,
@@ -123,13 +126,13 @@ async fn overview(
     });
     Ok(OverviewPage {
         nav: Nav::new(&member, "overview", state.smtp_configured),
-        counts: teams::counts(&state.pool, team, now).await?,
+        counts: teams::counts(db, team, now).await?,
         window,
-        totals: stats::totals(&state.pool, team, now - span).await?,
-        backlog: stats::team_backlog(&state.pool, team, now).await?,
+        totals: stats::totals(db, team, now - span).await?,
+        backlog: stats::team_backlog(db, team, now).await?,
         chart: chart::draw(&buckets, bucket == 3600),
         troubled,
-        rejecting: stats::rejecting_sources(&state.pool, team, now - span).await?,
+        rejecting: stats::rejecting_sources(db, team, now - span).await?,
     })
 }
 
@@ -157,6 +160,8 @@ pub(super) struct SettingsPage {
     pub(super) anthropic_workspace: String,
     /// What checking a key came to, shown once.
     pub(super) anthropic_check: Option<String>,
+    /// For admins: whether lists read a replica, and how far behind it is (seconds).
+    read_database: Option<Option<f64>>,
     pub(super) errors: Errors,
 }
 
@@ -182,6 +187,10 @@ impl SettingsPage {
             anthropic: anthropic_keys::list(&state.pool, team).await?,
             anthropic_workspace: String::new(),
             anthropic_check: None,
+            read_database: match member.role.may(Action::Manage) && state.reads.has_replica() {
+                true => Some(state.reads.lag().await),
+                false => None,
+            },
             alert_recipients: alerts.extra_recipients.join("\n"),
             alert_threshold: alerts.rejection_threshold.to_string(),
             alerts,

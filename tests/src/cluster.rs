@@ -62,6 +62,11 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Stops the server (fast: connections are cut) and leaves it down.
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast"]);
+    }
+
     /// A directory and a free port for a server, nothing in them yet.
     fn empty(bin: PathBuf) -> Cluster {
         let dir = std::env::temp_dir().join(format!(

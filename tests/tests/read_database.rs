@@ -80,8 +80,17 @@ async fn lists_read_the_replica_and_a_client_reads_what_it_wrote() {
     let (status, got) = app.get(&format!("/api/v1/sources/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{got}");
     assert!(listed(&app, &app.key).await.contains(&id));
-    // Another key of the team, which wrote nothing, reads the replica: not there yet.
+    // Another key of the team, which wrote nothing, reads the replica: not listed yet,
+    // but asked for by id (as a destination handed its id would), it is found.
     assert!(!listed(&app, &reader).await.contains(&id));
+    let by_id = app
+        .client
+        .get(app.url(&format!("/api/v1/sources/{id}")))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_id.status(), StatusCode::OK);
 
     // A browser that changes something lands on a page that shows it.
     admin.get("/t/acme/sources/new?provider=none").await;
@@ -97,10 +106,13 @@ async fn lists_read_the_replica_and_a_client_reads_what_it_wrote() {
         .await
         .assert_contains("fresh from the form");
     // Its admin sees how far behind the replica is.
-    admin
-        .get("/t/acme/settings")
-        .await
-        .assert_contains("Lists, search and charts read a replica");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settings = admin.get("/t/acme/settings").await;
+    settings.assert_contains("Lists, search and charts read a replica, ");
+    assert!(
+        !settings.body.contains("0.0 s behind"),
+        "a paused replica is behind"
+    );
 
     // Once the replica replays again, every reader sees it.
     sqlx::query("SELECT pg_wal_replay_resume()")
@@ -116,6 +128,27 @@ async fn lists_read_the_replica_and_a_client_reads_what_it_wrote() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(caught_up, "the replica never showed the new source");
+
+    // A replica that goes away costs the readers at most a check's interval: then they
+    // read the primary.
+    standby.stop();
+    let mut answered = false;
+    for _ in 0..60 {
+        let status = app
+            .client
+            .get(app.url("/api/v1/sources"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == StatusCode::OK {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(answered, "reads did not fall back to the primary");
 }
 
 #[tokio::test]
@@ -151,8 +184,10 @@ async fn the_read_url_may_name_the_same_server() {
         .await
         .assert_contains("0.0 s behind the primary");
     let metrics = app.metrics_at(&app.base).await;
-    assert!(
-        metrics.contains("switchyard_read_replica_lag_seconds"),
-        "{metrics}"
-    );
+    for gauge in [
+        "switchyard_read_replica_lag_seconds",
+        "switchyard_read_replica_up",
+    ] {
+        assert!(metrics.contains(gauge), "{gauge} missing: {metrics}");
+    }
 }

@@ -188,7 +188,8 @@ pub async fn pools(
     let read = read.map(|read| {
         PgPoolOptions::new()
             .max_connections(READ_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(5))
+            // A replica that went away costs a read little before the primary is read.
+            .acquire_timeout(Duration::from_secs(2))
             .connect_lazy_with(
                 read.clone()
                     .application_name("switchyard-read")

@@ -44,6 +44,8 @@ pub struct Running {
     server_task: JoinHandle<std::io::Result<()>>,
     worker: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     metrics_upkeep: JoinHandle<()>,
+    /// Checks the read database, when there is one.
+    replica_watch: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -51,6 +53,9 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.server_task.await;
         self.metrics_upkeep.abort();
+        if let Some(watch) = &self.replica_watch {
+            watch.abort();
+        }
         if let Some((stop, task)) = self.worker {
             let _ = stop.send(());
             let _ = task.await;
@@ -110,7 +115,7 @@ pub async fn start(
     } else {
         pools.worker.clone()
     };
-    // The read database's lag is refreshed with the metrics' upkeep.
+    // Whether the read database answers, and its lag.
     let reads = web_state
         .as_ref()
         .map(|s| s.reads.clone())
@@ -220,19 +225,14 @@ pub async fn start(
     });
     // Histograms keep every sample until upkeep folds them into their summaries; without
     // it a process nobody scrapes grows by every request's timing.
-    let metrics_upkeep = tokio::spawn(async move {
+    let metrics_upkeep = tokio::spawn(async {
         let mut every = tokio::time::interval(METRICS_UPKEEP);
         loop {
             every.tick().await;
             metrics().run_upkeep();
-            if let Some(lag) = match &reads {
-                Some(reads) => reads.lag().await,
-                None => None,
-            } {
-                metrics::gauge!("switchyard_read_replica_lag_seconds").set(lag);
-            }
         }
     });
+    let replica_watch = reads.map(|reads| tokio::spawn(reads.watch()));
     tracing::info!(%addr, ?roles, "switchyard listening");
     Ok(Running {
         addr,
@@ -240,5 +240,6 @@ pub async fn start(
         server_task,
         worker,
         metrics_upkeep,
+        replica_watch,
     })
 }

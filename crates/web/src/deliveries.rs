@@ -99,11 +99,14 @@ async fn get(
     wrote: Wrote,
     id: web::Path<DeliveryId>,
 ) -> ApiResult<web::Json<DeliveryDetail>> {
-    let id = id.into_inner();
-    let delivery = deliveries::get(wrote.pool(&state).await, &team.team, &id)
+    let (team, id) = (&team.team, &id.into_inner());
+    let (delivery, attempts) = wrote
+        .find(&state, |db| async move {
+            let delivery = deliveries::get(&db, team, id).await?;
+            Ok((delivery, deliveries::attempts(&db, team, id).await?))
+        })
         .await
         .map_err(missing("delivery"))?;
-    let attempts = deliveries::attempts(wrote.pool(&state).await, &team.team, &id).await?;
     Ok(web::Json(DeliveryDetail { delivery, attempts }))
 }
 

@@ -61,7 +61,11 @@ async fn get(
     wrote: Wrote,
     id: web::Path<DestinationId>,
 ) -> ApiResult<web::Json<Destination>> {
-    let found = destinations::get(wrote.pool(&state).await, &team.team, &id)
+    let (team, id) = (&team.team, &id.into_inner());
+    let found = wrote
+        .find(&state, |db| async move {
+            destinations::get(&db, team, id).await
+        })
         .await
         .map_err(missing("destination"))?;
     Ok(web::Json(found))

@@ -111,10 +111,13 @@ async fn get(
     wrote: Wrote,
     id: web::Path<EventId>,
 ) -> ApiResult<web::Json<EventDetail>> {
-    let id = id.into_inner();
-    let event = events::get(wrote.pool(&state).await, &team.team, &id)
+    let (team, id) = (&team.team, &id.into_inner());
+    let (event, deliveries) = wrote
+        .find(&state, |db| async move {
+            let event = events::get(&db, team, id).await?;
+            Ok((event, deliveries::for_event(&db, team, id).await?))
+        })
         .await
         .map_err(missing("event"))?;
-    let deliveries = deliveries::for_event(wrote.pool(&state).await, &team.team, &id).await?;
     Ok(web::Json(EventDetail { event, deliveries }))
 }

@@ -11,7 +11,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use sqlx::PgPool;
+
+use switchyard_domain::StoreError;
 
 use crate::WebState;
 
@@ -22,45 +28,71 @@ pub const WROTE_COOKIE: &str = "sy_wrote";
 #[derive(Clone)]
 pub struct Reads {
     primary: PgPool,
-    replica: Option<PgPool>,
+    replica: Option<Replica>,
 }
+
+#[derive(Clone)]
+struct Replica {
+    pool: PgPool,
+    /// Whether it answered the last check ([`Reads::watch`]): while it does not, every
+    /// read goes to the primary.
+    up: Arc<AtomicBool>,
+}
+
+/// The longest a question to the replica may take before the primary is read instead.
+const ASK_WITHIN: Duration = Duration::from_millis(500);
 
 impl Reads {
     /// Reads on `replica` when given, else on `primary`.
     pub fn new(primary: PgPool, replica: Option<PgPool>) -> Reads {
+        let replica = replica.map(|pool| Replica {
+            pool,
+            up: Arc::new(AtomicBool::new(true)),
+        });
         Reads { primary, replica }
     }
 
-    /// Where a client whose last write was at WAL position `wrote` reads.
+    /// Where a client whose last write was at WAL position `wrote` reads: the replica,
+    /// unless it is down or has not replayed that position yet.
     pub async fn pool(&self, wrote: Option<&str>) -> &PgPool {
-        let Some(replica) = &self.replica else {
+        let Some(replica) = self
+            .replica
+            .as_ref()
+            .filter(|r| r.up.load(Ordering::Relaxed))
+        else {
+            if self.replica.is_some() {
+                on_primary("down");
+            }
             return &self.primary;
         };
         let Some(position) = wrote else {
-            return replica;
+            return &replica.pool;
         };
         // A server that is not replaying anything is itself up to date.
-        let caught_up = sqlx::query_scalar::<_, bool>(
+        let asked = sqlx::query_scalar::<_, bool>(
             "SELECT NOT pg_is_in_recovery()
                     OR coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
         )
         .bind(position)
-        .fetch_one(replica)
-        .await;
-        match caught_up {
-            Ok(true) => replica,
-            Ok(false) => {
-                metrics::counter!("switchyard_reads_on_primary_total", "why" => "behind")
-                    .increment(1);
+        .fetch_one(&replica.pool);
+        match tokio::time::timeout(ASK_WITHIN, asked).await {
+            Ok(Ok(true)) => &replica.pool,
+            Ok(Ok(false)) => {
+                on_primary("behind");
                 &self.primary
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "read database unreadable; reading the primary");
-                metrics::counter!("switchyard_reads_on_primary_total", "why" => "unreachable")
-                    .increment(1);
+            _ => {
+                on_primary("unanswered");
                 &self.primary
             }
         }
+    }
+
+    /// The primary, for a read that found nothing on the replica: an id made by someone
+    /// else (an event ingress just stored) may not have reached it yet.
+    pub fn primary_after_miss(&self, read_from: &PgPool) -> Option<&PgPool> {
+        let replica = self.replica.as_ref()?;
+        std::ptr::eq(read_from, &replica.pool).then_some(&self.primary)
     }
 
     /// Whether reads go to a database other than the primary.
@@ -68,21 +100,65 @@ impl Reads {
         self.replica.is_some()
     }
 
-    /// How far the read database is behind the primary, in seconds: how long ago the
-    /// last transaction it replayed committed (0 when it is not replaying anything).
-    /// `None` without a replica, or when it cannot be asked.
+    /// How far the read database is behind the primary, in seconds: 0 when it has
+    /// replayed everything the primary wrote, else how long ago the last transaction it
+    /// replayed committed (which keeps growing when streaming stops). `None` without a
+    /// replica, or when either server cannot be asked.
     pub async fn lag(&self) -> Option<f64> {
         let replica = self.replica.as_ref()?;
-        sqlx::query_scalar::<_, f64>(
-            "SELECT CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS DISTINCT FROM
-                              pg_last_wal_replay_lsn()
-                         THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
-                         ELSE 0 END",
-        )
-        .fetch_one(replica)
-        .await
-        .ok()
+        let asked = async {
+            let primary: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+                .fetch_one(&self.primary)
+                .await?;
+            sqlx::query_scalar::<_, Option<f64>>(
+                "SELECT CASE WHEN NOT pg_is_in_recovery()
+                                  OR pg_last_wal_replay_lsn() >= $1::pg_lsn THEN 0
+                             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+                        END",
+            )
+            .bind(primary)
+            .fetch_one(&replica.pool)
+            .await
+        };
+        match tokio::time::timeout(Duration::from_secs(2), asked).await {
+            // No transaction replayed yet: as far behind as can be said, which is unknown.
+            Ok(Ok(lag)) => Some(lag.unwrap_or(f64::INFINITY)),
+            _ => None,
+        }
     }
+
+    /// Checks the replica every five seconds: marks it up or down (reads go to the
+    /// primary while it is down) and refreshes the `switchyard_read_replica_up` and
+    /// `switchyard_read_replica_lag_seconds` gauges.
+    pub async fn watch(self) {
+        let Some(replica) = self.replica.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let lag = self.lag().await;
+            let was_up = replica.up.swap(lag.is_some(), Ordering::Relaxed);
+            if was_up != lag.is_some() {
+                match lag {
+                    Some(_) => tracing::info!("read database answers again: reading it"),
+                    None => tracing::warn!("read database does not answer: reading the primary"),
+                }
+            }
+            metrics::gauge!("switchyard_read_replica_up").set(if lag.is_some() {
+                1.0
+            } else {
+                0.0
+            });
+            if let Some(lag) = lag {
+                metrics::gauge!("switchyard_read_replica_lag_seconds").set(lag);
+            }
+        }
+    }
+}
+
+fn on_primary(why: &'static str) {
+    metrics::counter!("switchyard_reads_on_primary_total", "why" => why).increment(1);
 }
 
 /// The write position a browser's cookie holds, if any.
@@ -101,9 +177,10 @@ fn is_position(value: &str) -> bool {
     })
 }
 
-/// The primary's current WAL position: at or past every commit made before.
+/// The primary's current WAL insert position: past every commit made before, whatever
+/// `synchronous_commit` says.
 async fn position(pool: &PgPool) -> Option<String> {
-    sqlx::query_scalar::<_, String>("SELECT pg_current_wal_lsn()::text")
+    sqlx::query_scalar::<_, String>("SELECT pg_current_wal_insert_lsn()::text")
         .fetch_one(pool)
         .await
         .ok()
@@ -165,6 +242,24 @@ impl Wrote {
     /// Where this client reads.
     pub async fn pool<'a>(&self, state: &'a WebState) -> &'a PgPool {
         state.reads.pool(self.0.as_deref()).await
+    }
+
+    /// Reads one thing by id where this client reads; one the replica does not have
+    /// (yet) is looked for on the primary, so a fresh id made by someone else (an event
+    /// ingress just stored) is never a 404.
+    pub async fn find<T, F, Fut>(&self, state: &WebState, read: F) -> Result<T, StoreError>
+    where
+        F: Fn(PgPool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let db = self.pool(state).await;
+        match read(db.clone()).await {
+            Err(StoreError::NotFound) => match state.reads.primary_after_miss(db) {
+                Some(primary) => read(primary.clone()).await,
+                None => Err(StoreError::NotFound),
+            },
+            other => other,
+        }
     }
 }
 

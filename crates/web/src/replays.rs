@@ -77,7 +77,12 @@ async fn get(
     wrote: Wrote,
     id: web::Path<ReplayId>,
 ) -> ApiResult<web::Json<Replay>> {
-    let replay = replays::get(wrote.pool(&state).await, &team.team, &id)
+    let (team, id) = (&team.team, &id.into_inner());
+    let replay = wrote
+        .find(
+            &state,
+            |db| async move { replays::get(&db, team, id).await },
+        )
         .await
         .map_err(missing("replay"))?;
     Ok(web::Json(replay))

@@ -58,11 +58,12 @@ async fn get(
     wrote: Wrote,
     id: web::Path<RouteId>,
 ) -> ApiResult<web::Json<Route>> {
-    Ok(web::Json(
-        routes::get(wrote.pool(&state).await, &team.team, &id)
-            .await
-            .map_err(missing("route"))?,
-    ))
+    let (team, id) = (&team.team, &id.into_inner());
+    let route = wrote
+        .find(&state, |db| async move { routes::get(&db, team, id).await })
+        .await
+        .map_err(missing("route"))?;
+    Ok(web::Json(route))
 }
 
 #[utoipa::path(tag = "routes", request_body = UpdateRoute,

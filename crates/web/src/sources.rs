@@ -74,7 +74,12 @@ async fn get(
     wrote: Wrote,
     id: web::Path<SourceId>,
 ) -> ApiResult<web::Json<SourceView>> {
-    let source = sources::get(wrote.pool(&state).await, &team.team, &id)
+    let (team, id) = (&team.team, &id.into_inner());
+    let source = wrote
+        .find(
+            &state,
+            |db| async move { sources::get(&db, team, id).await },
+        )
         .await
         .map_err(missing("source"))?;
     Ok(web::Json(view(&state, source)))

@@ -74,11 +74,11 @@ pub async fn authenticate(
     .await?)
 }
 
-/// Notes on the presented key that it has just written: the primary's WAL position now
-/// is at or past that write's commit.
+/// Notes on the presented key that it has just written: the primary's WAL insert
+/// position now is past that write's commit.
 #[tracing::instrument(skip_all)]
 pub async fn note_write(db: impl PgExecutor<'_>, key: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE api_keys SET wrote_lsn = pg_current_wal_lsn() WHERE key_hash = $1")
+    sqlx::query("UPDATE api_keys SET wrote_lsn = pg_current_wal_insert_lsn() WHERE key_hash = $1")
         .bind(hash(key))
         .execute(db)
         .await?;

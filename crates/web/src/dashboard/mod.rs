@@ -23,6 +23,7 @@ mod reset;
 mod route_preview;
 mod routes;
 mod session;
+mod source_form;
 mod source_secrets;
 mod sources;
 mod team;

@@ -102,6 +102,9 @@ impl Visitor {
                 .cookie_store(true)
                 .redirect(Policy::none())
                 .default_headers(headers)
+                // The server closes a connection idle for 5 s (actix's keep-alive); one
+                // reused at that moment fails with an incomplete message.
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client"),
             base: app.base.clone(),

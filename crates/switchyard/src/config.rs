@@ -171,6 +171,11 @@ pub struct Config {
         default_value_t = 256
     )]
     pub max_connections_per_client: usize,
+    /// The most days any team keeps its events, deliveries and attempts; a team set to
+    /// keep longer keeps this long. Days past it are dropped whole.
+    #[arg(long, env = "SWITCHYARD_MAX_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub max_retention_days: u32,
     /// Apply migrations when a role starts.
     #[arg(long, env = "SWITCHYARD_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_migrate: bool,
@@ -227,6 +232,7 @@ impl Config {
             send_slots: slots,
             per_destination: slots.div_ceil(2),
             lease: std::time::Duration::from_secs(self.delivery_lease),
+            max_retention_days: self.max_retention_days,
             ..switchyard_worker::WorkerSettings::default()
         }
     }

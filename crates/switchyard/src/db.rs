@@ -136,6 +136,10 @@ pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
         .await
         .context("setting up the job queue")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
+    // The days' partitions, so no insert waits for the first maintenance run.
+    switchyard_worker::partitions::ensure(&pool, chrono::Utc::now())
+        .await
+        .context("making the coming days' partitions")?;
     pool.close().await;
     Ok(())
 }

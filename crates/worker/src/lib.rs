@@ -8,6 +8,7 @@ mod engine;
 mod enrich;
 pub mod mail;
 mod maintenance;
+pub mod partitions;
 mod reconcile;
 mod replays;
 mod rested;
@@ -65,6 +66,8 @@ pub struct WorkerSettings {
     /// The most Managed Agents API calls one reconciliation pass makes; a pass that needs
     /// more says it was cut short, and the next goes on.
     pub reconcile_calls: u32,
+    /// The most days any team keeps its events (`SWITCHYARD_MAX_RETENTION_DAYS`).
+    pub max_retention_days: u32,
 }
 
 impl Default for WorkerSettings {
@@ -83,6 +86,7 @@ impl Default for WorkerSettings {
             public_base: "http://localhost:8080".to_owned(),
             anthropic_api_url: "https://api.anthropic.com".to_owned(),
             reconcile_calls: 500,
+            max_retention_days: 90,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct WorkerContext {
     pub breaker: BreakerPolicy,
     /// `SWITCHYARD_PUBLIC_URL` without a trailing slash, for links in messages.
     pub public_base: String,
+    /// The most days any team keeps its events.
+    pub max_retention_days: u32,
 }
 
 /// The name a side worker registers under, new each time it is started again.
@@ -143,6 +149,7 @@ pub async fn run(
         mailer,
         breaker: settings.breaker,
         public_base: settings.public_base.trim_end_matches('/').to_owned(),
+        max_retention_days: settings.max_retention_days,
     });
     // One connection reads every notification and wakes the claimer and the side queues.
     let wakeups = wake::Wakeups::new(&[ALERTS, REPLAYS, MAINTENANCE, MAIL]);

@@ -1,9 +1,10 @@
 //! The hour's maintenance, run by whichever worker takes its task: every process's
 //! upkeep offers each hour and the queue keeps one, so it runs once across replicas.
-//! Retention: events past a team's retention (their deliveries and attempts with them),
-//! finished queue rows, expired dedup rows, idle sessions, old throttle windows and
-//! silent workers' rows; then any open breaker whose probe went with its event gets
-//! another.
+//! Partitions: the coming week's days are made, and days past every team's retention
+//! dropped. Retention: events past a shorter retention (their deliveries and attempts
+//! with them), finished queue rows, expired dedup rows, idle sessions, old throttle
+//! windows and silent workers' rows; then any open breaker whose probe went with its
+//! event gets another.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::{DateTime, Duration, Utc};
 use switchyard_domain::StoreError;
 use switchyard_domain::store::queue::MaintenanceTask;
-use switchyard_domain::store::{accounts, breaker, events, retention, throttle};
+use switchyard_domain::store::{
+    accounts, breaker, events, partitions as tables, retention, throttle,
+};
 
-use crate::WorkerContext;
+use crate::{WorkerContext, partitions};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 1000;
@@ -28,8 +31,23 @@ pub async fn run(task: MaintenanceTask, ctx: Data<Arc<WorkerContext>>) -> Result
 
 async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     let pool = &ctx.pool;
+    let made = partitions::ensure(pool, now).await?;
+    for table in tables::TABLES {
+        let strays = tables::strays(pool, table).await?;
+        if strays > 0 {
+            tracing::error!(
+                table = table.name,
+                strays,
+                "rows in the default partition: no partition covered their time"
+            );
+        }
+    }
+    let cap = i32::try_from(ctx.max_retention_days).unwrap_or(i32::MAX);
+    let teams = retention::teams(pool, cap).await?;
+    let longest = teams.iter().map(|&(_, days)| days).max().unwrap_or(cap);
+    let retired = partitions::retire(pool, now - Duration::days(i64::from(longest))).await?;
     let mut events = 0;
-    for (team, days) in retention::teams(pool).await? {
+    for (team, days) in teams {
         let before = now - Duration::days(i64::from(days));
         events += in_batches(BATCH as u64, || {
             retention::delete_events(pool, &team, before, BATCH)
@@ -52,6 +70,11 @@ async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(
     };
     tracing::info!(
         slot,
+        partitions_made = made,
+        partitions_dropped = retired.dropped.len(),
+        partitions_held = ?retired.held,
+        later_deliveries = retired.orphans,
+        stray_rows = retired.strays,
         events,
         jobs,
         dedup,

@@ -112,6 +112,9 @@ async fn gauges(pool: &PgPool, now: chrono::DateTime<Utc>) {
         }
         Err(e) => tracing::debug!(error = %e, "upkeep: queue depth skipped"),
     }
+    if let Err(e) = crate::partitions::gauges(pool, now).await {
+        tracing::debug!(error = %e, "upkeep: partition gauges skipped");
+    }
     let idle = pool.num_idle() as f64;
     metrics::gauge!("switchyard_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("switchyard_db_pool_connections", "state" => "used")

@@ -241,12 +241,14 @@ async fn update_on(
     Ok(source)
 }
 
-/// Deletes a source with its routes, secrets and rejection log.
+/// Deletes a source with its routes, secrets, rejection log and events (their
+/// deliveries and attempts with them).
 pub async fn delete(scope: Scope<'_>, id: &SourceId) -> Result<(), AppError> {
     let mut tx = scope.pool.begin().await?;
     let source = sources::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("source"))?;
+    sources::delete_dependants(&mut *tx, scope.team, id).await?;
     sources::delete(&mut *tx, scope.team, id).await?;
     scope.audit(&mut *tx, "source.delete", &source.name).await?;
     tx.commit().await?;

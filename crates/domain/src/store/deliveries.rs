@@ -96,7 +96,8 @@ pub async fn lines(
          LEFT JOIN events e ON e.team_id = l.team_id AND e.id = l.event_id
          LEFT JOIN LATERAL (
              SELECT response_status FROM attempts a
-             WHERE a.delivery_id = l.id ORDER BY a.number DESC LIMIT 1
+             WHERE a.delivery_id = l.id AND a.id >= 'att_' || substr(l.id, 5, 10)
+             ORDER BY a.number DESC LIMIT 1
          ) last ON true
          ORDER BY l.id DESC"
     ));
@@ -148,7 +149,10 @@ pub async fn attempts(
         "SELECT ",
         attempt_columns!(),
         " FROM attempts
-         WHERE team_id = $1 AND delivery_id = $2 ORDER BY number"
+         WHERE team_id = $1 AND delivery_id = $2
+           -- Made after their delivery: the partitions of its day on.
+           AND id >= 'att_' || substr($2, 5, 10)
+         ORDER BY number"
     ))
     .bind(team)
     .bind(delivery)

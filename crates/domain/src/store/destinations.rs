@@ -346,3 +346,24 @@ pub async fn any_of_kind(
     .fetch_one(db)
     .await?)
 }
+
+/// Deletes the attempts of the destination's deliveries, which its deletion takes
+/// (attempts are partitioned, so nothing cascades to them). Runs before `delete`, in
+/// its transaction.
+#[tracing::instrument(skip_all)]
+pub async fn delete_attempts(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &DestinationId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM attempts WHERE team_id = $1 AND delivery_id IN (
+             SELECT id FROM deliveries WHERE team_id = $1 AND destination_id = $2
+         )",
+    )
+    .bind(team)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -90,6 +90,7 @@ pub mod flashes;
 pub mod health;
 pub mod members;
 pub mod outcomes;
+pub mod partitions;
 pub mod queue;
 pub mod reconcile;
 pub mod replays;

@@ -1,51 +1,86 @@
 //! Retention: a team's events (their deliveries and attempts with them) are kept for its
-//! `retention_days`, and the job queue's finished rows for a week. Deletes go in small
-//! batches, each its own statement, so no lock is held long; the maintenance job runs
-//! them once per hour across every process.
+//! `retention_days`, and the job queue's finished rows for a week. Whole days past
+//! every team's retention go by dropping partitions (`partitions`); what is left is a
+//! team keeping less than the longest, whose rows go here in small batches, each its
+//! own statement, so no lock is held long and none that ingest waits on. The
+//! maintenance job runs them once per hour across every process.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool, Row};
 
 use super::StoreError;
-use crate::ids::{EventId, TeamId};
+use crate::ids::{AttemptId, DeliveryId, EventId, TeamId};
 
 /// How long the queue keeps a finished job's row.
 pub const FINISHED_JOBS_KEPT: Duration = Duration::days(7);
 
-/// Every team and how many days it keeps its events.
+/// Every team and how many days it keeps its events, at most `cap`.
 #[tracing::instrument(skip_all)]
-pub async fn teams(db: impl PgExecutor<'_>) -> Result<Vec<(TeamId, i32)>, StoreError> {
+pub async fn teams(db: impl PgExecutor<'_>, cap: i32) -> Result<Vec<(TeamId, i32)>, StoreError> {
     Ok(
-        sqlx::query_as("SELECT id, retention_days FROM teams ORDER BY id")
+        sqlx::query_as("SELECT id, least(retention_days, $1) FROM teams ORDER BY id")
+            .bind(cap)
             .fetch_all(db)
             .await?,
     )
 }
 
-/// Deletes up to `batch` of the team's events received before `before` (their
-/// deliveries and attempts go with them). Returns how many went.
+/// Deletes up to `batch` of the team's events received before `before`, with their
+/// fetched objects, deliveries and attempts, and returns how many events went. An event
+/// with a delivery that has not settled stays until it has.
 #[tracing::instrument(skip_all)]
 pub async fn delete_events(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     team: &TeamId,
     before: DateTime<Utc>,
     batch: i64,
 ) -> Result<u64, StoreError> {
     // Ids sort by the time they were made, so the team's id index finds the old ones.
-    Ok(sqlx::query(
-        "DELETE FROM events WHERE id IN (
-             SELECT id FROM events
-             WHERE team_id = $1 AND id < $2 AND received_at < $3
-             ORDER BY id LIMIT $4
-         )",
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT e.id FROM events e
+         WHERE e.team_id = $1 AND e.id < $2 AND e.received_at < $3
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.event_id = e.id
+                 AND d.status IN ('pending', 'held', 'throttled', 'in_flight', 'unknown_outcome')
+           )
+         ORDER BY e.id LIMIT $4",
     )
     .bind(team)
     .bind(EventId::first_at(before + super::events::ID_SLACK))
     .bind(before)
     .bind(batch)
-    .execute(db)
-    .await?
-    .rows_affected())
+    .fetch_all(db)
+    .await?;
+    let Some(oldest) = ids.first() else {
+        return Ok(0);
+    };
+    // Deliveries and attempts are made after their event: their partitions from the
+    // oldest event's time (a ULID's first 10 characters) on are the only ones to look in.
+    let start = EventId::PREFIX.len() + 1;
+    let made = &oldest[start..start + 10];
+    Ok(sqlx::query(
+        "WITH gone AS (
+             DELETE FROM events WHERE team_id = $1 AND id = ANY ($2) RETURNING id
+         ), objects AS (
+             DELETE FROM event_objects WHERE team_id = $1 AND event_id IN (SELECT id FROM gone)
+         ), deliveries_gone AS (
+             DELETE FROM deliveries
+             WHERE team_id = $1 AND id >= $3 AND event_id IN (SELECT id FROM gone)
+             RETURNING id
+         ), attempts_gone AS (
+             DELETE FROM attempts
+             WHERE team_id = $1 AND id >= $4 AND delivery_id IN (SELECT id FROM deliveries_gone)
+         )
+         SELECT count(*) FROM gone",
+    )
+    .bind(team)
+    .bind(&ids)
+    .bind(format!("{}_{made}", DeliveryId::PREFIX))
+    .bind(format!("{}_{made}", AttemptId::PREFIX))
+    .fetch_one(db)
+    .await
+    .map(|row| u64::try_from(row.get::<i64, _>(0)).unwrap_or(0))?)
 }
 
 /// The queue the previous release pushed a task per delivery to. Its ingress may still

@@ -490,3 +490,33 @@ pub async fn with_activity(
     .fetch_all(db)
     .await?)
 }
+
+/// Deletes what the source's events leave in other tables (deliveries, their attempts,
+/// fetched objects): nothing references a partitioned table, so its deletion reaches
+/// only the events. Runs before [`delete`], in its transaction.
+#[tracing::instrument(skip_all)]
+pub async fn delete_dependants(
+    db: impl PgExecutor<'_>,
+    team: &TeamId,
+    id: &SourceId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH source_events AS (
+             SELECT id FROM events WHERE team_id = $1 AND source_id = $2
+         ), doomed AS (
+             SELECT id FROM deliveries
+             WHERE team_id = $1 AND event_id IN (SELECT id FROM source_events)
+         ), attempts_gone AS (
+             DELETE FROM attempts WHERE team_id = $1 AND delivery_id IN (SELECT id FROM doomed)
+         ), objects_gone AS (
+             DELETE FROM event_objects
+             WHERE team_id = $1 AND event_id IN (SELECT id FROM source_events)
+         )
+         DELETE FROM deliveries WHERE team_id = $1 AND id IN (SELECT id FROM doomed)",
+    )
+    .bind(team)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}

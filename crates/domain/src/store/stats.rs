@@ -46,7 +46,7 @@ pub async fn totals(
              SELECT extract(epoch FROM a.started_at - a.due_at) * 1000 + a.duration_ms AS ms
              FROM deliveries d
              JOIN attempts a ON a.delivery_id = d.id AND a.number = 1
-             WHERE d.team_id = $1 AND d.created_at > $2 AND NOT a.replay
+             WHERE d.team_id = $1 AND d.created_at > $2 AND a.id >= $4 AND NOT a.replay
                AND a.status = 'succeeded' AND a.due_at IS NOT NULL
          )
          SELECT
@@ -66,6 +66,10 @@ pub async fn totals(
     .bind(since)
     // Event ids sort by when they were made: the team's id index bounds the count.
     .bind(crate::ids::EventId::first_at(
+        since - super::events::ID_SLACK,
+    ))
+    // A first attempt is made after its delivery: older partitions hold none of them.
+    .bind(crate::ids::AttemptId::first_at(
         since - super::events::ID_SLACK,
     ))
     .fetch_one(db)

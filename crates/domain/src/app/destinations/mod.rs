@@ -311,12 +311,13 @@ async fn change_state(
     Ok(updated)
 }
 
-/// Deletes a destination with its routes; its deliveries stay in the log.
+/// Deletes a destination with its routes, deliveries and their attempts.
 pub async fn delete(scope: Scope<'_>, id: &DestinationId) -> Result<(), AppError> {
     let mut tx = scope.pool.begin().await?;
     let found = destinations::get(&mut *tx, scope.team, id)
         .await
         .map_err(missing("destination"))?;
+    destinations::delete_attempts(&mut *tx, scope.team, id).await?;
     destinations::delete(&mut *tx, scope.team, id).await?;
     scope
         .audit(&mut *tx, "destination.delete", &found.name)

@@ -1,0 +1,138 @@
+//! Keeping the time partitions: each table's days are made a week ahead, so no insert
+//! ever lands in a default partition for want of one, and whole days are dropped once
+//! every team's retention has passed them (see `store::partitions`).
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+use switchyard_domain::StoreError;
+use switchyard_domain::store::partitions::{self, Partition, TABLES, Table};
+
+/// How far ahead the days' partitions are made.
+pub const DAYS_AHEAD: i64 = 7;
+/// Tries of a make or drop that keeps timing out on its lock, this run.
+const TRIES: u32 = 10;
+/// Deliveries deleted per statement when a dropped day's events leave some behind.
+const ORPHAN_BATCH: i64 = 1000;
+
+/// Makes every table's partitions from today to [`DAYS_AHEAD`] days on, where none
+/// covers the day yet (the upgrade's first partition covers the day it ran). Returns how
+/// many it made.
+pub async fn ensure(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut made = 0;
+    for table in TABLES {
+        let existing = partitions::list(pool, table).await?;
+        for ahead in 0..=DAYS_AHEAD {
+            let day = now.date_naive() + Duration::days(ahead);
+            let lower = partitions::day_start(day);
+            if existing
+                .iter()
+                .any(|p| p.overlaps(lower, lower + Duration::days(1)))
+            {
+                continue;
+            }
+            with_retries(|| partitions::make(pool, table, day)).await?;
+            tracing::info!(table = table.name, %day, "partition made");
+            made += 1;
+        }
+    }
+    Ok(made)
+}
+
+/// What one retention run did with partitions.
+#[derive(Debug, Default)]
+pub struct Retired {
+    /// Partitions detached and dropped.
+    pub dropped: Vec<String>,
+    /// Partitions past retention kept because a delivery that has not settled needs one
+    /// of their rows.
+    pub held: Vec<String>,
+    /// Deliveries (with their attempts) in later partitions whose events went.
+    pub orphans: u64,
+    /// Rows of dropped days found in the default partitions.
+    pub strays: u64,
+}
+
+/// Detaches and drops, oldest first, every partition whose whole range was made before
+/// `before`, unless an unsettled delivery needs one of its rows (that one waits for a
+/// later run).
+pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, StoreError> {
+    let mut retired = Retired::default();
+    for table in TABLES {
+        for partition in partitions::list(pool, table).await? {
+            if partition.upper.is_none_or(|upper| upper > before) {
+                break;
+            }
+            if partitions::holds_open_delivery(pool, table, &partition).await? {
+                tracing::warn!(
+                    partition = %partition.name,
+                    "partition past retention kept: an unsettled delivery needs it"
+                );
+                retired.held.push(partition.name);
+                continue;
+            }
+            retired.orphans += delete_later_deliveries(pool, table, &partition).await?;
+            with_retries(|| partitions::drop_partition(pool, table, &partition.name)).await?;
+            tracing::info!(partition = %partition.name, "partition dropped");
+            retired.dropped.push(partition.name);
+        }
+        retired.strays += partitions::delete_old_strays(pool, table, before).await?;
+    }
+    Ok(retired)
+}
+
+async fn delete_later_deliveries(
+    pool: &PgPool,
+    table: Table,
+    partition: &Partition,
+) -> Result<u64, StoreError> {
+    if table.name != partitions::EVENTS.name {
+        return Ok(0);
+    }
+    let mut total = 0;
+    loop {
+        let gone = partitions::delete_later_deliveries(pool, partition, ORPHAN_BATCH).await?;
+        total += gone;
+        if gone < ORPHAN_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs `step` again while it times out waiting for its lock, up to [`TRIES`] times,
+/// pausing longer each time so the statements it waited behind can finish.
+async fn with_retries<F, Fut>(mut step: F) -> Result<(), StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), sqlx::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match step().await {
+            Err(e) if partitions::is_lock_timeout(&e) && tries < TRIES => {
+                metrics::counter!("switchyard_partition_lock_timeouts_total").increment(1);
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(tries))).await;
+                tries += 1;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Publishes, per table, the rows in its default partition (alert when above 0: rows
+/// came that no partition covered, and the maintenance job was not making them) and
+/// how many days ahead its partitions reach (alert below 2).
+pub async fn gauges(pool: &PgPool, now: DateTime<Utc>) -> Result<(), StoreError> {
+    for table in TABLES {
+        let strays = partitions::strays(pool, table).await?;
+        metrics::gauge!("switchyard_partition_default_rows", "table" => table.name)
+            .set(strays as f64);
+        let reach = partitions::list(pool, table)
+            .await?
+            .iter()
+            .filter_map(|p| p.upper)
+            .max()
+            .map_or(0.0, |upper| (upper - now).num_seconds() as f64 / 86_400.0);
+        metrics::gauge!("switchyard_partitions_ahead_days", "table" => table.name).set(reach);
+    }
+    Ok(())
+}

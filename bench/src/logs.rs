@@ -13,14 +13,15 @@ use crate::ingest::{Server, cpu_model, ms, num_cpus, percentile};
 const BATCH: i64 = 100_000;
 
 /// Inserts `count` GitHub-like events for `team`'s `source`, a quarter of each type,
-/// received one every half second up to now, with ids made at that time (as ingest
+/// received one every `spacing_ms` up to now, with ids made at that time (as ingest
 /// makes them).
-async fn seed(
+pub async fn seed(
     pool: &PgPool,
     team: &str,
     source: &str,
     count: i64,
     offset: i64,
+    spacing_ms: f64,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let mut start = 0;
@@ -29,7 +30,7 @@ async fn seed(
         let mut ids = Vec::with_capacity(BATCH as usize);
         let mut times = Vec::with_capacity(BATCH as usize);
         for g in start..end {
-            let at = now - chrono::Duration::milliseconds((count - g) * 500);
+            let at = now - chrono::Duration::milliseconds(((count - g) as f64 * spacing_ms) as i64);
             let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
             let id = ulid::Ulid::from_parts(ms, u128::from(g as u64) + u128::from(offset as u64));
             ids.push(format!("evt_{}", id.to_string().to_ascii_lowercase()));
@@ -60,7 +61,7 @@ async fn seed(
 }
 
 /// Times `n` GETs of `url`, each sent with the header that signs it in.
-async fn measure(
+pub async fn measure(
     client: &reqwest::Client,
     url: &str,
     credential: (&str, &str),
@@ -111,13 +112,14 @@ pub async fn run(admin_url: &str, events: i64, requests: usize) -> anyhow::Resul
     )
     .await?;
     let seeding = Instant::now();
-    seed(&pool, team.id.as_str(), &source_id, events, 0).await?;
+    seed(&pool, team.id.as_str(), &source_id, events, 0, 500.0).await?;
     seed(
         &pool,
         other.id.as_str(),
         other_source.id.as_str(),
         events / 10,
         events,
+        500.0,
     )
     .await?;
     sqlx::query("ANALYZE").execute(&pool).await?;

@@ -4,6 +4,7 @@
 //! cargo run --release -p switchyard-bench -- ingest [--seconds 10] [--concurrency 1,16,64]
 //! cargo run --release -p switchyard-bench -- logs [--events 1000000] [--requests 50]
 //! cargo run --release -p switchyard-bench -- soak [--minutes 10] [--window 30] [--rate R]
+//! cargo run --release -p switchyard-bench -- storage [--events 10000000] [--days 10]
 //! ```
 //!
 //! `ingest` starts Switchyard as a child process on a fresh database, routes a GitHub
@@ -19,6 +20,10 @@
 //! `logs` seeds one team with a million events and measures the API's event list and
 //! the dashboard's events page under each filter.
 //!
+//! `storage` seeds a team with ten million events over ten days, a partition a day, and
+//! prints table sizes per million rows (partitioned and as one table), the dashboard's
+//! and API's reads, and ingest latency while a day is dropped or deleted in batches.
+//!
 //! `soak` measures the maximum ingest rate, then sends at 70 % of it for ten minutes and
 //! prints, every window, RSS, ack and end-to-end latency, deliveries/s, the delivery
 //! backlog and dead rows.
@@ -27,6 +32,7 @@ mod ingest;
 mod logs;
 mod sink;
 mod soak;
+mod storage;
 
 use clap::{Parser, Subcommand};
 
@@ -88,6 +94,23 @@ enum Command {
         )]
         admin_url: String,
     },
+    /// Table sizes, reads and retention at ten million events.
+    Storage {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: i64,
+        /// Days the events span (a partition each).
+        #[arg(long, default_value_t = 10)]
+        days: i64,
+        /// Sequential requests per read.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        #[arg(
+            long,
+            env = "SWITCHYARD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
     /// Internal: run Switchyard in this process (the benchmark's child).
     #[command(hide = true)]
     Serve { database_url: String },
@@ -120,6 +143,12 @@ fn main() -> anyhow::Result<()> {
             std::time::Duration::from_secs(window.max(1)),
             rate,
         )),
+        Command::Storage {
+            events,
+            days,
+            requests,
+            admin_url,
+        } => runtime.block_on(storage::run(&admin_url, events, days, requests)),
         Command::Serve { database_url } => runtime.block_on(ingest::serve(&database_url)),
     }
 }

@@ -1,7 +1,8 @@
--- Events, their fetched objects, deliveries and attempts become partitioned tables, a
--- partition a day, by the range of their ids: ids are ULIDs, so a range of time is a
--- range of ids, a lookup by id reads one partition, and the primary keys stay as they
--- are. Retention then drops whole days instead of deleting rows.
+-- Events, their fetched objects and attempts become partitioned tables, a partition a
+-- day, by the range of their ids: ids are ULIDs, so a range of time is a range of ids,
+-- a lookup by id reads one partition, and the primary keys stay as they are. Retention
+-- then drops whole days instead of deleting rows. Deliveries stay one table: they are
+-- the queue, and the claim's statements slowed down with every partition they spanned.
 --
 -- The rows already stored do not move. Each table is renamed and attached as the first
 -- partition, holding every id up to the start of tomorrow (UTC); its indexes are adopted
@@ -13,7 +14,9 @@
 --
 -- Nothing may reference a partitioned table (a detach would scan the referencing
 -- tables, and a drop could not go ahead while they hold rows), so the foreign keys into
--- events and deliveries go; retention deletes a day's dependants with it.
+-- events go, and the attempts' into deliveries (a batch of deleted deliveries would
+-- otherwise look for attempts in every partition); retention deletes a day's
+-- dependants with it.
 
 ALTER TABLE deliveries DROP CONSTRAINT deliveries_event_id_fkey;
 ALTER TABLE event_objects DROP CONSTRAINT event_objects_event_id_fkey;
@@ -97,10 +100,9 @@ SELECT pg_temp.partition_in_place(t.parent, t.key, t.kind,
                                       + interval '1 day')
 FROM (VALUES ('events', 'id', 'evt'),
              ('event_objects', 'event_id', 'evt'),
-             ('deliveries', 'id', 'dlv'),
              ('attempts', 'id', 'att')) AS t (parent, key, kind);
 
 -- The unsettled deliveries, by event: retention checks a day holds none before it drops
--- it, and the index is as small as the backlog.
+-- it, and the index is as small as the backlog (building it reads the table once).
 CREATE INDEX deliveries_open ON deliveries (event_id, id)
     WHERE status IN ('pending', 'held', 'throttled', 'in_flight', 'unknown_outcome');

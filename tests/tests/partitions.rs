@@ -1,4 +1,4 @@
-//! Time partitions: a week of days is made ahead, a row no partition covers waits in the
+//! Time partitions (events, fetched objects, attempts): a week of days is made ahead, a row no partition covers waits in the
 //! default partition until its day is made, days past every team's retention are
 //! dropped whole unless an unsettled delivery needs them, and a team keeping less loses
 //! its rows on time through batched deletes.
@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use switchyard_domain::ids::{AttemptId, DeliveryId, EventId, TeamId};
-use switchyard_domain::store::partitions::{self, DELIVERIES, EVENTS, TABLES};
+use switchyard_domain::store::partitions::{self, ATTEMPTS, EVENTS, TABLES};
 use switchyard_domain::store::queue::{self, MaintenanceTask};
 use switchyard_tests::TestApp;
 use switchyard_worker::partitions::{DAYS_AHEAD, ensure};
@@ -361,7 +361,7 @@ async fn days_past_every_retention_are_dropped_unless_an_unsettled_delivery_need
             .await
             .contains(&waiting)
     );
-    for table in [EVENTS, DELIVERIES] {
+    for table in [EVENTS, ATTEMPTS] {
         assert_eq!(partitions::strays(&app.pool, table).await.unwrap(), 0);
     }
 }

@@ -73,7 +73,7 @@ async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(
         partitions_made = made,
         partitions_dropped = retired.dropped.len(),
         partitions_held = ?retired.held,
-        later_deliveries = retired.orphans,
+        deliveries_of_dropped_days = retired.deliveries,
         stray_rows = retired.strays,
         events,
         jobs,

@@ -1,6 +1,7 @@
 //! Keeping the time partitions: each table's days are made a week ahead, so no insert
 //! ever lands in a default partition for want of one, and whole days are dropped once
-//! every team's retention has passed them (see `store::partitions`).
+//! every team's retention has passed them, their events' deliveries deleted first in
+//! batches (see `store::partitions`).
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
@@ -11,8 +12,8 @@ use switchyard_domain::store::partitions::{self, Partition, TABLES, Table};
 pub const DAYS_AHEAD: i64 = 7;
 /// Tries of a make or drop that keeps timing out on its lock, this run.
 const TRIES: u32 = 10;
-/// Deliveries deleted per statement when a dropped day's events leave some behind.
-const ORPHAN_BATCH: i64 = 1000;
+/// Deliveries deleted per statement with their events' day.
+const DELIVERY_BATCH: i64 = 5000;
 
 /// Makes every table's partitions from today to [`DAYS_AHEAD`] days on, where none
 /// covers the day yet (the upgrade's first partition covers the day it ran). Returns how
@@ -46,8 +47,8 @@ pub struct Retired {
     /// Partitions past retention kept because a delivery that has not settled needs one
     /// of their rows.
     pub held: Vec<String>,
-    /// Deliveries (with their attempts) in later partitions whose events went.
-    pub orphans: u64,
+    /// Deliveries deleted with their events' days.
+    pub deliveries: u64,
     /// Rows of dropped days found in the default partitions.
     pub strays: u64,
 }
@@ -70,7 +71,7 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
                 retired.held.push(partition.name);
                 continue;
             }
-            retired.orphans += delete_later_deliveries(pool, table, &partition).await?;
+            retired.deliveries += delete_deliveries(pool, table, &partition).await?;
             with_retries(|| partitions::drop_partition(pool, table, &partition.name)).await?;
             tracing::info!(partition = %partition.name, "partition dropped");
             retired.dropped.push(partition.name);
@@ -80,7 +81,8 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
     Ok(retired)
 }
 
-async fn delete_later_deliveries(
+/// The deliveries of an events partition's events, in batches, before it goes.
+async fn delete_deliveries(
     pool: &PgPool,
     table: Table,
     partition: &Partition,
@@ -90,9 +92,9 @@ async fn delete_later_deliveries(
     }
     let mut total = 0;
     loop {
-        let gone = partitions::delete_later_deliveries(pool, partition, ORPHAN_BATCH).await?;
+        let gone = partitions::delete_deliveries_of(pool, partition, DELIVERY_BATCH).await?;
         total += gone;
-        if gone < ORPHAN_BATCH as u64 {
+        if gone < DELIVERY_BATCH as u64 {
             return Ok(total);
         }
     }

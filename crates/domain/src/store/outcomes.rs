@@ -17,8 +17,8 @@ use sqlx::PgConnection;
 use super::StoreError;
 use super::alerts::{self, AlertKind};
 use super::attempts::{AttemptRecord, Claimed, DestinationEffect};
-use super::breaker;
 use super::queue::{Alert, AlertTask};
+use super::{breaker, partitions};
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::{Decision, DeliveryStatus, Transition};
 use crate::ids::{AttemptId, DeliveryId, DestinationId};
@@ -243,7 +243,7 @@ async fn record_plain(
                  claude_code_session_id = f.session_id, claude_code_session_url = f.session_url,
                  note = f.note
              FROM f JOIN done ON done.id = f.id AND done.current_attempt_id = f.attempt_id
-             WHERE a.id = f.attempt_id AND a.status = 'in_flight'
+             WHERE a.id = f.attempt_id AND a.status = 'in_flight' AND a.id >= $14
          ), unhealthy AS (
              -- Locked in id order, as claims lock them, before they are written.
              SELECT r.id FROM destination_runtime r
@@ -275,6 +275,7 @@ async fn record_plain(
     .bind(Transition::Succeed.to().as_str())
     .bind(Transition::Succeed.from_names())
     .bind(column(&rows, |(_, r)| r.note.as_deref()))
+    .bind(partitions::floor(rows.iter().map(|(c, _)| &c.attempt_id)))
     .fetch_all(&mut *tx)
     .await?;
     Ok(written.into_iter().collect())

@@ -1,7 +1,7 @@
-//! Time partitions: events, their fetched objects, deliveries and attempts are
-//! partitioned by the range of their ids, a partition a UTC day (ids are ULIDs, so a day
-//! is an id range). The queries here list, make and drop them; the maintenance job
-//! decides when.
+//! Time partitions: events, their fetched objects and attempts are partitioned by the
+//! range of their ids, a partition a UTC day (ids are ULIDs, so a day is an id range).
+//! Deliveries, the queue, stay one table. The queries here list, make and drop
+//! partitions; the maintenance job decides when.
 //!
 //! Locks: making a partition attaches a new empty table, which takes a lock ingest never
 //! waits on (SHARE UPDATE EXCLUSIVE on the parent) and the default partition's, which
@@ -30,8 +30,8 @@ pub struct Table {
     with: &'static str,
 }
 
-/// Vacuum a partition once 2,000 rows plus 1 % are dead, without pauses: deliveries and
-/// attempts churn like a queue.
+/// Vacuum a partition once 2,000 rows plus 1 % are dead, without pauses: attempts churn
+/// like a queue.
 const QUEUE_VACUUM: &str = " WITH (autovacuum_vacuum_scale_factor = 0.01, \
     autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0, \
     autovacuum_analyze_scale_factor = 0.02)";
@@ -48,12 +48,6 @@ pub const EVENT_OBJECTS: Table = Table {
     first: EventId::first_at,
     with: "",
 };
-pub const DELIVERIES: Table = Table {
-    name: "deliveries",
-    key: "id",
-    first: DeliveryId::first_at,
-    with: QUEUE_VACUUM,
-};
 pub const ATTEMPTS: Table = Table {
     name: "attempts",
     key: "id",
@@ -61,7 +55,7 @@ pub const ATTEMPTS: Table = Table {
     with: QUEUE_VACUUM,
 };
 /// Every partitioned table, in the order retention drops their days.
-pub const TABLES: [Table; 4] = [EVENTS, EVENT_OBJECTS, DELIVERIES, ATTEMPTS];
+pub const TABLES: [Table; 3] = [EVENTS, EVENT_OBJECTS, ATTEMPTS];
 
 impl Table {
     /// The smallest key of this table made at `at`.
@@ -137,6 +131,17 @@ pub async fn strays(db: impl PgExecutor<'_>, table: Table) -> Result<i64, StoreE
     .await?)
 }
 
+/// The smallest of `ids`: bound a statement that writes rows by id with `id >= floor`
+/// and PostgreSQL reads only the partitions from the oldest one's day on, where
+/// matching each row against every partition's index would cost a probe per partition.
+pub fn floor<'a, S: AsRef<str> + 'a>(ids: impl IntoIterator<Item = &'a S>) -> String {
+    ids.into_iter()
+        .map(AsRef::as_ref)
+        .min()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The first instant of a UTC day.
 pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
@@ -190,8 +195,8 @@ pub fn is_lock_timeout(e: &sqlx::Error) -> bool {
 /// The delivery states that still need their rows.
 const OPEN: &str = "('pending', 'held', 'throttled', 'in_flight', 'unknown_outcome')";
 
-/// Whether a delivery that has not settled needs a row of `partition`: the delivery
-/// itself, its event (or the event's fetched object), or one of its attempts.
+/// Whether a delivery that has not settled needs a row of `partition`: its event (or
+/// the event's fetched object), or one of its attempts.
 #[tracing::instrument(skip_all, fields(table = table.name, partition = %partition.name))]
 pub async fn holds_open_delivery(
     db: impl PgExecutor<'_>,
@@ -212,10 +217,6 @@ pub async fn holds_open_delivery(
                                           WHERE a.delivery_id = d.id
                                             AND ($1::text IS NULL OR a.id >= $1) AND a.id < $2))"
         ),
-        "deliveries" => format!(
-            "SELECT EXISTS (SELECT 1 FROM deliveries
-                            WHERE status IN {OPEN} AND ($1::text IS NULL OR id >= $1) AND id < $2)"
-        ),
         _ => format!(
             "SELECT EXISTS (SELECT 1 FROM deliveries
                             WHERE status IN {OPEN}
@@ -225,16 +226,16 @@ pub async fn holds_open_delivery(
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(check))
         .bind(lower)
         .bind(upper_key)
-        .bind(DELIVERIES.first_at(upper))
+        .bind(DeliveryId::first_at(upper))
         .fetch_one(db)
         .await?)
 }
 
-/// Deletes up to `batch` deliveries of events made in the events partition's range that
-/// live in later partitions (a replay made days after its event), with their attempts,
-/// so none outlives its event. Returns how many deliveries went.
+/// Deletes up to `batch` of the deliveries of events made in the events partition's
+/// range, so none outlives its event, with those of their attempts made after the range
+/// (a replay's; the others go with their own days). Returns how many deliveries went.
 #[tracing::instrument(skip_all, fields(partition = %events.name))]
-pub async fn delete_later_deliveries(
+pub async fn delete_deliveries_of(
     db: impl PgExecutor<'_>,
     events: &Partition,
     batch: i64,
@@ -246,18 +247,17 @@ pub async fn delete_later_deliveries(
         "WITH gone AS (
              DELETE FROM deliveries WHERE id IN (
                  SELECT id FROM deliveries
-                 WHERE ($1::text IS NULL OR event_id >= $1) AND event_id < $2 AND id >= $3
-                 LIMIT $4
+                 WHERE ($1::text IS NULL OR event_id >= $1) AND event_id < $2
+                 LIMIT $3
              )
              RETURNING id
-         ), attempts_gone AS (
-             DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone) AND id >= $5
+         ), later_attempts AS (
+             DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone) AND id >= $4
          )
          SELECT count(*) FROM gone",
     )
     .bind(events.lower.map(|l| EVENTS.first_at(l)))
     .bind(EVENTS.first_at(upper))
-    .bind(DELIVERIES.first_at(upper))
     .bind(batch)
     .bind(ATTEMPTS.first_at(upper))
     .fetch_one(db)

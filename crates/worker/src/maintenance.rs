@@ -3,8 +3,8 @@
 //! Partitions: the coming week's days are made, and days past every team's retention
 //! dropped. Retention: events past a shorter retention (their deliveries and attempts
 //! with them), finished queue rows, expired dedup rows, idle sessions, old throttle
-//! windows and silent workers' rows; then any open breaker whose probe went with its
-//! event gets another.
+//! windows, silent workers' rows and the overview's hourly counts past a week; then any
+//! open breaker whose probe went with its event gets another.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use switchyard_domain::StoreError;
 use switchyard_domain::store::queue::MaintenanceTask;
 use switchyard_domain::store::{
-    accounts, breaker, events, partitions as tables, retention, throttle,
+    accounts, breaker, events, partitions as tables, retention, rollups, throttle,
 };
 
 use crate::{WorkerContext, partitions};
@@ -31,7 +31,12 @@ pub async fn run(task: MaintenanceTask, ctx: Data<Arc<WorkerContext>>) -> Result
 
 async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     let pool = &ctx.pool;
-    let made = partitions::ensure(pool, now).await?;
+    // The week ahead leaves days of room: a day that cannot be made now is tried again
+    // next hour, and retention goes on.
+    let made = partitions::ensure(pool, now).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "maintenance: partitions ahead not made");
+        0
+    });
     for table in tables::TABLES {
         let strays = tables::strays(pool, table).await?;
         if strays > 0 {
@@ -62,6 +67,7 @@ async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(
     let sessions = accounts::prune_sessions(pool, now).await?;
     let throttle = throttle::prune(pool, now).await?;
     let workers = retention::delete_silent_workers(pool, now).await?;
+    let hours = rollups::prune(pool, now - rollups::KEPT).await?;
     let probes = {
         let mut tx = pool.begin().await?;
         let repaired = breaker::repair_probes(&mut tx, now).await?;
@@ -81,6 +87,7 @@ async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(
         sessions,
         throttle,
         workers,
+        hours,
         probes,
         "maintenance: retention applied"
     );

@@ -1,6 +1,7 @@
 //! Upkeep in every worker process: offer the hour's maintenance to its queue, which
 //! keeps one task per hour so one worker across replicas runs it (see `maintenance`),
-//! notice sources gone quiet (and quiet ones flowing again), and refresh the gauges: the
+//! notice sources gone quiet (and quiet ones flowing again), count the hours closed for
+//! the overview (one process at a time), and refresh the gauges: the
 //! delivery queue's backlog and the age of its oldest due delivery, the side queues'
 //! depth, and this process's pool.
 
@@ -11,7 +12,7 @@ use sqlx::PgPool;
 use switchyard_domain::StoreError;
 use switchyard_domain::store::alerts::{self, AlertKind};
 use switchyard_domain::store::queue::{Alert, AlertTask};
-use switchyard_domain::store::{health, queue, stats};
+use switchyard_domain::store::{health, queue, rollups, stats};
 
 /// How often the gauges are refreshed at most.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
@@ -29,6 +30,10 @@ pub async fn run(pool: PgPool, every: Duration) {
             watched = Some(tokio::time::Instant::now());
             if let Err(e) = watch_sources(&pool, now).await {
                 tracing::debug!(error = %e, "upkeep: quiet sources not checked");
+            }
+            match rollups::refresh(&pool, now).await {
+                Ok(counted) => tracing::debug!(?counted, "hourly counts refreshed"),
+                Err(e) => tracing::warn!(error = %e, "upkeep: hourly counts not refreshed"),
             }
         }
         let hour = queue::MaintenanceTask::for_hour(now);

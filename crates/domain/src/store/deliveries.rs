@@ -207,6 +207,7 @@ pub async fn replay(
     .bind(Transition::Replay.from_names())
     .fetch_one(&mut *tx)
     .await?;
+    super::rollups::touch(tx, team, std::slice::from_ref(id)).await?;
     notify_deliveries(&mut *tx).await?;
     Ok(updated)
 }

@@ -95,6 +95,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod replays;
 pub mod retention;
+pub mod rollups;
 pub mod routes;
 pub mod sample;
 pub mod secrets;

@@ -259,6 +259,7 @@ pub async fn step(
         .await?;
     replayed.sort();
     if !replayed.is_empty() {
+        super::rollups::touch(tx, team, &replayed).await?;
         notify_deliveries(&mut *tx).await?;
     }
     let n = replayed.len();

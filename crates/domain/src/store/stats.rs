@@ -1,13 +1,13 @@
 //! What a team's overview shows: counts over a window, delivery latency percentiles,
 //! deliveries per time bucket by outcome, and the sources refusing requests.
 
-use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{PgExecutor, PgPool};
 
-use super::StoreError;
+use super::{StoreError, rollups};
 use crate::ids::{SourceId, TeamId};
 
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub struct Totals {
     pub events: i64,
     pub succeeded: i64,
@@ -26,7 +26,7 @@ pub struct Totals {
 }
 
 /// Deliveries created in one time bucket, by outcome.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub struct Bucket {
     pub start: DateTime<Utc>,
     pub succeeded: i64,
@@ -35,80 +35,45 @@ pub struct Bucket {
     pub held: i64,
 }
 
+/// The team's totals and its buckets of `bucket_seconds` (empty ones included) from
+/// `since` to `until`, both whole hours, read from the hourly counts.
 #[tracing::instrument(skip_all)]
-pub async fn totals(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    since: DateTime<Utc>,
-) -> Result<Totals, StoreError> {
-    Ok(sqlx::query_as::<_, Totals>(
-        "WITH first_attempts AS (
-             SELECT extract(epoch FROM a.started_at - a.due_at) * 1000 + a.duration_ms AS ms
-             FROM deliveries d
-             JOIN attempts a ON a.delivery_id = d.id AND a.number = 1
-             WHERE d.team_id = $1 AND d.created_at > $2 AND a.id >= $4 AND NOT a.replay
-               AND a.status = 'succeeded' AND a.due_at IS NOT NULL
-         )
-         SELECT
-             (SELECT count(*) FROM events
-               WHERE team_id = $1 AND id >= $3 AND received_at > $2) AS events,
-             count(*) FILTER (WHERE d.status = 'succeeded') AS succeeded,
-             count(*) FILTER (WHERE d.status = 'failed') AS failed,
-             count(*) FILTER (WHERE d.status IN ('pending', 'in_flight', 'throttled')) AS pending,
-             count(*) FILTER (WHERE d.status = 'held') AS held,
-             count(*) FILTER (WHERE d.status = 'unknown_outcome') AS unknown,
-             count(*) FILTER (WHERE d.status = 'pending' AND d.series_attempts > 0) AS retrying,
-             (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM first_attempts) AS p50_ms,
-             (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) FROM first_attempts) AS p95_ms
-         FROM deliveries d WHERE d.team_id = $1 AND d.created_at > $2",
-    )
-    .bind(team)
-    .bind(since)
-    // Event ids sort by when they were made: the team's id index bounds the count.
-    .bind(crate::ids::EventId::first_at(
-        since - super::events::ID_SLACK,
-    ))
-    // A first attempt is made after its delivery: older partitions hold none of them.
-    .bind(crate::ids::AttemptId::first_at(
-        since - super::events::ID_SLACK,
-    ))
-    .fetch_one(db)
-    .await?)
-}
-
-/// Deliveries per bucket of `bucket_seconds` from `since`, oldest first; empty buckets
-/// included.
-#[tracing::instrument(skip_all)]
-pub async fn buckets(
-    db: impl PgExecutor<'_>,
+pub async fn overview(
+    db: &PgPool,
     team: &TeamId,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     bucket_seconds: i64,
-) -> Result<Vec<Bucket>, StoreError> {
-    Ok(sqlx::query_as::<_, Bucket>(
-        "WITH slots AS (
-             SELECT generate_series(0, (extract(epoch FROM $3 - $2)::bigint - 1) / $4) AS n
-         ), counted AS (
-             SELECT floor(extract(epoch FROM created_at - $2) / $4)::bigint AS n,
-                    count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-                    count(*) FILTER (WHERE status IN ('failed', 'unknown_outcome')) AS failed,
-                    count(*) FILTER (WHERE status IN ('pending', 'in_flight', 'throttled')) AS pending,
-                    count(*) FILTER (WHERE status = 'held') AS held
-             FROM deliveries WHERE team_id = $1 AND created_at > $2 AND created_at <= $3
-             GROUP BY 1
-         )
-         SELECT $2 + make_interval(secs => slots.n * $4) AS start,
-                coalesce(c.succeeded, 0) AS succeeded, coalesce(c.failed, 0) AS failed,
-                coalesce(c.pending, 0) AS pending, coalesce(c.held, 0) AS held
-         FROM slots LEFT JOIN counted c ON c.n = slots.n ORDER BY slots.n",
-    )
-    .bind(team)
-    .bind(since)
-    .bind(until)
-    .bind(bucket_seconds)
-    .fetch_all(db)
-    .await?)
+) -> Result<(Totals, Vec<Bucket>), StoreError> {
+    let slots = ((until - since).num_seconds() + bucket_seconds - 1) / bucket_seconds;
+    let mut buckets: Vec<Bucket> = (0..slots)
+        .map(|n| Bucket {
+            start: since + Duration::seconds(n * bucket_seconds),
+            ..Bucket::default()
+        })
+        .collect();
+    let mut totals = Totals::default();
+    let mut latency = Vec::new();
+    for h in rollups::hours(db, team, since, until).await? {
+        totals.events += h.events;
+        totals.succeeded += h.succeeded;
+        totals.failed += h.failed;
+        totals.unknown += h.unknown;
+        totals.pending += h.pending;
+        totals.retrying += h.retrying;
+        totals.held += h.held;
+        rollups::add_latency(&mut latency, &h.latency);
+        let slot = (h.hour - since).num_seconds() / bucket_seconds;
+        if let Some(b) = usize::try_from(slot).ok().and_then(|n| buckets.get_mut(n)) {
+            b.succeeded += h.succeeded;
+            b.failed += h.failed + h.unknown;
+            b.pending += h.pending;
+            b.held += h.held;
+        }
+    }
+    totals.p50_ms = rollups::percentile(&latency, 0.50);
+    totals.p95_ms = rollups::percentile(&latency, 0.95);
+    Ok((totals, buckets))
 }
 
 /// Sources that refused requests since `since`, most first (the log keeps each source's

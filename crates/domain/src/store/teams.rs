@@ -187,30 +187,20 @@ pub struct Counts {
     pub sources: i64,
     pub destinations: i64,
     pub routes: i64,
-    pub events_24h: i64,
-    pub failed_24h: i64,
     /// Destinations that are not taking deliveries (paused, backing off, disabled).
     pub unhealthy: i64,
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn counts(
-    db: impl PgExecutor<'_>,
-    team: &TeamId,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Counts, StoreError> {
+pub async fn counts(db: impl PgExecutor<'_>, team: &TeamId) -> Result<Counts, StoreError> {
     Ok(sqlx::query_as::<_, Counts>(
         "SELECT
              (SELECT count(*) FROM sources WHERE team_id = $1) AS sources,
              (SELECT count(*) FROM destinations WHERE team_id = $1) AS destinations,
              (SELECT count(*) FROM routes WHERE team_id = $1) AS routes,
-             (SELECT count(*) FROM events WHERE team_id = $1 AND received_at > $2) AS events_24h,
-             (SELECT count(*) FROM deliveries WHERE team_id = $1 AND created_at > $2
-                AND status IN ('failed', 'unknown_outcome')) AS failed_24h,
              (SELECT count(*) FROM destination_runtime WHERE team_id = $1 AND state <> 'active') AS unhealthy",
     )
     .bind(team)
-    .bind(now - chrono::Duration::hours(24))
     .fetch_one(db)
     .await?)
 }

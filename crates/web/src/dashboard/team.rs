@@ -104,7 +104,7 @@ async fn overview(
     };
     let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now) + Duration::hours(1);
     let since = end - span;
-    let buckets = stats::buckets(db, team, since, end, bucket).await?;
+    let (totals, buckets) = stats::overview(db, team, since, end, bucket).await?;
     let mut troubled: Vec<Destination> = destinations::list(
         db,
         team,
@@ -126,9 +126,9 @@ async fn overview(
     });
     Ok(OverviewPage {
         nav: Nav::new(&member, "overview", state.smtp_configured),
-        counts: teams::counts(db, team, now).await?,
+        counts: teams::counts(db, team).await?,
         window,
-        totals: stats::totals(db, team, now - span).await?,
+        totals,
         backlog: stats::team_backlog(db, team, now).await?,
         chart: chart::draw(&buckets, bucket == 3600),
         troubled,

@@ -1,7 +1,7 @@
-//! The overview's counts by the hour. Upkeep counts each closed hour of each team into
-//! `hourly_counts`; the overview reads those rows and counts only the hours since by
-//! reading deliveries, so a week at a million deliveries a day costs 168 rows and the
-//! latest hour.
+//! The overview's counts by the hour. Upkeep counts each team's hours into
+//! `hourly_counts` up to a minute ago, every minute (the current hour as far as it has
+//! gone); the overview reads those rows and counts only the minutes since by reading
+//! deliveries, so a week at a million deliveries a day costs 168 rows and a minute or two.
 //!
 //! An hour's deliveries keep moving after it is counted: those still on their way
 //! (pending, in flight, throttled, held) settle later, and a replay re-opens settled
@@ -22,9 +22,8 @@ pub const LATENCY_BOUNDS_MS: [f64; 28] = [
     60000.0,
 ];
 
-/// An hour is counted once it has been over this long, so deliveries made in its last
-/// moments have committed.
-const SETTLE: Duration = Duration::minutes(5);
+/// Counts reach up to this long ago, so deliveries made before then have committed.
+const SETTLE: Duration = Duration::minutes(1);
 
 /// At most this many hours are counted for the first time in one run (an upgraded
 /// database catches up on its last week a day at a time).
@@ -62,7 +61,8 @@ pub struct Hour {
 }
 
 /// The team's hours from `since` to `until` (whole hours), oldest first, hours with
-/// nothing left out: the counted ones as counted, the rest counted now.
+/// nothing left out: what is counted as counted, the rest counted now (the hour the
+/// counts reach into comes twice: its counted part, then the rest).
 #[tracing::instrument(skip_all)]
 pub async fn hours(
     db: &PgPool,
@@ -227,14 +227,18 @@ pub async fn touch(
 /// What a run counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counted {
-    /// Hours (of every team) counted for the first time.
-    pub new_hours: i64,
-    /// A team's hour counted again: still settling, or re-opened.
+    /// A team's hours counted up to the present: the hour the last run reached into and
+    /// those since.
+    pub hours: i64,
+    /// A team's earlier hour counted again: still settling, or re-opened.
     pub recounted: usize,
+    /// Everything before this is counted (`None`: another process was counting).
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Counts what has changed, unless another process is counting: the hours re-opened by
-/// a replay, those still settling, and the hours closed since the last run.
+/// a replay, those still settling, and everything since the last run (from the start
+/// of the hour it reached into, so that hour's late commits are counted too).
 #[tracing::instrument(skip_all)]
 pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> Result<Counted, StoreError> {
     let mut tx = pool.begin().await?;
@@ -249,6 +253,10 @@ pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> Result<Counted, Store
         sqlx::query_scalar("SELECT counted_until FROM hourly_counts_until")
             .fetch_one(&mut *tx)
             .await?;
+    // The hour the counts reach into is counted again below, with everything since.
+    let from = counted_until
+        .duration_trunc(Duration::hours(1))
+        .unwrap_or(counted_until);
     // Clearing the flag holds its row until this commits: a replay marking the hour
     // again meanwhile waits, and marks it for the next run.
     let mut again: Vec<(TeamId, DateTime<Utc>)> = sqlx::query_as(
@@ -258,7 +266,7 @@ pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> Result<Counted, Store
              ORDER BY hour LIMIT $2 FOR UPDATE)
          RETURNING team_id, hour",
     )
-    .bind(counted_until)
+    .bind(from)
     .bind(STALE_PER_RUN)
     .fetch_all(&mut *tx)
     .await?;
@@ -268,7 +276,7 @@ pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> Result<Counted, Store
              WHERE (pending > 0 OR held > 0) AND hour < $1
              ORDER BY hour DESC LIMIT $2",
         )
-        .bind(counted_until)
+        .bind(from)
         .bind(UNSETTLED_PER_RUN)
         .fetch_all(&mut *tx)
         .await?,
@@ -284,29 +292,24 @@ pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> Result<Counted, Store
         save(&mut tx, team, &counted).await?;
     }
 
-    let closed = (now - SETTLE)
-        .duration_trunc(Duration::hours(1))
-        .unwrap_or(counted_until);
-    let to = closed.min(counted_until + Duration::hours(NEW_HOURS_PER_RUN));
-    let mut new_hours = 0;
+    let to = (now - SETTLE).min(from + Duration::hours(NEW_HOURS_PER_RUN));
+    let mut hours = 0;
     if to > counted_until {
         let teams: Vec<TeamId> = sqlx::query_scalar(
             "SELECT team_id FROM events WHERE id >= $1 AND id < $2
              UNION
              SELECT team_id FROM deliveries WHERE id >= $3 AND id < $4",
         )
-        .bind(EventId::first_at(counted_until - super::events::ID_SLACK))
+        .bind(EventId::first_at(from - super::events::ID_SLACK))
         .bind(EventId::first_at(to + super::events::ID_SLACK))
-        .bind(DeliveryId::first_at(
-            counted_until - super::events::ID_SLACK,
-        ))
+        .bind(DeliveryId::first_at(from - super::events::ID_SLACK))
         .bind(DeliveryId::first_at(to + super::events::ID_SLACK))
         .fetch_all(&mut *tx)
         .await?;
         for team in &teams {
-            for hour in count(&mut tx, team, counted_until, to).await? {
+            for hour in count(&mut tx, team, from, to).await? {
                 save(&mut tx, team, &hour).await?;
-                new_hours += 1;
+                hours += 1;
             }
         }
         sqlx::query("UPDATE hourly_counts_until SET counted_until = $1")
@@ -316,8 +319,9 @@ pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> Result<Counted, Store
     }
     tx.commit().await?;
     Ok(Counted {
-        new_hours,
+        hours,
         recounted: again.len(),
+        until: Some(to.max(counted_until)),
     })
 }
 

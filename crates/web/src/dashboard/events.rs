@@ -255,8 +255,9 @@ const TOO_LONG: &str =
     "This search took too long. Narrow it: a shorter time range, a source or an event type.";
 
 /// Events a filter expression reads per page: a rare match costs a bounded wait, and
-/// the page says how far back it looked.
-const SEARCH_BUDGET: usize = 5000;
+/// the page says how far back it looked. At ten million events over ten days'
+/// partitions this many take about 100 ms (docs/BENCHMARKS.md).
+const SEARCH_BUDGET: usize = 3000;
 
 /// A filter expression's mistake, where it is, and the usual slip: `=` for `==`.
 fn filter_mistake(raw: &str, e: &switchyard_domain::routing::TemplateError) -> String {

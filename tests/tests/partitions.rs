@@ -70,9 +70,8 @@ async fn age(pool: &PgPool) {
     for table in TABLES {
         for p in partitions::list(pool, table).await.unwrap() {
             if p.lower.is_none() {
-                partitions::drop_partition(pool, table, &p.name)
-                    .await
-                    .unwrap();
+                partitions::detach(pool, table, &p.name).await.unwrap();
+                partitions::drop_table(pool, &p.name).await.unwrap();
             }
         }
     }
@@ -349,7 +348,18 @@ async fn days_past_every_retention_are_dropped_unless_an_unsettled_delivery_need
         .execute(&app.pool)
         .await
         .unwrap();
+    // A run detaches the days it retires; the next drops them.
+    let first_run = partitions::detached(&app.pool, ATTEMPTS).await.unwrap();
+    assert!(
+        first_run.contains(&day_name(ATTEMPTS.name, days(40))),
+        "{first_run:?}"
+    );
     maintain(&app, "second").await;
+    assert_eq!(
+        partitions::detached(&app.pool, ATTEMPTS).await.unwrap(),
+        vec![day_name(ATTEMPTS.name, days(44))],
+        "the first run's dropped, the second's detached"
+    );
     let names = partition_names(&app.pool).await;
     for table in TABLES {
         assert!(!names.contains(&day_name(table.name, days(44))));

@@ -77,6 +77,7 @@ async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(
     tracing::info!(
         slot,
         partitions_made = made,
+        partitions_detached = retired.detached.len(),
         partitions_dropped = retired.dropped.len(),
         partitions_held = ?retired.held,
         deliveries_of_dropped_days = retired.deliveries,

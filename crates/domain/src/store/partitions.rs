@@ -284,18 +284,61 @@ pub async fn delete_old_strays(
     .rows_affected())
 }
 
-/// Detaches a partition from its table and drops it, giving up after [`LOCK_TIMEOUT`].
+/// Detaches a partition from its table, giving up after [`LOCK_TIMEOUT`]. The parent's
+/// lock is held for the detach alone; [`drop_table`] drops it later.
 #[tracing::instrument(skip_all, fields(table = table.name, partition = name))]
-pub async fn drop_partition(pool: &PgPool, table: Table, name: &str) -> Result<(), sqlx::Error> {
+pub async fn detach(pool: &PgPool, table: Table, name: &str) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     set_lock_timeout(&mut tx).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE {parent} DETACH PARTITION {name}; DROP TABLE {name}",
+        "ALTER TABLE {parent} DETACH PARTITION {name}",
         parent = table.name
     )))
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// Drops a detached partition: its foreign keys first, each in a moment of its own
+/// (dropping one locks the table it references, `teams` or `sources`, whose key checks
+/// ingest makes with every event), then the table, whose files are unlinked under its
+/// own lock alone. Each step gives up after [`LOCK_TIMEOUT`].
+#[tracing::instrument(skip_all, fields(partition = name))]
+pub async fn drop_table(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint
+         WHERE conrelid = $1::regclass AND contype = 'f'",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await?;
+    let statements = keys
+        .iter()
+        .map(|key| format!("ALTER TABLE {name} DROP CONSTRAINT \"{key}\""))
+        .chain([format!("DROP TABLE {name}")]);
+    for statement in statements {
+        let mut tx = pool.begin().await?;
+        set_lock_timeout(&mut tx).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// The table's former partitions that were detached but not dropped yet.
+#[tracing::instrument(skip_all, fields(table = table.name))]
+pub async fn detached(db: impl PgExecutor<'_>, table: Table) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+         WHERE relkind = 'r' AND NOT relispartition
+           AND relnamespace = current_schema()::regnamespace
+           AND relname ~ ('^' || $1 || '_(p|before_)[0-9]{8}$')",
+    )
+    .bind(table.name)
+    .fetch_all(db)
+    .await?)
 }
 
 #[cfg(test)]

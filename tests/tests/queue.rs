@@ -188,12 +188,23 @@ async fn ten_thousand_due_deliveries_over_fifty_destinations_drain_fairly() {
             "five sends within {gap:?} at a destination that allows four at once"
         );
     }
+    // Its slots are 200 ms apart; a send goes when a claim reaches its slot, which under
+    // load can come a few hundred milliseconds late while the next is on time.
     let limited_at = arrivals(&limited, "/limited");
     for window in limited_at.windows(11) {
         let span = window[10] - window[0];
         assert!(
-            span >= Duration::from_millis(1800),
+            span >= Duration::from_millis(1500),
             "eleven sends within {span:?} at five a second"
+        );
+    }
+    if let (Some(first), Some(last)) = (limited_at.first(), limited_at.last()) {
+        // Over the whole drain, five a second (give or take a late first send).
+        let seconds = (*last - *first).as_secs_f64();
+        assert!(
+            limited_at.len() as f64 <= seconds * 5.0 + 3.0,
+            "{} sends in {seconds:.1} s at five a second",
+            limited_at.len()
         );
     }
     let in_flight_at_slow = count(

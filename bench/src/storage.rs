@@ -6,6 +6,7 @@
 //!   open loop at half its measured maximum, against the same load unloaded; and
 //!   deleting a day row by row in batches (a team keeping less) under the same load.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -13,7 +14,7 @@ use chrono::{Duration as Days, Utc};
 use sqlx::PgPool;
 use switchyard_domain::ids::TeamId;
 use switchyard_domain::store::partitions::{self, TABLES};
-use switchyard_domain::store::{accounts, retention, teams};
+use switchyard_domain::store::{accounts, retention, rollups, teams};
 
 use crate::ingest::{Setup, cpu_model, drive, drive_at, ms, num_cpus, percentile};
 use crate::logs::{measure, seed};
@@ -36,6 +37,7 @@ pub async fn run(admin_url: &str, events: i64, days: i64, requests: usize) -> an
         deliver_day(&pool, &team, &route, &destination, day).await?;
     }
     sqlx::query("ANALYZE").execute(&pool).await?;
+    count_hours(&pool).await?;
     println!(
         "machine: {} cores, {}\nseeded {events} events over {days} days, the deliveries and attempts of {oldest_day} and today, in {:.0} s\n",
         num_cpus(),
@@ -49,13 +51,38 @@ pub async fn run(admin_url: &str, events: i64, days: i64, requests: usize) -> an
     setup.stop(admin_url).await
 }
 
+/// Runs the overview's hourly count until it has caught up with the seeded week, as the
+/// workers' upkeep would have done every minute while the events came.
+async fn count_hours(pool: &PgPool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (mut runs, mut hours) = (0, 0);
+    let caught_up = Utc::now() - Days::minutes(2);
+    loop {
+        let counted = rollups::refresh(pool, Utc::now()).await?;
+        runs += 1;
+        hours += counted.hours;
+        match counted.until {
+            Some(until) if until >= caught_up => break,
+            Some(_) => {}
+            // A worker is counting: wait for it.
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    println!(
+        "hourly counts: {hours} team-hours counted in {runs} runs, {:.1} s\n",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A partition a day from `back` days ago to a week ahead, in place of the first
 /// partition a new database starts with (which would otherwise hold every seeded day).
 async fn lay_out_days(pool: &PgPool, back: i64) -> anyhow::Result<()> {
     for table in TABLES {
         for p in partitions::list(pool, table).await? {
             if p.lower.is_none() {
-                partitions::drop_partition(pool, table, &p.name).await?;
+                partitions::detach(pool, table, &p.name).await?;
+                partitions::drop_table(pool, &p.name).await?;
             }
         }
     }
@@ -112,6 +139,10 @@ async fn deliver_day(
 /// partitions, and for one day of it copied into a plain table with the same indexes
 /// (the layout before partitioning).
 async fn sizes(pool: &PgPool, day: chrono::NaiveDate) -> anyhow::Result<()> {
+    let per_million = |bytes: i64, rows: i64| match rows {
+        0 => "-".to_owned(),
+        _ => format!("{:.0}", bytes as f64 / rows as f64),
+    };
     println!(
         "{:<16} {:>12} {:>20} {:>20}",
         "table", "rows", "MB/M partitioned", "MB/M one table"
@@ -153,10 +184,6 @@ async fn sizes(pool: &PgPool, day: chrono::NaiveDate) -> anyhow::Result<()> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {flat}")))
             .execute(pool)
             .await?;
-        let per_million = |bytes: i64, rows: i64| match rows {
-            0 => "-".to_owned(),
-            _ => format!("{:.0}", bytes as f64 / rows as f64),
-        };
         println!(
             "{:<16} {:>12} {:>20} {:>20}",
             table.name,
@@ -165,6 +192,19 @@ async fn sizes(pool: &PgPool, day: chrono::NaiveDate) -> anyhow::Result<()> {
             per_million(flat_bytes, flat_rows)
         );
     }
+    // Deliveries stay one table (the queue): its size per million as it is.
+    let (rows, bytes): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM deliveries), pg_total_relation_size('deliveries')",
+    )
+    .fetch_one(pool)
+    .await?;
+    println!(
+        "{:<16} {:>12} {:>20} {:>20}",
+        "deliveries",
+        rows,
+        "(one table)",
+        per_million(bytes, rows)
+    );
     println!();
     Ok(())
 }
@@ -205,8 +245,13 @@ async fn lists(setup: &Setup, pool: &PgPool, team: &TeamId, requests: usize) -> 
             true,
         ),
         (
-            "dashboard: overview (24 h chart, totals)",
+            "dashboard: overview, 24 hours",
             format!("{app}/t/bench"),
+            true,
+        ),
+        (
+            "dashboard: overview, 7 days",
+            format!("{app}/t/bench?window=7d"),
             true,
         ),
         (
@@ -240,70 +285,198 @@ async fn lists(setup: &Setup, pool: &PgPool, team: &TeamId, requests: usize) -> 
     Ok(())
 }
 
-/// Ingest at half its maximum rate, unloaded, while the oldest day is dropped, and while
-/// a day is deleted in batches.
+/// Ingest at half its maximum rate, unloaded; while the oldest day's deliveries are
+/// deleted and its partitions dropped; and while a day is deleted in batches.
 async fn retention_under_load(
     setup: &Setup,
     pool: &PgPool,
     team: &TeamId,
     oldest_day: chrono::NaiveDate,
 ) -> anyhow::Result<()> {
-    const LOAD: Duration = Duration::from_secs(12);
     let max = drive(&setup.client, &setup.hook, 16, Duration::from_secs(5), 1).await;
     let rate = max.accepted as f64 / max.elapsed.as_secs_f64() / 2.0;
     println!(
         "ingest maximum {:.0}/s at c16; load at half: {rate:.0}/s open loop",
         rate * 2.0
     );
-    let unloaded = drive_at(&setup.client, &setup.hook, rate, LOAD, 2).await;
+    let unloaded = drive_at(&setup.client, &setup.hook, rate, Duration::from_secs(12), 2).await;
     let p99_unloaded = percentile(&unloaded.acks, 0.99);
-
-    // Drop the oldest day while the same load runs.
-    let (client, hook) = (setup.client.clone(), setup.hook.clone());
-    let load = tokio::spawn(async move { drive_at(&client, &hook, rate, LOAD, 3).await });
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let before = partitions::day_start(oldest_day + Days::days(1));
-    let started = Instant::now();
-    let retired = switchyard_worker::partitions::retire(pool, before).await?;
-    let took = started.elapsed();
-    let loaded = load.await.context("load")?;
-    let p99_loaded = percentile(&loaded.acks, 0.99);
     println!(
-        "dropped {} partitions ({}) in {} ms",
-        retired.dropped.len(),
-        retired.dropped.join(", "),
-        took.as_millis()
-    );
-    println!(
-        "ack p99 unloaded {} ms, while dropping {} ms: {:.2}x ({} and {} errors)",
+        "ack p99 unloaded: {} ({} errors)",
         ms(p99_unloaded),
-        ms(p99_loaded),
-        p99_loaded.as_secs_f64() / p99_unloaded.as_secs_f64(),
-        unloaded.errors,
-        loaded.errors
+        unloaded.errors
     );
+    let report = |what: &str, took: Duration, loaded: &Loaded| {
+        let p99 = percentile(&loaded.acks, 0.99);
+        println!(
+            "{what} in {:.2} s; ack p99 meanwhile {}: {:.2}x unloaded ({} errors)",
+            took.as_secs_f64(),
+            ms(p99),
+            p99.as_secs_f64() / p99_unloaded.as_secs_f64(),
+            loaded.errors
+        );
+    };
+
+    // The oldest day's deliveries go first, in the batches retention deletes them in.
+    let events_day = partitions::list(pool, partitions::EVENTS)
+        .await?
+        .into_iter()
+        .find(|p| p.lower == Some(partitions::day_start(oldest_day)))
+        .context("the oldest day's events partition")?;
+    let (deleted, took, loaded) = under_load(setup, rate, {
+        let pool = pool.clone();
+        async move {
+            let mut total = 0;
+            loop {
+                let gone = partitions::delete_deliveries_of(&pool, &events_day, 5000).await?;
+                total += gone;
+                if gone < 5000 {
+                    return Ok(total);
+                }
+            }
+        }
+    })
+    .await?;
+    report(
+        &format!("deleted the oldest day's {deleted} deliveries"),
+        took,
+        &loaded,
+    );
+
+    // Then its partitions: detached, and dropped by the next run (the empty days before
+    // it go first, apart).
+    let retire = |before| {
+        let pool = pool.clone();
+        async move { Ok(switchyard_worker::partitions::retire(&pool, before).await?) }
+    };
+    retire(partitions::day_start(oldest_day)).await?;
+    retire(partitions::day_start(oldest_day)).await?;
+    let before = partitions::day_start(oldest_day + Days::days(1));
+    for step in ["detached", "the next run dropped"] {
+        let waits = LockWaits::start(pool.clone());
+        let (retired, took, loaded) = under_load(setup, rate, retire(before)).await?;
+        let waits = waits.stop().await;
+        let names = match step {
+            "detached" => retired.detached,
+            _ => retired.dropped,
+        };
+        report(
+            &format!("{step} {} partitions ({})", names.len(), names.join(", ")),
+            took,
+            &loaded,
+        );
+        println!("  lock waits meanwhile, sampled every 10 ms (samples: waiting <- behind):");
+        for ((waiting, behind), samples) in waits.iter().take(6) {
+            println!("  {samples:>4}: {waiting} <- {behind}");
+        }
+    }
 
     // A team keeping less: the next day goes row by row, in batches, for 10 s.
-    let (client, hook) = (setup.client.clone(), setup.hook.clone());
-    let load = tokio::spawn(async move { drive_at(&client, &hook, rate, LOAD, 4).await });
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = partitions::day_start(oldest_day + Days::days(2));
-    let (started, mut deleted) = (Instant::now(), 0);
-    while started.elapsed() < Duration::from_secs(10) {
-        let gone = retention::delete_events(pool, team, before, 1000).await?;
-        deleted += gone;
-        if gone == 0 {
+    let (deleted, took, loaded) = under_load(setup, rate, {
+        let (pool, team) = (pool.clone(), team.clone());
+        async move {
+            let (started, mut deleted) = (Instant::now(), 0);
+            while started.elapsed() < Duration::from_secs(10) {
+                let gone = retention::delete_events(&pool, &team, before, 1000).await?;
+                deleted += gone;
+                if gone == 0 {
+                    break;
+                }
+            }
+            Ok(deleted)
+        }
+    })
+    .await?;
+    report(
+        &format!(
+            "batched delete of {deleted} events (with their objects), {:.0}/s,",
+            deleted as f64 / took.as_secs_f64()
+        ),
+        took,
+        &loaded,
+    );
+    Ok(())
+}
+
+/// Statements waiting for a lock and the ones they waited behind, sampled from
+/// `pg_stat_activity` every 10 ms until stopped.
+struct LockWaits {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<HashMap<(String, String), u64>>,
+}
+
+impl LockWaits {
+    fn start(pool: PgPool) -> LockWaits {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut seen = HashMap::new();
+            while stopped.try_recv().is_err() {
+                let pairs: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT left(regexp_replace(w.query, '\\s+', ' ', 'g'), 70),
+                            left(regexp_replace(b.query, '\\s+', ' ', 'g'), 70)
+                     FROM pg_stat_activity w
+                     CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker (pid)
+                     JOIN pg_stat_activity b ON b.pid = blocker.pid
+                     WHERE w.wait_event_type = 'Lock' AND w.datname = current_database()",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+                for pair in pairs {
+                    *seen.entry(pair).or_insert(0) += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        });
+        LockWaits { stop, task }
+    }
+
+    /// The pairs seen, most often first.
+    async fn stop(self) -> Vec<((String, String), u64)> {
+        let _ = self.stop.send(());
+        let mut seen: Vec<_> = self.task.await.unwrap_or_default().into_iter().collect();
+        seen.sort_by_key(|pair| std::cmp::Reverse(pair.1));
+        seen
+    }
+}
+
+/// The acks of the load that ran while an operation did.
+#[derive(Default)]
+struct Loaded {
+    acks: Vec<Duration>,
+    errors: usize,
+}
+
+/// Runs `op` while ingest runs open loop at `rate`, in windows of two seconds until the
+/// operation has ended. Returns what it returned, how long it took and the load's acks.
+async fn under_load<T: Send + 'static>(
+    setup: &Setup,
+    rate: f64,
+    op: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<(T, Duration, Loaded)> {
+    let task = tokio::spawn(async move {
+        let started = Instant::now();
+        let done = op.await;
+        (done, started.elapsed())
+    });
+    let mut loaded = Loaded::default();
+    for window in 10.. {
+        let phase = drive_at(
+            &setup.client,
+            &setup.hook,
+            rate,
+            Duration::from_secs(2),
+            window,
+        )
+        .await;
+        loaded.acks.extend(phase.acks);
+        loaded.errors += phase.errors;
+        if task.is_finished() {
             break;
         }
     }
-    let took = started.elapsed();
-    let loaded = load.await.context("load")?;
-    println!(
-        "batched delete: {deleted} events (with their objects) in {:.1} s, {:.0}/s; ack p99 {} ms: {:.2}x",
-        took.as_secs_f64(),
-        deleted as f64 / took.as_secs_f64(),
-        ms(percentile(&loaded.acks, 0.99)),
-        percentile(&loaded.acks, 0.99).as_secs_f64() / p99_unloaded.as_secs_f64()
-    );
-    Ok(())
+    let (done, took) = task.await.context("operation")?;
+    Ok((done?, took, loaded))
 }

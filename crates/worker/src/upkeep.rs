@@ -1,7 +1,7 @@
 //! Upkeep in every worker process: offer the hour's maintenance to its queue, which
 //! keeps one task per hour so one worker across replicas runs it (see `maintenance`),
-//! notice sources gone quiet (and quiet ones flowing again), count the hours closed for
-//! the overview (one process at a time), and refresh the gauges: the
+//! notice sources gone quiet (and quiet ones flowing again), count the overview's hours
+//! up to a minute ago (one process at a time), and refresh the gauges: the
 //! delivery queue's backlog and the age of its oldest due delivery, the side queues'
 //! depth, and this process's pool.
 

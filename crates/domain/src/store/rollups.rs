@@ -62,7 +62,8 @@ pub struct Hour {
 
 /// The team's hours from `since` to `until` (whole hours), oldest first, hours with
 /// nothing left out: what is counted as counted, the rest counted now (the hour the
-/// counts reach into comes twice: its counted part, then the rest).
+/// counts reach into comes twice: its counted part, then the rest). One snapshot, so a
+/// count committing meanwhile is neither missed nor taken twice.
 #[tracing::instrument(skip_all)]
 pub async fn hours(
     db: &PgPool,
@@ -70,9 +71,13 @@ pub async fn hours(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Hour>, StoreError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let counted_until: DateTime<Utc> =
         sqlx::query_scalar("SELECT counted_until FROM hourly_counts_until")
-            .fetch_one(db)
+            .fetch_one(&mut *tx)
             .await?;
     let mut hours: Vec<Hour> = sqlx::query_as(
         "SELECT hour, events, succeeded, failed, unknown, pending, retrying, held, latency
@@ -82,12 +87,13 @@ pub async fn hours(
     .bind(team)
     .bind(since)
     .bind(until.min(counted_until))
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
     let rest = since.max(counted_until);
     if rest < until {
-        hours.extend(count(&mut *db.acquire().await?, team, rest, until).await?);
+        hours.extend(count(&mut tx, team, rest, until).await?);
     }
+    tx.commit().await?;
     Ok(hours)
 }
 

@@ -94,10 +94,9 @@ async fn shown(app: &TestApp, team: &TeamId, days: i64) -> [i64; 7] {
 
 /// An event and its delivery made `at`, with a first attempt that answered in 120 ms
 /// when it succeeded.
-async fn made(app: &TestApp, at: DateTime<Utc>, n: usize, status: &str, retries: i32) -> String {
-    let unique = |first: String| format!("{}{n:03}", &first[..first.len() - 3]);
-    let event = unique(EventId::first_at(at));
-    let delivery = unique(DeliveryId::first_at(at));
+async fn made(app: &TestApp, at: DateTime<Utc>, status: &str, retries: i32) -> DeliveryId {
+    let event = EventId::generate_at(at);
+    let delivery = DeliveryId::generate_at(at);
     sqlx::query(
         "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body,
                              received_at)
@@ -129,7 +128,7 @@ async fn made(app: &TestApp, at: DateTime<Utc>, n: usize, status: &str, retries:
              SELECT $1, team_id, id, 1, 'succeeded', $3 + interval '100 ms', $3, 20, 200
              FROM deliveries WHERE id = $2",
         )
-        .bind(unique(switchyard_domain::ids::AttemptId::first_at(at)))
+        .bind(switchyard_domain::ids::AttemptId::generate_at(at))
         .bind(&delivery)
         .bind(at)
         .execute(&app.pool)
@@ -169,10 +168,10 @@ async fn the_overview_reads_hourly_counts_that_follow_deliveries_as_they_settle_
         ("held", 0),
     ];
     let mut failed = None;
-    for (day, hours_ago) in [3, 30].into_iter().enumerate() {
+    for hours_ago in [3, 30] {
         let at = Utc::now() - chrono::Duration::hours(hours_ago);
-        for (n, (status, retries)) in states.into_iter().enumerate() {
-            let id = made(&app, at, day * 10 + n, status, retries).await;
+        for (status, retries) in states {
+            let id = made(&app, at, status, retries).await;
             if status == "failed" && failed.is_none() {
                 failed = Some(id);
             }

@@ -11,14 +11,6 @@ use switchyard_domain::store::queue::{self, MaintenanceTask};
 use switchyard_tests::TestApp;
 use switchyard_worker::partitions::{DAYS_AHEAD, ensure};
 
-/// An id of the kind `fresh` is, made at `at`.
-fn made_at(fresh: &str, at: DateTime<Utc>) -> String {
-    let time = EventId::first_at(at);
-    // `kind_` + the ULID's 10 time characters, then the fresh id's random part.
-    let kind = fresh.split_once('_').unwrap().0;
-    format!("{kind}_{}{}", &time[4..14], &fresh[kind.len() + 11..])
-}
-
 /// Where a row landed: the partition holding `key` of `table`.
 async fn partition_of(pool: &PgPool, table: &str, column: &str, key: &str) -> Option<String> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -88,7 +80,7 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     async fn event(&self, team: &TeamId, at: DateTime<Utc>) -> String {
-        let id = made_at(EventId::generate().as_str(), at);
+        let id = EventId::generate_at(at).to_string();
         sqlx::query(
             "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at)
              VALUES ($1, $2, $3, 'issues.opened', $1, '{}', '{}'::bytea, $4)",
@@ -118,7 +110,7 @@ impl Rows<'_> {
         at: DateTime<Utc>,
         status: &str,
     ) -> (String, String) {
-        let id = made_at(DeliveryId::generate().as_str(), at);
+        let id = DeliveryId::generate_at(at).to_string();
         sqlx::query(
             "INSERT INTO deliveries (id, team_id, event_id, destination_id, status, attempt_count,
                                      created_at, next_attempt_at)
@@ -133,7 +125,7 @@ impl Rows<'_> {
         .execute(self.pool)
         .await
         .unwrap();
-        let attempt = made_at(AttemptId::generate().as_str(), at);
+        let attempt = AttemptId::generate_at(at).to_string();
         sqlx::query(
             "INSERT INTO attempts (id, team_id, delivery_id, number, status, started_at)
              VALUES ($1, $2, $3, 1, 'failed', $4)",

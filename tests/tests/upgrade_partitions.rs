@@ -84,8 +84,7 @@ async fn a_database_of_the_previous_release_is_partitioned_in_place_without_losi
     let mut pending = Vec::new();
     for n in 0..EVENTS {
         let at = now - chrono::Duration::minutes(48 * (EVENTS - n));
-        let event = EventId::first_at(at);
-        let event = format!("{}{}", &event[..14], &EventId::generate().as_str()[14..]);
+        let event = EventId::generate_at(at);
         sqlx::query(
             "INSERT INTO events (id, team_id, source_id, event_type, dedup_key, headers, body, received_at)
              VALUES ($1, $2, $3, 'push', $4, '{\"content-type\": \"application/json\"}',

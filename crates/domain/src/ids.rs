@@ -27,9 +27,15 @@ macro_rules! prefixed_id {
 
             /// A new id, ordered after every id made earlier.
             pub fn generate() -> Self {
+                Self::generate_at(chrono::Utc::now())
+            }
+
+            /// A new id as if made at `at`: its time part is `at`'s, its random part
+            /// fresh (for rows of the past, such as an import's or a test's).
+            pub fn generate_at(at: chrono::DateTime<chrono::Utc>) -> Self {
                 Self(format!(
                     concat!($prefix, "_{}"),
-                    ulid::Ulid::new().to_string().to_ascii_lowercase()
+                    ulid::Ulid::from_datetime(at.into()).to_string().to_ascii_lowercase()
                 ))
             }
 

@@ -102,8 +102,7 @@ async fn get(
     let (team, id) = (&team.team, &id.into_inner());
     let (delivery, attempts) = wrote
         .find(&state, |db| async move {
-            let delivery = deliveries::get(&db, team, id).await?;
-            Ok((delivery, deliveries::attempts(&db, team, id).await?))
+            deliveries::with_attempts(&db, team, id).await
         })
         .await
         .map_err(missing("delivery"))?;

@@ -3,7 +3,7 @@
 //! `attempts`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::queue::notify_deliveries;
 use super::{StoreError, fetch_limit, page};
@@ -140,7 +140,7 @@ pub async fn for_event(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn attempts(
+async fn attempts(
     db: impl PgExecutor<'_>,
     team: &TeamId,
     delivery: &DeliveryId,
@@ -158,6 +158,21 @@ pub async fn attempts(
     .bind(delivery)
     .fetch_all(db)
     .await?)
+}
+
+/// A delivery with its attempts, read in one snapshot: never an attempt recorded
+/// with its delivery's status from before it.
+#[tracing::instrument(skip_all)]
+pub async fn with_attempts(
+    db: &PgPool,
+    team: &TeamId,
+    id: &DeliveryId,
+) -> Result<(Delivery, Vec<Attempt>), StoreError> {
+    let mut tx = super::snapshot(db).await?;
+    let delivery = get(&mut *tx, team, id).await?;
+    let attempts = attempts(&mut *tx, team, id).await?;
+    tx.commit().await?;
+    Ok((delivery, attempts))
 }
 
 pub(super) async fn lock(

@@ -203,3 +203,14 @@ pub(crate) fn page<T>(mut rows: Vec<T>, req: &PageRequest, id: impl Fn(&T) -> St
 pub(crate) fn fetch_limit(req: &PageRequest) -> i64 {
     i64::from(req.limit) + 1
 }
+
+/// A read-only transaction whose statements all read one snapshot: for a page made of
+/// several reads that must agree (a delivery and its attempts, counts and the mark they
+/// reach to), so a write committing between two of them shows in neither or in both.
+pub(crate) async fn snapshot(db: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}

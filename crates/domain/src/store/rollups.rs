@@ -71,10 +71,7 @@ pub async fn hours(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Hour>, StoreError> {
-    let mut tx = db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = super::snapshot(db).await?;
     let counted_until: DateTime<Utc> =
         sqlx::query_scalar("SELECT counted_until FROM hourly_counts_until")
             .fetch_one(&mut *tx)

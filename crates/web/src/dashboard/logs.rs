@@ -466,7 +466,7 @@ async fn delivery_view(
     id: &switchyard_domain::ids::DeliveryId,
     problem: Option<String>,
 ) -> Result<DeliveryPage, PageError> {
-    let delivery = deliveries::get(&state.pool, member.team_id(), id).await?;
+    let (delivery, attempts) = deliveries::with_attempts(&state.pool, member.team_id(), id).await?;
     let names = Names::load(state, member).await?;
     let destination =
         match destinations::get(&state.pool, member.team_id(), &delivery.destination_id).await {
@@ -478,7 +478,7 @@ async fn delivery_view(
     Ok(DeliveryPage {
         nav: Nav::new(member, "deliveries", state.smtp_configured),
         waiting_for: waiting.remove(id),
-        attempts: deliveries::attempts(&state.pool, member.team_id(), id).await?,
+        attempts,
         destination,
         names,
         delivery,

@@ -81,7 +81,7 @@ async fn lay_out_days(pool: &PgPool, back: i64) -> anyhow::Result<()> {
     for table in TABLES {
         for p in partitions::list(pool, table).await? {
             if p.lower.is_none() {
-                partitions::detach(pool, table, &p.name).await?;
+                partitions::detach(pool, table, &p).await?;
                 partitions::drop_table(pool, &p.name).await?;
             }
         }

@@ -8,8 +8,10 @@ use sqlx::PgPool;
 use switchyard_domain::ids::{AttemptId, DeliveryId, EventId, TeamId};
 use switchyard_domain::store::partitions::{self, ATTEMPTS, EVENTS, TABLES};
 use switchyard_domain::store::queue::{self, MaintenanceTask};
+use switchyard_domain::store::{deliveries, retention};
 use switchyard_tests::TestApp;
-use switchyard_worker::partitions::{DAYS_AHEAD, ensure};
+use switchyard_tests::app::Options;
+use switchyard_worker::partitions::{DAYS_AHEAD, ensure, retire};
 
 /// Where a row landed: the partition holding `key` of `table`.
 async fn partition_of(pool: &PgPool, table: &str, column: &str, key: &str) -> Option<String> {
@@ -62,7 +64,7 @@ async fn age(pool: &PgPool) {
     for table in TABLES {
         for p in partitions::list(pool, table).await.unwrap() {
             if p.lower.is_none() {
-                partitions::detach(pool, table, &p.name).await.unwrap();
+                assert!(partitions::detach(pool, table, &p).await.unwrap());
                 partitions::drop_table(pool, &p.name).await.unwrap();
             }
         }
@@ -231,65 +233,90 @@ async fn the_week_ahead_is_made_and_a_stray_row_waits_in_the_default_partition_f
     assert_eq!(objects, Some(day_name("event_objects", later)));
 }
 
-#[tokio::test]
-async fn days_past_every_retention_are_dropped_unless_an_unsettled_delivery_needs_them() {
-    let app = TestApp::spawn().await;
-    age(&app.pool).await;
-    let now = Utc::now();
-    let days = |n: i64| now - Duration::days(n);
+/// An app aged 48 days with two teams, acme keeping 30 days and brief a week, a source
+/// and a destination to make their rows with.
+struct Aged {
+    app: TestApp,
+    acme: TeamId,
+    brief: TeamId,
+    source: String,
+    destination: String,
+}
 
-    let source = app.create_source("none", None).await;
-    let destination = app.create_destination("http://127.0.0.1:9/in").await;
-    let destination = destination["id"].as_str().unwrap().to_owned();
-    let acme: TeamId = sqlx::query_scalar("SELECT id FROM teams WHERE slug = 'acme'")
+impl Aged {
+    async fn spawn(options: Options) -> Self {
+        let app = TestApp::spawn_with(options).await;
+        age(&app.pool).await;
+        let source = app.create_source("none", None).await;
+        let destination = app.create_destination("http://127.0.0.1:9/in").await;
+        let acme: TeamId = sqlx::query_scalar("SELECT id FROM teams WHERE slug = 'acme'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        let brief: TeamId = sqlx::query_scalar(
+            "INSERT INTO teams (id, slug, name, retention_days) VALUES ($1, 'brief', 'Brief', 7) RETURNING id",
+        )
+        .bind(TeamId::generate())
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    // A team that keeps a week, beside acme's 30 days.
-    let brief: TeamId = sqlx::query_scalar(
-        "INSERT INTO teams (id, slug, name, retention_days) VALUES ($1, 'brief', 'Brief', 7) RETURNING id",
-    )
-    .bind(TeamId::generate())
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    let rows = Rows {
-        pool: &app.pool,
-        source: source["id"].as_str().unwrap().to_owned(),
-    };
+        Aged {
+            acme,
+            brief,
+            source: source["id"].as_str().unwrap().to_owned(),
+            destination: destination["id"].as_str().unwrap().to_owned(),
+            app,
+        }
+    }
+
+    fn rows(&self) -> Rows<'_> {
+        Rows {
+            pool: &self.app.pool,
+            source: self.source.clone(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn days_past_every_retention_are_dropped_unless_an_unsettled_delivery_needs_them() {
+    let aged = Aged::spawn(Options::default()).await;
+    let (app, rows) = (&aged.app, aged.rows());
+    let (acme, brief, destination) = (aged.acme.clone(), aged.brief.clone(), &aged.destination);
+    let now = Utc::now();
+    let days = |n: i64| now - Duration::days(n);
 
     // Past every retention: a day's event, delivery and attempt.
     let old = rows.event(&acme, days(40)).await;
     let (old_delivery, old_attempt) = rows
-        .delivery(&acme, &old, &destination, days(40), "succeeded")
+        .delivery(&acme, &old, destination, days(40), "succeeded")
         .await;
     // An event as old, replayed today: its replay goes with it.
     let replayed = rows.event(&acme, days(40)).await;
     let (replay, replay_attempt) = rows
-        .delivery(&acme, &replayed, &destination, now, "succeeded")
+        .delivery(&acme, &replayed, destination, now, "succeeded")
         .await;
     // Older still, but a routine's outcome nobody has settled: its days stay.
     let unsettled = rows.event(&acme, days(44)).await;
     let (waiting, waiting_attempt) = rows
-        .delivery(&acme, &unsettled, &destination, days(44), "unknown_outcome")
+        .delivery(&acme, &unsettled, destination, days(44), "unknown_outcome")
         .await;
     // Inside acme's 30 days.
     let kept = rows.event(&acme, days(20)).await;
     let (kept_delivery, _) = rows
-        .delivery(&acme, &kept, &destination, days(20), "succeeded")
+        .delivery(&acme, &kept, destination, days(20), "succeeded")
         .await;
     // Past brief's week: deleted row by row, except one still held for its destination.
     let short = rows.event(&brief, days(20)).await;
     let (short_delivery, short_attempt) = rows
-        .delivery(&brief, &short, &destination, days(20), "succeeded")
+        .delivery(&brief, &short, destination, days(20), "succeeded")
         .await;
     let short_held = rows.event(&brief, days(20)).await;
     let (held, _) = rows
-        .delivery(&brief, &short_held, &destination, days(20), "held")
+        .delivery(&brief, &short_held, destination, days(20), "held")
         .await;
     let recent = rows.event(&brief, days(3)).await;
 
-    maintain(&app, "first").await;
+    maintain(app, "first").await;
 
     let names = partition_names(&app.pool).await;
     for table in TABLES {
@@ -346,7 +373,7 @@ async fn days_past_every_retention_are_dropped_unless_an_unsettled_delivery_need
         first_run.contains(&day_name(ATTEMPTS.name, days(40))),
         "{first_run:?}"
     );
-    maintain(&app, "second").await;
+    maintain(app, "second").await;
     assert_eq!(
         partitions::detached(&app.pool, ATTEMPTS).await.unwrap(),
         vec![day_name(ATTEMPTS.name, days(44))],
@@ -366,4 +393,70 @@ async fn days_past_every_retention_are_dropped_unless_an_unsettled_delivery_need
     for table in [EVENTS, ATTEMPTS] {
         assert_eq!(partitions::strays(&app.pool, table).await.unwrap(), 0);
     }
+}
+
+#[tokio::test]
+async fn a_replay_under_way_keeps_what_it_needs_from_retention() {
+    let aged = Aged::spawn(Options {
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let (pool, rows) = (&aged.app.pool, aged.rows());
+    let (acme, brief, destination) = (&aged.acme, &aged.brief, &aged.destination);
+    let now = Utc::now();
+    let days = |n: i64| now - Duration::days(n);
+    // Settled deliveries past every retention (acme's) and past brief's week.
+    let old = rows.event(acme, days(40)).await;
+    let (old_delivery, _) = rows
+        .delivery(acme, &old, destination, days(40), "succeeded")
+        .await;
+    let short = rows.event(brief, days(20)).await;
+    let (short_delivery, _) = rows
+        .delivery(brief, &short, destination, days(20), "failed")
+        .await;
+
+    // Both are being replayed: the replay's transaction has not committed yet.
+    let mut replay = pool.begin().await.unwrap();
+    for (team, id) in [(acme, &old_delivery), (brief, &short_delivery)] {
+        deliveries::replay(&mut replay, team, &id.parse().unwrap(), now)
+            .await
+            .unwrap();
+    }
+    // Retention waits for it: detaching the old delivery's attempts day (a table the
+    // replay does not touch) gives up on its lock, to be tried again...
+    let attempts_day = partitions::list(pool, ATTEMPTS)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == day_name(ATTEMPTS.name, days(40)))
+        .unwrap();
+    let waited = partitions::detach(pool, ATTEMPTS, &attempts_day)
+        .await
+        .unwrap_err();
+    assert!(partitions::is_lock_timeout(&waited), "{waited}");
+    // ...and brief's delete waits too.
+    let deleting = tokio::spawn({
+        let (pool, brief) = (pool.clone(), brief.clone());
+        async move { retention::delete_events(&pool, &brief, now - Duration::days(7), 100).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!deleting.is_finished());
+    replay.commit().await.unwrap();
+
+    // Then both see the replay, and nothing it needs goes.
+    assert_eq!(deleting.await.unwrap().unwrap(), 0);
+    let retired = retire(pool, days(30)).await.unwrap();
+    for table in TABLES {
+        let day = day_name(table.name, days(40));
+        assert!(retired.held.contains(&day), "{day} held: {retired:?}");
+    }
+    assert_eq!(
+        ids(pool, "SELECT id FROM events").await,
+        sorted(vec![&old, &short])
+    );
+    assert_eq!(
+        ids(pool, "SELECT status::text FROM deliveries").await,
+        ["pending", "pending"]
+    );
 }

@@ -76,18 +76,23 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
             if partition.upper.is_none_or(|upper| upper > before) {
                 break;
             }
-            if partitions::holds_open_delivery(pool, table, &partition).await? {
+            // Checked first so a held day's deliveries are not deleted for nothing, and
+            // again as it is detached.
+            let mut detached = false;
+            if !partitions::holds_open_delivery(pool, table, &partition).await? {
+                retired.deliveries += delete_deliveries(pool, table, &partition).await?;
+                detached = with_retries(|| partitions::detach(pool, table, &partition)).await?;
+            }
+            if detached {
+                tracing::info!(partition = %partition.name, "partition detached");
+                retired.detached.push(partition.name);
+            } else {
                 tracing::warn!(
                     partition = %partition.name,
                     "partition past retention kept: an unsettled delivery needs it"
                 );
                 retired.held.push(partition.name);
-                continue;
             }
-            retired.deliveries += delete_deliveries(pool, table, &partition).await?;
-            with_retries(|| partitions::detach(pool, table, &partition.name)).await?;
-            tracing::info!(partition = %partition.name, "partition detached");
-            retired.detached.push(partition.name);
         }
         retired.strays += partitions::delete_old_strays(pool, table, before).await?;
     }
@@ -115,10 +120,10 @@ async fn delete_deliveries(
 
 /// Runs `step` again while it times out waiting for its lock, up to [`TRIES`] times,
 /// pausing longer each time so the statements it waited behind can finish.
-async fn with_retries<F, Fut>(mut step: F) -> Result<(), StoreError>
+async fn with_retries<T, F, Fut>(mut step: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), sqlx::Error>>,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
 {
     let mut tries = 1;
     loop {

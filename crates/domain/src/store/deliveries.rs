@@ -201,6 +201,7 @@ pub async fn replay(
     id: &DeliveryId,
     now: DateTime<Utc>,
 ) -> Result<Delivery, StoreError> {
+    super::retention::replays_may_go(tx).await?;
     let current = lock(tx, team, id).await?;
     if !current.status.is_replayable() {
         return Err(StoreError::Conflict(format!(

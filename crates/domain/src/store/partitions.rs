@@ -8,7 +8,8 @@
 //! only a stray row takes. Dropping one detaches it, which waits for the statements
 //! using the table to end and holds new ones back while it waits, so both give up after
 //! [`LOCK_TIMEOUT`] (the caller tries again). Nothing references a partitioned table, so
-//! neither scans another table.
+//! neither scans another table. A detach holds replays back from its last check to its
+//! commit (`retention::hold_off_replays`).
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sqlx::{PgExecutor, PgPool};
@@ -202,7 +203,7 @@ pub async fn holds_open_delivery(
     db: impl PgExecutor<'_>,
     table: Table,
     partition: &Partition,
-) -> Result<bool, StoreError> {
+) -> Result<bool, sqlx::Error> {
     let Some(upper) = partition.upper else {
         return Ok(true);
     };
@@ -223,39 +224,44 @@ pub async fn holds_open_delivery(
                               AND ($1::text IS NULL OR event_id >= $1) AND event_id < $2)"
         ),
     };
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(check))
+    sqlx::query_scalar(sqlx::AssertSqlSafe(check))
         .bind(lower)
         .bind(upper_key)
         .bind(DeliveryId::first_at(upper))
         .fetch_one(db)
-        .await?)
+        .await
 }
 
-/// Deletes up to `batch` of the deliveries of events made in the events partition's
-/// range, so none outlives its event, with those of their attempts made after the range
-/// (a replay's; the others go with their own days). Returns how many deliveries went.
+/// Deletes up to `batch` of the settled deliveries of events made in the events
+/// partition's range, so none outlives its event, with those of their attempts made
+/// after the range (a replay's; the others go with their own days). One replayed
+/// meanwhile stays, and keeps its event's day (see [`detach`]). Returns how many
+/// deliveries went.
 #[tracing::instrument(skip_all, fields(partition = %events.name))]
 pub async fn delete_deliveries_of(
     db: impl PgExecutor<'_>,
     events: &Partition,
     batch: i64,
-) -> Result<u64, StoreError> {
+) -> Result<u64, sqlx::Error> {
     let Some(upper) = events.upper else {
         return Ok(0);
     };
-    let gone: i64 = sqlx::query_scalar(
+    // The state is tested again on the row deleted, in case a replay changed it since
+    // the rows were chosen.
+    let gone: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "WITH gone AS (
-             DELETE FROM deliveries WHERE id IN (
+             DELETE FROM deliveries WHERE status NOT IN {OPEN} AND id IN (
                  SELECT id FROM deliveries
                  WHERE ($1::text IS NULL OR event_id >= $1) AND event_id < $2
+                   AND status NOT IN {OPEN}
                  LIMIT $3
              )
              RETURNING id
          ), later_attempts AS (
              DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone) AND id >= $4
          )
-         SELECT count(*) FROM gone",
-    )
+         SELECT count(*) FROM gone"
+    )))
     .bind(events.lower.map(|l| EVENTS.first_at(l)))
     .bind(EVENTS.first_at(upper))
     .bind(batch)
@@ -284,19 +290,36 @@ pub async fn delete_old_strays(
     .rows_affected())
 }
 
-/// Detaches a partition from its table, giving up after [`LOCK_TIMEOUT`]. The parent's
-/// lock is held for the detach alone; [`drop_table`] drops it later.
-#[tracing::instrument(skip_all, fields(table = table.name, partition = name))]
-pub async fn detach(pool: &PgPool, table: Table, name: &str) -> Result<(), sqlx::Error> {
+/// Detaches a partition from its table unless a delivery that has not settled needs one
+/// of its rows (then it stays, and this returns false), giving up after
+/// [`LOCK_TIMEOUT`]. Replays wait from the check to the commit, so none reopens a
+/// delivery of the day between them; an events day's deliveries that settled after
+/// [`delete_deliveries_of`] passed them go here. The parent's lock is held for the
+/// detach alone; [`drop_table`] drops the table later.
+#[tracing::instrument(skip_all, fields(table = table.name, partition = %partition.name))]
+pub async fn detach(
+    pool: &PgPool,
+    table: Table,
+    partition: &Partition,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     set_lock_timeout(&mut tx).await?;
+    super::retention::hold_off_replays(&mut tx).await?;
+    if holds_open_delivery(&mut *tx, table, partition).await? {
+        return Ok(false);
+    }
+    if table.name == EVENTS.name {
+        delete_deliveries_of(&mut *tx, partition, i64::MAX).await?;
+    }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "ALTER TABLE {parent} DETACH PARTITION {name}",
-        parent = table.name
+        parent = table.name,
+        name = partition.name
     )))
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Drops a detached partition: its foreign keys first, each in a moment of its own

@@ -238,6 +238,7 @@ pub async fn step(
     if row.status != "running" {
         return Ok(Step::Finished);
     }
+    super::retention::replays_may_go(tx).await?;
     let sql = format!(
         "WITH chosen AS (
              SELECT id FROM deliveries WHERE {MATCHING}

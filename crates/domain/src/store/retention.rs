@@ -6,13 +6,39 @@
 //! maintenance job runs them once per hour across every process.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 
 use super::StoreError;
 use crate::ids::{AttemptId, DeliveryId, EventId, TeamId};
 
 /// How long the queue keeps a finished job's row.
 pub const FINISHED_JOBS_KEPT: Duration = Duration::days(7);
+
+/// The advisory lock between replays and retention. A replay makes a settled delivery
+/// need its event again, so retention's last check that nothing needs a row and its
+/// removal of the row must not have a replay between them: each replay holds this lock
+/// shared for its transaction, and retention holds it alone from its check to its
+/// commit. A replay that came first is seen by the check; one that comes after finds its
+/// delivery gone.
+const REPLAYS: i64 = 0x5359_5245_504c_4159;
+
+/// Lets a replay go on, waiting while retention checks and removes rows.
+pub(crate) async fn replays_may_go(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(REPLAYS)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Holds replays back until the caller's transaction ends (waiting for those under way).
+pub(crate) async fn hold_off_replays(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(REPLAYS)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
 
 /// Every team and how many days it keeps its events, at most `cap`.
 #[tracing::instrument(skip_all)]
@@ -27,7 +53,7 @@ pub async fn teams(db: impl PgExecutor<'_>, cap: i32) -> Result<Vec<(TeamId, i32
 
 /// Deletes up to `batch` of the team's events received before `before`, with their
 /// fetched objects, deliveries and attempts, and returns how many events went. An event
-/// with a delivery that has not settled stays until it has.
+/// with a delivery that has not settled stays until it has; replays wait meanwhile.
 #[tracing::instrument(skip_all)]
 pub async fn delete_events(
     db: &PgPool,
@@ -35,6 +61,8 @@ pub async fn delete_events(
     before: DateTime<Utc>,
     batch: i64,
 ) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    hold_off_replays(&mut tx).await?;
     // Ids sort by the time they were made, so the team's id index finds the old ones.
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT e.id FROM events e
@@ -50,7 +78,7 @@ pub async fn delete_events(
     .bind(EventId::first_at(before + super::events::ID_SLACK))
     .bind(before)
     .bind(batch)
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
     let Some(oldest) = ids.first() else {
         return Ok(0);
@@ -59,7 +87,7 @@ pub async fn delete_events(
     // oldest event's time (a ULID's first 10 characters) on are the only ones to look in.
     let start = EventId::PREFIX.len() + 1;
     let made = &oldest[start..start + 10];
-    Ok(sqlx::query(
+    let gone = sqlx::query(
         "WITH gone AS (
              DELETE FROM events WHERE team_id = $1 AND id = ANY ($2) RETURNING id
          ), objects AS (
@@ -78,9 +106,11 @@ pub async fn delete_events(
     .bind(&ids)
     .bind(format!("{}_{made}", DeliveryId::PREFIX))
     .bind(format!("{}_{made}", AttemptId::PREFIX))
-    .fetch_one(db)
-    .await
-    .map(|row| u64::try_from(row.get::<i64, _>(0)).unwrap_or(0))?)
+    .fetch_one(&mut *tx)
+    .await?
+    .get::<i64, _>(0);
+    tx.commit().await?;
+    Ok(u64::try_from(gone).unwrap_or(0))
 }
 
 /// The queue the previous release pushed a task per delivery to. Its ingress may still

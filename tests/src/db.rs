@@ -171,3 +171,32 @@ pub async fn migrate_up_to(pool: &sqlx::PgPool, version: i64) {
         .expect("the release's migrations");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A team and a source of `provider`, written as an earlier release's schema (see
+/// [`migrate_up_to`]) stores them, for an upgrade test to fill in around.
+pub async fn legacy_team(
+    pool: &sqlx::PgPool,
+    provider: &str,
+) -> (
+    switchyard_domain::ids::TeamId,
+    switchyard_domain::ids::SourceId,
+) {
+    let team = switchyard_domain::ids::TeamId::generate();
+    let source = switchyard_domain::ids::SourceId::generate();
+    sqlx::query("INSERT INTO teams (id, slug, name) VALUES ($1, 'legacy', 'Legacy')")
+        .bind(&team)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO sources (id, team_id, name, provider, token) VALUES ($1, $2, 'gh', $3, $4)",
+    )
+    .bind(&source)
+    .bind(&team)
+    .bind(provider)
+    .bind(switchyard_domain::secrets::random_token(32))
+    .execute(pool)
+    .await
+    .unwrap();
+    (team, source)
+}

@@ -1,7 +1,8 @@
-//! Time partitions (events, fetched objects, attempts): a week of days is made ahead, a row no partition covers waits in the
-//! default partition until its day is made, days past every team's retention are
-//! dropped whole unless an unsettled delivery needs them, and a team keeping less loses
-//! its rows on time through batched deletes.
+//! Time partitions (events, fetched objects, attempts): a week of days is made ahead, a
+//! row no partition covers waits in the default partition until its day is made, days
+//! past every team's retention are dropped whole unless an unsettled delivery needs
+//! them (a replay under way included), and a team keeping less loses its rows on time
+//! through batched deletes.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;

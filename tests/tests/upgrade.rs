@@ -8,9 +8,7 @@ use std::time::Duration;
 use apalis::prelude::TaskBuilder;
 use serde_json::json;
 use sqlx::PgPool;
-use switchyard_domain::ids::{
-    AttemptId, DeliveryId, DestinationId, EventId, RouteId, SourceId, TeamId,
-};
+use switchyard_domain::ids::{AttemptId, DeliveryId, DestinationId, EventId, RouteId, TeamId};
 use switchyard_domain::secrets::{DEV_KEY_HEX, SecretKey};
 use switchyard_tests::app::Options;
 use switchyard_tests::{FakeRoutines, Receiver, Reply, TestApp, db, sign};
@@ -81,28 +79,12 @@ async fn the_previous_release_s_delivery_tasks_become_due_deliveries_and_nothing
     db::migrate_up_to(&pool, PREVIOUS_RELEASE).await;
 
     let key = SecretKey::from_hex(DEV_KEY_HEX).unwrap();
-    let team = TeamId::generate();
-    let source = SourceId::generate();
+    let (team, source) = db::legacy_team(&pool, "github").await;
     let (http, routine, paused) = (
         DestinationId::generate(),
         DestinationId::generate(),
         DestinationId::generate(),
     );
-    sqlx::query("INSERT INTO teams (id, slug, name) VALUES ($1, 'legacy', 'Legacy')")
-        .bind(&team)
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO sources (id, team_id, name, provider, token)
-         VALUES ($1, $2, 'gh', 'github', $3)",
-    )
-    .bind(&source)
-    .bind(&team)
-    .bind(switchyard_domain::secrets::random_token(32))
-    .execute(&pool)
-    .await
-    .unwrap();
     let signing = key.seal(sign::new_whsec().as_bytes());
     // The previous release sealed a routine's credentials without their kind.
     let sealed = key.seal(&serde_json::to_vec(&json!({ "token": TOKEN })).unwrap());

@@ -9,7 +9,7 @@ use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
-use switchyard_domain::ids::{AttemptId, DeliveryId, DestinationId, EventId, SourceId, TeamId};
+use switchyard_domain::ids::{AttemptId, DeliveryId, DestinationId, EventId};
 use switchyard_domain::secrets::{DEV_KEY_HEX, SecretKey};
 use switchyard_domain::store::partitions::{self, TABLES};
 use switchyard_tests::app::Options;
@@ -48,25 +48,8 @@ async fn a_database_of_the_previous_release_is_partitioned_in_place_without_losi
     let pool = PgPool::connect(&db::url_for(&database)).await.unwrap();
     db::migrate_up_to(&pool, PREVIOUS_RELEASE).await;
 
-    let (team, source, destination) = (
-        TeamId::generate(),
-        SourceId::generate(),
-        DestinationId::generate(),
-    );
-    sqlx::query("INSERT INTO teams (id, slug, name) VALUES ($1, 'legacy', 'Legacy')")
-        .bind(&team)
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO sources (id, team_id, name, provider, token) VALUES ($1, $2, 'gh', 'none', $3)",
-    )
-    .bind(&source)
-    .bind(&team)
-    .bind(switchyard_domain::secrets::random_token(32))
-    .execute(&pool)
-    .await
-    .unwrap();
+    let (team, source) = db::legacy_team(&pool, "none").await;
+    let destination = DestinationId::generate();
     let key = SecretKey::from_hex(DEV_KEY_HEX).unwrap();
     sqlx::query(
         "INSERT INTO destinations (id, team_id, name, kind, url, config, signing_secret)

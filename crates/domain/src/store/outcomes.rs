@@ -17,8 +17,8 @@ use sqlx::PgConnection;
 use super::StoreError;
 use super::alerts::{self, AlertKind};
 use super::attempts::{AttemptRecord, Claimed, DestinationEffect};
+use super::breaker;
 use super::queue::{Alert, AlertTask};
-use super::{breaker, partitions};
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::{Decision, DeliveryStatus, Transition};
 use crate::ids::{AttemptId, DeliveryId, DestinationId};
@@ -275,7 +275,9 @@ async fn record_plain(
     .bind(Transition::Succeed.to().as_str())
     .bind(Transition::Succeed.from_names())
     .bind(column(&rows, |(_, r)| r.note.as_deref()))
-    .bind(partitions::floor(rows.iter().map(|(c, _)| &c.attempt_id)))
+    // The oldest attempt bounds the update to the partitions from its day on; matched
+    // against every partition's index, each row would cost a probe per partition.
+    .bind(rows.iter().map(|(c, _)| c.attempt_id.as_str()).min())
     .fetch_all(&mut *tx)
     .await?;
     Ok(written.into_iter().collect())

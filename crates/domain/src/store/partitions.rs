@@ -132,17 +132,6 @@ pub async fn strays(db: impl PgExecutor<'_>, table: Table) -> Result<i64, StoreE
     .await?)
 }
 
-/// The smallest of `ids`: bound a statement that writes rows by id with `id >= floor`
-/// and PostgreSQL reads only the partitions from the oldest one's day on, where
-/// matching each row against every partition's index would cost a probe per partition.
-pub fn floor<'a, S: AsRef<str> + 'a>(ids: impl IntoIterator<Item = &'a S>) -> String {
-    ids.into_iter()
-        .map(AsRef::as_ref)
-        .min()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The first instant of a UTC day.
 pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))

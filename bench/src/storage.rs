@@ -81,7 +81,12 @@ async fn lay_out_days(pool: &PgPool, back: i64) -> anyhow::Result<()> {
     for table in TABLES {
         for p in partitions::list(pool, table).await? {
             if p.lower.is_none() {
-                partitions::detach(pool, table, &p).await?;
+                let detached = partitions::detach(pool, table, &p).await?;
+                anyhow::ensure!(
+                    matches!(detached, partitions::Detach::Done { .. }),
+                    "{} kept",
+                    p.name
+                );
                 partitions::drop_table(pool, &p.name).await?;
             }
         }

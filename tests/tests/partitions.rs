@@ -6,10 +6,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
+use switchyard_domain::StoreError;
 use switchyard_domain::ids::{AttemptId, DeliveryId, EventId, TeamId};
-use switchyard_domain::store::partitions::{self, ATTEMPTS, EVENTS, TABLES};
+use switchyard_domain::store::partitions::{self, ATTEMPTS, Detach, EVENTS, TABLES};
 use switchyard_domain::store::queue::{self, MaintenanceTask};
-use switchyard_domain::store::{deliveries, retention};
+use switchyard_domain::store::{deliveries, events, retention};
 use switchyard_tests::TestApp;
 use switchyard_tests::app::Options;
 use switchyard_worker::partitions::{DAYS_AHEAD, ensure, retire};
@@ -65,7 +66,8 @@ async fn age(pool: &PgPool) {
     for table in TABLES {
         for p in partitions::list(pool, table).await.unwrap() {
             if p.lower.is_none() {
-                assert!(partitions::detach(pool, table, &p).await.unwrap());
+                let detached = partitions::detach(pool, table, &p).await.unwrap();
+                assert!(matches!(detached, Detach::Done { .. }));
                 partitions::drop_table(pool, &p.name).await.unwrap();
             }
         }
@@ -407,6 +409,11 @@ async fn a_replay_under_way_keeps_what_it_needs_from_retention() {
     let (acme, brief, destination) = (&aged.acme, &aged.brief, &aged.destination);
     let now = Utc::now();
     let days = |n: i64| now - Duration::days(n);
+    let day = |table: partitions::Table| async move {
+        let name = day_name(table.name, days(40));
+        let all = partitions::list(pool, table).await.unwrap();
+        all.into_iter().find(|p| p.name == name).unwrap()
+    };
     // Settled deliveries past every retention (acme's) and past brief's week.
     let old = rows.event(acme, days(40)).await;
     let (old_delivery, _) = rows
@@ -425,27 +432,31 @@ async fn a_replay_under_way_keeps_what_it_needs_from_retention() {
             .unwrap();
     }
     // Retention waits for it: detaching the old delivery's attempts day (a table the
-    // replay does not touch) gives up on its lock, to be tried again...
-    let attempts_day = partitions::list(pool, ATTEMPTS)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|p| p.name == day_name(ATTEMPTS.name, days(40)))
-        .unwrap();
-    let waited = partitions::detach(pool, ATTEMPTS, &attempts_day)
+    // replay does not touch) gives up on its lock, to be tried again.
+    let waited = partitions::detach(pool, ATTEMPTS, &day(ATTEMPTS).await)
         .await
         .unwrap_err();
     assert!(partitions::is_lock_timeout(&waited), "{waited}");
-    // ...and brief's delete waits too.
+    // The events day's batched delete and brief's delete wait too.
+    let events_day = day(EVENTS).await;
+    let batch = tokio::spawn({
+        let (pool, events_day) = (pool.clone(), events_day.clone());
+        async move { partitions::delete_deliveries_of(&pool, &events_day, 5000).await }
+    });
     let deleting = tokio::spawn({
         let (pool, brief) = (pool.clone(), brief.clone());
         async move { retention::delete_events(&pool, &brief, now - Duration::days(7), 100).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!deleting.is_finished());
+    assert!(!batch.is_finished() && !deleting.is_finished());
     replay.commit().await.unwrap();
 
-    // Then both see the replay, and nothing it needs goes.
+    // Then each sees the replay, and nothing it needs goes.
+    assert_eq!(
+        batch.await.unwrap().unwrap(),
+        0,
+        "the replayed one passed over"
+    );
     assert_eq!(deleting.await.unwrap().unwrap(), 0);
     let retired = retire(pool, days(30)).await.unwrap();
     for table in TABLES {
@@ -460,4 +471,24 @@ async fn a_replay_under_way_keeps_what_it_needs_from_retention() {
         ids(pool, "SELECT status::text FROM deliveries").await,
         ["pending", "pending"]
     );
+
+    // Settled again after the batches passed it, it goes with its day.
+    sqlx::query("UPDATE deliveries SET status = 'failed' WHERE id = $1")
+        .bind(&old_delivery)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        partitions::detach(pool, EVENTS, &events_day).await.unwrap(),
+        Detach::Done { deliveries: 1 }
+    );
+    assert_eq!(
+        ids(pool, "SELECT id FROM deliveries").await,
+        vec![short_delivery]
+    );
+
+    // A re-run planned before retention took its event finds it gone when it writes.
+    let mut rerun = pool.begin().await.unwrap();
+    let made = events::rerun(&mut rerun, acme, &old.parse().unwrap(), &[], now).await;
+    assert!(matches!(made, Err(StoreError::NotFound)), "{made:?}");
 }

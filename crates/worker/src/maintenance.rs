@@ -80,6 +80,7 @@ async fn retain(ctx: &WorkerContext, slot: &str, now: DateTime<Utc>) -> Result<(
         partitions_detached = retired.detached.len(),
         partitions_dropped = retired.dropped.len(),
         partitions_held = ?retired.held,
+        partitions_busy = ?retired.busy,
         deliveries_of_dropped_days = retired.deliveries,
         stray_rows = retired.strays,
         events,

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use switchyard_domain::StoreError;
-use switchyard_domain::store::partitions::{self, Partition, TABLES, Table};
+use switchyard_domain::store::partitions::{self, Detach, Partition, TABLES, Table};
 
 /// How far ahead the days' partitions are made.
 pub const DAYS_AHEAD: i64 = 7;
@@ -49,6 +49,9 @@ pub struct Retired {
     /// Partitions past retention kept because a delivery that has not settled needs one
     /// of their rows.
     pub held: Vec<String>,
+    /// Partitions (attached or detached) left as they were because their locks, or
+    /// replays under way, stayed busy through every try: the next run tries again.
+    pub busy: Vec<String>,
     /// Deliveries deleted with their events' days.
     pub deliveries: u64,
     /// Rows of dropped days found in the default partitions.
@@ -68,9 +71,14 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
     let mut retired = Retired::default();
     for table in TABLES {
         for name in partitions::detached(pool, table).await? {
-            with_retries(|| partitions::drop_table(pool, &name)).await?;
-            tracing::info!(table = %name, "detached partition dropped");
-            retired.dropped.push(name);
+            match with_retries(|| partitions::drop_table(pool, &name)).await {
+                Ok(()) => {
+                    tracing::info!(table = %name, "detached partition dropped");
+                    retired.dropped.push(name);
+                }
+                Err(e) if partitions::is_lock_timeout(&e) => retired.busy.push(name),
+                Err(e) => return Err(e.into()),
+            }
         }
         for partition in partitions::list(pool, table).await? {
             if partition.upper.is_none_or(|upper| upper > before) {
@@ -78,23 +86,29 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
             }
             // Checked first so a held day's deliveries are not deleted for nothing, and
             // again as it is detached.
-            let mut detached = false;
-            if !partitions::holds_open_delivery(pool, table, &partition).await? {
-                retired.deliveries += delete_deliveries(pool, table, &partition).await?;
-                detached = with_retries(|| partitions::detach(pool, table, &partition)).await?;
-            }
-            if detached {
-                tracing::info!(partition = %partition.name, "partition detached");
-                retired.detached.push(partition.name);
-            } else {
-                tracing::warn!(
-                    partition = %partition.name,
-                    "partition past retention kept: an unsettled delivery needs it"
-                );
+            if partitions::holds_open_delivery(pool, table, &partition).await? {
                 retired.held.push(partition.name);
+                continue;
+            }
+            retired.deliveries += delete_deliveries(pool, table, &partition).await?;
+            match with_retries(|| partitions::detach(pool, table, &partition)).await {
+                Ok(Detach::Done { deliveries }) => {
+                    tracing::info!(partition = %partition.name, "partition detached");
+                    retired.deliveries += deliveries;
+                    retired.detached.push(partition.name);
+                }
+                Ok(Detach::Needed) => retired.held.push(partition.name),
+                Err(e) if partitions::is_lock_timeout(&e) => retired.busy.push(partition.name),
+                Err(e) => return Err(e.into()),
             }
         }
         retired.strays += partitions::delete_old_strays(pool, table, before).await?;
+    }
+    if !retired.held.is_empty() {
+        tracing::warn!(partitions = ?retired.held, "partitions past retention kept: unsettled deliveries need them");
+    }
+    if !retired.busy.is_empty() {
+        tracing::warn!(partitions = ?retired.busy, "partitions left for the next run: their locks stayed busy");
     }
     Ok(retired)
 }
@@ -108,19 +122,22 @@ async fn delete_deliveries(
     if table.name != partitions::EVENTS.name {
         return Ok(0);
     }
+    // Until none is left: a batch that passed over a replayed delivery comes back short
+    // with settled ones still to go.
     let mut total = 0;
     loop {
         let gone = partitions::delete_deliveries_of(pool, partition, DELIVERY_BATCH).await?;
         total += gone;
-        if gone < DELIVERY_BATCH as u64 {
+        if gone == 0 {
             return Ok(total);
         }
     }
 }
 
 /// Runs `step` again while it times out waiting for its lock, up to [`TRIES`] times,
-/// pausing longer each time so the statements it waited behind can finish.
-async fn with_retries<T, F, Fut>(mut step: F) -> Result<T, StoreError>
+/// pausing longer each time so the statements it waited behind can finish; the last
+/// timeout is returned.
+async fn with_retries<T, F, Fut>(mut step: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -133,7 +150,7 @@ where
                 tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(tries))).await;
                 tries += 1;
             }
-            other => return Ok(other?),
+            other => return other,
         }
     }
 }

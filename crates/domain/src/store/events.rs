@@ -260,6 +260,10 @@ pub async fn rerun(
     plans: &[DeliveryPlan],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    // Like a replay, this makes the event needed again: it waits for retention, and the
+    // event must still be there once it has.
+    super::retention::replays_may_go(tx).await?;
+    get(&mut *tx, team, event).await?;
     // A person asked for these: they are due at once and never coalesced away (they
     // still wait their turn behind an earlier delivery of their ordering key).
     let plans: Vec<DeliveryPlan> = plans

@@ -279,27 +279,44 @@ pub async fn delete_old_strays(
     .rows_affected())
 }
 
+/// What [`detach`] did with a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detach {
+    /// Detached, with the day's deliveries that settled after [`delete_deliveries_of`]
+    /// passed them (an events partition's).
+    Done { deliveries: u64 },
+    /// Kept: a delivery that has not settled needs one of its rows.
+    Needed,
+}
+
 /// Detaches a partition from its table unless a delivery that has not settled needs one
-/// of its rows (then it stays, and this returns false), giving up after
-/// [`LOCK_TIMEOUT`]. Replays wait from the check to the commit, so none reopens a
-/// delivery of the day between them; an events day's deliveries that settled after
-/// [`delete_deliveries_of`] passed them go here. The parent's lock is held for the
-/// detach alone; [`drop_table`] drops the table later.
+/// of its rows, waiting at most [`LOCK_TIMEOUT`] for each lock: replays under way,
+/// then the tables'. Replays wait from the check to the commit, so none reopens a
+/// delivery of the day between them. The parent's lock is held for the detach alone;
+/// [`drop_table`] drops the table later.
+///
+/// Holding delivery rows while it waits for the parent's lock, this can close a cycle
+/// with a source's or team's delete (which holds the parent and wants those rows); the
+/// lock timeout, shorter than `deadlock_timeout`, makes this side give way and the
+/// caller try again.
 #[tracing::instrument(skip_all, fields(table = table.name, partition = %partition.name))]
 pub async fn detach(
     pool: &PgPool,
     table: Table,
     partition: &Partition,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Detach, sqlx::Error> {
     let mut tx = pool.begin().await?;
     set_lock_timeout(&mut tx).await?;
     super::retention::hold_off_replays(&mut tx).await?;
     if holds_open_delivery(&mut *tx, table, partition).await? {
-        return Ok(false);
+        tx.rollback().await?;
+        return Ok(Detach::Needed);
     }
-    if table.name == EVENTS.name {
-        delete_deliveries_of(&mut *tx, partition, i64::MAX).await?;
-    }
+    let deliveries = if table.name == EVENTS.name {
+        delete_deliveries_of(&mut *tx, partition, i64::MAX).await?
+    } else {
+        0
+    };
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "ALTER TABLE {parent} DETACH PARTITION {name}",
         parent = table.name,
@@ -308,7 +325,7 @@ pub async fn detach(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Detach::Done { deliveries })
 }
 
 /// Drops a detached partition: its foreign keys first, each in a moment of its own

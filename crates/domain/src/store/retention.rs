@@ -14,12 +14,12 @@ use crate::ids::{AttemptId, DeliveryId, EventId, TeamId};
 /// How long the queue keeps a finished job's row.
 pub const FINISHED_JOBS_KEPT: Duration = Duration::days(7);
 
-/// The advisory lock between replays and retention. A replay makes a settled delivery
-/// need its event again, so retention's last check that nothing needs a row and its
-/// removal of the row must not have a replay between them: each replay holds this lock
-/// shared for its transaction, and retention holds it alone from its check to its
+/// The advisory lock between replays and retention. A replay (or a re-run of an event)
+/// makes an event needed again, so retention's last check that nothing needs a row and
+/// its removal of the row must not have a replay between them: each replay holds this
+/// lock shared for its transaction, and retention holds it alone from its check to its
 /// commit. A replay that came first is seen by the check; one that comes after finds its
-/// delivery gone.
+/// delivery, or its event, gone.
 const REPLAYS: i64 = 0x5359_5245_504c_4159;
 
 /// Lets a replay go on, waiting while retention checks and removes rows.
@@ -51,9 +51,15 @@ pub async fn teams(db: impl PgExecutor<'_>, cap: i32) -> Result<Vec<(TeamId, i32
     )
 }
 
+/// How long a team's batch waits for replays under way (and for its rows) before it
+/// gives way to them until the next run.
+const BATCH_LOCK_TIMEOUT: &str = "1s";
+
 /// Deletes up to `batch` of the team's events received before `before`, with their
 /// fetched objects, deliveries and attempts, and returns how many events went. An event
 /// with a delivery that has not settled stays until it has; replays wait meanwhile.
+/// A batch that waits longer than [`BATCH_LOCK_TIMEOUT`] for its locks deletes nothing
+/// and returns 0: the next run goes on.
 #[tracing::instrument(skip_all)]
 pub async fn delete_events(
     db: &PgPool,
@@ -61,7 +67,27 @@ pub async fn delete_events(
     before: DateTime<Utc>,
     batch: i64,
 ) -> Result<u64, StoreError> {
+    match delete_events_once(db, team, before, batch).await {
+        Err(e) if super::partitions::is_lock_timeout(&e) => {
+            tracing::info!("a team's retention batch gave way to replays under way");
+            Ok(0)
+        }
+        other => Ok(other?),
+    }
+}
+
+async fn delete_events_once(
+    db: &PgPool,
+    team: &TeamId,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
     let mut tx = db.begin().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT}'"
+    )))
+    .execute(&mut *tx)
+    .await?;
     hold_off_replays(&mut tx).await?;
     // Ids sort by the time they were made, so the team's id index finds the old ones.
     let ids: Vec<String> = sqlx::query_scalar(
@@ -81,6 +107,7 @@ pub async fn delete_events(
     .fetch_all(&mut *tx)
     .await?;
     let Some(oldest) = ids.first() else {
+        tx.rollback().await?;
         return Ok(0);
     };
     // Deliveries and attempts are made after their event: their partitions from the

@@ -49,8 +49,9 @@ pub struct Retired {
     /// Partitions past retention kept because a delivery that has not settled needs one
     /// of their rows.
     pub held: Vec<String>,
-    /// Partitions (attached or detached) left as they were because their locks, or
-    /// replays under way, stayed busy through every try: the next run tries again.
+    /// Partitions not detached, or detached tables not dropped, because their locks (or
+    /// replays under way) stayed busy through every try, and the other tables' days
+    /// kept with a busy events day: the next run tries again.
     pub busy: Vec<String>,
     /// Deliveries deleted with their events' days.
     pub deliveries: u64,
@@ -69,6 +70,9 @@ pub struct Retired {
 /// [`partitions::drop_table`].)
 pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, StoreError> {
     let mut retired = Retired::default();
+    // Events days left attached for want of their locks: their fetched objects and
+    // attempts stay with them.
+    let mut busy_days: Vec<Partition> = Vec::new();
     for table in TABLES {
         for name in partitions::detached(pool, table).await? {
             match with_retries(|| partitions::drop_table(pool, &name)).await {
@@ -84,6 +88,10 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
             if partition.upper.is_none_or(|upper| upper > before) {
                 break;
             }
+            if busy_days.iter().any(|day| overlap(day, &partition)) {
+                retired.busy.push(partition.name);
+                continue;
+            }
             // Checked first so a held day's deliveries are not deleted for nothing, and
             // again as it is detached.
             if partitions::holds_open_delivery(pool, table, &partition).await? {
@@ -98,7 +106,12 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
                     retired.detached.push(partition.name);
                 }
                 Ok(Detach::Needed) => retired.held.push(partition.name),
-                Err(e) if partitions::is_lock_timeout(&e) => retired.busy.push(partition.name),
+                Err(e) if partitions::is_lock_timeout(&e) => {
+                    retired.busy.push(partition.name.clone());
+                    if table.name == partitions::EVENTS.name {
+                        busy_days.push(partition);
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -111,6 +124,14 @@ pub async fn retire(pool: &PgPool, before: DateTime<Utc>) -> Result<Retired, Sto
         tracing::warn!(partitions = ?retired.busy, "partitions left for the next run: their locks stayed busy");
     }
     Ok(retired)
+}
+
+/// Whether two partitions' ranges meet (an open end reaches as far as it can).
+fn overlap(a: &Partition, b: &Partition) -> bool {
+    a.overlaps(
+        b.lower.unwrap_or(DateTime::<Utc>::MIN_UTC),
+        b.upper.unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
 }
 
 /// The deliveries of an events partition's events, in batches, before it goes.

@@ -92,7 +92,9 @@ pub async fn rerun(scope: Scope<'_>, id: &EventId) -> Result<usize, AppError> {
         .map(|(plan, _)| plan)
         .collect();
     let mut tx = scope.pool.begin().await?;
-    let made = events::rerun(&mut tx, scope.team, id, &plans, Utc::now()).await?;
+    let made = events::rerun(&mut tx, scope.team, id, &plans, Utc::now())
+        .await
+        .map_err(missing("event"))?;
     scope.audit(&mut *tx, "event.rerun", id.as_str()).await?;
     tx.commit().await?;
     Ok(made)

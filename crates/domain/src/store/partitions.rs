@@ -146,7 +146,7 @@ pub async fn make(pool: &PgPool, table: Table, day: NaiveDate) -> Result<(), sql
     let upper = table.first_at(day_start(day + Duration::days(1)));
     let (parent, key, default) = (table.name, table.key, table.default_partition());
     let mut tx = pool.begin().await?;
-    set_lock_timeout(&mut tx).await?;
+    set_lock_timeout(&mut tx, LOCK_TIMEOUT).await?;
     for statement in [
         format!(
             "CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
@@ -168,9 +168,14 @@ pub async fn make(pool: &PgPool, table: Table, day: NaiveDate) -> Result<(), sql
     tx.commit().await
 }
 
-async fn set_lock_timeout(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+/// Makes every lock the rest of the transaction waits for give up after `timeout` (a
+/// PostgreSQL interval, from a constant).
+pub(crate) async fn set_lock_timeout(
+    tx: &mut sqlx::PgConnection,
+    timeout: &'static str,
+) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+        "SET LOCAL lock_timeout = '{timeout}'"
     )))
     .execute(tx)
     .await?;
@@ -306,7 +311,7 @@ pub async fn detach(
     partition: &Partition,
 ) -> Result<Detach, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    set_lock_timeout(&mut tx).await?;
+    set_lock_timeout(&mut tx, LOCK_TIMEOUT).await?;
     super::retention::hold_off_replays(&mut tx).await?;
     if holds_open_delivery(&mut *tx, table, partition).await? {
         tx.rollback().await?;
@@ -347,7 +352,7 @@ pub async fn drop_table(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
         .chain([format!("DROP TABLE {name}")]);
     for statement in statements {
         let mut tx = pool.begin().await?;
-        set_lock_timeout(&mut tx).await?;
+        set_lock_timeout(&mut tx, LOCK_TIMEOUT).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await?;
